@@ -1,0 +1,32 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Failures of the operating system's file calls. Messages name the path.
+public enum IOError: Error, Equatable, Sendable, CustomStringConvertible {
+    case cannotOpen(path: String, errno: Int32)
+    case notARegularFile(path: String)
+    case cannotMap(path: String, errno: Int32)
+    case readFailed(path: String, errno: Int32)
+    case writeFailed(path: String, errno: Int32)
+    case cannotCreate(path: String, errno: Int32)
+    case cannotRename(from: String, to: String, errno: Int32)
+    case notADirectory(path: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let p, let e): return "\(p): cannot open: \(Self.message(e))"
+        case .notARegularFile(let p): return "\(p): not a regular file"
+        case .cannotMap(let p, let e): return "\(p): cannot map into memory: \(Self.message(e))"
+        case .readFailed(let p, let e): return "\(p): read failed: \(Self.message(e))"
+        case .writeFailed(let p, let e): return "\(p): write failed: \(Self.message(e))"
+        case .cannotCreate(let p, let e): return "\(p): cannot create: \(Self.message(e))"
+        case .cannotRename(let f, let t, let e): return "\(t): cannot rename \(f) into place: \(Self.message(e))"
+        case .notADirectory(let p): return "\(p): not a directory"
+        }
+    }
+
+    static func message(_ e: Int32) -> String { String(cString: strerror(e)) }
+}

@@ -1,0 +1,92 @@
+// MappedFile: a read-only, private memory mapping of a whole file, and views into it.
+//
+// Readers parse headers straight from the mapping and hand out tensors as views
+// (zero-copy). Writers that stream a checkpoint call `releaseResidentPages()` after each
+// tensor so the file's pages leave this process's resident set: peak memory then follows
+// the largest tensor, not the checkpoint.
+//
+// SAFETY: the mapping lives as long as the MappedFile object; every view holds a strong
+// reference to it, and no pointer escapes a `withBytes` call. If another process truncates
+// the file while it is mapped, touching the lost pages raises SIGBUS: ckpt does not guard
+// against files changed underneath it.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CkptCore
+
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let count: Int
+    private let base: UnsafeRawPointer?
+
+    public init(path: String) throws(IOError) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .cannotOpen(path: path, errno: errno) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .cannotOpen(path: path, errno: errno) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .notARegularFile(path: path) }
+        count = Int(st.st_size)
+        if count == 0 {
+            base = nil
+            return
+        }
+        let p = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else { throw .cannotMap(path: path, errno: errno) }
+        base = UnsafeRawPointer(p)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+    }
+
+    /// The whole file. SAFETY: the pointer is valid only inside `body`.
+    public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    /// A view of `count` bytes at `offset`; the range must lie inside the file.
+    public func slice(offset: Int, count: Int) -> MappedSlice {
+        precondition(offset >= 0 && count >= 0 && offset <= self.count - count, "slice outside the mapping")
+        return MappedSlice(file: self, offset: offset, count: count)
+    }
+
+    /// Tells the kernel the pages of this byte range are not needed any more. They are
+    /// dropped from the resident set and re-read from the file if touched again.
+    func dontNeed(offset: Int, count: Int) {
+        guard let base, count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        // Only whole pages inside the range: neighbours may still be in use.
+        let start = (offset + page - 1) / page * page
+        let end = (offset + count) / page * page
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, Int32(MADV_DONTNEED))
+    }
+}
+
+public final class MappedSlice: ExternalBytes, @unchecked Sendable {
+    public let file: MappedFile
+    public let offset: Int
+    public let count: Int
+
+    init(file: MappedFile, offset: Int, count: Int) {
+        self.file = file
+        self.offset = offset
+        self.count = count
+    }
+
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try file.withBytes { all in
+            // SAFETY: offset..<offset+count was checked against the mapping in `slice`.
+            try body(UnsafeRawBufferPointer(rebasing: all[offset..<offset + count]))
+        }
+    }
+
+    public func releaseResidentPages() { file.dontNeed(offset: offset, count: count) }
+
+    public var origin: String { file.path }
+}
