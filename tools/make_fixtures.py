@@ -140,7 +140,7 @@ def write_tiny_gpt2():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=64, vocab_size=96,
+    config = GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=64, vocab_size=96, bos_token_id=95, eos_token_id=95,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     model = GPT2LMHeadModel(config).eval()
     single = os.path.join(ROOT, "tiny-gpt2")

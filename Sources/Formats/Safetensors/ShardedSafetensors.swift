@@ -115,7 +115,7 @@ public enum ShardedSafetensors {
             }
             weightMap.sort { $0.0.unicodeScalars.lexicographicallyPrecedes($1.0.unicodeScalars, by: { $0.value < $1.value }) }
             let index = JSONValue.object([
-                "metadata": .object(["total_size": .int(graph.byteCount)]),
+                "metadata": .object(["total_parameters": .int(graph.parameterCount), "total_size": .int(graph.byteCount)]),
                 "weight_map": .object(OrderedDictionary(uniqueKeysWithValues: weightMap.map { ($0.0, JSONValue.string($0.1)) })),
             ])
             var f = try AtomicFile(target: dir.path(for: indexName))
