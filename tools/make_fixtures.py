@@ -15,6 +15,8 @@ Outputs (all under fixtures/, a few hundred kB in all):
   tiny-gpt2-sharded/                    the same model saved with max_shard_size="40KB":
                                         model-0000N-of-0000M.safetensors + index, by transformers
   tiny-gpt2.expected.json               per-tensor sha256 of the tiny model's bytes
+  safetensors/casts_{f32,f16,bf16}.safetensors
+                                        f32 values and torch's f16/bf16 casts of them
 
 CI never runs this: the outputs are committed. Rerun it when adding fixtures; the random
 seeds make the tensor values repeatable, but safetensors writes `__metadata__` in hash order,
@@ -158,6 +160,24 @@ def write_tiny_gpt2():
         f.write("\n")
 
 
+def write_casts():
+    """f32 values and torch's own f16/bf16 conversions of them (round to nearest even),
+    the reference for `ckpt convert --dtype`."""
+    import torch
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.cat([
+        torch.randn(4096, generator=g) * 10.0 ** torch.randint(-9, 6, (4096,), generator=g).float(),
+        torch.tensor([0.0, -0.0, 1.0, 65504.0, 65519.0, 65520.0, 1e-8, 6e-8, 3.0e38, float("inf"), float("-inf"),
+                      1.00390625, 1.01171875]),  # bf16 ties: 1 + 2^-8 (to even, down), 1 + 3·2^-8 (up)
+    ])
+    out = os.path.join(ROOT, "safetensors")
+    save_file({"w": x}, os.path.join(out, "casts_f32.safetensors"), metadata={"format": "pt"})
+    save_file({"w": x.to(torch.float16)}, os.path.join(out, "casts_f16.safetensors"), metadata={"format": "pt"})
+    save_file({"w": x.to(torch.bfloat16)}, os.path.join(out, "casts_bf16.safetensors"), metadata={"format": "pt"})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-torch", action="store_true")
@@ -165,6 +185,7 @@ def main():
     write_every_dtype()
     if not args.no_torch:
         write_tiny_gpt2()
+        write_casts()
     print("fixtures written under", os.path.normpath(ROOT), file=sys.stderr)
 
 

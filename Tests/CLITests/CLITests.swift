@@ -1,0 +1,155 @@
+// End-to-end runs of the built `ckpt` binary.
+
+import CkptCore
+import Foundation
+import Testing
+import TestSupport
+
+@Suite struct InspectCommandTests {
+    @Test func jsonReportFollowsTheDocumentedSchema() throws {
+        let r = try CkptBinary.run("inspect", Repo.fixture("tiny-gpt2"), "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = try JSONValue.parse(r.stdout)
+        #expect(v["format"]?.stringValue == "safetensors")
+        let tensors = try #require(v["tensors"]?.arrayValue)
+        #expect(tensors.count == 28)
+        let wte = try #require(tensors.first { $0["name"]?.stringValue == "transformer.wte.weight" })
+        #expect(wte["dtype"]?.stringValue == "f32")
+        #expect(wte["shape"] == .array([.int(96), .int(32)]))
+        #expect(wte["bytes"]?.intValue == 96 * 32 * 4)
+        #expect(v["metadata"]?["format"]?.stringValue == "pt")
+        #expect(v["config"]?["model_type"]?.stringValue == "gpt2")
+        #expect(v["ties"]?["lm_head.weight"]?.stringValue == "transformer.wte.weight")
+        #expect(v["parameters"]?.intValue == 30_592)
+        #expect(v["total_bytes"]?.intValue == 122_368)
+    }
+
+    @Test func humanReportNamesFormatTensorsAndConfig() throws {
+        let r = try CkptBinary.run("inspect", Repo.fixture("safetensors/every_dtype.safetensors"))
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("safetensors, 26 tensors"))
+        #expect(r.stdout.contains("f8_e4m3fnuz"))
+        #expect(r.stdout.contains("metadata: format = pt"))
+    }
+
+    @Test func anExplicitConfigIsUsed() throws {
+        let dir = TempDir()
+        try writeFile(dir.file("c.json"), Array(#"{"model_type": "gpt2", "n_layer": 7}"#.utf8))
+        let r = try CkptBinary.run("inspect", Repo.fixture("tiny-gpt2/model.safetensors"), "--config", dir.file("c.json"), "--json")
+        #expect(try JSONValue.parse(r.stdout)["config"]?["n_layer"]?.intValue == 7)
+    }
+}
+
+@Suite struct ConvertCommandTests {
+    @Test func safetensorsRoundTripIsByteIdentical() throws {
+        let dir = TempDir()
+        let src = Repo.fixture("safetensors/every_dtype.safetensors")
+        let r = try CkptBinary.run("convert", src, dir.file("out.safetensors"))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.isEmpty)  // not a terminal: no progress bar
+        #expect(try readFile(dir.file("out.safetensors")) == readFile(src))
+    }
+
+    @Test func castsMatchTorchBitForBit() throws {
+        let dir = TempDir()
+        for dtype in ["f16", "bf16"] {
+            let out = dir.file("\(dtype).safetensors")
+            let r = try CkptBinary.run("convert", Repo.fixture("safetensors/casts_f32.safetensors"), out, "--dtype", dtype)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try readFile(out) == readFile(Repo.fixture("safetensors/casts_\(dtype).safetensors")), "\(dtype)")
+        }
+    }
+
+    @Test func modelDirectoryToShardsAndBack() throws {
+        let dir = TempDir()
+        let sharded = dir.file("sharded")
+        var r = try CkptBinary.run("convert", Repo.fixture("tiny-gpt2"), sharded, "--max-shard-size", "40KB")
+        #expect(r.status == 0, "\(r.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: sharded).sorted()
+        #expect(files.contains("model.safetensors.index.json") && files.contains("config.json"))
+        r = try CkptBinary.run("convert", sharded, dir.file("single.safetensors"))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try readFile(dir.file("single.safetensors")) == readFile(Repo.fixture("tiny-gpt2/model.safetensors")))
+        // Reconverting into the same directory with one shard replaces the old shards.
+        r = try CkptBinary.run("convert", Repo.fixture("tiny-gpt2"), sharded + "/")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: sharded).sorted() == ["config.json", "model.safetensors"])
+    }
+}
+
+/// Bad input: one line on stderr naming the file (and the tensor), exit status 2, no output.
+@Suite struct ErrorReportingTests {
+    func expectCleanFailure(_ args: [String], mentions: [String], in dir: TempDir, sourceFiles: Set<String> = []) throws {
+        let r = try CkptBinary.run(args)
+        #expect(r.status == 2, "\(args): status \(r.status), stderr \(r.stderr)")
+        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
+        #expect(lines.count == 1, "\(r.stderr)")
+        for m in mentions { #expect(r.stderr.contains(m), "\(r.stderr) should mention \(m)") }
+        #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("Stack dump"))
+        #expect(Set(dir.contents()) == sourceFiles, "left behind: \(dir.contents())")
+    }
+
+    @Test func truncatedFile() throws {
+        let dir = TempDir()
+        let full = try readFile(Repo.fixture("tiny-gpt2/model.safetensors"))
+        try writeFile(dir.file("cut.safetensors"), Array(full.prefix(full.count - 100)))
+        try expectCleanFailure(["convert", dir.file("cut.safetensors"), dir.file("out.safetensors")],
+                               mentions: [dir.file("cut.safetensors"), "truncated", "`transformer.wte.weight`"],
+                               in: dir, sourceFiles: ["cut.safetensors"])
+    }
+
+    @Test func duplicateTensorNames() throws {
+        let dir = TempDir()
+        let f32 = #"{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"#
+        try writeFile(dir.file("dup.safetensors"), safetensorsBytes(header: "{\"w\":\(f32),\"w\":\(f32)}", data: [0, 0, 0, 0]))
+        try expectCleanFailure(["inspect", dir.file("dup.safetensors")], mentions: ["dup.safetensors", "`w`", "twice"],
+                               in: dir, sourceFiles: ["dup.safetensors"])
+    }
+
+    @Test func emptyFile() throws {
+        let dir = TempDir()
+        try writeFile(dir.file("empty.safetensors"), [])
+        try expectCleanFailure(["convert", dir.file("empty.safetensors"), dir.file("o.safetensors")],
+                               mentions: ["empty.safetensors", "empty file"], in: dir, sourceFiles: ["empty.safetensors"])
+    }
+
+    @Test func hostileHeaderLength() throws {
+        let dir = TempDir()
+        try writeFile(dir.file("huge.safetensors"), safetensorsBytes(header: "{}", lengthOverride: 1 << 40))
+        try expectCleanFailure(["inspect", dir.file("huge.safetensors")], mentions: ["huge.safetensors", "cap"],
+                               in: dir, sourceFiles: ["huge.safetensors"])
+    }
+
+    @Test func missingInputAndUnknownFormat() throws {
+        let dir = TempDir()
+        try expectCleanFailure(["inspect", dir.file("nope.safetensors")], mentions: ["nope.safetensors"], in: dir)
+        try writeFile(dir.file("notes.txt"), Array("just some text".utf8))
+        try expectCleanFailure(["convert", dir.file("notes.txt"), dir.file("o.safetensors")],
+                               mentions: ["notes.txt", "not a checkpoint format"], in: dir, sourceFiles: ["notes.txt"])
+    }
+
+    @Test func outputFormatsThatDoNotExistYetAreRefusedCleanly() throws {
+        let dir = TempDir()
+        try expectCleanFailure(["convert", Repo.fixture("tiny-gpt2"), dir.file("m.gguf")], mentions: ["gguf", "not supported yet"], in: dir)
+        try expectCleanFailure(["convert", Repo.fixture("tiny-gpt2"), dir.file("m.weird")], mentions: ["--to"], in: dir)
+    }
+
+    @Test func missingShard() throws {
+        let dir = TempDir()
+        let d = dir.file("sharded")
+        try FileManager.default.copyItem(atPath: Repo.fixture("tiny-gpt2-sharded"), toPath: d)
+        try FileManager.default.removeItem(atPath: d + "/model-00003-of-00004.safetensors")
+        try expectCleanFailure(["convert", d, dir.file("o.safetensors")],
+                               mentions: ["model.safetensors.index.json", "model-00003-of-00004.safetensors", "missing"],
+                               in: dir, sourceFiles: ["sharded"])
+    }
+
+    @Test func usageErrorsExitWithTwo() throws {
+        let r = try CkptBinary.run("convert", "only-one-argument")
+        #expect(r.status == 2)
+        let bad = try CkptBinary.run("convert", Repo.fixture("tiny-gpt2"), "/tmp/x.safetensors", "--dtype", "int3")
+        #expect(bad.status == 2 && bad.stderr.contains("--dtype"))
+        let help = try CkptBinary.run("--help")
+        #expect(help.status == 0 && help.stdout.contains("convert"))
+    }
+}
