@@ -19,8 +19,8 @@ Needs only numpy + safetensors + the standard library.
      python load+save+fsync  the same followed by os.fsync of the output
    Outputs are removed after each run and `sync` is called (untimed) so that no dirty pages of
    one run are flushed during the next.
-3. Each run is a fresh wrapper process that times one command and reads its peak RSS from
-   getrusage(RUSAGE_CHILDREN) (which covers only that one child tree).
+3. Each run is one fresh process (GNU time if installed, else a python wrapper around
+   getrusage(RUSAGE_CHILDREN)) that runs one command and reports its peak RSS and CPU time.
 4. Prints a markdown table (median/min seconds, GB/s, ratios, peak RSS) and the ckpt peak RSS
    minus the largest tensor (target: < 300 MB); --markdown-out writes the same text to a file.
 5. Verifies once that ckpt's single-file output is byte-identical to the source (`cmp`) and
@@ -250,17 +250,24 @@ def main():
     warm(src)
     os.sync()
 
+    use_gnu_time = have_gnu_time()
+    method = ("GNU time (`/usr/bin/time -f %M`)" if use_gnu_time
+              else "a python wrapper's getrusage(RUSAGE_CHILDREN) (floor ~12 MB)")
+    print(f"peak RSS from {method}, one fresh process per run")
     times = {k: [] for k, *_ in cmds}
     rss = {k: [] for k, *_ in cmds}
+    cpu = {k: [] for k, *_ in cmds}
     checks = {}
     for rep in range(args.repeat):
         for key, label, argv, dst in cmds:  # round-robin, so drift hits every command alike
             remove(dst)
             os.sync()
-            wall, peak = measure(argv)
+            wall, peak, cpu_s = measure(argv, args.workdir, use_gnu_time)
             times[key].append(wall)
             rss[key].append(peak)
-            print(f"  run {rep + 1}/{args.repeat} {label:32s} {wall:7.2f} s  peak RSS {peak / MB:7.1f} MB", flush=True)
+            cpu[key].append(cpu_s)
+            print(f"  run {rep + 1}/{args.repeat} {label:32s} {wall:7.2f} s  cpu {cpu_s:6.2f} s  "
+                  f"peak RSS {peak / MB:7.1f} MB", flush=True)
             if rep == 0 and key == "ckpt":
                 checks["ckpt"] = verify_single(src, dst)
             elif rep == 0 and key == "ckpt-shards":
@@ -273,15 +280,16 @@ def main():
 
     med = {k: statistics.median(v) for k, v in times.items()}
     rows = [
-        "| command | median s | min s | GB/s (median) | vs cp | vs cp+fsync | vs python load+save | peak RSS MB (max) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| command | median s | min s | GB/s (median) | vs cp | vs cp+fsync | vs python load+save "
+        "| CPU s user+sys (median) | peak RSS MB (max) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, label, *_ in cmds:
         m = med[key]
         rows.append(
             f"| {label} | {m:.2f} | {min(times[key]):.2f} | {src_bytes / GB / m:.2f} | "
             f"{fmt_ratio(m / med['cp'])} | {fmt_ratio(m / med['cp+fsync'])} | {fmt_ratio(m / med['py'])} | "
-            f"{max(rss[key]) / MB:.0f} |"
+            f"{statistics.median(cpu[key]):.2f} | {max(rss[key]) / MB:.0f} |"
         )
     ckpt_peak = max(max(rss["ckpt"]), max(rss["ckpt-shards"]))
     extra = ckpt_peak - largest
@@ -299,7 +307,8 @@ def main():
         f"Checkpoint: {src_bytes / GB:.3f} GB ({src_bytes / 2**30:.2f} GiB) of fp32 in {len(spec)} tensors, written by "
         f"`safetensors.numpy.save_file`; largest tensor `{largest_name}` {list(largest_shape)} = {largest / MB:.1f} MB.",
         f"Warm page cache (source read once before timing), {args.repeat} runs per command, round-robin; "
-        "outputs removed and `sync` called between runs. GB = 1e9 bytes, MB = 1e6 bytes.",
+        "outputs removed and `sync` called between runs. GB = 1e9 bytes, MB = 1e6 bytes. "
+        f"Ratios are of median times (> 1× = slower). Peak RSS from {method}, one fresh process per run.",
         "",
         *rows,
         "",
