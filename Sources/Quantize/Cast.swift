@@ -32,25 +32,39 @@ public enum Cast {
         return try Tensor(name: tensor.name, dtype: target, shape: tensor.shape, data: .owned(out))
     }
 
-    /// Little-endian f32 bytes of a float tensor. f64 rounds to nearest even (Float(Double)).
+    /// The tensor's values as f32 (f64 rounds to nearest even; f16/bf16 widen exactly).
+    /// nil for dtypes that are not f64/f32/f16/bf16.
+    public static func floats(_ tensor: Tensor) throws -> [Float]? {
+        guard [.f64, .f32, .f16, .bf16].contains(tensor.dtype) else { return nil }
+        let n = tensor.elementCount
+        return try [Float](unsafeUninitializedCapacity: n) { buffer, count in
+            try tensor.data.withBytes { src in decode(src, tensor.dtype, into: UnsafeMutableRawBufferPointer(buffer), count: n) }
+            count = n
+        }
+    }
+
+    /// Little-endian f32 bytes of a float tensor.
     static func toF32(_ tensor: Tensor) throws -> [UInt8] {
         let n = tensor.elementCount
         var out = [UInt8](repeating: 0, count: n * 4)
         try tensor.data.withBytes { src in
-            out.withUnsafeMutableBytes { dst in
-                switch tensor.dtype {
-                case .f32: dst.copyMemory(from: src)
-                case .f16, .bf16: FloatBits.convertToF32(src, to: dst, bf16: tensor.dtype == .bf16)
-                case .f64:
-                    for i in 0..<n {
-                        let d = Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))
-                        dst.storeBytes(of: Float(d).bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
-                    }
-                default: preconditionFailure("not a float dtype")
-                }
-            }
+            out.withUnsafeMutableBytes { decode(src, tensor.dtype, into: $0, count: n) }
         }
         return out
+    }
+
+    /// Writes `n` f32 values (little-endian) decoded from `src` holding f64/f32/f16/bf16.
+    static func decode(_ src: UnsafeRawBufferPointer, _ dtype: DType, into dst: UnsafeMutableRawBufferPointer, count n: Int) {
+        switch dtype {
+        case .f32: dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<n * 4]))
+        case .f16, .bf16: FloatBits.convertToF32(UnsafeRawBufferPointer(rebasing: src[0..<n * 2]), to: dst, bf16: dtype == .bf16)
+        case .f64:
+            for i in 0..<n {
+                let d = Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))
+                dst.storeBytes(of: Float(d).bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self)
+            }
+        default: preconditionFailure("not a float dtype")
+        }
     }
 }
 

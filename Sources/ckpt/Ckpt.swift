@@ -20,35 +20,37 @@ struct Ckpt: ParsableCommand {
             Exit status: 0 ok, 1 verification gate failed, 2 bad input or usage.
             """,
         version: "ckpt \(version) (libhdf5 \(LinkedLibraries.hdf5Version))",
-        subcommands: [Inspect.self, Convert.self]
+        subcommands: [Inspect.self, Convert.self, Forward.self]
     )
 
     static func main() {
         installSignalHandlers()
+        var command: any ParsableCommand
         do {
-            var command = try parseAsRoot()
-            try command.run()
+            command = try parseAsRoot()
         } catch {
-            exit(code: report(error))
+            // Help and version: status 0. Usage errors: ArgumentParser's message, status 2
+            // (never its default 64).
+            let message = Ckpt.fullMessage(for: error)
+            if Ckpt.exitCode(for: error) == .success {
+                if !message.isEmpty { print(message) }
+                exit(code: 0)
+            }
+            FileHandle.standardError.write(Data((message + "\n").utf8))
+            exit(code: 2)
         }
-    }
-
-    /// Prints an error as one line (or ArgumentParser's usage text) and returns the exit code.
-    static func report(_ error: any Error) -> Int32 {
-        if let code = error as? ExitCode { return code.rawValue }
-        if error is CLIError || error is FileError || error is IOError || error is CheckpointError {
-            FileHandle.standardError.write(Data("ckpt: error: \(error)\n".utf8))
-            return 2
+        do {
+            try command.run()
+        } catch let code as ExitCode {
+            exit(code: code.rawValue)
+        } catch {
+            // Anything a command throws is bad input: one line naming the file and what is
+            // wrong (the errors carry the tensor), status 2.
+            let line = "\(error)".replacingOccurrences(of: "\n", with: " ")
+            FileHandle.standardError.write(Data("ckpt: error: \(line)\n".utf8))
+            exit(code: 2)
         }
-        let code = Ckpt.exitCode(for: error)
-        let message = Ckpt.fullMessage(for: error)
-        if code == .success {
-            if !message.isEmpty { print(message) }
-            return 0
-        }
-        // Usage errors and anything unexpected: bad input, status 2 (never ArgumentParser's 64).
-        FileHandle.standardError.write(Data((message.isEmpty ? "ckpt: error: \(error)" : message).utf8 + [0x0A]))
-        return 2
+        exit(code: 0)
     }
 
     static func exit(code: Int32) -> Never {

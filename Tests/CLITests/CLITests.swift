@@ -153,3 +153,40 @@ import TestSupport
         #expect(help.status == 0 && help.stdout.contains("convert"))
     }
 }
+
+@Suite struct ForwardCommandTests {
+    @Test func writesLogitsNumPyReadsAndMatchesPyTorch() throws {
+        let dir = TempDir()
+        let out = dir.file("logits.npy")
+        let r = try CkptBinary.run("forward", Repo.fixture("models/gpt2-oddhead"), "--tokens", "3,1,4,1,5,9,2,6", "--output", out)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("GPT2LMHeadModel: logits [8, 101]"))
+        // numpy reads the file ckpt wrote (values are checked by the reference-output tests).
+        let py = try Python.run("import numpy as np, sys; a = np.load(sys.argv[1]); print(a.dtype, a.shape, int(np.isfinite(a).all()))", [out])
+        #expect(py.status == 0, "\(py.stderr)")
+        #expect(py.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "float32 (8, 101) 1")
+    }
+
+    @Test func seedEncoderTakesVectorsFromNumPy() throws {
+        let dir = TempDir()
+        let py = try Python.run("""
+            import numpy as np, sys
+            np.save(sys.argv[1], np.random.default_rng(0).standard_normal((5, 32)).astype(np.float32))
+            """, [dir.file("x.npy")])
+        #expect(py.status == 0, "\(py.stderr)")
+        let r = try CkptBinary.run("forward", Repo.fixture("models/seed-encoder"), "--input", dir.file("x.npy"), "--output", dir.file("y.npy"))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("SeedTransformer: hidden_state [5, 32]"))
+    }
+
+    @Test func badForwardInputsExitWithTwo() throws {
+        for args in [["forward", Repo.fixture("models/gpt2-a"), "--tokens", "1,x"],
+                     ["forward", Repo.fixture("models/gpt2-a"), "--tokens", "1,999"],
+                     ["forward", Repo.fixture("models/seed-encoder"), "--tokens", "1,2"],
+                     ["forward", Repo.fixture("safetensors/every_dtype.safetensors"), "--tokens", "1"]] {
+            let r = try CkptBinary.run(args)
+            #expect(r.status == 2, "\(args): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        }
+    }
+}

@@ -1,0 +1,238 @@
+// The forward pass's building blocks, llm.c-style: each a small function over row-major f32
+// buffers whose shapes are in the comments.
+//
+// Legend: T tokens, C channels (hidden size), OC output channels, NH query heads, NKV key/value
+// heads, hs head size, V vocabulary. Matrix products call OpenBLAS's sgemm; everything else
+// is plain loops over contiguous rows. A naive reference of each kernel lives in the tests.
+
+import COpenBLAS
+import Foundation
+
+/// A weight matrix in f32. `layout` says how it is stored:
+///   .outIn  [OC, C], as torch.nn.Linear keeps it  (y = x·Wᵀ)
+///   .inOut  [C, OC], as GPT-2's Conv1D keeps it   (y = x·W)
+struct Matrix: Sendable {
+    enum Layout: Sendable { case outIn, inOut }
+    var data: [Float]
+    var inFeatures: Int
+    var outFeatures: Int
+    var layout: Layout
+}
+
+enum Kernels {
+    /// out[T, OC] = inp[T, C] · W (+ bias[OC]).
+    static func linear(_ inp: [Float], T: Int, _ w: Matrix, bias: [Float]?) -> [Float] {
+        let C = w.inFeatures, OC = w.outFeatures
+        precondition(inp.count == T * C, "linear: input is not [T, C]")
+        var out = [Float](repeating: 0, count: T * OC)
+        guard T > 0, OC > 0 else { return out }
+        if let bias {
+            for t in 0..<T { out.withUnsafeMutableBufferPointer { o in for j in 0..<OC { o[t * OC + j] = bias[j] } } }
+        }
+        let beta: Float = bias == nil ? 0 : 1
+        inp.withUnsafeBufferPointer { a in
+            w.data.withUnsafeBufferPointer { b in
+                out.withUnsafeMutableBufferPointer { c in
+                    switch w.layout {
+                    case .outIn:
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(OC), Int32(C),
+                                    1, a.baseAddress, Int32(C), b.baseAddress, Int32(C), beta, c.baseAddress, Int32(OC))
+                    case .inOut:
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(OC), Int32(C),
+                                    1, a.baseAddress, Int32(C), b.baseAddress, Int32(OC), beta, c.baseAddress, Int32(OC))
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// LayerNorm over each row of x[T, C]: (x - mean) / sqrt(var + eps) · weight + bias.
+    static func layerNorm(_ x: [Float], T: Int, C: Int, weight: [Float], bias: [Float]?, eps: Float) -> [Float] {
+        var out = [Float](repeating: 0, count: T * C)
+        x.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { o in
+                for t in 0..<T {
+                    let row = t * C
+                    var mean: Float = 0
+                    for i in 0..<C { mean += x[row + i] }
+                    mean /= Float(C)
+                    var variance: Float = 0
+                    for i in 0..<C { let d = x[row + i] - mean; variance += d * d }
+                    variance /= Float(C)  // biased, as torch.nn.LayerNorm
+                    let rstd = 1 / (variance + eps).squareRoot()
+                    for i in 0..<C {
+                        o[row + i] = (x[row + i] - mean) * rstd * weight[i] + (bias?[i] ?? 0)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// RMSNorm over each row of x[T, C]: x / sqrt(mean(x²) + eps) · weight (LLaMA).
+    static func rmsNorm(_ x: [Float], T: Int, C: Int, weight: [Float], eps: Float) -> [Float] {
+        var out = [Float](repeating: 0, count: T * C)
+        x.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { o in
+                for t in 0..<T {
+                    let row = t * C
+                    var ss: Float = 0
+                    for i in 0..<C { ss += x[row + i] * x[row + i] }
+                    let r = 1 / (ss / Float(C) + eps).squareRoot()
+                    for i in 0..<C { o[row + i] = weight[i] * (x[row + i] * r) }
+                }
+            }
+        }
+        return out
+    }
+
+    /// GELU, tanh approximation (GPT-2's "gelu_new"), in place.
+    static func geluTanh(_ x: inout [Float]) {
+        let k: Float = (2 / Float.pi).squareRoot()
+        x.withUnsafeMutableBufferPointer { x in
+            for i in x.indices {
+                let v = x[i]
+                x[i] = 0.5 * v * (1 + tanhf(k * (v + 0.044715 * v * v * v)))
+            }
+        }
+    }
+
+    /// GELU, exact (erf) form (BERT's "gelu"), in place.
+    static func geluErf(_ x: inout [Float]) {
+        x.withUnsafeMutableBufferPointer { x in
+            for i in x.indices { x[i] = 0.5 * x[i] * (1 + erff(x[i] * Float(0.7071067811865476))) }
+        }
+    }
+
+    /// a[i] = silu(a[i]) · b[i] (LLaMA's SwiGLU gate), in place on a.
+    static func swiglu(_ a: inout [Float], _ b: [Float]) {
+        a.withUnsafeMutableBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                for i in a.indices { let g = a[i]; a[i] = g / (1 + expf(-g)) * b[i] }
+            }
+        }
+    }
+
+    /// x += y, in place.
+    static func add(_ x: inout [Float], _ y: [Float]) {
+        x.withUnsafeMutableBufferPointer { x in
+            y.withUnsafeBufferPointer { y in for i in x.indices { x[i] += y[i] } }
+        }
+    }
+
+    struct AttentionShape {
+        var T: Int
+        var NH: Int
+        var NKV: Int
+        var hs: Int
+        var causal: Bool
+        /// Keys older than this many positions are masked (Mistral's sliding window).
+        var window: Int?
+    }
+
+    /// Scaled dot-product attention, per head: softmax(q·kᵀ / √hs + mask) · v.
+    /// q[T, NH·hs], k and v [T, NKV·hs] (grouped-query: query head h reads key/value head
+    /// h / (NH/NKV)); returns [T, NH·hs].
+    static func attention(q: [Float], k: [Float], v: [Float], _ s: AttentionShape) -> [Float] {
+        let T = s.T, hs = s.hs, group = s.NH / s.NKV
+        let qStride = s.NH * hs, kvStride = s.NKV * hs
+        var out = [Float](repeating: 0, count: T * qStride)
+        var scores = [Float](repeating: 0, count: T * T)
+        let scale = 1 / Float(hs).squareRoot()
+        for h in 0..<s.NH {
+            let kvh = h / group
+            // scores[T, T] = q_h · k_hᵀ · scale
+            q.withUnsafeBufferPointer { q in
+                k.withUnsafeBufferPointer { k in
+                    scores.withUnsafeMutableBufferPointer { sc in
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(hs),
+                                    scale, q.baseAddress! + h * hs, Int32(qStride),
+                                    k.baseAddress! + kvh * hs, Int32(kvStride), 0, sc.baseAddress, Int32(T))
+                    }
+                }
+            }
+            scores.withUnsafeMutableBufferPointer { sc in
+                for i in 0..<T {
+                    // Visible keys for query i: [lo, hi).
+                    let hi = s.causal ? i + 1 : T
+                    let lo = s.window.map { max(0, i - $0 + 1) } ?? 0
+                    let row = i * T
+                    var m = -Float.infinity
+                    for j in lo..<hi { m = max(m, sc[row + j]) }
+                    var sum: Float = 0
+                    for j in 0..<T {
+                        if j >= lo && j < hi {
+                            let e = expf(sc[row + j] - m)
+                            sc[row + j] = e
+                            sum += e
+                        } else {
+                            sc[row + j] = 0
+                        }
+                    }
+                    let inv = 1 / sum
+                    for j in lo..<hi { sc[row + j] *= inv }
+                }
+            }
+            // out_h[T, hs] = P[T, T] · v_h[T, hs]
+            scores.withUnsafeBufferPointer { p in
+                v.withUnsafeBufferPointer { v in
+                    out.withUnsafeMutableBufferPointer { o in
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
+                                    1, p.baseAddress, Int32(T), v.baseAddress! + kvh * hs, Int32(kvStride),
+                                    0, o.baseAddress! + h * hs, Int32(qStride))
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Rotary position embedding (Hugging Face's rotate-half convention) applied in place to
+    /// x[T, heads·hs] for positions 0..<T: for i < hs/2, the pair (x[i], x[i + hs/2]) is
+    /// rotated by angle pos · invFreq[i].
+    static func rope(_ x: inout [Float], T: Int, heads: Int, hs: Int, cos: [Float], sin: [Float]) {
+        let half = hs / 2
+        x.withUnsafeMutableBufferPointer { x in
+            for t in 0..<T {
+                for h in 0..<heads {
+                    let base = (t * heads + h) * hs
+                    for i in 0..<half {
+                        let c = cos[t * half + i], s = sin[t * half + i]
+                        let a = x[base + i], b = x[base + i + half]
+                        x[base + i] = a * c - b * s
+                        x[base + i + half] = b * c + a * s
+                    }
+                }
+            }
+        }
+    }
+
+    /// cos and sin tables [T, hs/2] for rope, computed in f32 as PyTorch does
+    /// (angle = Float(position) · invFreq, then cos/sin of that f32 angle).
+    static func ropeTables(T: Int, invFreq: [Float], attentionScaling: Float = 1) -> (cos: [Float], sin: [Float]) {
+        let half = invFreq.count
+        var c = [Float](repeating: 0, count: T * half), s = c
+        for t in 0..<T {
+            for i in 0..<half {
+                let angle = Float(t) * invFreq[i]
+                c[t * half + i] = Float(Foundation.cos(Double(angle))) * attentionScaling
+                s[t * half + i] = Float(Foundation.sin(Double(angle))) * attentionScaling
+            }
+        }
+        return (c, s)
+    }
+
+    /// Rows of an embedding table [V, C] for the given ids: out[T, C].
+    static func embed(_ table: [Float], C: Int, ids: [Int]) -> [Float] {
+        var out = [Float](repeating: 0, count: ids.count * C)
+        table.withUnsafeBufferPointer { tab in
+            out.withUnsafeMutableBufferPointer { o in
+                for (t, id) in ids.enumerated() {
+                    for i in 0..<C { o[t * C + i] = tab[id * C + i] }
+                }
+            }
+        }
+        return out
+    }
+}

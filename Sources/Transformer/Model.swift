@@ -1,0 +1,143 @@
+// The public face of the reference forward pass: pick the architecture from the model config,
+// load its weights as f32 (whatever their stored dtype), and run a sequence.
+
+import CkptCore
+import COpenBLAS
+import Quantize
+
+public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertible {
+    case missingConfig(String)
+    case unsupportedArchitecture(String)
+    case invalidConfig(String)
+    case missingTensor(String)
+    case shapeMismatch(tensor: String, expected: [Int], actual: [Int])
+    case unsupportedDType(tensor: String, dtype: DType)
+    case tokenOutOfRange(position: Int, token: Int, vocab: Int)
+    case sequenceTooLong(length: Int, max: Int)
+    case badInput(String)
+
+    public var description: String {
+        switch self {
+        case .missingConfig(let m): return "no model config: \(m)"
+        case .unsupportedArchitecture(let a): return "architecture \(a) is not supported by the forward pass (GPT-2, BERT, LLaMA/Mistral/Qwen2, seed encoder)"
+        case .invalidConfig(let m): return "model config: \(m)"
+        case .missingTensor(let t): return "tensor `\(t)`: required by the architecture but missing"
+        case .shapeMismatch(let t, let e, let a): return "tensor `\(t)`: shape \(a) does not match the config, expected \(e)"
+        case .unsupportedDType(let t, let d): return "tensor `\(t)`: dtype \(d) cannot be used by the forward pass"
+        case .tokenOutOfRange(let p, let tok, let v): return "token \(tok) at position \(p) is outside the vocabulary (0..<\(v))"
+        case .sequenceTooLong(let n, let m): return "sequence of \(n) tokens is longer than the model's \(m) positions"
+        case .badInput(let m): return m
+        }
+    }
+}
+
+/// What a model consumes: token ids, or (the seed encoder) d_model-wide vectors [T, C].
+public enum ModelInput: Sendable {
+    case tokens([Int])
+    case vectors([Float], rows: Int)
+
+    var length: Int {
+        switch self {
+        case .tokens(let t): return t.count
+        case .vectors(_, let rows): return rows
+        }
+    }
+}
+
+public struct ForwardOutput: Sendable {
+    public enum Kind: String, Sendable { case logits, hiddenState = "hidden_state" }
+    public var kind: Kind
+    /// Row-major [rows, cols]: logits [T, V] or last hidden state [T, C].
+    public var values: [Float]
+    public var rows: Int
+    public var cols: Int
+    /// The input of each block, [T, C] each (when asked for): for per-layer drift.
+    public var hiddenStates: [[Float]]
+}
+
+public protocol TransformerModel: Sendable {
+    /// e.g. "GPT2LMHeadModel"
+    var architecture: String { get }
+    var outputKind: ForwardOutput.Kind { get }
+    var layerCount: Int { get }
+    /// Number of distinct token ids the model accepts (nil for vector input).
+    var vocabSize: Int? { get }
+    /// Floating-point operations for one sequence of `T` tokens (matrix products dominate).
+    func flops(tokens T: Int) -> Double
+    func forward(_ input: ModelInput, collectHidden: Bool) throws -> ForwardOutput
+}
+
+public enum Transformers {
+    /// Builds the forward pass for a checkpoint from its config.
+    public static func load(_ graph: WeightGraph) throws -> any TransformerModel {
+        guard let config = graph.config else {
+            throw TransformerError.missingConfig("put a Hugging Face config.json beside the weights or pass --config")
+        }
+        let weights = WeightStore(graph: graph)
+        switch config.modelType {
+        case "gpt2": return try GPT2(config: config, weights: weights)
+        case "bert": return try Bert(config: config, weights: weights)
+        case "llama", "mistral", "qwen2": return try Llama(config: config, weights: weights)
+        case "seed_transformer": return try SeedEncoder(config: config, weights: weights)
+        default:
+            throw TransformerError.unsupportedArchitecture(config.modelType ?? config.architecture ?? "(no model_type in config)")
+        }
+    }
+
+    /// Sets the number of threads OpenBLAS uses for matrix products.
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+}
+
+/// Access to a checkpoint's weights as f32, with shape checks against the config.
+struct WeightStore: Sendable {
+    let graph: WeightGraph
+
+    /// The name prefix (e.g. "transformer.", "bert.", "model.") under which `anchor` exists.
+    func prefix(forAnchor anchor: String) -> String? {
+        if graph.tensor(named: anchor) != nil { return "" }
+        for name in graph.tensors.keys where name.hasSuffix("." + anchor) {
+            return String(name.dropLast(anchor.count))
+        }
+        return nil
+    }
+
+    func has(_ name: String) -> Bool { graph.tensor(named: name) != nil }
+
+    /// The tensor `name` as f32, checked to have `shape`.
+    func floats(_ name: String, _ shape: [Int]) throws -> [Float] {
+        guard let t = graph.tensor(named: name) else { throw TransformerError.missingTensor(name) }
+        guard t.shape == shape else { throw TransformerError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
+        guard let values = try Cast.floats(t) else { throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype) }
+        return values
+    }
+
+    func optionalFloats(_ name: String, _ shape: [Int]) throws -> [Float]? {
+        has(name) ? try floats(name, shape) : nil
+    }
+
+    /// An nn.Linear weight [out, in].
+    func linear(_ name: String, inFeatures: Int, outFeatures: Int) throws -> Matrix {
+        Matrix(data: try floats(name, [outFeatures, inFeatures]), inFeatures: inFeatures, outFeatures: outFeatures, layout: .outIn)
+    }
+}
+
+extension ModelConfig {
+    func require(_ value: Int?, _ key: String) throws -> Int {
+        guard let value, value > 0 else { throw TransformerError.invalidConfig("missing or invalid \(key)") }
+        return value
+    }
+
+    func float(_ key: String, default d: Float) -> Float {
+        json[key]?.doubleValue.map { Float($0) } ?? d
+    }
+}
+
+func checkTokens(_ input: ModelInput, vocab: Int, maxPositions: Int?) throws -> [Int] {
+    guard case .tokens(let ids) = input else { throw TransformerError.badInput("this model takes token ids, not vectors") }
+    guard !ids.isEmpty else { throw TransformerError.badInput("empty token sequence") }
+    if let maxPositions, ids.count > maxPositions { throw TransformerError.sequenceTooLong(length: ids.count, max: maxPositions) }
+    for (p, id) in ids.enumerated() where id < 0 || id >= vocab {
+        throw TransformerError.tokenOutOfRange(position: p, token: id, vocab: vocab)
+    }
+    return ids
+}

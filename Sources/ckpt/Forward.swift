@@ -1,0 +1,86 @@
+import ArgumentParser
+import CkptCore
+import Formats
+import Foundation
+import Quantize
+import Transformer
+
+struct Forward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the reference forward pass on one sequence.",
+        discussion: """
+            Architectures: GPT-2, BERT-style encoders, LLaMA-style decoders (also Mistral and \
+            Qwen2 configs) and the seed article's encoder, chosen by the config's model_type. \
+            Weights in any float dtype are used as f32. Writes logits [T, V] (language models) \
+            or the last hidden state [T, C] (encoders) as a float32 .npy.
+            """
+    )
+
+    @Argument(help: "A checkpoint file or Hugging Face model directory.")
+    var checkpoint: String
+
+    @Option(help: "Token ids, comma-separated (e.g. 5,17,3).")
+    var tokens: String?
+
+    @Option(help: "A float32 .npy of shape [T, d_model]: input vectors for the seed encoder.")
+    var input: String?
+
+    @Option(help: "Write the output as a float32 .npy here.")
+    var output: String?
+
+    @Option(help: "A Hugging Face config.json to use instead of the one beside the weights.")
+    var config: String?
+
+    @Option(help: "Threads for matrix products (default: all cores).")
+    var threads: Int?
+
+    func run() throws {
+        let modelInput: ModelInput
+        switch (tokens, input) {
+        case (let t?, nil):
+            let ids = t.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !ids.isEmpty, ids.allSatisfy({ Int($0) != nil }) else { throw CLIError("--tokens must be comma-separated integers, e.g. 5,17,3") }
+            modelInput = .tokens(ids.map { Int($0)! })
+        case (nil, let path?):
+            let t = try Npy.read(path: path)
+            guard t.shape.count == 2, let values = try Cast.floats(t) else {
+                throw CLIError("\(path): --input must be a 2-D float array [T, d_model], got \(t.dtype) \(t.shape)")
+            }
+            modelInput = .vectors(values, rows: t.shape[0])
+        default:
+            throw CLIError("give exactly one of --tokens or --input")
+        }
+        if let threads { Transformers.setThreads(max(1, threads)) }
+
+        let (graph, _) = try Checkpoint.open(checkpoint, configPath: config)
+        let model: any TransformerModel
+        let out: ForwardOutput
+        let start = Date()
+        do {
+            model = try Transformers.load(graph)
+        } catch { throw FileError(path: checkpoint, error: error) }
+        let loaded = Date()
+        do {
+            out = try model.forward(modelInput, collectHidden: false)
+        } catch { throw FileError(path: checkpoint, error: error) }
+        let seconds = Date().timeIntervalSince(loaded)
+
+        if let output {
+            try Npy.write(Npy.encode(floats: out.values, shape: [out.rows, out.cols]), to: output)
+        }
+        print("\(model.architecture): \(out.kind.rawValue) [\(out.rows), \(out.cols)]"
+              + String(format: "  load %.3f s, forward %.3f s, %.1f tokens/s, %.1f GFLOP/s",
+                       loaded.timeIntervalSince(start), seconds, Double(out.rows) / seconds,
+                       model.flops(tokens: out.rows) / seconds / 1e9))
+        for t in 0..<min(out.rows, 8) {
+            let row = out.values[t * out.cols..<(t + 1) * out.cols]
+            let head = row.prefix(4).map { String(format: "%.5f", $0) }.joined(separator: ", ")
+            if out.kind == .logits, let best = row.indices.max(by: { row[$0] < row[$1] }) {
+                print("  [\(t)] argmax \(best - row.startIndex)  [\(head), ...]")
+            } else {
+                print("  [\(t)] [\(head), ...]")
+            }
+        }
+        if out.rows > 8 { print("  ... \(out.rows - 8) more rows") }
+    }
+}
