@@ -87,16 +87,8 @@ enum Kernels {
         return out
     }
 
-    /// GELU, tanh approximation (GPT-2's "gelu_new"), in place.
-    static func geluTanh(_ x: inout [Float]) {
-        let k: Float = (2 / Float.pi).squareRoot()
-        x.withUnsafeMutableBufferPointer { x in
-            for i in x.indices {
-                let v = x[i]
-                x[i] = 0.5 * v * (1 + tanhf(k * (v + 0.044715 * v * v * v)))
-            }
-        }
-    }
+    /// GELU, tanh approximation (GPT-2's "gelu_new"), in place (vectorised: VectorMath).
+    static func geluTanh(_ x: inout [Float]) { VectorMath.geluTanh(&x) }
 
     /// GELU, exact (erf) form (BERT's "gelu"), in place.
     static func geluErf(_ x: inout [Float]) {
@@ -108,9 +100,8 @@ enum Kernels {
     /// a[i] = silu(a[i]) · b[i] (LLaMA's SwiGLU gate), in place on a.
     static func swiglu(_ a: inout [Float], _ b: [Float]) {
         a.withUnsafeMutableBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                for i in a.indices { let g = a[i]; a[i] = g / (1 + expf(-g)) * b[i] }
-            }
+            VectorMath.silu(a)
+            b.withUnsafeBufferPointer { b in for i in a.indices { a[i] *= b[i] } }
         }
     }
 
@@ -160,16 +151,12 @@ enum Kernels {
                     let row = i * T
                     var m = -Float.infinity
                     for j in lo..<hi { m = max(m, sc[row + j]) }
+                    for j in 0..<lo { sc[row + j] = 0 }
+                    for j in hi..<T { sc[row + j] = 0 }
+                    let visible = UnsafeMutableBufferPointer(rebasing: sc[row + lo..<row + hi])
+                    VectorMath.map(visible) { VectorMath.exp($0 - m) }
                     var sum: Float = 0
-                    for j in 0..<T {
-                        if j >= lo && j < hi {
-                            let e = expf(sc[row + j] - m)
-                            sc[row + j] = e
-                            sum += e
-                        } else {
-                            sc[row + j] = 0
-                        }
-                    }
+                    for j in lo..<hi { sum += sc[row + j] }
                     let inv = 1 / sum
                     for j in lo..<hi { sc[row + j] *= inv }
                 }

@@ -73,6 +73,7 @@ public enum Transformers {
         guard let config = graph.config else {
             throw TransformerError.missingConfig("put a Hugging Face config.json beside the weights or pass --config")
         }
+        _ = BLAS.core  // choose fast kernels before the first matrix product
         let weights = WeightStore(graph: graph)
         switch config.modelType {
         case "gpt2": return try GPT2(config: config, weights: weights)
@@ -85,7 +86,10 @@ public enum Transformers {
     }
 
     /// Sets the number of threads OpenBLAS uses for matrix products.
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+    public static func setThreads(_ n: Int) {
+        _ = BLAS.core
+        openblas_set_num_threads(Int32(n))
+    }
 }
 
 /// Access to a checkpoint's weights as f32, with shape checks against the config.

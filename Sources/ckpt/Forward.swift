@@ -34,6 +34,9 @@ struct Forward: ParsableCommand {
     @Option(help: "Threads for matrix products (default: all cores).")
     var threads: Int?
 
+    @Option(help: "Run the forward pass this many times and report the median time (benchmarking).")
+    var `repeat`: Int = 1
+
     func run() throws {
         let modelInput: ModelInput
         switch (tokens, input) {
@@ -60,17 +63,25 @@ struct Forward: ParsableCommand {
             model = try Transformers.load(graph)
         } catch { throw FileError(path: checkpoint, error: error) }
         let loaded = Date()
-        do {
-            out = try model.forward(modelInput, collectHidden: false)
-        } catch { throw FileError(path: checkpoint, error: error) }
-        let seconds = Date().timeIntervalSince(loaded)
+        var times: [Double] = []
+        var result: ForwardOutput?
+        for _ in 0..<max(1, self.repeat) {
+            let t0 = Date()
+            do {
+                result = try model.forward(modelInput, collectHidden: false)
+            } catch { throw FileError(path: checkpoint, error: error) }
+            times.append(Date().timeIntervalSince(t0))
+        }
+        out = result!
+        let seconds = times.sorted()[times.count / 2]
 
         if let output {
             try Npy.write(Npy.encode(floats: out.values, shape: [out.rows, out.cols]), to: output)
         }
         print("\(model.architecture): \(out.kind.rawValue) [\(out.rows), \(out.cols)]"
-              + String(format: "  load %.3f s, forward %.3f s, %.1f tokens/s, %.1f GFLOP/s",
-                       loaded.timeIntervalSince(start), seconds, Double(out.rows) / seconds,
+              + String(format: "  load %.3f s, forward %.4f s%@, %.1f tokens/s, %.1f GFLOP/s",
+                       loaded.timeIntervalSince(start), seconds, times.count > 1 ? " (median of \(times.count))" : "",
+                       Double(out.rows) / seconds,
                        model.flops(tokens: out.rows) / seconds / 1e9))
         for t in 0..<min(out.rows, 8) {
             let row = out.values[t * out.cols..<(t + 1) * out.cols]

@@ -96,3 +96,28 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
         #expect(abs(x[5] - (2 * ch - 4 * sh)) < 1e-6)
     }
 }
+
+@Suite struct VectorMathTests {
+    @Test func expIsWithinTwoUlpOfLibm() {
+        var xs: [Float] = stride(from: Float(-87), through: 88, by: 0.0137).map { $0 } + [0, -0.0, 1e-8, -1e-8, 0.5, -0.5]
+        let want = xs.map { Foundation.exp($0) }
+        VectorMath.exp(&xs)
+        for (got, w) in zip(xs, want) {
+            #expect(abs(got - w) <= 2 * w.ulp, "exp: \(got) vs \(w)")
+        }
+    }
+
+    @Test func activationsMatchTheirScalarDefinitions() {
+        let xs = randomFloats(1003, seed: 9).map { $0 * 8 }
+        var g = xs
+        VectorMath.geluTanh(&g)
+        for (x, y) in zip(xs, g) {
+            let k = Float((2 / Double.pi).squareRoot())
+            let want = 0.5 * x * (1 + tanh(k * (x + 0.044715 * x * x * x)))
+            #expect(abs(y - want) <= 2e-6 * max(1, abs(want)))
+        }
+        var s = xs
+        s.withUnsafeMutableBufferPointer { VectorMath.silu($0) }
+        for (x, y) in zip(xs, s) { #expect(abs(y - x / (1 + Foundation.exp(-x))) <= 2e-6 * max(1, abs(x))) }
+    }
+}
