@@ -63,12 +63,12 @@ public struct Tensor: Sendable {
 
     /// Creates a tensor, checking that the shape and dtype account for exactly the bytes.
     public init(name: String, dtype: DType, shape: [Int], data: TensorData) throws(CoreError) {
-        guard let n = CkptCore.elementCount(shape) else {
+        guard CkptCore.elementCount(shape) != nil else {
             throw shape.contains(where: { $0 < 0 })
                 ? .negativeDimension(tensor: name, shape: shape)
                 : .sizeOverflow(tensor: name, shape: shape, dtype: dtype)
         }
-        guard let bytes = dtype.byteCount(elements: n) else {
+        guard let bytes = dtype.byteCount(shape: shape) else {
             throw .sizeOverflow(tensor: name, shape: shape, dtype: dtype)
         }
         guard bytes == data.count else {
@@ -97,7 +97,7 @@ public enum CoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .negativeDimension(let t, let shape):
             return "tensor `\(t)`: negative dimension in shape \(shape)"
         case .sizeOverflow(let t, let shape, let dtype):
-            return "tensor `\(t)`: size of \(dtype) \(shape) overflows or is not a whole number of bytes"
+            return "tensor `\(t)`: size of \(dtype) \(shape) overflows, or is not a whole number of bytes (or of blocks per row)"
         case .byteCountMismatch(let t, let dtype, let shape, let expected, let actual):
             return "tensor `\(t)`: \(dtype) \(shape) needs \(expected) bytes, found \(actual)"
         case .duplicateTensor(let t): return "tensor `\(t)`: name appears twice"

@@ -87,7 +87,7 @@ final class LazyCastBytes: ExternalBytes {
     init(source: Tensor, target: DType) {
         self.source = source
         self.target = target
-        self.count = target.byteCount(elements: source.elementCount) ?? 0
+        self.count = target.byteCount(shape: source.shape) ?? 0
     }
 
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {

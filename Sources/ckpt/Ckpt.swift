@@ -43,6 +43,15 @@ struct Ckpt: ParsableCommand {
             try command.run()
         } catch let code as ExitCode {
             exit(code: code.rawValue)
+        } catch where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            // `ckpt --help` and validation: ArgumentParser's own errors, raised while running.
+            let message = Ckpt.fullMessage(for: error)
+            if Ckpt.exitCode(for: error) == .success {
+                print(message)
+                exit(code: 0)
+            }
+            FileHandle.standardError.write(Data((message + "\n").utf8))
+            exit(code: 2)
         } catch {
             // Anything a command throws is bad input: one line naming the file and what is
             // wrong (the errors carry the tensor), status 2.

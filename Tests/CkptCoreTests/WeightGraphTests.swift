@@ -100,3 +100,22 @@ func f32Tensor(_ name: String, _ shape: [Int]) throws -> Tensor {
         #expect(throws: CoreError.self) { try ModelConfig(jsonBytes: Array("{".utf8)) }
     }
 }
+
+@Suite struct DTypeTests {
+    @Test func blockTypesHaveGGMLSizes() {
+        // ggml-common.h: sizeof(block_q8_0) = 34 ... sizeof(block_q6_K) = 210.
+        let sizes: [(DType, Int, Int)] = [(.q8_0, 32, 34), (.q4_0, 32, 18), (.q4_1, 32, 20), (.q5_0, 32, 22),
+                                          (.q5_1, 32, 24), (.q2_k, 256, 84), (.q3_k, 256, 110), (.q4_k, 256, 144),
+                                          (.q5_k, 256, 176), (.q6_k, 256, 210),
+                                          (.i8_g128, 128, 130), (.i4_g32, 32, 18), (.u4_g64, 64, 36)]
+        for (d, values, bytes) in sizes {
+            #expect(d.layout == .block(values: values, bytes: bytes), "\(d)")
+            #expect(d.isQuantized && !d.isFloatingPoint)
+        }
+        #expect(DType.q4_0.byteCount(shape: [3, 64]) == 3 * 2 * 18)
+        #expect(DType.q4_0.byteCount(shape: [3, 48]) == nil)  // rows must be whole blocks
+        #expect(DType.q4_0.byteCount(shape: []) == nil)
+        #expect(DType.f32.byteCount(shape: [2, 3]) == 24 && DType.f4.byteCount(shape: [3]) == nil)
+        #expect(!DType.elementTypes.contains(.q8_0) && DType.elementTypes.contains(.bf16))
+    }
+}

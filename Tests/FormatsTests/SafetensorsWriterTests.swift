@@ -41,7 +41,7 @@ func pythonRead(_ paths: [String]) throws -> [String: PythonFile] {
 }
 
 func tensorBytes(_ dtype: DType, _ shape: [Int], seed: UInt8) -> [UInt8] {
-    let n = dtype.byteCount(elements: shape.reduce(1, *))!
+    let n = dtype.byteCount(shape: shape)!
     return (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
 }
 
@@ -61,7 +61,7 @@ func tensorBytes(_ dtype: DType, _ shape: [Int], seed: UInt8) -> [UInt8] {
         // library cannot write, plus a scalar, zero-size tensors and escaped names.
         var graph = WeightGraph()
         var expected: [String: (String, [Int], [UInt8])] = [:]
-        for (i, dtype) in DType.allCases.enumerated() {
+        for (i, dtype) in DType.elementTypes.enumerated() {
             let shape = dtype == .f6_e2m3 || dtype == .f6_e3m2 ? [2, 4] : [3, 2]
             let bytes = tensorBytes(dtype, shape, seed: UInt8(i))
             let name = "t.\(dtype.rawValue)"

@@ -73,7 +73,7 @@ public enum Npy {
             throw .unsupportedDType(descr)
         }
         if fortran && shape.count > 1 { throw .fortranOrder }
-        guard let n = elementCount(shape), let bytes = dtype.byteCount(elements: n) else {
+        guard let bytes = dtype.byteCount(shape: shape) else {
             throw .invalidHeader("shape \(shape) overflows")
         }
         let offset = start + headerLength

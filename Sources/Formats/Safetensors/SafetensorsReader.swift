@@ -77,7 +77,7 @@ public enum Safetensors {
             guard e.begin == expected, e.end >= e.begin else {
                 throw .invalidOffsets(tensor: e.name, begin: e.begin, end: e.end, expectedBegin: expected)
             }
-            guard let count = elementCount(e.shape), let bytes = e.dtype.byteCount(elements: count) else {
+            guard let bytes = e.dtype.byteCount(shape: e.shape) else {
                 throw .sizeOverflow(tensor: e.name)
             }
             guard UInt64(bytes) == e.end - e.begin else {
