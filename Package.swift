@@ -6,6 +6,7 @@
 //   Formats   one folder per file format (reader, writer, error type) + safe I/O
 //   Quantize  numerics of dtype casts and (later) quantization schemes, no file I/O
 //   Transformer  the reference forward pass (GPT-2, BERT, LLaMA, the seed encoder), BLAS-backed
+//   Pipeline  model comparison metrics and gates, checkpoint diff, `ckpt run` pipelines
 //   ckpt      the command-line tool, one file per subcommand
 import PackageDescription
 
@@ -21,6 +22,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // libhdf5 from Debian's libhdf5-dev, plus inline getters for the macros Swift cannot import.
@@ -43,10 +46,19 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "Transformer", dependencies: ["CkptCore", "Quantize", "COpenBLAS"]),
+        // Comparing two models (verify), two checkpoints (diff), and build pipelines (run).
+        .target(
+            name: "Pipeline",
+            dependencies: [
+                "CkptCore", "Formats", "Quantize", "Transformer",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .executableTarget(
             name: "ckpt",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,6 +66,7 @@ let package = Package(
         .testTarget(name: "CkptCoreTests", dependencies: ["CkptCore", "Quantize", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Transformer", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

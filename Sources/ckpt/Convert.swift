@@ -1,6 +1,7 @@
 import ArgumentParser
 import CkptCore
 import Formats
+import Pipeline
 import Quantize
 
 struct Convert: ParsableCommand {
@@ -39,28 +40,14 @@ struct Convert: ParsableCommand {
         let shardSize = try maxShardSize.map { try Checkpoint.parseSize($0) }
         var castTarget: DType?
         if let dtype {
-            guard let d = DType(rawValue: dtype.lowercased()), Cast.supportedTargets.contains(d) else {
+            guard let d = Conversion.castTarget(dtype) else {
                 throw CLIError("--dtype must be one of: \(Cast.supportedTargets.map(\.rawValue).joined(separator: ", "))")
             }
             castTarget = d
         }
-        let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: shardSize)
-        var (graph, _) = try Checkpoint.open(input, configPath: config)
-
-        if let castTarget {
-            for t in graph.tensors.values where Cast.applies(to: t, target: castTarget) {
-                try graph.replace(Cast.lazyCast(t, to: castTarget))
-            }
-            if var c = graph.config, c["torch_dtype"] != nil || c["dtype"] != nil {
-                let name = ["f32": "float32", "f16": "float16", "bf16": "bfloat16"][castTarget.rawValue]!
-                for key in ["torch_dtype", "dtype"] where c.json[key] != nil { c.json[key] = .string(name) }
-                graph.config = c
-            }
-        }
-
-        let progress = ProgressBar.make(total: graph.byteCount, label: "convert", quiet: quiet)
-        try Checkpoint.write(graph, to: output, format: format, directory: directory,
-                             options: .init(maxShardSize: shardSize, progress: progress))
+        let progress = ProgressBar.make(label: "convert", quiet: quiet)
+        try Conversion.convert(input, to: output, options: .init(to: to, dtype: castTarget, maxShardSize: shardSize,
+                                                                config: config, progress: progress))
         progress?.finish()
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 
 /// A byte-count progress bar on stderr, drawn only when stderr is a terminal.
 final class ProgressBar: ProgressSink, @unchecked Sendable {
-    private let total: Int
+    private var total = 0
     private let label: String
     private let lock = NSLock()
     private var done = 0
@@ -11,18 +11,20 @@ final class ProgressBar: ProgressSink, @unchecked Sendable {
     private let start = Date()
 
     /// nil when progress should not be shown (quiet, or stderr is not a terminal).
-    static func make(total: Int, label: String, quiet: Bool) -> ProgressBar? {
-        guard !quiet, isatty(2) == 1, total > 0 else { return nil }
-        return ProgressBar(total: total, label: label)
+    static func make(label: String, quiet: Bool) -> ProgressBar? {
+        guard !quiet, isatty(2) == 1 else { return nil }
+        return ProgressBar(label: label)
     }
 
-    private init(total: Int, label: String) {
-        self.total = total
+    private init(label: String) {
         self.label = label
     }
 
+    func start(total: Int) { lock.withLock { self.total = total } }
+
     func advance(bytes: Int) {
         lock.withLock {
+            guard total > 0 else { return }
             done += bytes
             let now = Date()
             guard now.timeIntervalSince(lastDraw) > 0.1 || done >= total else { return }

@@ -190,3 +190,50 @@ import TestSupport
         }
     }
 }
+
+@Suite struct VerifyDiffRunCommandTests {
+    @Test func verifyExitCodesAndJSONReport() throws {
+        let dir = TempDir()
+        let same = try CkptBinary.run("verify", Repo.fixture("models/gpt2-a"), Repo.fixture("models/gpt2-a"), "--preset", "lossless")
+        #expect(same.status == 0 && same.stdout.contains("PASS"), "\(same.stderr)")
+        #expect(try CkptBinary.run("convert", Repo.fixture("models/gpt2-a"), dir.file("bf16") + "/", "--dtype", "bf16").status == 0)
+        let r = try CkptBinary.run("verify", Repo.fixture("models/gpt2-a"), dir.file("bf16"), "--max-kl", "1e-9", "--json",
+                                   "--report", dir.file("report.json"))
+        #expect(r.status == 1, "\(r.stderr)")
+        let report = try JSONValue.parse(r.stdout)
+        #expect(report["passed"]?.boolValue == false)
+        #expect((report["overall"]?["kl_mean"]?.doubleValue ?? 0) > 1e-9)
+        #expect(report["gates"]?.arrayValue?.first?["name"]?.stringValue == "max_kl")
+        #expect(try JSONValue.parse(readFile(dir.file("report.json"))) == report)
+        let vocab = try CkptBinary.run("verify", Repo.fixture("models/llama-gqa"), Repo.fixture("models/gpt2-a"))
+        #expect(vocab.status == 2 && vocab.stderr.contains("different vocabularies"))
+        #expect(vocab.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test func diffExitCodes() throws {
+        let same = try CkptBinary.run("diff", Repo.fixture("tiny-gpt2"), Repo.fixture("tiny-gpt2-sharded"))
+        #expect(same.status == 0 && same.stdout.contains("28 identical"), "\(same.stdout)")
+        let other = try CkptBinary.run("diff", Repo.fixture("models/gpt2-a"), Repo.fixture("models/gpt2-oddhead"), "--json")
+        #expect(other.status == 1)
+        #expect(try JSONValue.parse(other.stdout)["same"]?.boolValue == false)
+    }
+
+    @Test func runReportsAndCaches() throws {
+        let dir = TempDir()
+        try FileManager.default.copyItem(atPath: Repo.fixture("models/gpt2-a"), toPath: dir.file("model"))
+        try writeFile(dir.file("p.yaml"), Array("""
+            steps:
+              - convert: {input: model, output: out/model.safetensors, dtype: f16}
+              - verify: {reference: model, candidate: out/model.safetensors, preset: f16, sequences: 2, length: 16}
+            """.utf8))
+        let first = try CkptBinary.run("run", dir.file("p.yaml"), "--json")
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try JSONValue.parse(first.stdout)["steps"]?.arrayValue?.map { $0["status"]?.stringValue } == ["ran", "ran"])
+        let second = try CkptBinary.run("run", dir.file("p.yaml"), "--json")
+        #expect(try JSONValue.parse(second.stdout)["steps"]?.arrayValue?.map { $0["status"]?.stringValue } == ["cached", "cached"])
+        try writeFile(dir.file("bad.yaml"), Array("steps:\n  - convert: {input: nowhere, output: x.safetensors}\n".utf8))
+        let bad = try CkptBinary.run("run", dir.file("bad.yaml"))
+        #expect(bad.status == 2 && bad.stderr.contains("nowhere"), "\(bad.stderr)")
+        #expect(bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
+    }
+}

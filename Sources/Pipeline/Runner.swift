@@ -1,0 +1,374 @@
+// `ckpt run PIPELINE`: a build pipeline's checkpoint job as one declarative file.
+//
+//   steps:                                   # YAML or JSON; paths relative to this file
+//     - convert: {input: model/, output: build/model.safetensors, dtype: bf16}
+//     - verify:  {reference: model/, candidate: build/model.safetensors, preset: bf16}
+//
+// Semantics:
+//   - Steps run in order. A step's outputs are written to a staging area
+//     (.ckpt-run/stage/ beside the pipeline file) and published to their paths only when the
+//     whole pipeline has run and every verify gate passed: a failed gate leaves no output.
+//   - Each step has a key: SHA-256 of its kind, its options (canonical JSON) and the content
+//     digests of its inputs. `.ckpt-run/state.json` remembers each key's output digests and
+//     result; a step whose key is known and whose outputs still hold those digests is not
+//     redone ("cached"), so a second run with unchanged inputs does no work.
+//   - Exit: 0 all gates passed, 1 the first failing gate (later steps are skipped), 2 a bad
+//     pipeline or input.
+
+import CkptCore
+import Foundation
+import Formats
+import OrderedCollections
+import Transformer
+import Yams
+
+public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
+    case invalid(String)
+    case step(Int, String, String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let m): return "pipeline: \(m)"
+        case .step(let i, let kind, let m): return "pipeline step \(i + 1) (\(kind)): \(m)"
+        }
+    }
+}
+
+public struct PipelineStep: Sendable {
+    public enum Kind: String, Sendable, CaseIterable { case convert, quantize, prune, distill, verify }
+    public var kind: Kind
+    public var options: OrderedDictionary<String, JSONValue>
+
+    /// Option keys each kind accepts; `required` must be present.
+    static let allowed: [Kind: (required: [String], optional: [String])] = [
+        .convert: (["input", "output"], ["to", "dtype", "max_shard_size", "config"]),
+        .verify: (["reference", "candidate"], ["tokens", "sequences", "length", "seed", "preset",
+                                               "max_kl", "min_cosine", "min_top1", "max_abs"]),
+    ]
+    /// Kinds this version can run (the others arrive with their commands).
+    public static let available: Set<Kind> = [.convert, .verify]
+
+    var inputs: [String] {
+        switch kind {
+        case .verify: return [options["reference"]?.stringValue, options["candidate"]?.stringValue].compactMap { $0 }
+        default: return [options["input"]?.stringValue].compactMap { $0 }
+        }
+    }
+    var outputs: [String] { [options["output"]?.stringValue].compactMap { $0 } }
+}
+
+public struct PipelineSpec: Sendable {
+    public var steps: [PipelineStep]
+    /// The directory the pipeline's relative paths start from.
+    public var base: String
+
+    /// Reads a pipeline file (.yaml/.yml/.json; YAML is a superset of JSON, so anything else
+    /// is read as YAML too).
+    public static func load(path: String) throws -> PipelineSpec {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw IOError.cannotOpen(path: path, errno: ENOENT)
+        }
+        let root: JSONValue
+        do {
+            if path.hasSuffix(".json") {
+                root = try JSONValue.parse(text)
+            } else {
+                guard let node = try Yams.compose(yaml: text) else { throw PipelineError.invalid("empty file") }
+                var budget = maxNodes
+                root = try json(from: node, budget: &budget)
+            }
+        } catch let e as PipelineError {
+            throw FileError(path: path, error: e)
+        } catch {
+            throw FileError(path: path, error: PipelineError.invalid("not valid \(path.hasSuffix(".json") ? "JSON" : "YAML"): \(error)"))
+        }
+        do {
+            let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            return PipelineSpec(steps: try parse(root), base: base)
+        } catch { throw FileError(path: path, error: error) }
+    }
+
+    static func parse(_ root: JSONValue) throws -> [PipelineStep] {
+        guard let top = root.objectValue else { throw PipelineError.invalid("top level must be a mapping with `steps`") }
+        for key in top.keys where !["steps", "version"].contains(key) { throw PipelineError.invalid("unknown key `\(key)`") }
+        guard let list = top["steps"]?.arrayValue, !list.isEmpty else { throw PipelineError.invalid("`steps` must be a non-empty list") }
+        return try list.enumerated().map { i, item in
+            guard let o = item.objectValue, o.count == 1, let (name, value) = o.elements.first else {
+                throw PipelineError.invalid("step \(i + 1) must be a mapping with one key, the step kind")
+            }
+            guard let kind = PipelineStep.Kind(rawValue: name) else {
+                throw PipelineError.step(i, name, "unknown step kind (\(PipelineStep.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            guard PipelineStep.available.contains(kind), let rules = PipelineStep.allowed[kind] else {
+                throw PipelineError.step(i, name, "`\(name)` steps are not available in this version of ckpt")
+            }
+            guard let options = value.objectValue else { throw PipelineError.step(i, name, "options must be a mapping") }
+            for key in options.keys where !rules.required.contains(key) && !rules.optional.contains(key) {
+                throw PipelineError.step(i, name, "unknown option `\(key)`")
+            }
+            for key in rules.required where options[key]?.stringValue == nil {
+                throw PipelineError.step(i, name, "missing `\(key)` (a path)")
+            }
+            return PipelineStep(kind: kind, options: options)
+        }
+    }
+
+    /// Cap on the values a pipeline file may expand to: YAML aliases can make a small file
+    /// expand exponentially ("billion laughs"); real pipelines hold a few dozen.
+    static let maxNodes = 100_000
+
+    /// YAML node -> JSON value, refusing duplicate keys and expansions past `maxNodes`.
+    static func json(from node: Node, budget: inout Int) throws -> JSONValue {
+        budget -= 1
+        guard budget >= 0 else { throw PipelineError.invalid("expands to more than \(maxNodes) values (YAML alias bomb?)") }
+        switch node {
+        case .scalar(let s):
+            switch Tag.Name(rawValue: node.tag.rawValue) {
+            case Tag.Name.null: return .null
+            case Tag.Name.bool: return node.bool.map { .bool($0) } ?? .string(s.string)
+            case Tag.Name.int: return node.int.map { .int($0) } ?? .string(s.string)
+            case Tag.Name.float: return node.float.map { .double($0) } ?? .string(s.string)
+            default: return .string(s.string)
+            }
+        case .mapping(let m):
+            var o = OrderedDictionary<String, JSONValue>()
+            for (k, v) in m {
+                guard let key = k.string else { throw PipelineError.invalid("mapping keys must be strings") }
+                guard o[key] == nil else { throw PipelineError.invalid("duplicate key `\(key)`") }
+                o[key] = try json(from: v, budget: &budget)
+            }
+            return .object(o)
+        case .sequence(let seq):
+            var out: [JSONValue] = []
+            for item in seq { out.append(try json(from: item, budget: &budget)) }
+            return .array(out)
+        case .alias:
+            throw PipelineError.invalid("unresolved YAML alias")
+        }
+    }
+}
+
+public struct StepRecord: Sendable {
+    public enum Status: String, Sendable { case ran, cached, failed, skipped }
+    public var kind: PipelineStep.Kind
+    public var status: Status
+    public var seconds: Double
+    public var inputs: OrderedDictionary<String, String>
+    public var outputs: OrderedDictionary<String, String>
+    public var options: OrderedDictionary<String, JSONValue>
+    public var result: JSONValue?
+}
+
+public struct PipelineReport: Sendable {
+    public var pipeline: String
+    public var steps: [StepRecord]
+    public var published: [String]
+    public var exitCode: Int32
+
+    public func json() -> JSONValue {
+        .object([
+            "pipeline": .string(pipeline),
+            "passed": .bool(exitCode == 0),
+            "exit_code": .int(Int(exitCode)),
+            "published": .array(published.map { .string($0) }),
+            "steps": .array(steps.map { s in
+                .object([
+                    "kind": .string(s.kind.rawValue),
+                    "status": .string(s.status.rawValue),
+                    "seconds": .double((s.seconds * 1000).rounded() / 1000),
+                    "options": .object(s.options),
+                    "inputs": .object(s.inputs.mapValues { .string($0) }),
+                    "outputs": .object(s.outputs.mapValues { .string($0) }),
+                    "result": s.result ?? .null,
+                ])
+            }),
+        ])
+    }
+}
+
+public final class PipelineRunner {
+    public let spec: PipelineSpec
+    public let pipelinePath: String
+    let workDir: String
+    var log: (String) -> Void
+
+    public init(path: String, log: @escaping (String) -> Void = { _ in }) throws {
+        spec = try PipelineSpec.load(path: path)
+        pipelinePath = path
+        workDir = spec.base + "/.ckpt-run"
+        self.log = log
+    }
+
+    func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : spec.base + "/" + p }
+
+    /// Where a step output is written before it is published.
+    func stagedPath(_ output: String) -> String {
+        let trimmed = output.hasSuffix("/") ? String(output.dropLast()) : output
+        return workDir + "/stage/" + String(Digest.sha256(absolute(trimmed)).prefix(16)) + "/" + URL(fileURLWithPath: trimmed).lastPathComponent
+    }
+
+    public func run(force: Bool = false) throws -> PipelineReport {
+        try FileManager.default.createDirectory(atPath: workDir + "/stage", withIntermediateDirectories: true)
+        let statePath = workDir + "/state.json"
+        var state: OrderedDictionary<String, JSONValue> = [:]
+        if !force, let bytes = try? Data(contentsOf: URL(fileURLWithPath: statePath)),
+           let parsed = try? JSONValue.parse([UInt8](bytes)).objectValue {
+            state = parsed
+        }
+        // Where each declared output's current content lives (staged or published).
+        var location: [String: String] = [:]
+        var records: [StepRecord] = []
+        var exitCode: Int32 = 0
+
+        for (i, step) in spec.steps.enumerated() {
+            if exitCode != 0 {
+                records.append(StepRecord(kind: step.kind, status: .skipped, seconds: 0, inputs: [:], outputs: [:], options: step.options))
+                continue
+            }
+            let start = Date()
+            var inputs = OrderedDictionary<String, String>()
+            for p in step.inputs {
+                let where_ = location[p] ?? absolute(p)
+                do { inputs[p] = try Digest.sha256(path: where_) } catch {
+                    throw PipelineError.step(i, step.kind.rawValue, "input \(p): \(error)")
+                }
+            }
+            let key = Digest.sha256(step.kind.rawValue + "\n" + JSONValue.object(step.options).serialized() + "\n"
+                                    + inputs.map { "\($0.key)=\($0.value)" }.joined(separator: "\n") + "\nckpt-run-v1")
+            // Cached: every output still holds the recorded digest, published or staged.
+            if let saved = state[key]?.objectValue, let savedOutputs = saved["outputs"]?.objectValue {
+                var found: [String: String] = [:]
+                for (p, digest) in savedOutputs {
+                    for candidate in [absolute(p), stagedPath(p)] where (try? Digest.sha256(path: candidate)) == digest.stringValue {
+                        found[p] = candidate
+                        break
+                    }
+                }
+                if found.count == savedOutputs.count {
+                    for (p, at) in found { location[p] = at }
+                    let result = saved["result"]
+                    if result?["passed"]?.boolValue == false { exitCode = 1 }
+                    records.append(StepRecord(kind: step.kind, status: exitCode == 0 ? .cached : .failed,
+                                              seconds: Date().timeIntervalSince(start), inputs: inputs,
+                                              outputs: savedOutputs.mapValues { $0.stringValue ?? "" },
+                                              options: step.options, result: result))
+                    log("[\(i + 1)/\(spec.steps.count)] \(step.kind.rawValue): cached")
+                    continue
+                }
+            }
+            log("[\(i + 1)/\(spec.steps.count)] \(step.kind.rawValue): running")
+            var outputs = OrderedDictionary<String, String>()
+            var result: JSONValue?
+            do {
+                result = try execute(step, index: i, location: location, outputs: &outputs, staged: &location)
+            } catch let e as PipelineError {
+                throw e
+            } catch {
+                throw PipelineError.step(i, step.kind.rawValue, "\(error)")
+            }
+            if result?["passed"]?.boolValue == false { exitCode = 1 }
+            state[key] = .object(["outputs": .object(outputs.mapValues { .string($0) }), "result": result ?? .null])
+            records.append(StepRecord(kind: step.kind, status: exitCode == 0 ? .ran : .failed,
+                                      seconds: Date().timeIntervalSince(start), inputs: inputs, outputs: outputs,
+                                      options: step.options, result: result))
+        }
+        try writeState(state, to: statePath)
+
+        var published: [String] = []
+        if exitCode == 0 {
+            for step in spec.steps {
+                for p in step.outputs {
+                    guard let at = location[p] else { continue }
+                    let final = absolute(p.hasSuffix("/") ? String(p.dropLast()) : p)
+                    if at != final { try publish(at, to: final) }
+                    published.append(p)
+                }
+            }
+        }
+        return PipelineReport(pipeline: pipelinePath, steps: records, published: published, exitCode: exitCode)
+    }
+
+    /// Runs one step; outputs go to their staged paths.
+    func execute(_ step: PipelineStep, index i: Int, location: [String: String],
+                 outputs: inout OrderedDictionary<String, String>, staged: inout [String: String]) throws -> JSONValue? {
+        func path(_ key: String) -> String? {
+            guard let p = step.options[key]?.stringValue else { return nil }
+            return location[p] ?? absolute(p)
+        }
+        switch step.kind {
+        case .convert:
+            let out = step.options["output"]!.stringValue!
+            let target = stagedPath(out)
+            try? FileManager.default.removeItem(atPath: target)
+            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path,
+                                                    withIntermediateDirectories: true)
+            var dtype: DType?
+            if let d = step.options["dtype"]?.stringValue {
+                guard let t = Conversion.castTarget(d) else { throw PipelineError.step(i, "convert", "dtype must be f32, f16 or bf16") }
+                dtype = t
+            }
+            let shard = try step.options["max_shard_size"].map { v -> Int in
+                if let n = v.intValue { return n }
+                guard let s = v.stringValue else { throw PipelineError.step(i, "convert", "max_shard_size must be a size") }
+                return try Checkpoint.parseSize(s)
+            }
+            try Conversion.convert(path("input")!, to: target + (out.hasSuffix("/") ? "/" : ""),
+                                   options: .init(to: step.options["to"]?.stringValue, dtype: dtype, maxShardSize: shard,
+                                                  config: path("config")))
+            outputs[out] = try Digest.sha256(path: target)
+            staged[out] = target
+            return nil
+        case .verify:
+            let reference = try Checkpoint.open(path("reference")!).graph
+            let candidate = try Checkpoint.open(path("candidate")!).graph
+            var gates = Gates()
+            if let p = step.options["preset"]?.stringValue {
+                guard let g = Gates.preset(p) else { throw PipelineError.step(i, "verify", "unknown preset `\(p)`") }
+                gates = g
+            }
+            if let v = step.options["max_kl"]?.doubleValue { gates.maxKL = v }
+            if let v = step.options["min_cosine"]?.doubleValue { gates.minCosine = v }
+            if let v = step.options["min_top1"]?.doubleValue { gates.minTop1 = v }
+            if let v = step.options["max_abs"]?.doubleValue { gates.maxAbs = v }
+            let inputs: [ModelInput]
+            if let t = path("tokens") {
+                inputs = try Verifier.tokenFile(t)
+            } else {
+                inputs = try Verifier.randomInputs(for: reference, count: step.options["sequences"]?.intValue ?? 4,
+                                                   length: step.options["length"]?.intValue ?? 32,
+                                                   seed: UInt64(step.options["seed"]?.intValue ?? 0))
+            }
+            let report = try Verifier.run(reference: reference, candidate: candidate, inputs: inputs, gates: gates)
+            log(report.table())
+            return report.json()
+        case .quantize, .prune, .distill:
+            throw PipelineError.step(i, step.kind.rawValue, "not available in this version of ckpt")
+        }
+    }
+
+    func publish(_ from: String, to final: String) throws {
+        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: final).deletingLastPathComponent().path,
+                                                withIntermediateDirectories: true)
+        var isDir: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: final, isDirectory: &isDir)
+        if exists && isDir.boolValue {
+            let old = final + ".ckpt-old-\(getpid())"
+            try FileManager.default.moveItem(atPath: final, toPath: old)
+            try FileManager.default.moveItem(atPath: from, toPath: final)
+            try? FileManager.default.removeItem(atPath: old)
+        } else if rename(from, final) != 0 {
+            // Another file system: copy beside the target, then rename into place.
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: from))
+            var f = try AtomicFile(target: final)
+            try f.write([UInt8](bytes))
+            try f.commit()
+            try? FileManager.default.removeItem(atPath: from)
+        }
+    }
+
+    func writeState(_ state: OrderedDictionary<String, JSONValue>, to path: String) throws {
+        var f = try AtomicFile(target: path)
+        try f.write(Array((JSONValue.object(state).prettyPrinted() + "\n").utf8))
+        try f.commit()
+    }
+}
