@@ -6,6 +6,7 @@
 //   Formats   one folder per file format (reader, writer, error type) + safe I/O
 //   Quantize  numerics of dtype casts and (later) quantization schemes, no file I/O
 //   Transformer  the reference forward pass (GPT-2, BERT, LLaMA, the seed encoder), BLAS-backed
+//   Prune     unstructured, N:M and structured pruning into a smaller config
 //   Pipeline  model comparison metrics and gates, checkpoint diff, `ckpt run` pipelines
 //   ckpt      the command-line tool, one file per subcommand
 import PackageDescription
@@ -46,11 +47,13 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "Transformer", dependencies: ["CkptCore", "Quantize", "COpenBLAS"]),
+        // Unstructured, N:M and structured pruning (heads, neurons, layers) of a weight graph.
+        .target(name: "Prune", dependencies: ["CkptCore", "Quantize", "Transformer"]),
         // Comparing two models (verify), two checkpoints (diff), and build pipelines (run).
         .target(
             name: "Pipeline",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Prune",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -58,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "ckpt",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -66,6 +69,7 @@ let package = Package(
         .testTarget(name: "CkptCoreTests", dependencies: ["CkptCore", "Quantize", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Transformer", "TestSupport"]),
+        .testTarget(name: "PruneTests", dependencies: ["CkptCore", "Formats", "Transformer", "Prune", "Pipeline", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "TestSupport"]),
     ],

@@ -29,6 +29,7 @@ struct Llama: TransformerModel {
     let maxT: Int?
     let window: Int?
     let eps: Float
+    let prefix: String
     let embed, norm: [Float]
     let head: Matrix
     let invFreq: [Float]
@@ -58,6 +59,7 @@ struct Llama: TransformerModel {
         invFreq = try Llama.inverseFrequencies(config: config, headSize: hs)
 
         guard let p = w.prefix(forAnchor: "embed_tokens.weight") else { throw TransformerError.missingTensor("model.embed_tokens.weight") }
+        prefix = p
         embed = try w.floats(p + "embed_tokens.weight", [V, C])
         norm = try w.floats(p + "norm.weight", [C])
         if w.graph.tensors["lm_head.weight"] != nil {
@@ -129,26 +131,36 @@ struct Llama: TransformerModel {
         return Double(layers.count) * (2.0 * Double(T) * proj + 4.0 * Double(T * T * NH * hs)) + 2.0 * Double(T) * Double(C) * Double(V)
     }
 
-    func forward(_ input: ModelInput, collectHidden: Bool) throws -> ForwardOutput {
+    func forward(_ input: ModelInput, collectHidden: Bool, stats: ActivationStats?) throws -> ForwardOutput {
         let ids = try checkTokens(input, vocab: V, maxPositions: maxT)
         let T = ids.count
         let (cos, sin) = Kernels.ropeTables(T: T, invFreq: invFreq)
         var x = Kernels.embed(embed, C: C, ids: ids)                 // [T, C]
         var hidden: [[Float]] = []
-        for l in layers {
+        stats?.addTokens(T)
+        for (i, l) in layers.enumerated() {
             if collectHidden { hidden.append(x) }
+            let blockInput = x
+            let name = prefix + "layers.\(i)."
             let h = Kernels.rmsNorm(x, T: T, C: C, weight: l.inNorm, eps: eps)
+            for proj in ["q", "k", "v"] { stats?.addInput(name + "self_attn.\(proj)_proj.weight", h, T: T, C: C) }
             var q = Kernels.linear(h, T: T, l.q, bias: l.qb)         // [T, NH·hs]
             var k = Kernels.linear(h, T: T, l.k, bias: l.kb)         // [T, NKV·hs]
             let v = Kernels.linear(h, T: T, l.v, bias: l.vb)
             Kernels.rope(&q, T: T, heads: NH, hs: hs, cos: cos, sin: sin)
             Kernels.rope(&k, T: T, heads: NKV, hs: hs, cos: cos, sin: sin)
             let a = Kernels.attention(q: q, k: k, v: v, .init(T: T, NH: NH, NKV: NKV, hs: hs, causal: true, window: window))
+            stats?.addHeads(layer: i, a, T: T, heads: NH, hs: hs)
+            stats?.addInput(name + "self_attn.o_proj.weight", a, T: T, C: NH * hs)
             Kernels.add(&x, Kernels.linear(a, T: T, l.o, bias: l.ob))
             let h2 = Kernels.rmsNorm(x, T: T, C: C, weight: l.postNorm, eps: eps)
+            for proj in ["gate", "up"] { stats?.addInput(name + "mlp.\(proj)_proj.weight", h2, T: T, C: C) }
             var g = Kernels.linear(h2, T: T, l.gate, bias: l.gateb)  // [T, inner]
             Kernels.swiglu(&g, Kernels.linear(h2, T: T, l.up, bias: l.upb))
+            stats?.addNeurons(layer: i, g, T: T, width: inner)
+            stats?.addInput(name + "mlp.down_proj.weight", g, T: T, C: inner)
             Kernels.add(&x, Kernels.linear(g, T: T, l.down, bias: l.downb))
+            stats?.addBlock(layer: i, input: blockInput, output: x, T: T, C: C)
         }
         let xf = Kernels.rmsNorm(x, T: T, C: C, weight: norm, eps: eps)
         let logits = Kernels.linear(xf, T: T, head, bias: nil)     // [T, V]

@@ -64,7 +64,14 @@ public protocol TransformerModel: Sendable {
     var vocabSize: Int? { get }
     /// Floating-point operations for one sequence of `T` tokens (matrix products dominate).
     func flops(tokens T: Int) -> Double
-    func forward(_ input: ModelInput, collectHidden: Bool) throws -> ForwardOutput
+    /// Runs one sequence. With `stats`, also accumulates activation statistics into it.
+    func forward(_ input: ModelInput, collectHidden: Bool, stats: ActivationStats?) throws -> ForwardOutput
+}
+
+extension TransformerModel {
+    public func forward(_ input: ModelInput, collectHidden: Bool) throws -> ForwardOutput {
+        try forward(input, collectHidden: collectHidden, stats: nil)
+    }
 }
 
 public enum Transformers {

@@ -61,7 +61,7 @@ struct SeedEncoder: TransformerModel {
         Double(layers.count) * (8.0 * Double(T) * Double(C * C) + 4.0 * Double(T * T * C))
     }
 
-    func forward(_ input: ModelInput, collectHidden: Bool) throws -> ForwardOutput {
+    func forward(_ input: ModelInput, collectHidden: Bool, stats: ActivationStats?) throws -> ForwardOutput {
         guard case .vectors(var x, let T) = input else {
             throw TransformerError.badInput("the seed encoder takes d_model-wide vectors (--input vectors.npy), not token ids")
         }

@@ -1,0 +1,458 @@
+// `ckpt prune`: the operations, applied to a weight graph in this order —
+//   1. drop whole layers (blocks), renumbering the rest;
+//   2. remove attention heads (GPT-2/BERT: any heads per layer, recorded in `pruned_heads`;
+//      LLaMA: whole key/value groups, the same number in every layer);
+//   3. narrow the MLPs to a target width;
+//   4. unstructured sparsity (magnitude per tensor or global, or Wanda's |W|·‖X‖ per output
+//      unit) or N:M semi-structured sparsity along the input dimension.
+// Every tensor that touches a removed unit is sliced consistently and the config is updated,
+// so the reference forward pass runs on the result.
+//
+// Importance (`--importance`):
+//   magnitude   heads/neurons: Σ w² of every weight that belongs to the unit; unstructured: |w|
+//   activation  from forward passes on calibration inputs (ActivationStats):
+//               heads:   Σ_tokens ‖head output‖ · ‖o-proj slice of the head‖   (Minitron-style)
+//               neurons: Σ_tokens |activation| · ‖out-proj slice of the neuron‖  (Wanda-style)
+//               weights: |W_ij| · ‖X_j‖, compared within each output unit        (Wanda)
+//   layers are always ranked by block influence, Σ_tokens 1 − cos(block input, block output)
+//   (ShortGPT), which needs calibration inputs whatever the importance.
+
+import CkptCore
+import Foundation
+import OrderedCollections
+import Quantize
+import Transformer
+
+public struct PruneOptions: Sendable {
+    public enum Importance: String, Sendable, CaseIterable { case magnitude, activation }
+    public var sparsity: Double?
+    public var globalSparsity = false
+    /// N:M sparsity (keep N of every M consecutive weights along the input dimension).
+    public var nm: (n: Int, m: Int)?
+    /// Regular expressions: matching tensors are not pruned (unstructured / N:M).
+    public var keep: [String] = []
+    /// (pattern, sparsity): matching tensors get this sparsity instead.
+    public var overrides: [(String, Double)] = []
+    /// Remove this many query heads from every layer.
+    public var headsPerLayer: Int?
+    /// Remove exactly these heads: layer -> current head indices.
+    public var dropHeads: [Int: [Int]]?
+    /// Narrow every MLP to this many neurons.
+    public var intermediate: Int?
+    public var dropLayers: [Int]?
+    public var dropLayerCount: Int?
+    public var importance: Importance = .magnitude
+    public var calibration: [ModelInput] = []
+
+    public init() {}
+}
+
+public struct PruneReport: Sendable {
+    public var operations: [String] = []
+    public var parametersBefore = 0, parametersAfter = 0
+    public var bytesBefore = 0, bytesAfter = 0
+    /// Fraction of zeros in each tensor touched by unstructured / N:M pruning.
+    public var sparsity: OrderedDictionary<String, Double> = [:]
+    public var removedHeads: [Int: [Int]] = [:]
+    public var droppedLayers: [Int] = []
+
+    public func json() -> JSONValue {
+        .object([
+            "operations": .array(operations.map { .string($0) }),
+            "parameters_before": .int(parametersBefore), "parameters_after": .int(parametersAfter),
+            "bytes_before": .int(bytesBefore), "bytes_after": .int(bytesAfter),
+            "dropped_layers": .array(droppedLayers.map { .int($0) }),
+            "removed_heads": .object(OrderedDictionary(uniqueKeysWithValues: removedHeads.sorted { $0.key < $1.key }
+                .map { ("\($0.key)", JSONValue.array($0.value.map { .int($0) })) })),
+            "sparsity": .object(sparsity.mapValues { .double($0) }),
+        ])
+    }
+}
+
+public enum Pruner {
+    public static func prune(_ source: WeightGraph, _ o: PruneOptions) throws -> (WeightGraph, PruneReport) {
+        var g = source
+        var report = PruneReport()
+        report.parametersBefore = source.parameterCount
+        report.bytesBefore = source.byteCount
+        let structured = o.headsPerLayer != nil || o.dropHeads != nil || o.intermediate != nil || o.dropLayers != nil || o.dropLayerCount != nil
+        let layout = structured || o.importance == .activation ? try Layout(g) : (try? Layout(g))
+        if let s = o.sparsity, !(0...1).contains(s) { throw PruneError.invalid("sparsity must be in 0...1") }
+        if let nm = o.nm, !(nm.n > 0 && nm.n < nm.m) { throw PruneError.invalid("N:M needs 0 < N < M") }
+
+        // Activation statistics on the original model, when anything needs them.
+        var stats: ActivationStats?
+        if o.importance == .activation || o.dropLayerCount != nil {
+            guard !o.calibration.isEmpty else { throw PruneError.invalid("activation importance needs calibration inputs") }
+            let model = try Transformers.load(source)
+            let s = ActivationStats()
+            for input in o.calibration { _ = try model.forward(input, collectHidden: false, stats: s) }
+            stats = s
+        }
+
+        // Original layer index of each current layer (layers may be dropped first).
+        var originalIndex = Array(0..<(layout?.layers ?? 0))
+        if let layout, o.dropLayers != nil || o.dropLayerCount != nil {
+            var drop = Set(o.dropLayers ?? [])
+            if let n = o.dropLayerCount {
+                guard let bi = stats?.blockInfluence else { throw PruneError.invalid("no block statistics") }
+                let ranked = (0..<layout.layers).sorted { (bi[$0] ?? 0, $0) < (bi[$1] ?? 0, $1) }
+                drop.formUnion(ranked.prefix(n))
+            }
+            guard drop.allSatisfy({ $0 >= 0 && $0 < layout.layers }), drop.count < layout.layers else {
+                throw PruneError.invalid("layers to drop must be distinct indices in 0..<\(layout.layers), keeping at least one")
+            }
+            g = try dropLayers(g, layout, Array(drop).sorted())
+            report.droppedLayers = Array(drop).sorted()
+            originalIndex = originalIndex.filter { !drop.contains($0) }
+            report.operations.append("dropped layers \(report.droppedLayers.map(String.init).joined(separator: ", ")) (\(layout.layers) -> \(originalIndex.count))")
+        }
+
+        if o.headsPerLayer != nil || o.dropHeads != nil {
+            let lay = try Layout(g)
+            var removal: [Int: [Int]] = [:]
+            if let explicit = o.dropHeads {
+                removal = explicit
+            } else if let r = o.headsPerLayer {
+                for i in 0..<lay.layers {
+                    let units = lay.kind == .llama ? lay.kvHeads : lay.heads[i]
+                    let groupSize = lay.kind == .llama ? lay.configHeads / lay.kvHeads : 1
+                    guard r % groupSize == 0, r / groupSize < units else {
+                        throw PruneError.invalid(lay.kind == .llama
+                            ? "--heads must be a multiple of the key/value group size \(groupSize) and leave at least one group"
+                            : "cannot remove \(r) of \(units) heads in layer \(i)")
+                    }
+                    let scores = try headScores(g, lay, layer: i, original: originalIndex[i], stats: stats, importance: o.importance)
+                    let removedUnits = lowest(scores, count: r / groupSize)
+                    removal[i] = removedUnits.flatMap { u in (0..<groupSize).map { u * groupSize + $0 } }.sorted()
+                }
+            }
+            g = try removeHeads(g, lay, removal)
+            report.removedHeads = removal
+            report.operations.append("removed heads " + removal.sorted { $0.key < $1.key }
+                .map { "\($0.key):\($0.value.map(String.init).joined(separator: ","))" }.joined(separator: " "))
+        }
+
+        if let width = o.intermediate {
+            let lay = try Layout(g)
+            guard width > 0, width <= lay.inner else { throw PruneError.invalid("--intermediate must be in 1...\(lay.inner)") }
+            for i in 0..<lay.layers {
+                let scores = try neuronScores(g, lay, layer: i, original: originalIndex[i], stats: stats, importance: o.importance)
+                let keep = highest(scores, count: width)
+                for s in lay.mlpSlices(i) where g.tensors[s.tensor] != nil {
+                    try g.replace(Slicing.select(g.tensors[s.tensor]!, axis: s.axis, blocks: s.blocks, keep: keep))
+                }
+            }
+            if var c = g.config {
+                c.json[lay.innerKey] = .int(width)
+                g.config = c
+            }
+            report.operations.append("MLP width \(lay.inner) -> \(width)")
+        }
+
+        if o.sparsity != nil || o.nm != nil || !o.overrides.isEmpty {
+            try sparsify(&g, layout: layout, o, stats: stats, report: &report)
+        }
+
+        report.parametersAfter = g.parameterCount
+        report.bytesAfter = g.byteCount
+        let recipe = JSONValue.object([
+            "importance": .string(o.importance.rawValue),
+            "operations": .array(report.operations.map { .string($0) }),
+            "calibration_sequences": .int(o.calibration.count),
+        ])
+        g.metadata["ckpt.prune"] = recipe.serialized()
+        return (g, report)
+    }
+
+    // MARK: Scores
+
+    /// Indices of the `count` lowest scores (ties: lower index first), sorted.
+    static func lowest(_ scores: [Double], count: Int) -> [Int] {
+        Array(scores.indices.sorted { (scores[$0], $0) < (scores[$1], $1) }.prefix(count)).sorted()
+    }
+
+    /// Indices of the `count` highest scores (ties: lower index first), sorted.
+    static func highest(_ scores: [Double], count: Int) -> [Int] {
+        Array(scores.indices.sorted { (-scores[$0], $0) < (-scores[$1], $1) }.prefix(count)).sorted()
+    }
+
+    static func floats(_ t: Tensor) throws -> [Float] {
+        guard let f = try Cast.floats(t) else { throw PruneError.unsupportedDType(tensor: t.name, dtype: t.dtype) }
+        return f
+    }
+
+    /// Σ w² per unit of `unitSize` consecutive indices along `axis` (summed over blocks).
+    static func unitSquares(_ t: Tensor, axis: Int, blocks: Int, unitSize: Int) throws -> [Double] {
+        let w = try floats(t)
+        let dims = t.shape.count == 1 ? [t.shape[0], 1] : t.shape
+        let (rows, cols) = (dims[0], dims[1])
+        let block = (axis == 0 ? rows : cols) / blocks
+        var out = [Double](repeating: 0, count: block / unitSize)
+        for r in 0..<rows {
+            for c in 0..<cols {
+                let along = axis == 0 ? r : c
+                let v = Double(w[r * cols + c])
+                out[(along % block) / unitSize] += v * v
+            }
+        }
+        return out
+    }
+
+    /// Importance of each removable attention unit of a layer: query heads (GPT-2, BERT) or
+    /// key/value groups (LLaMA).
+    static func headScores(_ g: WeightGraph, _ lay: Layout, layer i: Int, original: Int, stats: ActivationStats?,
+                           importance: PruneOptions.Importance) throws -> [Double] {
+        let hs = lay.headSize
+        let heads = lay.kind == .llama ? lay.configHeads : lay.heads[i]
+        let group = lay.kind == .llama ? lay.configHeads / lay.kvHeads : 1
+        let outName = lay.attentionOutput(i)
+        guard let out = g.tensors[outName] else { throw PruneError.invalid("tensor `\(outName)`: missing") }
+        let outAxis = lay.isConv1D(outName) ? 0 : 1
+        var perHead: [Double]
+        switch importance {
+        case .magnitude:
+            perHead = [Double](repeating: 0, count: heads)
+            for s in lay.attentionSlices(i) {
+                guard let t = g.tensors[s.tensor] else { continue }
+                for (h, v) in try unitSquares(t, axis: s.axis, blocks: s.blocks, unitSize: hs).enumerated() { perHead[h] += v }
+            }
+        case .activation:
+            guard let norms = stats?.headNorms[original], norms.count == heads else {
+                throw PruneError.invalid("no head statistics for layer \(i)")
+            }
+            let outNorms = try unitSquares(out, axis: outAxis, blocks: 1, unitSize: hs).map { $0.squareRoot() }
+            perHead = zip(norms, outNorms).map { $0 * $1 }
+        }
+        guard lay.kind == .llama else { return perHead }
+        var groups = (0..<lay.kvHeads).map { g in (0..<group).reduce(0.0) { $0 + perHead[g * group + $1] } }
+        if importance == .magnitude {
+            for s in lay.keyValueSlices(i) {
+                guard let t = g.tensors[s.tensor] else { continue }
+                for (k, v) in try unitSquares(t, axis: s.axis, blocks: 1, unitSize: hs).enumerated() { groups[k] += v }
+            }
+        }
+        return groups
+    }
+
+    static func neuronScores(_ g: WeightGraph, _ lay: Layout, layer i: Int, original: Int, stats: ActivationStats?,
+                             importance: PruneOptions.Importance) throws -> [Double] {
+        switch importance {
+        case .magnitude:
+            var scores = [Double](repeating: 0, count: lay.inner)
+            for s in lay.mlpSlices(i) {
+                guard let t = g.tensors[s.tensor] else { continue }
+                for (n, v) in try unitSquares(t, axis: s.axis, blocks: 1, unitSize: 1).enumerated() { scores[n] += v }
+            }
+            return scores
+        case .activation:
+            let outName = lay.mlpOutput(i)
+            guard let out = g.tensors[outName], let act = stats?.neuronMagnitudes[original], act.count == lay.inner else {
+                throw PruneError.invalid("no MLP statistics for layer \(i)")
+            }
+            let norms = try unitSquares(out, axis: lay.isConv1D(outName) ? 0 : 1, blocks: 1, unitSize: 1).map { $0.squareRoot() }
+            return zip(act, norms).map { $0 * $1 }
+        }
+    }
+
+    // MARK: Structural edits
+
+    static func removeHeads(_ g: WeightGraph, _ lay: Layout, _ removal: [Int: [Int]]) throws -> WeightGraph {
+        var g = g
+        let hs = lay.headSize
+        if lay.kind == .llama {
+            let group = lay.configHeads / lay.kvHeads
+            var removedGroups: Int?
+            for i in 0..<lay.layers {
+                let heads = Set(removal[i] ?? [])
+                let groups = Set(heads.map { $0 / group })
+                guard heads.allSatisfy({ $0 >= 0 && $0 < lay.configHeads }),
+                      groups.allSatisfy({ g in (0..<group).allSatisfy { heads.contains(g * group + $0) } }) else {
+                    throw PruneError.invalid("layer \(i): LLaMA heads must be removed in whole key/value groups of \(group)")
+                }
+                if let r = removedGroups, r != groups.count {
+                    throw PruneError.invalid("LLaMA configs have one head count for all layers: remove the same number of groups from each")
+                }
+                removedGroups = groups.count
+                let keepGroups = (0..<lay.kvHeads).filter { !groups.contains($0) }
+                let keepHeads = keepGroups.flatMap { kg in (0..<group).map { kg * group + $0 } }
+                let rows = { (units: [Int]) in units.flatMap { u in (0..<hs).map { u * hs + $0 } } }
+                for s in lay.attentionSlices(i) where g.tensors[s.tensor] != nil {
+                    try g.replace(Slicing.select(g.tensors[s.tensor]!, axis: s.axis, blocks: s.blocks, keep: rows(keepHeads)))
+                }
+                for s in lay.keyValueSlices(i) where g.tensors[s.tensor] != nil {
+                    try g.replace(Slicing.select(g.tensors[s.tensor]!, axis: s.axis, blocks: s.blocks, keep: rows(keepGroups)))
+                }
+            }
+            guard let r = removedGroups, r < lay.kvHeads else { throw PruneError.invalid("cannot remove every key/value group") }
+            if var c = g.config {
+                c.json["num_attention_heads"] = .int(lay.configHeads - r * group)
+                c.json["num_key_value_heads"] = .int(lay.kvHeads - r)
+                c.json["head_dim"] = .int(hs)
+                g.config = c
+            }
+            return g
+        }
+        // GPT-2 / BERT: any heads per layer, recorded in pruned_heads by original index.
+        var pruned = g.config?["pruned_heads"]?.objectValue ?? [:]
+        for (i, heads) in removal.sorted(by: { $0.key < $1.key }) where !heads.isEmpty {
+            guard i >= 0, i < lay.layers, Set(heads).count == heads.count, heads.allSatisfy({ $0 >= 0 && $0 < lay.heads[i] }),
+                  heads.count < lay.heads[i] else {
+                throw PruneError.invalid("layer \(i): heads to remove must be distinct in 0..<\(lay.heads[i]), keeping at least one")
+            }
+            let already = Set(pruned["\(i)"]?.arrayValue?.compactMap(\.intValue) ?? [])
+            let remaining = (0..<lay.configHeads).filter { !already.contains($0) }  // current index -> original
+            let keep = (0..<lay.heads[i]).filter { !heads.contains($0) }
+            let units = keep.flatMap { h in (0..<hs).map { h * hs + $0 } }
+            for s in lay.attentionSlices(i) where g.tensors[s.tensor] != nil {
+                try g.replace(Slicing.select(g.tensors[s.tensor]!, axis: s.axis, blocks: s.blocks, keep: units))
+            }
+            pruned["\(i)"] = .array(already.union(heads.map { remaining[$0] }).sorted().map { .int($0) })
+        }
+        if var c = g.config {
+            c.json["pruned_heads"] = .object(pruned)
+            g.config = c
+        }
+        return g
+    }
+
+    static func dropLayers(_ g: WeightGraph, _ lay: Layout, _ drop: [Int]) throws -> WeightGraph {
+        let dropSet = Set(drop)
+        var newIndex: [Int: Int] = [:]
+        var n = 0
+        for i in 0..<lay.layers where !dropSet.contains(i) {
+            newIndex[i] = n
+            n += 1
+        }
+        func rename(_ name: String) -> String?? {
+            guard name.hasPrefix(lay.blockStem) else { return .some(name) }
+            let rest = name.dropFirst(lay.blockStem.count)
+            guard let dot = rest.firstIndex(of: "."), let i = Int(rest[..<dot]) else { return .some(name) }
+            guard let j = newIndex[i] else { return .some(nil) }  // dropped
+            return .some(lay.blockStem + "\(j)" + rest[dot...])
+        }
+        var out = WeightGraph()
+        out.metadata = g.metadata
+        for t in g.tensors.values {
+            guard case .some(let newName?) = rename(t.name) else { continue }
+            var t2 = t
+            t2.name = newName
+            try out.add(t2)
+        }
+        for (alias, target) in g.ties {
+            if case .some(let a?) = rename(alias), case .some(let b?) = rename(target) { try out.tie(a, to: b) }
+        }
+        if var c = g.config {
+            c.json[lay.layersKey] = .int(n)
+            if let pruned = c["pruned_heads"]?.objectValue {
+                var remapped = OrderedDictionary<String, JSONValue>()
+                for (k, v) in pruned { if let i = Int(k), let j = newIndex[i] { remapped["\(j)"] = v } }
+                c.json["pruned_heads"] = .object(remapped)
+            }
+            if let types = c["layer_types"]?.arrayValue, types.count == lay.layers {
+                c.json["layer_types"] = .array(types.enumerated().filter { !dropSet.contains($0.offset) }.map(\.element))
+            }
+            out.config = c
+        }
+        return out
+    }
+
+    // MARK: Unstructured and N:M
+
+    static func sparsify(_ g: inout WeightGraph, layout: Layout?, _ o: PruneOptions, stats: ActivationStats?,
+                         report: inout PruneReport) throws {
+        let keep = try o.keep.map { try Regex($0) }
+        let overrides = try o.overrides.map { (try Regex($0.0), $0.1) }
+        let embeddings = ["wte.weight", "wpe.weight", "embed_tokens.weight", "word_embeddings.weight",
+                          "position_embeddings.weight", "token_type_embeddings.weight", "lm_head.weight"]
+        var targets: [(name: String, sparsity: Double?)] = []
+        for t in g.tensors.values where t.shape.count == 2 && t.name.hasSuffix(".weight") {
+            if keep.contains(where: { t.name.contains($0) }) { continue }
+            if let o = overrides.first(where: { t.name.contains($0.0) }) {
+                targets.append((t.name, o.1))
+                continue
+            }
+            if embeddings.contains(where: { t.name == $0 || t.name.hasSuffix("." + $0) }) { continue }
+            if let layout, !t.name.hasPrefix(layout.blockStem) { continue }
+            targets.append((t.name, o.sparsity))
+        }
+        guard !targets.isEmpty else { throw PruneError.invalid("no tensors to sparsify (check --keep)") }
+
+        // Scores per tensor (|w| or Wanda's |w|·‖X_j‖), and whether the input dim is rows.
+        func scores(_ t: Tensor) throws -> (values: [Double], inputIsRows: Bool) {
+            let w = try floats(t)
+            let inputIsRows = layout?.isConv1D(t.name) ?? false
+            guard o.importance == .activation else { return (w.map { Double(abs($0)) }, inputIsRows) }
+            guard let sq = stats?.inputSquares[t.name] else {
+                throw PruneError.invalid("tensor `\(t.name)`: no activation statistics (not a linear layer of the forward pass)")
+            }
+            let (rows, cols) = (t.shape[0], t.shape[1])
+            return ((0..<rows * cols).map { k in
+                let j = inputIsRows ? k / cols : k % cols
+                return Double(abs(w[k])) * sq[j].squareRoot()
+            }, inputIsRows)
+        }
+
+        if o.globalSparsity, o.nm == nil, o.importance == .magnitude, let s = o.sparsity {
+            // One threshold over every target tensor: the k-th smallest |w| overall.
+            var all: [(Double, Int, Int)] = []
+            for (ti, target) in targets.enumerated() {
+                for (k, v) in try scores(g.tensors[target.name]!).values.enumerated() { all.append((v, ti, k)) }
+            }
+            let count = Int((s * Double(all.count)).rounded())
+            all.sort { ($0.0, $0.1, $0.2) < ($1.0, $1.1, $1.2) }
+            var masks = targets.map { [Bool](repeating: false, count: g.tensors[$0.name]!.elementCount) }
+            for e in all.prefix(count) { masks[e.1][e.2] = true }
+            for (ti, target) in targets.enumerated() {
+                try g.replace(Slicing.zeroing(g.tensors[target.name]!, mask: masks[ti]))
+            }
+            report.operations.append(String(format: "global magnitude sparsity %.3f over %d tensors", s, targets.count))
+        } else {
+            for target in targets {
+                let t = g.tensors[target.name]!
+                let (sc, inputIsRows) = try scores(t)
+                let (rows, cols) = (t.shape[0], t.shape[1])
+                var mask = [Bool](repeating: false, count: rows * cols)
+                // Comparison groups: index lists whose lowest scores are zeroed.
+                let outputs = inputIsRows ? cols : rows, inputs = inputIsRows ? rows : cols
+                func at(_ out: Int, _ inp: Int) -> Int { inputIsRows ? inp * cols + out : out * cols + inp }
+                if let nm = o.nm {
+                    guard inputs % nm.m == 0 else {
+                        throw PruneError.invalid("tensor `\(t.name)`: input dimension \(inputs) is not a multiple of \(nm.m) for \(nm.n):\(nm.m)")
+                    }
+                    for out in 0..<outputs {
+                        for start in stride(from: 0, to: inputs, by: nm.m) {
+                            let group = (start..<start + nm.m).map { at(out, $0) }
+                            for k in group.sorted(by: { (sc[$0], $0) < (sc[$1], $1) }).prefix(nm.m - nm.n) { mask[k] = true }
+                        }
+                    }
+                } else if let s = target.sparsity {
+                    if o.importance == .activation {
+                        // Wanda: within each output unit.
+                        let k = Int((s * Double(inputs)).rounded())
+                        for out in 0..<outputs {
+                            let group = (0..<inputs).map { at(out, $0) }
+                            for idx in group.sorted(by: { (sc[$0], $0) < (sc[$1], $1) }).prefix(k) { mask[idx] = true }
+                        }
+                    } else {
+                        let k = Int((s * Double(rows * cols)).rounded())
+                        for idx in sc.indices.sorted(by: { (sc[$0], $0) < (sc[$1], $1) }).prefix(k) { mask[idx] = true }
+                    }
+                } else {
+                    continue
+                }
+                try g.replace(Slicing.zeroing(t, mask: mask))
+            }
+            if let nm = o.nm {
+                report.operations.append("\(nm.n):\(nm.m) sparsity (\(o.importance.rawValue)) on \(targets.count) tensors")
+            } else {
+                report.operations.append(String(format: "%@ sparsity %.3f on %d tensors", o.importance == .activation ? "Wanda" : "magnitude",
+                                                o.sparsity ?? 0, targets.count))
+            }
+        }
+        for target in targets {
+            let w = try floats(g.tensors[target.name]!)
+            report.sparsity[target.name] = Double(w.filter { $0 == 0 }.count) / Double(max(w.count, 1))
+        }
+    }
+}
