@@ -14,14 +14,15 @@ public enum CheckpointFormat: String, Sendable, CaseIterable, CustomStringConver
 
     /// Formats ckpt can read and write today. The others are recognised so the error can
     /// say what the file is.
-    public var isReadable: Bool { self == .safetensors }
-    public var isWritable: Bool { self == .safetensors }
+    public var isReadable: Bool { self == .safetensors || self == .hdf5 }
+    public var isWritable: Bool { self == .safetensors || self == .hdf5 }
 
     /// The output format an extension implies.
     public static func forExtension(_ ext: String) -> CheckpointFormat? {
         switch ext.lowercased() {
         case "safetensors": return .safetensors
-        case "h5", "hdf5", "keras": return .hdf5
+        // Not ".keras": Keras 3's .keras files are zip archives, not HDF5.
+        case "h5", "hdf5": return .hdf5
         case "ckz": return .ckz
         case "gguf": return .gguf
         case "npz": return .npz
@@ -116,6 +117,10 @@ public enum Checkpoint {
             do { return try Safetensors.read(path: path) } catch let e as IOError { throw e } catch {
                 throw FileError(path: path, error: error)
             }
+        case .hdf5:
+            do { return try HDF5.read(path: path) } catch let e as IOError { throw e } catch {
+                throw FileError(path: path, error: error)
+            }
         default:
             throw FileError(path: path, error: CheckpointError.notSupportedYet(format, reading: true))
         }
@@ -147,9 +152,12 @@ public enum Checkpoint {
         /// Split into shards of at most this many bytes (directory output).
         public var maxShardSize: Int?
         public var progress: (any ProgressSink)?
-        public init(maxShardSize: Int? = nil, progress: (any ProgressSink)? = nil) {
+        /// HDF5 output: compression (`--compression gzip[=LEVEL]`).
+        public var hdf5: HDF5WriteOptions
+        public init(maxShardSize: Int? = nil, progress: (any ProgressSink)? = nil, hdf5: HDF5WriteOptions = .init()) {
             self.maxShardSize = maxShardSize
             self.progress = progress
+            self.hdf5 = hdf5
         }
     }
 
@@ -178,6 +186,10 @@ public enum Checkpoint {
             try ShardedSafetensors.write(graph, toDirectory: target, maxShardSize: options.maxShardSize, progress: options.progress)
         case (.safetensors, false):
             try Safetensors.write(graph, to: target, progress: options.progress)
+        case (.hdf5, false):
+            do { try HDF5.write(graph, to: target, options: options.hdf5, progress: options.progress) } catch let e as HDF5Error {
+                throw FileError(path: target, error: e)
+            }
         default:
             throw FileError(path: target, error: CheckpointError.notSupportedYet(format, reading: false))
         }

@@ -20,7 +20,7 @@ struct Convert: ParsableCommand {
     @Argument(help: "Output file or directory.")
     var output: String
 
-    @Option(help: "Output format: safetensors (default: from OUT's extension).")
+    @Option(help: "Output format: safetensors or hdf5 (default: from OUT's extension, .safetensors, .h5, .hdf5).")
     var to: String?
 
     @Option(help: "A Hugging Face config.json to use instead of the one beside the input.")
@@ -31,6 +31,9 @@ struct Convert: ParsableCommand {
 
     @Option(help: "Cast floating-point tensors to f32, f16 or bf16 (round to nearest even).")
     var dtype: String?
+
+    @Option(help: "HDF5 output: chunked datasets, byte shuffle and deflate: gzip or gzip=LEVEL (0-9, default 4).")
+    var compression: String?
 
     @Flag(help: "No progress bar.")
     var quiet = false
@@ -45,6 +48,11 @@ struct Convert: ParsableCommand {
             castTarget = d
         }
         let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: shardSize)
+        var hdf5 = HDF5WriteOptions()
+        if let compression {
+            guard format == .hdf5, !directory else { throw CLIError("--compression applies to HDF5 output only") }
+            do { hdf5 = try HDF5WriteOptions.parse(compression: compression) } catch { throw CLIError(error.description) }
+        }
         var (graph, _) = try Checkpoint.open(input, configPath: config)
 
         if let castTarget {
@@ -60,7 +68,7 @@ struct Convert: ParsableCommand {
 
         let progress = ProgressBar.make(total: graph.byteCount, label: "convert", quiet: quiet)
         try Checkpoint.write(graph, to: output, format: format, directory: directory,
-                             options: .init(maxShardSize: shardSize, progress: progress))
+                             options: .init(maxShardSize: shardSize, progress: progress, hdf5: hdf5))
         progress?.finish()
     }
 }
