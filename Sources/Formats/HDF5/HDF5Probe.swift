@@ -71,6 +71,11 @@ public enum HDF5Probe {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: s.executable)
         process.arguments = s.arguments + [path]
+        // No crash report from Swift's backtracer: the child's death is the expected outcome
+        // of a hostile file, and the report would only cost time.
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        process.environment = environment
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice

@@ -51,8 +51,8 @@ public enum HDF5 {
     static let maxExpansion = 1032
     /// Unwritten chunks read as fill values; allow this much beyond what is stored.
     static let fillAllowance = 64 << 20
-    /// Target size of one H5Dread/H5Dwrite call.
-    static let slabBytes = 64 << 20
+    /// Target size of one H5Dread/H5Dwrite call (a task-local so tests can shrink it).
+    @TaskLocal static var slabBytes = 64 << 20
     static let allowedFilters: [H5Z_filter_t: String] = [
         H5Z_filter_t(H5Z_FILTER_DEFLATE): "deflate", H5Z_filter_t(H5Z_FILTER_SHUFFLE): "shuffle",
         H5Z_filter_t(H5Z_FILTER_FLETCHER32): "fletcher32",
@@ -309,7 +309,7 @@ public enum HDF5 {
 
             // Type and shape.
             let type = try H5ID(H5Dget_type(ds.raw), .datatype, context)
-            let element = try H5Types.classify(type.raw, dataset: path)
+            let classified = try H5Types.classify(type.raw, dataset: path)
             let space = try H5ID(H5Dget_space(ds.raw), .dataspace, context)
             var shape: [Int] = []
             switch H5Sget_simple_extent_type(space.raw) {
@@ -327,11 +327,21 @@ public enum HDF5 {
                 throw .invalidShape(dataset: path, reason: "empty (null) dataspace: no shape, not a tensor")
             }
 
-            // Attributes; the packed types take their element shape from `ckpt:shape`.
+            // Attributes. ckpt's writer tags the types an HDF5 reader cannot tell apart
+            // (`ckpt:dtype`): bf16 (checked against the float layout) and the 8/6/4-bit floats
+            // stored as uint8 bit patterns; the packed ones take their shape from `ckpt:shape`.
             var attrOrder: UInt32 = 0
             try H5.check(H5Pget_attr_creation_order(dcpl.raw, &attrOrder), context)
             let attributes = try H5Attributes.read(ds.raw, objectPath: path, creationOrderTracked: attrOrder & UInt32(H5P_CRT_ORDER_TRACKED) != 0)
             if !attributes.isEmpty { scan.attributes.append((path, attributes)) }
+            var element = classified
+            if let tag = attributes.first(where: { $0.0 == "ckpt:dtype" })?.1.metadataText, tag != element.dtype.rawValue {
+                guard element.dtype == .u8, let d = DType(rawValue: tag), H5Types.byteStoredDTypes.contains(d) else {
+                    throw .unsupportedType(dataset: path, type: "\(element.dtype) tagged `ckpt:dtype` = \(tag)")
+                }
+                element.dtype = d
+                element.packed = d.elementSize == nil
+            }
             let storedBytes: Int
             guard let storedElements = elementCount(shape) else { throw .invalidShape(dataset: path, reason: "element count of \(shape) overflows") }
             storedBytes = storedElements  // one byte per element for packed; recomputed below otherwise
@@ -352,10 +362,6 @@ public enum HDF5 {
             }
             guard let elements = elementCount(tensorShape), let byteCount = element.dtype.byteCount(elements: elements) else {
                 throw .invalidShape(dataset: path, reason: "size of \(element.dtype) \(tensorShape) overflows")
-            }
-            // ckpt's writer tags types an HDF5 reader might mistake (bf16, opaque floats).
-            if let tag = attributes.first(where: { $0.0 == "ckpt:dtype" })?.1.metadataText, tag != element.dtype.rawValue {
-                throw .unsupportedType(dataset: path, type: "\(element.dtype) tagged `ckpt:dtype` = \(tag)")
             }
 
             // Declared size against stored size: a small file must not make us allocate much.

@@ -8,14 +8,16 @@
 //             mantissa 0..6                                    -> bf16 (ckpt's writer, below)
 //   H5T_ENUM of a 1-byte integer {FALSE: 0, TRUE: 1}           -> bool (h5py's bool)
 //   H5T_COMPOUND {r: f32, i: f32}, 8 bytes                     -> c64 (h5py's complex64)
-//   H5T_OPAQUE 1 byte tagged "ckpt:<dtype>"                    -> f8_*, f6_*, f4 (ckpt's writer)
+//   uint8 with attribute `ckpt:dtype` = f8_*/f6_*/f4          -> that dtype (ckpt's writer)
 // Write: the same types, little-endian. f16 is built as h5py builds numpy's float16 (a copy of
 // IEEE f32 with fields (15, 10, 5, 0, 10), size 2, bias 15); bf16 the same way with fields
 // (15, 7, 8, 0, 7) and bias 127: a 16-bit float type with bf16's layout, which h5py reads as
-// float32 (exactly) and h5dump prints as numbers. Types HDF5 has no float for (the 8-, 6- and
-// 4-bit floats) are opaque bytes tagged with ckpt's dtype name; f4/f6 are packed (several
+// float32 (exactly) and h5dump prints as numbers. The 8-, 6- and 4-bit floats, for which HDF5
+// has no float type (their NaN/inf rules are not IEEE's), are stored as their bit patterns in
+// uint8 datasets tagged with the dtype in the attribute `ckpt:dtype`: h5py and h5dump read the
+// bytes, `ml_dtypes` users can `.view()` them, ckpt reads the dtype. f4/f6 are packed (several
 // values per byte), so their datasets are 1-D byte arrays and the element shape is kept in the
-// dataset attribute `ckpt:shape`.
+// attribute `ckpt:shape`.
 
 import CHDF5
 import CkptCore
@@ -31,8 +33,8 @@ struct H5ElementType: Equatable {
 }
 
 enum H5Types {
-    static let opaqueTagPrefix = "ckpt:"
-    static let opaqueDTypes: [DType] = [.f8_e4m3, .f8_e5m2, .f8_e4m3fnuz, .f8_e5m2fnuz, .f8_e8m0, .f6_e2m3, .f6_e3m2, .f4]
+    /// Dtypes stored as uint8 bit patterns with a `ckpt:dtype` attribute.
+    static let byteStoredDTypes: [DType] = [.f8_e4m3, .f8_e5m2, .f8_e4m3fnuz, .f8_e5m2fnuz, .f8_e8m0, .f6_e2m3, .f6_e3m2, .f4]
 
     /// Float layouts ckpt maps: (size, spos, epos, esize, mpos, msize, bias).
     struct FloatLayout: Equatable {
@@ -100,19 +102,13 @@ enum H5Types {
                 throw unsupported("complex with \(parts.map(\.dtype.rawValue)) parts (only complex64 is a ckpt dtype)")
             }
             return H5ElementType(dtype: .c64, swapUnit: parts[0].swapUnit, isBool: false, packed: false)
-        case H5T_OPAQUE:
-            let tag = H5.ownedString(H5Tget_tag(type)) ?? ""
-            guard size == 1, tag.hasPrefix(opaqueTagPrefix), let dtype = DType(rawValue: String(tag.dropFirst(opaqueTagPrefix.count))),
-                  opaqueDTypes.contains(dtype) else {
-                throw unsupported("opaque \(size)-byte \"\(tag)\"")
-            }
-            return H5ElementType(dtype: dtype, swapUnit: 0, isBool: false, packed: dtype.elementSize == nil)
         case H5T_STRING: throw unsupported("string")
         case H5T_VLEN: throw unsupported("variable-length sequence")
         case H5T_ARRAY: throw unsupported("array")
         case H5T_REFERENCE: throw unsupported("reference")
         case H5T_BITFIELD: throw unsupported("bitfield")
         case H5T_TIME: throw unsupported("time")
+        case H5T_OPAQUE: throw unsupported("opaque")
         default: throw unsupported("class \(cls.rawValue)")
         }
     }
@@ -151,9 +147,7 @@ enum H5Types {
             try H5.check(H5Tinsert(t.raw, "i", 4, chdf5_ieee_f32le()), context)
             return t
         case .f8_e4m3, .f8_e5m2, .f8_e4m3fnuz, .f8_e5m2fnuz, .f8_e8m0, .f6_e2m3, .f6_e3m2, .f4:
-            let t = try H5ID(H5Tcreate(H5T_OPAQUE, 1), .datatype, context)
-            try H5.check(H5Tset_tag(t.raw, opaqueTagPrefix + dtype.rawValue), context)
-            return t
+            return try copy(chdf5_std_u8le())
         }
     }
 }

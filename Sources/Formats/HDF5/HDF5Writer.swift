@@ -5,7 +5,7 @@
 //                          order) and `ckpt:config`, the model config's JSON text
 //   /a/b/c                 one dataset per tensor, in nested groups following the dotted name
 //                          (`a.b.c`); little-endian types as in HDF5Types.swift; bf16 and the
-//                          opaque 8/6/4-bit floats carry `ckpt:dtype`, packed ones `ckpt:shape`
+//                          8/6/4-bit floats carry `ckpt:dtype`, packed ones `ckpt:shape`
 //   tie aliases            extra hard links to the target's dataset (no extra storage)
 // Groups track link and attribute creation order, so reading back gives the graph's order.
 //
@@ -51,7 +51,9 @@ extension HDF5 {
     /// Where each tensor and tie alias goes: dataset path per name, and the groups to create
     /// (in order). Decided before anything is written; see the header comment for the rules.
     struct Plan {
-        var groups: [String] = []
+        /// Groups each name needs, parents first (created when the name is first written, so
+        /// the file's creation order follows the graph's order as closely as a tree can).
+        var groups: [String: [String]] = [:]
         var paths: [String: String] = [:]       // tensor or alias name -> dataset path
         /// Names stored under a path that does not spell them (a '/' in the name).
         var storedNames: Set<String> = []
@@ -87,10 +89,13 @@ extension HDF5 {
                     }
                     if !datasets.contains(link) && !groups.contains(link) {
                         var g = "/"
+                        var needed: [String] = []
                         for part in parts[..<k] {
                             g = join(g, part)
-                            if groups.insert(g).inserted { plan.groups.append(g) }
+                            groups.insert(g)
+                            needed.append(g)
                         }
+                        plan.groups[name] = needed
                         datasets.insert(link)
                         plan.paths[name] = link
                         if !spelled { plan.storedNames.insert(name) }
@@ -150,11 +155,16 @@ extension HDF5 {
                 try writeString(root.raw, name: "ckpt:config", value: String(decoding: config.serialized(), as: UTF8.self),
                                 context: "model config")
             }
-            for group in plan.groups {
-                let g = try H5ID(H5Gcreate2(file.raw, group, lcpl.raw, gcpl.raw, chdf5_p_default()), .group, "group `\(group)`")
-                try g.close("group `\(group)`")
+            var created: Set<String> = []
+            let fileID = file.raw
+            func createGroups(for name: String) throws(HDF5Error) {
+                for group in plan.groups[name] ?? [] where created.insert(group).inserted {
+                    let g = try H5ID(H5Gcreate2(fileID, group, lcpl.raw, gcpl.raw, chdf5_p_default()), .group, "group `\(group)`")
+                    try g.close("group `\(group)`")
+                }
             }
             for tensor in graph.tensors.values {
+                try createGroups(for: tensor.name)
                 try writeTensor(tensor, path: plan.paths[tensor.name]!, storedName: plan.storedNames.contains(tensor.name),
                                 file: file.raw, lcpl: lcpl.raw, gzipLevel: options.gzipLevel)
                 tensor.data.releaseResidentPages()
@@ -166,6 +176,7 @@ extension HDF5 {
                 guard !plan.storedNames.contains(alias) else {
                     throw HDF5Error.invalidTensorName(tensor: alias, reason: "a tied alias cannot contain '/' in HDF5")
                 }
+                try createGroups(for: alias)
                 try H5.check(H5Lcreate_hard(file.raw, plan.paths[target]!, file.raw, plan.paths[alias]!, lcpl.raw, chdf5_p_default()),
                              "tensor `\(alias)`: linking it to `\(target)`")
             }
@@ -212,7 +223,7 @@ extension HDF5 {
         }
         let ds = try H5ID(H5Dcreate2(file, path, type.raw, space.raw, lcpl, dcpl.raw, chdf5_p_default()), .dataset, context)
         if storedName { try writeString(ds.raw, name: "ckpt:name", value: t.name, context: context) }
-        if t.dtype == .bf16 || H5Types.opaqueDTypes.contains(t.dtype) {
+        if t.dtype == .bf16 || H5Types.byteStoredDTypes.contains(t.dtype) {
             try writeString(ds.raw, name: "ckpt:dtype", value: t.dtype.rawValue, context: context)
         }
         if packed {
