@@ -30,7 +30,7 @@ struct Ckpt: ParsableCommand {
         // in a child process first (this executable, hidden subcommand), so a crash there is
         // an error here. See Sources/Formats/HDF5/HDF5Probe.swift.
         let timeout = ProcessInfo.processInfo.environment["CKPT_HDF5_PROBE_TIMEOUT"].flatMap(Double.init) ?? 60
-        HDF5Probe.configure(.init(executable: selfExecutable(), arguments: [HDF5ProbeCommand.configuration.commandName!],
+        HDF5Probe.configure(.init(executable: selfExecutable(), arguments: [HDF5ProbeCommand.configuration.commandName!, "--"],
                                   timeout: timeout))
         do {
             var command = try parseAsRoot()

@@ -175,6 +175,13 @@ public enum HDF5 {
 
     // MARK: The walk
 
+    /// Whether an object's creation order can be used for by-index queries: it must be both
+    /// tracked and indexed (without the index, libhdf5 fails such queries on dense storage).
+    static func indexedOrder(_ flags: UInt32) -> Bool {
+        let both = UInt32(H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED)
+        return flags & both == both
+    }
+
     struct Walker {
         let fileSize: Int
         var scan = Scan()
@@ -221,14 +228,14 @@ public enum HDF5 {
             var linkOrder: UInt32 = 0, attrOrder: UInt32 = 0
             try H5.check(H5Pget_link_creation_order(gcpl.raw, &linkOrder), context)
             try H5.check(H5Pget_attr_creation_order(gcpl.raw, &attrOrder), context)
-            let attributes = try H5Attributes.read(group, objectPath: path, creationOrderTracked: attrOrder & UInt32(H5P_CRT_ORDER_TRACKED) != 0)
+            let attributes = try H5Attributes.read(group, objectPath: path, creationOrderTracked: HDF5.indexedOrder(attrOrder))
             if !attributes.isEmpty { scan.attributes.append((path, attributes)) }
 
             var ginfo = H5G_info_t()
             try H5.check(H5Gget_info(group, &ginfo), context)
             guard ginfo.nlinks <= UInt64(HDF5.maxLinks - links) else { throw .tooManyObjects(limit: HDF5.maxLinks) }
             links += Int(ginfo.nlinks)
-            let tracked = linkOrder & UInt32(H5P_CRT_ORDER_TRACKED) != 0
+            let tracked = HDF5.indexedOrder(linkOrder)
             var names: [String] = []
             for i in 0..<ginfo.nlinks {
                 names.append(try H5.string(context) { buf, n in
@@ -332,7 +339,7 @@ public enum HDF5 {
             // stored as uint8 bit patterns; the packed ones take their shape from `ckpt:shape`.
             var attrOrder: UInt32 = 0
             try H5.check(H5Pget_attr_creation_order(dcpl.raw, &attrOrder), context)
-            let attributes = try H5Attributes.read(ds.raw, objectPath: path, creationOrderTracked: attrOrder & UInt32(H5P_CRT_ORDER_TRACKED) != 0)
+            let attributes = try H5Attributes.read(ds.raw, objectPath: path, creationOrderTracked: HDF5.indexedOrder(attrOrder))
             if !attributes.isEmpty { scan.attributes.append((path, attributes)) }
             var element = classified
             if let tag = attributes.first(where: { $0.0 == "ckpt:dtype" })?.1.metadataText, tag != element.dtype.rawValue {
