@@ -67,7 +67,7 @@ public enum Checkpoint {
         defer { try? handle.close() }
         let head = [UInt8]((try? handle.read(upToCount: 16)) ?? Data())
         func starts(_ magic: [UInt8]) -> Bool { head.count >= magic.count && Array(head.prefix(magic.count)) == magic }
-        if starts([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
+        if starts(HDF5.signature) { return .hdf5 }
         if starts(Array("GGUF".utf8)) { return .gguf }
         if starts(Array("CKZ".utf8) + [0]) { return .ckz }
         if starts([0x93] + Array("NUMPY".utf8)) { return .npy }
@@ -79,6 +79,14 @@ public enum Checkpoint {
         // ends in .safetensors is handed to the safetensors reader for a precise error.
         if head.count >= 9, head[8] == UInt8(ascii: "{") { return .safetensors }
         if path.lowercased().hasSuffix(".safetensors") { return .safetensors }
+        // HDF5 after a user block (MATLAB v7.3 .mat files have 512 bytes): the HDF5 spec puts
+        // the superblock at 0, 512, 1024, 2048, ... bytes.
+        var offset: UInt64 = 512
+        while offset <= 1 << 20 {
+            guard (try? handle.seek(toOffset: offset)) != nil, let sig = try? handle.read(upToCount: 8), sig.count == 8 else { break }
+            if [UInt8](sig) == HDF5.signature { return .hdf5 }
+            offset *= 2
+        }
         throw FileError(path: path, error: CheckpointError.unknownFormat)
     }
 

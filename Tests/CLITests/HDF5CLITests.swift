@@ -3,6 +3,7 @@
 // libhdf5 itself), each giving exit status 2 and one line.
 
 import CkptCore
+import Formats
 import Foundation
 import Testing
 import TestSupport
@@ -113,9 +114,55 @@ import TestSupport
         #expect(probe.status != 0 && probe.status != 2)
     }
 
+    @Test func corruptCompressedDataIsAnErrorWhileConverting() throws {
+        // The structure is intact, a gzip chunk is not: the error comes while reading data.
+        let dir = TempDir()
+        var bytes = try good()
+        let probe = try Python.run(#"""
+        import sys, h5py
+        with h5py.File(sys.argv[1], "r") as f:
+            ds = f["bigendian/gzip"]
+            info = ds.id.get_chunk_info(0)
+            print(info.byte_offset + info.size // 2)
+        """#, [Repo.fixture("hdf5/h5py_mixed.h5")])
+        let offset = try #require(Int(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(probe.stderr)")
+        bytes[offset] ^= 0xFF
+        try writeFile(dir.file("bad-chunk.h5"), bytes)
+        let r = try CkptBinary.run("convert", dir.file("bad-chunk.h5"), dir.file("out.safetensors"))
+        #expect(r.status == 2)
+        #expect(r.stderr == "ckpt: error: \(dir.file("bad-chunk.h5")): tensor `bigendian.gzip` (dataset `/bigendian/gzip`): libhdf5: can't read data: inflate() failed\n")
+        #expect(dir.contents() == ["bad-chunk.h5"])
+    }
+
     @Test func refusedFeaturesNameTheDataset() throws {
         let dir = TempDir()
         try expectCleanFailure(Repo.fixture("hdf5/refused/external_link.h5"), mentions: ["`/elsewhere`", "external link"], in: dir)
         try expectCleanFailure(Repo.fixture("hdf5/refused/lzf.h5"), mentions: ["dataset `/w`", "lzf"], in: dir)
+    }
+}
+
+@Suite struct HDF5UserBlockTests {
+    @Test func aFileWithAUserBlockIsRecognised() throws {
+        // h5py writes a 512-byte user block on request (MATLAB v7.3 files have one too).
+        let dir = TempDir()
+        let script = #"""
+        import sys, h5py, numpy as np
+        with h5py.File(sys.argv[1], "w", userblock_size=512) as f:
+            f["w"] = np.arange(6, dtype="<f4").reshape(2, 3)
+        with open(sys.argv[1], "r+b") as f: f.write(b"MATLAB 7.3 MAT-file, a user block")
+        """#
+        let py = try Python.run(script, [dir.file("u.mat")])
+        #expect(py.status == 0, "\(py.stderr)")
+        let r = try CkptBinary.run("inspect", dir.file("u.mat"), "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = try JSONValue.parse(r.stdout)
+        #expect(v["format"]?.stringValue == "hdf5")
+        #expect(v["tensors"]?.arrayValue?.first?["shape"] == .array([.int(2), .int(3)]))
+        // Data offsets count from the start of the file, user block included.
+        let c = try CkptBinary.run("convert", dir.file("u.mat"), dir.file("u.safetensors"))
+        #expect(c.status == 0, "\(c.stderr)")
+        let w = try #require(try Safetensors.read(path: dir.file("u.safetensors")).tensors["w"])
+        let expected: [Float] = [0, 1, 2, 3, 4, 5]
+        #expect(try w.data.load() == expected.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })
     }
 }

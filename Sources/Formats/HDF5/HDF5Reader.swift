@@ -246,6 +246,9 @@ public enum HDF5 {
 
             let lapl = try linkAccess()
             for name in names {
+                guard !name.isEmpty else {
+                    throw .library(context: "group `\(path)`", message: "a link has an empty name (corrupt file)")
+                }
                 let child = path == "/" ? "/" + name : path + "/" + name
                 var linfo = H5L_info_t()
                 try H5.check(H5Lget_info(group, name, &linfo, lapl.raw), "link `\(child)`")
@@ -414,10 +417,11 @@ final class HDF5DatasetBytes: ExternalBytes, @unchecked Sendable {
 
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         // malloc rather than Swift's allocator: a failure is an error, not a trap.
-        guard let buffer = malloc(count) else { throw HDF5Error.outOfMemory(tensor: tensor, bytes: count) }
+        guard let buffer = malloc(count) else { throw FileError(path: file.path, error: HDF5Error.outOfMemory(tensor: tensor, bytes: count)) }
         defer { free(buffer) }
         let bytes = UnsafeMutableRawBufferPointer(start: buffer, count: count)
-        try read(into: bytes)
+        // Read errors surface long after opening (while converting): name the file here.
+        do { try read(into: bytes) } catch { throw FileError(path: file.path, error: error) }
         return try body(UnsafeRawBufferPointer(bytes))
     }
 
