@@ -69,7 +69,7 @@ public enum HDF5Error: Error, Equatable, Sendable, CustomStringConvertible {
         case .probeCrashed(let sig):
             return "libhdf5 crashed (signal \(sig)) reading the file's structure in a sandboxed child process: the file is malformed"
         case .probeTimedOut(let s):
-            return "reading the file's structure took longer than \(Int(s)) s in a sandboxed child process (malformed file?)"
+            return "reading the file's structure took longer than \(Int(s)) s in a sandboxed child process (malformed file? CKPT_HDF5_PROBE_TIMEOUT=SECONDS allows more)"
         case .probeFailed(let m): return "sandboxed probe failed: \(m)"
         }
     }

@@ -113,6 +113,9 @@ public enum HDF5 {
         let fileSize = Int(st.st_size)
         let (file, scan) = try H5.locked { () throws(HDF5Error) -> (H5OpenFile, Scan) in
             let fapl = try H5ID(H5Pcreate(chdf5_p_file_access()), .plist, "file access properties")
+            // Lock when the file system can (so a concurrent writer is noticed), but do not fail
+            // on file systems without locks (NFS mounts), as libhdf5 1.10.7+ allows.
+            try H5.check(H5Pset_file_locking(fapl.raw, true, true), "file access properties")
             let id = try H5ID(H5Fopen(path, chdf5_f_acc_rdonly(), fapl.raw), .file, "")
             let file = H5OpenFile(id: id, path: path)
             var walker = Walker(fileSize: fileSize)
