@@ -355,9 +355,8 @@ public enum HDF5 {
                 element.dtype = d
                 element.packed = d.elementSize == nil
             }
-            let storedBytes: Int
-            guard let storedElements = elementCount(shape) else { throw .invalidShape(dataset: path, reason: "element count of \(shape) overflows") }
-            storedBytes = storedElements  // one byte per element for packed; recomputed below otherwise
+            // Packed types are 1-D byte arrays: their element count is their byte count.
+            guard let storedBytes = elementCount(shape) else { throw .invalidShape(dataset: path, reason: "element count of \(shape) overflows") }
             var tensorShape = shape
             if element.packed {
                 guard shape.count == 1, case .text(let text)? = attributes.first(where: { $0.0 == "ckpt:shape" })?.1,
@@ -388,10 +387,11 @@ public enum HDF5 {
                 let offset = H5Dget_offset(ds.raw)
                 if offset != chdf5_haddr_undef() {
                     let (end, over) = UInt64(offset).addingReportingOverflow(UInt64(byteCount))
-                    guard !over, end <= UInt64(fileSize), stored == byteCount else {
+                    guard !over, end <= UInt64(fileSize) else {
                         throw .storageOutsideFile(dataset: path, end: over ? UInt64.max : end, fileSize: fileSize)
                     }
-                    mappable = Int(offset)
+                    // Anything but exactly the tensor's bytes goes through H5Dread, which knows.
+                    if stored == byteCount { mappable = Int(offset) }
                 } else {
                     _ = H5Eclear2(chdf5_e_default())
                 }
