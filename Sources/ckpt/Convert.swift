@@ -7,7 +7,7 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a checkpoint between formats, losslessly unless --dtype is given.",
         discussion: """
-            The output format follows OUT's extension (.safetensors) or --to. OUT is a \
+            The output format follows OUT's extension (.safetensors, .h5, .hdf5) or --to. OUT is a \
             Hugging Face model directory (shards, index, config.json) when it ends in '/', \
             is an existing directory, or --max-shard-size is given. Tensors are streamed one \
             at a time; the output appears only when complete.
