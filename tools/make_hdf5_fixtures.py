@@ -24,7 +24,8 @@ outputs are committed under fixtures/hdf5/ (a few hundred kB):
 
   malformed/crash-1.10.8.h5 NOT generated here: a ckpt-written file with random bit flips that
                             makes libhdf5 1.10.8 dereference a bad pointer while opening it
-                            (found by tools' fuzzing loop; kept verbatim).
+                            (found by flipping random bits of `ckpt convert`'s output for
+                            every_dtype.safetensors and running ckpt on each; kept verbatim).
 
 Expected values come from reading each file back with h5py, independently of ckpt, and are
 checked here against the arrays handed to h5py (or Keras' own variables).
@@ -127,28 +128,21 @@ def h5py_mixed(path):
         f.attrs["names"] = ["a", "bé"]
         f["encoder"].attrs["kind"] = "encoder"
         f["encoder/layer0/attn/weight"].attrs["units"] = np.int32(12)
-    # h5py visits links in name order; ckpt in the same order with digit names as numbers.
-    def order_key(p):
-        return [(0, int(c), "") if c.isdigit() else (1, 0, c) for c in p.split("/")]
+    # ckpt walks depth-first; in a group without creation order, all-digit names come first,
+    # as numbers, then the others by their bytes.
+    def natural(n):
+        return (0, len(n), n) if n.isascii() and n.isdigit() else (1, 0, n.encode())
+
     written = dict((p, arr) for p, arr, _ in tensors)
-    paths = sorted(written, key=lambda p: [c.encode() if not c.isdigit() else c for c in p.split("/")])
-    # ckpt walks depth-first in name order (bytes), all-digit names numerically.
+
     def walk(group_paths, prefix=""):
-        names = sorted({p[len(prefix):].split("/")[0] for p in group_paths if p.startswith(prefix)},
-                       key=lambda n: (0, len(n), n) if n.isdigit() else (1, 0, n))
-        # digit names compare among themselves numerically; mixed with others bytewise
-        names = sorted(names, key=lambda n: n.encode())
-        digits = sorted([n for n in names if n.isdigit()], key=int)
-        it = iter(digits)
-        names = [next(it) if n.isdigit() else n for n in names]
+        names = sorted({p[len(prefix):].split("/")[0] for p in group_paths if p.startswith(prefix)}, key=natural)
         out = []
         for n in names:
             full = prefix + n
-            if full in written:
-                out.append(full)
-            else:
-                out += walk(group_paths, full + "/")
+            out += [full] if full in written else walk(group_paths, full + "/")
         return out
+
     order = walk(list(written))
     tensors_out = read_back(path, [(p.replace("/", "."), p) for p in order])
     for e, p in zip(tensors_out, order):  # h5py's values are what we wrote

@@ -151,8 +151,8 @@ func expectMatches(_ graph: WeightGraph, _ expected: HDF5ExpectedFile, file: Str
     }
 
     @Test func naturalOrderSortsDigitNamesAsNumbers() {
-        let names = ["10", "2", "b", "1", "a", "11"].sorted(by: HDF5Naming.naturalOrder)
-        #expect(names == ["1", "2", "10", "11", "a", "b"])
+        let names = ["10", "2", "b", "1a", "1", "a", "11", "9"].sorted(by: HDF5Naming.naturalOrder)
+        #expect(names == ["1", "2", "9", "10", "11", "1a", "a", "b"])
     }
 }
 

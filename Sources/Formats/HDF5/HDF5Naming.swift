@@ -35,11 +35,14 @@ struct HDF5Naming {
         path.split(separator: "/", omittingEmptySubsequences: true).joined(separator: ".")
     }
 
-    /// Name order for groups that do not track creation order: all-digit names as numbers.
+    /// Name order for groups that do not track creation order: all-digit names first, as
+    /// numbers (Keras' `vars/2` before `vars/10`), then the others by their UTF-8 bytes (the
+    /// order libhdf5's name index gives). A total order, so sorting is well defined.
     static func naturalOrder(_ a: String, _ b: String) -> Bool {
         let da = !a.isEmpty && a.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
         let db = !b.isEmpty && b.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
-        if da && db && a.count != b.count { return a.count < b.count }
+        if da != db { return da }
+        if da && a.utf8.count != b.utf8.count { return a.utf8.count < b.utf8.count }
         return a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 
