@@ -2,7 +2,7 @@
 //
 // The file is opened read-only and its structure walked once (`scan`): groups depth-first,
 // links in creation order where the group tracks it (ckpt's writer does) and otherwise in
-// name order with all-digit names compared as numbers (Keras' `vars/10` after `vars/9`).
+// name order with all-digit names first, as numbers (Keras' `vars/10` after `vars/9`).
 // Every dataset becomes a tensor named by its path (`/a/b/c` -> `a.b.c`), unless a Keras
 // layout is recognised (HDF5Keras.swift). Attributes become metadata: the root group's under
 // their own names, other objects' as `<path>:<name>` (`layers/dense:units`); ckpt's own
