@@ -176,7 +176,7 @@ def main():
                             f"{max(x[1] for x in res[(d, t)]) / MB:.0f} | {sizes[(d, t)] / MB:.0f} |")
         report = "\n".join([
             f"Machine: {os.cpu_count()} cores, Linux {platform.release()}, {datetime.date.today().isoformat()}; "
-            f"h5py {h5py.__version__} (HDF5 {h5py.version.hdf5_version}), ckpt with libhdf5 "
+            f"h5py {h5py.__version__} (HDF5 {h5py.version.hdf5_version}), "
             f"{subprocess.run([ckpt, '--version'], capture_output=True, text=True).stdout.strip()}, safetensors {safetensors.__version__}.",
             "",
             f"Checkpoint: {size / GB:.3f} GB of fp32 in {len(spec())} tensors (largest {largest / MB:.0f} MB). "
