@@ -34,9 +34,10 @@ demo: build
 bench: build venv
 	$(PY) bench/convert_bench.py --ckpt .build/release/ckpt
 
-# Regenerates fixtures/ (needs torch + transformers; CI never runs this).
+# Regenerates fixtures/ (needs torch + transformers, and h5py + keras for HDF5; CI never runs this).
 fixtures:
 	$(PYTHON) tools/make_fixtures.py
+	KERAS_BACKEND=torch $(PYTHON) tools/make_hdf5_fixtures.py
 
 clean:
 	rm -rf .build $(VENV)

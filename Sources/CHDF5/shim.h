@@ -22,6 +22,10 @@ static inline hid_t chdf5_p_dataset_access(void) { return H5P_DATASET_ACCESS; }
 static inline hid_t chdf5_p_link_access(void) { return H5P_LINK_ACCESS; }
 static inline hid_t chdf5_p_link_create(void) { return H5P_LINK_CREATE; }
 static inline hid_t chdf5_e_default(void) { return H5E_DEFAULT; }
+static inline hid_t chdf5_p_group_create(void) { return H5P_GROUP_CREATE; }
+static inline hid_t chdf5_p_attribute_create(void) { return H5P_ATTRIBUTE_CREATE; }
+static inline haddr_t chdf5_haddr_undef(void) { return HADDR_UNDEF; }
+static inline hsize_t chdf5_s_unlimited(void) { return H5S_UNLIMITED; }
 
 // Native and standard datatypes.
 static inline hid_t chdf5_native_float(void) { return H5T_NATIVE_FLOAT; }
@@ -36,6 +40,7 @@ static inline hid_t chdf5_native_int64(void) { return H5T_NATIVE_INT64; }
 static inline hid_t chdf5_native_uint64(void) { return H5T_NATIVE_UINT64; }
 static inline hid_t chdf5_ieee_f32le(void) { return H5T_IEEE_F32LE; }
 static inline hid_t chdf5_ieee_f64le(void) { return H5T_IEEE_F64LE; }
+static inline hid_t chdf5_ieee_f32be(void) { return H5T_IEEE_F32BE; }
 static inline hid_t chdf5_std_i8le(void) { return H5T_STD_I8LE; }
 static inline hid_t chdf5_std_u8le(void) { return H5T_STD_U8LE; }
 static inline hid_t chdf5_std_i16le(void) { return H5T_STD_I16LE; }

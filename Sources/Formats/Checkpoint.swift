@@ -14,14 +14,15 @@ public enum CheckpointFormat: String, Sendable, CaseIterable, CustomStringConver
 
     /// Formats ckpt can read and write today. The others are recognised so the error can
     /// say what the file is.
-    public var isReadable: Bool { self == .safetensors }
-    public var isWritable: Bool { self == .safetensors }
+    public var isReadable: Bool { self == .safetensors || self == .hdf5 }
+    public var isWritable: Bool { self == .safetensors || self == .hdf5 }
 
     /// The output format an extension implies.
     public static func forExtension(_ ext: String) -> CheckpointFormat? {
         switch ext.lowercased() {
         case "safetensors": return .safetensors
-        case "h5", "hdf5", "keras": return .hdf5
+        // Not ".keras": Keras 3's .keras files are zip archives, not HDF5.
+        case "h5", "hdf5": return .hdf5
         case "ckz": return .ckz
         case "gguf": return .gguf
         case "npz": return .npz
@@ -66,7 +67,7 @@ public enum Checkpoint {
         defer { try? handle.close() }
         let head = [UInt8]((try? handle.read(upToCount: 16)) ?? Data())
         func starts(_ magic: [UInt8]) -> Bool { head.count >= magic.count && Array(head.prefix(magic.count)) == magic }
-        if starts([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
+        if starts(HDF5.signature) { return .hdf5 }
         if starts(Array("GGUF".utf8)) { return .gguf }
         if starts(Array("CKZ".utf8) + [0]) { return .ckz }
         if starts([0x93] + Array("NUMPY".utf8)) { return .npy }
@@ -78,6 +79,14 @@ public enum Checkpoint {
         // ends in .safetensors is handed to the safetensors reader for a precise error.
         if head.count >= 9, head[8] == UInt8(ascii: "{") { return .safetensors }
         if path.lowercased().hasSuffix(".safetensors") { return .safetensors }
+        // HDF5 after a user block (MATLAB v7.3 .mat files have 512 bytes): the HDF5 spec puts
+        // the superblock at 0, 512, 1024, 2048, ... bytes.
+        var offset: UInt64 = 512
+        while offset <= 1 << 20 {
+            guard (try? handle.seek(toOffset: offset)) != nil, let sig = try? handle.read(upToCount: 8), sig.count == 8 else { break }
+            if [UInt8](sig) == HDF5.signature { return .hdf5 }
+            offset *= 2
+        }
         throw FileError(path: path, error: CheckpointError.unknownFormat)
     }
 
@@ -116,6 +125,10 @@ public enum Checkpoint {
             do { return try Safetensors.read(path: path) } catch let e as IOError { throw e } catch {
                 throw FileError(path: path, error: error)
             }
+        case .hdf5:
+            do { return try HDF5.read(path: path) } catch let e as IOError { throw e } catch {
+                throw FileError(path: path, error: error)
+            }
         default:
             throw FileError(path: path, error: CheckpointError.notSupportedYet(format, reading: true))
         }
@@ -147,9 +160,12 @@ public enum Checkpoint {
         /// Split into shards of at most this many bytes (directory output).
         public var maxShardSize: Int?
         public var progress: (any ProgressSink)?
-        public init(maxShardSize: Int? = nil, progress: (any ProgressSink)? = nil) {
+        /// HDF5 output: compression (`--compression gzip[=LEVEL]`).
+        public var hdf5: HDF5WriteOptions
+        public init(maxShardSize: Int? = nil, progress: (any ProgressSink)? = nil, hdf5: HDF5WriteOptions = .init()) {
             self.maxShardSize = maxShardSize
             self.progress = progress
+            self.hdf5 = hdf5
         }
     }
 
@@ -178,6 +194,10 @@ public enum Checkpoint {
             try ShardedSafetensors.write(graph, toDirectory: target, maxShardSize: options.maxShardSize, progress: options.progress)
         case (.safetensors, false):
             try Safetensors.write(graph, to: target, progress: options.progress)
+        case (.hdf5, false):
+            do { try HDF5.write(graph, to: target, options: options.hdf5, progress: options.progress) } catch let e as HDF5Error {
+                throw FileError(path: target, error: e)
+            }
         default:
             throw FileError(path: target, error: CheckpointError.notSupportedYet(format, reading: false))
         }

@@ -12,9 +12,12 @@ public struct ConvertOptions: Sendable {
     public var maxShardSize: Int?
     public var config: String?
     public var progress: (any ProgressSink)?
+    /// HDF5 output: compression.
+    public var hdf5: HDF5WriteOptions
 
     public init(to: String? = nil, dtype: DType? = nil, maxShardSize: Int? = nil, config: String? = nil,
-                progress: (any ProgressSink)? = nil) {
+                progress: (any ProgressSink)? = nil, hdf5: HDF5WriteOptions = .init()) {
+        self.hdf5 = hdf5
         self.to = to
         self.dtype = dtype
         self.maxShardSize = maxShardSize
@@ -31,7 +34,7 @@ public enum Conversion {
         if let target = options.dtype { try cast(&graph, to: target) }
         options.progress?.start(total: graph.byteCount)
         try Checkpoint.write(graph, to: output, format: format, directory: directory,
-                             options: .init(maxShardSize: options.maxShardSize, progress: options.progress))
+                             options: .init(maxShardSize: options.maxShardSize, progress: options.progress, hdf5: options.hdf5))
     }
 
     /// Casts every floating-point tensor lazily (converted as it is written) and records the

@@ -15,17 +15,25 @@ struct Ckpt: ParsableCommand {
         commandName: "ckpt",
         abstract: "Convert, shrink and verify Transformer checkpoints.",
         discussion: """
-            Formats: safetensors (single file or sharded Hugging Face directory). \
-            HDF5, .ckz, GGUF, NumPy and PyTorch are recognised and arrive in later versions.
+            Formats: safetensors (single file or sharded Hugging Face directory), HDF5 \
+            (.h5/.hdf5, Keras weight files included). .ckz, GGUF, NumPy and PyTorch are \
+            recognised and arrive in later versions.
             Exit status: 0 ok, 1 verification gate failed, 2 bad input or usage.
             """,
         version: "ckpt \(version) (libhdf5 \(LinkedLibraries.hdf5Version))",
-        subcommands: [Inspect.self, Convert.self, Forward.self, VerifyCommand.self, DiffCommand.self, PruneCommand.self, Run.self]
+        subcommands: [Inspect.self, Convert.self, Forward.self, VerifyCommand.self, DiffCommand.self, PruneCommand.self, Run.self,
+                      HDF5ProbeCommand.self]
     )
 
     static func main() {
         installSignalHandlers()
         var command: any ParsableCommand
+        // libhdf5 is not hardened against malformed files: walk each HDF5 input's structure
+        // in a child process first (this executable, hidden subcommand), so a crash there is
+        // an error here. See Sources/Formats/HDF5/HDF5Probe.swift.
+        let timeout = ProcessInfo.processInfo.environment["CKPT_HDF5_PROBE_TIMEOUT"].flatMap(Double.init) ?? 60
+        HDF5Probe.configure(.init(executable: selfExecutable(), arguments: [HDF5ProbeCommand.configuration.commandName!, "--"],
+                                  timeout: timeout))
         do {
             command = try parseAsRoot()
         } catch {
@@ -66,6 +74,22 @@ struct Ckpt: ParsableCommand {
         fflush(nil)  // flushes every output stream, stdout included
         Foundation.exit(code)
     }
+}
+
+/// The running executable, for re-executing it as a sandboxed probe.
+func selfExecutable() -> String {
+    #if os(Linux)
+    return "/proc/self/exe"
+    #else
+    return Bundle.main.executablePath ?? CommandLine.arguments[0]
+    #endif
+}
+
+/// `ckpt __hdf5-probe FILE`: the child side of the HDF5 probe (hidden).
+struct HDF5ProbeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__hdf5-probe", shouldDisplay: false)
+    @Argument var path: String
+    func run() throws { Ckpt.exit(code: HDF5Probe.runChild(path: path)) }
 }
 
 /// Errors the CLI itself detects (usage that parses but makes no sense).
