@@ -20,6 +20,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        // SHA-256 of source files for .ckz provenance (BoringSSL-backed on Linux).
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // libhdf5 from Debian's libhdf5-dev, plus inline getters for the macros Swift cannot import.
@@ -28,12 +30,24 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
+        // libdeflate (Debian libdeflate-dev): whole-buffer DEFLATE and CRC32 for .ckz chunks.
+        .systemLibrary(
+            name: "CDeflate",
+            pkgConfig: "libdeflate",
+            providers: [.apt(["libdeflate-dev"])]
+        ),
         .target(
             name: "CkptCore",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
             linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]
         ),
-        .target(name: "Formats", dependencies: ["CkptCore", "CHDF5"]),
+        .target(
+            name: "Formats",
+            dependencies: [
+                "CkptCore", "CHDF5", "CDeflate",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .target(name: "Quantize", dependencies: ["CkptCore"]),
         .executableTarget(
             name: "ckpt",

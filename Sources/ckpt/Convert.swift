@@ -1,6 +1,7 @@
 import ArgumentParser
 import CkptCore
 import Formats
+import Foundation
 import Quantize
 
 struct Convert: ParsableCommand {
@@ -32,6 +33,12 @@ struct Convert: ParsableCommand {
     @Option(help: "Cast floating-point tensors to f32, f16 or bf16 (round to nearest even).")
     var dtype: String?
 
+    @Option(help: "Compression level for .ckz output, 0 (store) to 9 (smallest, slowest); default 2.")
+    var level: Int?
+
+    @Option(help: "Threads for compressing and decompressing .ckz chunks (default: all cores). The output does not depend on it.")
+    var jobs: Int?
+
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -44,8 +51,15 @@ struct Convert: ParsableCommand {
             }
             castTarget = d
         }
+        if let jobs, jobs < 1 { throw CLIError("--jobs must be at least 1") }
         let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: shardSize)
-        var (graph, _) = try Checkpoint.open(input, configPath: config)
+        var ckzLevel = CKZ.Level.default
+        if let level {
+            guard let l = CKZ.Level(level) else { throw CLIError("--level must be in 0...9") }
+            guard format == .ckz else { throw CLIError("--level applies to .ckz output only") }
+            ckzLevel = l
+        }
+        var (graph, _) = try Checkpoint.open(input, configPath: config, jobs: jobs)
 
         if let castTarget {
             for t in graph.tensors.values where Cast.applies(to: t, target: castTarget) {
@@ -58,9 +72,41 @@ struct Convert: ParsableCommand {
             }
         }
 
+        var ckzOptions = CKZ.WriteOptions(level: ckzLevel, jobs: jobs)
+        if format == .ckz { ckzOptions.provenance = try provenance(level: ckzLevel) }
+
         let progress = ProgressBar.make(total: graph.byteCount, label: "convert", quiet: quiet)
         try Checkpoint.write(graph, to: output, format: format, directory: directory,
-                             options: .init(maxShardSize: shardSize, progress: progress))
+                             options: .init(maxShardSize: shardSize, progress: progress, ckz: ckzOptions))
         progress?.finish()
+    }
+}
+
+extension Convert {
+    /// What a .ckz records about its making: the files read (base name, size, SHA-256) and
+    /// the options that shape the output. Not --jobs, --quiet or paths: the same input and
+    /// options must give the same bytes wherever and however fast they run.
+    func provenance(level: CKZ.Level) throws -> CKZ.Provenance {
+        var files: [String] = []
+        var isDir: ObjCBool = false
+        let configDir: String
+        if FileManager.default.fileExists(atPath: input, isDirectory: &isDir), isDir.boolValue {
+            files = ((try? FileManager.default.contentsOfDirectory(atPath: input)) ?? [])
+                .filter { $0.hasSuffix(".safetensors") || $0 == "model.safetensors.index.json" }
+                .sorted().map { input + "/" + $0 }
+            configDir = input
+        } else {
+            files = [input]
+            configDir = URL(fileURLWithPath: input).deletingLastPathComponent().path
+        }
+        let besideConfig = configDir + "/config.json"
+        if let config {
+            files.append(config)
+        } else if FileManager.default.fileExists(atPath: besideConfig), (try? Checkpoint.detectFormat(path: input)) != .ckz {
+            files.append(besideConfig)
+        }
+        var recipe = "convert --level \(level.value)"
+        if let dtype { recipe += " --dtype \(dtype.lowercased())" }
+        return CKZ.Provenance(writer: "ckpt \(Ckpt.version)", recipe: recipe, sources: try files.map(CKZ.Provenance.source))
     }
 }
