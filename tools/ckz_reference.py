@@ -58,7 +58,7 @@ def unplanes(planes, width):
     return bytes(res)
 
 
-def decode(path):
+def decode(path, index_only=False):
     f = open(path, "rb").read()
     assert f[:8] == MAGIC, "bad magic"
     version, flags = struct.unpack_from("<II", f, 8)
@@ -85,12 +85,19 @@ def decode(path):
         off, stored, raw, chunk_size, nchunks = r.u64(), r.u64(), r.u64(), r.u32(), r.u32()
         assert off == (pos + 63) // 64 * 64 and f[pos:off] == bytes(off - pos)
         data = bytearray()
+        plane_stats = {}  # "filter/plane/codec" -> [stored, raw]
         at = off
         for c in range(nchunks):
             filt, nplanes, rawcrc, storedcrc = r.u8(), r.u8(), r.u32(), r.u32()
             planes = [(r.u8(), r.u32()) for _ in range(nplanes)]
             chunk_raw = min(chunk_size, raw - c * chunk_size)
             total = sum(n for _, n in planes)
+            for j, (codec, n) in enumerate(planes):
+                key = f"{filt}/{j}/{codec}"
+                plane_stats[key] = [a + b for a, b in zip(plane_stats.get(key, [0, 0]), [n, chunk_raw // nplanes])]
+            if index_only:
+                at += total
+                continue
             blob = f[at:at + total]
             assert zlib.crc32(blob) == storedcrc, f"{name} chunk {c}: crc"
             at += total
@@ -102,10 +109,10 @@ def decode(path):
             plain = b"".join(parts) if filt == 0 else unplanes(parts, nplanes)
             assert len(plain) == chunk_raw and zlib.crc32(plain) == rawcrc, f"{name} chunk {c}: raw crc"
             data += plain
-        assert at - off == stored and len(data) == raw
+        assert at - off == stored and (index_only or len(data) == raw)
         pos = at
         tensors[name] = {"dtype": dtype, "shape": shape, "sha256": hashlib.sha256(data).hexdigest(),
-                         "stored": stored, "raw": raw}
+                         "stored": stored, "raw": raw, "planes": plane_stats}
         if "--raw" in sys.argv:
             open(sys.argv[sys.argv.index("--raw") + 1] + "/" + name, "wb").write(data)
     assert r.p == len(index) and (pos + 63) // 64 * 64 == io
