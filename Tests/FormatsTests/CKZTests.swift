@@ -170,3 +170,42 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct CKZCodecTests {
+    /// Exponent-like bytes: a few values common, a long tail rare (codes up to 15 bits).
+    func skewed(_ n: Int, seed: UInt64) -> [UInt8] {
+        var rng = SplitMix(seed: seed)
+        return (0..<n).map { _ in
+            let r = rng.next()
+            return r % 1000 == 0 ? UInt8(truncatingIfNeeded: r >> 20) : UInt8(120 + (r >> 40) % 8)
+        }
+    }
+
+    @Test(arguments: [1, 2, 3, 4, 5, 63, 1000, 65_537])
+    func fastLiteralDecoderAgreesWithTheEncoder(length: Int) throws {
+        let input = skewed(length, seed: UInt64(length))
+        let plan = ChunkCodec.planHuffman(histogram: input.withUnsafeBytes { ChunkCodec.histogram($0) })
+        var encoded = [UInt8](repeating: 0, count: plan.byteCount + 8)
+        let n = input.withUnsafeBytes { i in encoded.withUnsafeMutableBytes { ChunkCodec.encodeHuffman(i, plan: plan, into: $0) } }
+        encoded.removeLast(encoded.count - n)
+        var out = [UInt8](repeating: 0, count: length)
+        #expect(encoded.withUnsafeBytes { e in out.withUnsafeMutableBytes { LiteralInflater.inflate(e, into: $0) } })
+        #expect(out == input)
+        // One byte too many or too few of output, or of input: not handled (libdeflate decides).
+        var short = [UInt8](repeating: 0, count: length - 1)
+        #expect(!encoded.withUnsafeBytes { e in short.withUnsafeMutableBytes { LiteralInflater.inflate(e, into: $0) } })
+        var long = [UInt8](repeating: 0, count: length + 1)
+        #expect(!encoded.withUnsafeBytes { e in long.withUnsafeMutableBytes { LiteralInflater.inflate(e, into: $0) } })
+        let padded = encoded + [0]
+        #expect(!padded.withUnsafeBytes { e in out.withUnsafeMutableBytes { LiteralInflater.inflate(e, into: $0) } })
+        let cut = Array(encoded.dropLast())
+        #expect(!cut.withUnsafeBytes { e in out.withUnsafeMutableBytes { LiteralInflater.inflate(e, into: $0) } })
+    }
+
+    @Test func streamsWithMatchesAreLeftToLibdeflate() throws {
+        let input = [UInt8](repeating: 7, count: 5000) + skewed(5000, seed: 1)
+        let d = try #require(input.withUnsafeBytes { ChunkCodec.deflate($0, level: 6, limit: input.count) })
+        var out = [UInt8](repeating: 0, count: input.count)
+        #expect(!d.withUnsafeBytes { e in out.withUnsafeMutableBytes { LiteralInflater.inflate(e, into: $0) } })
+    }
+}

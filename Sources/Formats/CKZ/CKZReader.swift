@@ -250,7 +250,10 @@ enum ChunkDecoder {
                     continue
                 }
             case .deflate:
-                if let reason = ChunkCodec.inflate(data, into: target, decompressor: decompressor) {
+                // ckpt's own literal-only streams take the fast path; anything else, or
+                // anything it doubts, goes to libdeflate (CKZHuffmanDecoderUnsafe.swift).
+                if !LiteralInflater.inflate(data, into: target),
+                   let reason = ChunkCodec.inflate(data, into: target, decompressor: decompressor) {
                     throw .chunkDecodeFailed(tensor: entry.name, chunk: i, plane: p, reason: reason)
                 }
             }
