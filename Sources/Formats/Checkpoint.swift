@@ -14,8 +14,8 @@ public enum CheckpointFormat: String, Sendable, CaseIterable, CustomStringConver
 
     /// Formats ckpt can read and write today. The others are recognised so the error can
     /// say what the file is.
-    public var isReadable: Bool { self == .safetensors || self == .hdf5 }
-    public var isWritable: Bool { self == .safetensors || self == .hdf5 }
+    public var isReadable: Bool { self == .safetensors || self == .hdf5 || self == .ckz }
+    public var isWritable: Bool { self == .safetensors || self == .hdf5 || self == .ckz }
 
     /// The output format an extension implies.
     public static func forExtension(_ ext: String) -> CheckpointFormat? {
@@ -39,6 +39,7 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
     case noCheckpointInDirectory(found: [String])
     case cannotChooseOutputFormat
     case invalidShardSize(String)
+    case singleFileFormat(CheckpointFormat)
 
     public var description: String {
         switch self {
@@ -53,6 +54,8 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
             return "cannot tell the output format from the name; use --to FORMAT"
         case .invalidShardSize(let s):
             return "invalid shard size \"\(s)\" (examples: 5GB, 500MB, 2GiB, 1000000)"
+        case .singleFileFormat(let f):
+            return "\(f) output is a single file: give a file name, without --max-shard-size"
         }
     }
 }
@@ -69,7 +72,7 @@ public enum Checkpoint {
         func starts(_ magic: [UInt8]) -> Bool { head.count >= magic.count && Array(head.prefix(magic.count)) == magic }
         if starts(HDF5.signature) { return .hdf5 }
         if starts(Array("GGUF".utf8)) { return .gguf }
-        if starts(Array("CKZ".utf8) + [0]) { return .ckz }
+        if starts(CKZ.magic) { return .ckz }
         if starts([0x93] + Array("NUMPY".utf8)) { return .npy }
         if starts([0x50, 0x4B, 0x03, 0x04]) || starts([0x50, 0x4B, 0x05, 0x06]) {
             return path.lowercased().hasSuffix(".npz") ? .npz : .pytorch
@@ -93,7 +96,8 @@ public enum Checkpoint {
     /// Opens a checkpoint file or Hugging Face model directory. Tensors are not read until
     /// used. The model config comes from `configPath`, else a `config.json` beside the
     /// weights (or inside the directory).
-    public static func open(_ path: String, configPath: String? = nil) throws -> (graph: WeightGraph, format: CheckpointFormat) {
+    /// `jobs` bounds the threads that decode compressed (.ckz) tensors; nil = all cores.
+    public static func open(_ path: String, configPath: String? = nil, jobs: Int? = nil) throws -> (graph: WeightGraph, format: CheckpointFormat) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw IOError.cannotOpen(path: path, errno: ENOENT)
@@ -108,19 +112,23 @@ public enum Checkpoint {
         } else {
             format = try detectFormat(path: path)
             guard format.isReadable else { throw FileError(path: path, error: CheckpointError.notSupportedYet(format, reading: true)) }
-            graph = try readFile(path, format: format)
+            graph = try readFile(path, format: format, jobs: jobs)
             configDir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         }
         let configFile = configPath ?? configDir + "/config.json"
-        if configPath != nil || FileManager.default.fileExists(atPath: configFile) {
+        // A .ckz or .h5 written by ckpt carries its own config: only --config replaces it.
+        let embedded = graph.config != nil
+        if configPath != nil || (!embedded && FileManager.default.fileExists(atPath: configFile)) {
             graph.config = try readConfig(configFile)
         }
         graph.applyConfigTies()
         return (graph, format)
     }
 
-    static func readFile(_ path: String, format: CheckpointFormat) throws -> WeightGraph {
+    static func readFile(_ path: String, format: CheckpointFormat, jobs: Int? = nil) throws -> WeightGraph {
         switch format {
+        case .ckz:
+            return try CKZ.read(path: path, jobs: jobs)
         case .safetensors:
             do { return try Safetensors.read(path: path) } catch let e as IOError { throw e } catch {
                 throw FileError(path: path, error: error)
@@ -162,10 +170,14 @@ public enum Checkpoint {
         public var progress: (any ProgressSink)?
         /// HDF5 output: compression (`--compression gzip[=LEVEL]`).
         public var hdf5: HDF5WriteOptions
-        public init(maxShardSize: Int? = nil, progress: (any ProgressSink)? = nil, hdf5: HDF5WriteOptions = .init()) {
+        /// Level, threads and provenance for .ckz output.
+        public var ckz: CKZ.WriteOptions
+        public init(maxShardSize: Int? = nil, progress: (any ProgressSink)? = nil, hdf5: HDF5WriteOptions = .init(),
+                    ckz: CKZ.WriteOptions = .init()) {
             self.maxShardSize = maxShardSize
             self.progress = progress
             self.hdf5 = hdf5
+            self.ckz = ckz
         }
     }
 
@@ -198,6 +210,12 @@ public enum Checkpoint {
             do { try HDF5.write(graph, to: target, options: options.hdf5, progress: options.progress) } catch let e as HDF5Error {
                 throw FileError(path: target, error: e)
             }
+        case (.ckz, false):
+            do { try CKZ.write(graph, to: target, options: options.ckz, progress: options.progress) } catch let e as CKZError {
+                throw FileError(path: target, error: e)
+            }
+        case (.ckz, true):
+            throw FileError(path: target, error: CheckpointError.singleFileFormat(.ckz))
         default:
             throw FileError(path: target, error: CheckpointError.notSupportedYet(format, reading: false))
         }

@@ -14,10 +14,17 @@ public struct ConvertOptions: Sendable {
     public var progress: (any ProgressSink)?
     /// HDF5 output: compression.
     public var hdf5: HDF5WriteOptions
+    /// .ckz output: level, threads, provenance.
+    public var ckz: CKZ.WriteOptions
+    /// Threads for decoding a compressed input (nil: all cores).
+    public var jobs: Int?
 
     public init(to: String? = nil, dtype: DType? = nil, maxShardSize: Int? = nil, config: String? = nil,
-                progress: (any ProgressSink)? = nil, hdf5: HDF5WriteOptions = .init()) {
+                progress: (any ProgressSink)? = nil, hdf5: HDF5WriteOptions = .init(), ckz: CKZ.WriteOptions = .init(),
+                jobs: Int? = nil) {
         self.hdf5 = hdf5
+        self.ckz = ckz
+        self.jobs = jobs
         self.to = to
         self.dtype = dtype
         self.maxShardSize = maxShardSize
@@ -30,11 +37,12 @@ public enum Conversion {
     /// Reads `input`, applies the options, writes `output` (atomically).
     public static func convert(_ input: String, to output: String, options: ConvertOptions) throws {
         let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: options.to, maxShardSize: options.maxShardSize)
-        var (graph, _) = try Checkpoint.open(input, configPath: options.config)
+        var (graph, _) = try Checkpoint.open(input, configPath: options.config, jobs: options.jobs)
         if let target = options.dtype { try cast(&graph, to: target) }
         options.progress?.start(total: graph.byteCount)
         try Checkpoint.write(graph, to: output, format: format, directory: directory,
-                             options: .init(maxShardSize: options.maxShardSize, progress: options.progress, hdf5: options.hdf5))
+                             options: .init(maxShardSize: options.maxShardSize, progress: options.progress, hdf5: options.hdf5,
+                                           ckz: options.ckz))
     }
 
     /// Casts every floating-point tensor lazily (converted as it is written) and records the

@@ -16,8 +16,8 @@ struct Ckpt: ParsableCommand {
         abstract: "Convert, shrink and verify Transformer checkpoints.",
         discussion: """
             Formats: safetensors (single file or sharded Hugging Face directory), HDF5 \
-            (.h5/.hdf5, Keras weight files included). .ckz, GGUF, NumPy and PyTorch are \
-            recognised and arrive in later versions.
+            (.h5/.hdf5, Keras weight files included) and .ckz (ckpt's compressed format, \
+            docs/ckz.md). GGUF, NumPy and PyTorch are recognised and arrive in later versions.
             Exit status: 0 ok, 1 verification gate failed, 2 bad input or usage.
             """,
         version: "ckpt \(version) (libhdf5 \(LinkedLibraries.hdf5Version))",

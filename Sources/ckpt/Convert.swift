@@ -1,6 +1,7 @@
 import ArgumentParser
 import CkptCore
 import Formats
+import Foundation
 import Pipeline
 import Quantize
 
@@ -8,7 +9,7 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a checkpoint between formats, losslessly unless --dtype is given.",
         discussion: """
-            The output format follows OUT's extension (.safetensors, .h5, .hdf5) or --to. OUT is a \
+            The output format follows OUT's extension (.safetensors, .h5, .hdf5, .ckz) or --to. OUT is a \
             Hugging Face model directory (shards, index, config.json) when it ends in '/', \
             is an existing directory, or --max-shard-size is given. Tensors are streamed one \
             at a time; the output appears only when complete.
@@ -21,7 +22,7 @@ struct Convert: ParsableCommand {
     @Argument(help: "Output file or directory.")
     var output: String
 
-    @Option(help: "Output format: safetensors or hdf5 (default: from OUT's extension, .safetensors, .h5, .hdf5).")
+    @Option(help: "Output format: safetensors, hdf5 or ckz (default: from OUT's extension).")
     var to: String?
 
     @Option(help: "A Hugging Face config.json to use instead of the one beside the input.")
@@ -36,6 +37,12 @@ struct Convert: ParsableCommand {
     @Option(help: "HDF5 output: chunked datasets, byte shuffle and deflate: gzip or gzip=LEVEL (0-9, default 4).")
     var compression: String?
 
+    @Option(help: "Compression level for .ckz output, 0 (store) to 9 (smallest, slowest); default 2.")
+    var level: Int?
+
+    @Option(help: "Threads for compressing and decompressing .ckz chunks (default: all cores). The output does not depend on it.")
+    var jobs: Int?
+
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -48,15 +55,54 @@ struct Convert: ParsableCommand {
             }
             castTarget = d
         }
+        if let jobs, jobs < 1 { throw CLIError("--jobs must be at least 1") }
+        let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: shardSize)
         var hdf5 = HDF5WriteOptions()
         if let compression {
-            let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: shardSize)
             guard format == .hdf5, !directory else { throw CLIError("--compression applies to HDF5 output only") }
             do { hdf5 = try HDF5WriteOptions.parse(compression: compression) } catch { throw CLIError(error.description) }
         }
+        var ckzLevel = CKZ.Level.default
+        if let level {
+            guard let l = CKZ.Level(level) else { throw CLIError("--level must be in 0...9") }
+            guard format == .ckz else { throw CLIError("--level applies to .ckz output only") }
+            ckzLevel = l
+        }
+        var ckzOptions = CKZ.WriteOptions(level: ckzLevel, jobs: jobs)
+        if format == .ckz { ckzOptions.provenance = try provenance(level: ckzLevel) }
         let progress = ProgressBar.make(label: "convert", quiet: quiet)
         try Conversion.convert(input, to: output, options: .init(to: to, dtype: castTarget, maxShardSize: shardSize,
-                                                                config: config, progress: progress, hdf5: hdf5))
+                                                                config: config, progress: progress, hdf5: hdf5,
+                                                                ckz: ckzOptions, jobs: jobs))
         progress?.finish()
+    }
+}
+
+extension Convert {
+    /// What a .ckz records about its making: the files read (base name, size, SHA-256) and
+    /// the options that shape the output. Not --jobs, --quiet or paths: the same input and
+    /// options must give the same bytes wherever and however fast they run.
+    func provenance(level: CKZ.Level) throws -> CKZ.Provenance {
+        var files: [String] = []
+        var isDir: ObjCBool = false
+        let configDir: String
+        if FileManager.default.fileExists(atPath: input, isDirectory: &isDir), isDir.boolValue {
+            files = ((try? FileManager.default.contentsOfDirectory(atPath: input)) ?? [])
+                .filter { $0.hasSuffix(".safetensors") || $0 == "model.safetensors.index.json" }
+                .sorted().map { input + "/" + $0 }
+            configDir = input
+        } else {
+            files = [input]
+            configDir = URL(fileURLWithPath: input).deletingLastPathComponent().path
+        }
+        let besideConfig = configDir + "/config.json"
+        if let config {
+            files.append(config)
+        } else if FileManager.default.fileExists(atPath: besideConfig), (try? Checkpoint.detectFormat(path: input)) != .ckz {
+            files.append(besideConfig)
+        }
+        var recipe = "convert --level \(level.value)"
+        if let dtype { recipe += " --dtype \(dtype.lowercased())" }
+        return CKZ.Provenance(writer: "ckpt \(Ckpt.version)", recipe: recipe, sources: try files.map(CKZ.Provenance.source))
     }
 }

@@ -6,7 +6,7 @@ import OrderedCollections
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a checkpoint's format, tensors, metadata and model config.",
-        discussion: "With --json, prints one object: format, path, tensors [{name, dtype, shape, bytes}], ties, metadata, config, parameters, total_bytes (schema in the README)."
+        discussion: "With --json, prints one object: format, path, tensors [{name, dtype, shape, bytes}], ties, metadata, config, parameters, total_bytes (schema in the README); for .ckz also stored_bytes per tensor and in total, file_bytes and provenance."
     )
 
     @Argument(help: "A checkpoint file or a Hugging Face model directory.")
@@ -21,13 +21,38 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print the module tree implied by dotted names, with parameter counts.")
     var tree = false
 
+    @Flag(help: "Read every tensor and verify it (.ckz: decode every chunk and check its CRC32s, like `gzip -t`).")
+    var check = false
+
+    @Option(help: "Threads for decoding .ckz chunks (default: all cores).")
+    var jobs: Int?
+
     func run() throws {
-        let (graph, format) = try Checkpoint.open(path, configPath: config)
+        if let jobs, jobs < 1 { throw CLIError("--jobs must be at least 1") }
+        let (graph, format) = try Checkpoint.open(path, configPath: config, jobs: jobs)
+        if check {
+            // Every byte is read (and, for .ckz, decoded and checked); a failure throws with
+            // the tensor and chunk named.
+            for t in graph.tensors.values {
+                try t.data.withBytes { _ in }
+                t.data.releaseResidentPages()
+            }
+        }
+        let archive = format == .ckz ? try CKZArchive(path: path) : nil
         if json {
-            print(Self.jsonReport(graph, format: format, path: path).prettyPrinted())
+            print(Self.jsonReport(graph, format: format, path: path, archive: archive).prettyPrinted())
             return
         }
-        print("\(path): \(format), \(graph.tensors.count) tensors, \(formatCount(graph.parameterCount)) parameters, \(formatBytes(graph.byteCount))")
+        var summary = "\(path): \(format), \(graph.tensors.count) tensors, \(formatCount(graph.parameterCount)) parameters, \(formatBytes(graph.byteCount))"
+        if let archive {
+            summary += String(format: ", stored in %@ (%.1f %%)", formatBytes(archive.fileSize), 100 * Double(archive.fileSize) / Double(max(1, graph.byteCount)))
+        }
+        print(summary)
+        if let p = archive?.provenance {
+            print("provenance: \(p.writer)\(p.recipe.map { ", " + $0 } ?? "")")
+            for s in p.sources { print("  source: \(s.file) \(s.bytes) bytes sha256 \(s.sha256)") }
+        }
+        if check { print("check: all \(graph.tensors.count) tensors read\(format == .ckz ? ", every chunk's CRC32 verified" : "")") }
         if let c = graph.config { print("config: \(c.summary)") }
         for (k, v) in graph.metadata { print("metadata: \(k) = \(v)") }
         for (alias, target) in graph.ties { print("tied: \(alias) -> \(target)") }
@@ -41,7 +66,7 @@ struct Inspect: ParsableCommand {
             print("  " + t.name.padding(toLength: max(nameWidth, t.name.count), withPad: " ", startingAt: 0)
                 + "  " + t.dtype.rawValue.padding(toLength: max(11, t.dtype.rawValue.count), withPad: " ", startingAt: 0)
                 + "  " + shape.padding(toLength: 18, withPad: " ", startingAt: 0)
-                + "  " + formatBytes(t.byteCount))
+                + "  " + formatBytes(t.byteCount) + Self.storedColumn(t))
         }
     }
 
@@ -52,16 +77,31 @@ struct Inspect: ParsableCommand {
         }
     }
 
-    static func jsonReport(_ graph: WeightGraph, format: CheckpointFormat, path: String) -> JSONValue {
+    /// "  stored 12.3 kB (81.9 %)" for a compressed tensor, else "".
+    static func storedColumn(_ t: Tensor) -> String {
+        guard let s = storedBytes(t) else { return "" }
+        let percent = 100 * Double(s) / Double(max(1, t.byteCount))
+        return "  stored " + formatBytes(s) + String(format: " (%.1f %%)", percent)
+    }
+
+    /// Bytes a tensor takes in a compressed file; nil for uncompressed formats.
+    static func storedBytes(_ t: Tensor) -> Int? {
+        if case .external(let e) = t.data, let z = e as? CKZTensorBytes { return z.storedCount }
+        return nil
+    }
+
+    static func jsonReport(_ graph: WeightGraph, format: CheckpointFormat, path: String, archive: CKZArchive? = nil) -> JSONValue {
         let tensors: [JSONValue] = graph.tensors.values.map { t in
-            .object([
+            var o: OrderedDictionary<String, JSONValue> = [
                 "name": .string(t.name),
                 "dtype": .string(t.dtype.rawValue),
                 "shape": .array(t.shape.map { .int($0) }),
                 "bytes": .int(t.byteCount),
-            ])
+            ]
+            if let s = storedBytes(t) { o["stored_bytes"] = .int(s) }
+            return .object(o)
         }
-        return .object([
+        var report: OrderedDictionary<String, JSONValue> = [
             "format": .string(format.rawValue),
             "path": .string(path),
             "tensors": .array(tensors),
@@ -70,7 +110,13 @@ struct Inspect: ParsableCommand {
             "config": graph.config.map { .object($0.json) } ?? .null,
             "parameters": .int(graph.parameterCount),
             "total_bytes": .int(graph.byteCount),
-        ])
+        ]
+        if let archive {
+            report["stored_bytes"] = .int(graph.tensors.values.reduce(0) { $0 + (storedBytes($1) ?? 0) })
+            report["file_bytes"] = .int(archive.fileSize)
+            report["provenance"] = (try? JSONValue.parse(archive.provenanceJSON)) ?? .null
+        }
+        return .object(report)
     }
 }
 

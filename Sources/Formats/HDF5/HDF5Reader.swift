@@ -368,11 +368,11 @@ public enum HDF5 {
                     guard let v = d.intValue, v >= 0 else { throw .invalidShape(dataset: path, reason: "`ckpt:shape` holds \(d.serialized())") }
                     tensorShape.append(v)
                 }
-                guard let n = elementCount(tensorShape), element.dtype.byteCount(elements: n) == storedBytes else {
+                guard element.dtype.byteCount(shape: tensorShape) == storedBytes else {
                     throw .invalidShape(dataset: path, reason: "`ckpt:shape` \(tensorShape) does not fill the \(storedBytes) stored bytes of \(element.dtype)")
                 }
             }
-            guard let elements = elementCount(tensorShape), let byteCount = element.dtype.byteCount(elements: elements) else {
+            guard let byteCount = element.dtype.byteCount(shape: tensorShape) else {
                 throw .invalidShape(dataset: path, reason: "size of \(element.dtype) \(tensorShape) overflows")
             }
 

@@ -33,8 +33,10 @@ struct H5ElementType: Equatable {
 }
 
 enum H5Types {
-    /// Dtypes stored as uint8 bit patterns with a `ckpt:dtype` attribute.
+    /// Dtypes stored as uint8 bit patterns with a `ckpt:dtype` attribute: the 8/6/4-bit
+    /// floats and every block-quantized type (its blocks' bytes, shape in `ckpt:shape`).
     static let byteStoredDTypes: [DType] = [.f8_e4m3, .f8_e5m2, .f8_e4m3fnuz, .f8_e5m2fnuz, .f8_e8m0, .f6_e2m3, .f6_e3m2, .f4]
+        + DType.allCases.filter(\.isQuantized)
 
     /// Float layouts ckpt maps: (size, spos, epos, esize, mpos, msize, bias).
     struct FloatLayout: Equatable {
@@ -147,6 +149,8 @@ enum H5Types {
             try H5.check(H5Tinsert(t.raw, "i", 4, chdf5_ieee_f32le()), context)
             return t
         case .f8_e4m3, .f8_e5m2, .f8_e4m3fnuz, .f8_e5m2fnuz, .f8_e8m0, .f6_e2m3, .f6_e3m2, .f4:
+            return try copy(chdf5_std_u8le())
+        default:  // block-quantized: the blocks' bytes
             return try copy(chdf5_std_u8le())
         }
     }
