@@ -19,6 +19,7 @@ import CkptCore
 import Foundation
 import Formats
 import OrderedCollections
+import Prune
 import Transformer
 import Yams
 
@@ -44,9 +45,12 @@ public struct PipelineStep: Sendable {
         .convert: (["input", "output"], ["to", "dtype", "max_shard_size", "config"]),
         .verify: (["reference", "candidate"], ["tokens", "sequences", "length", "seed", "preset",
                                                "max_kl", "min_cosine", "min_top1", "max_abs"]),
+        .prune: (["input", "output"], ["sparsity", "global", "nm", "heads", "drop_heads", "intermediate", "drop_layers",
+                                       "drop_layer_count", "importance", "calibration", "calibration_sequences",
+                                       "length", "seed", "keep", "to", "config"]),
     ]
     /// Kinds this version can run (the others arrive with their commands).
-    public static let available: Set<Kind> = [.convert, .verify]
+    public static let available: Set<Kind> = [.convert, .verify, .prune]
 
     var inputs: [String] {
         switch kind {
@@ -109,8 +113,30 @@ public struct PipelineSpec: Sendable {
             for key in rules.required where options[key]?.stringValue == nil {
                 throw PipelineError.step(i, name, "missing `\(key)` (a path)")
             }
+            if let problem = validate(kind, options) { throw PipelineError.step(i, name, problem) }
             return PipelineStep(kind: kind, options: options)
         }
+    }
+
+    /// Option values that can be checked before any work is done.
+    static func validate(_ kind: PipelineStep.Kind, _ o: OrderedDictionary<String, JSONValue>) -> String? {
+        switch kind {
+        case .convert:
+            if let d = o["dtype"]?.stringValue, Conversion.castTarget(d) == nil { return "dtype must be f32, f16 or bf16" }
+        case .prune:
+            if let nm = o["nm"], nm.stringValue.flatMap(PruneOptions.parseNM) == nil { return "nm must look like \"2:4\"" }
+            if let dh = o["drop_heads"], dh.stringValue.flatMap(PruneOptions.parseDropHeads) == nil {
+                return "drop_heads must look like \"0:1,2;3:0\""
+            }
+            if let imp = o["importance"], imp.stringValue.flatMap(PruneOptions.Importance.init(rawValue:)) == nil {
+                return "importance must be magnitude or activation"
+            }
+        case .verify:
+            if let p = o["preset"], p.stringValue.flatMap(Gates.preset) == nil { return "unknown preset" }
+        default:
+            break
+        }
+        return nil
     }
 
     /// Cap on the values a pipeline file may expand to: YAML aliases can make a small file
@@ -199,7 +225,12 @@ public final class PipelineRunner {
         self.log = log
     }
 
-    func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : spec.base + "/" + p }
+    /// The path relative to the pipeline file, without a trailing '/' (directory outputs are
+    /// named "out/" in pipelines; the slash only selects the directory layout).
+    func absolute(_ p: String) -> String {
+        let trimmed = p.count > 1 && p.hasSuffix("/") ? String(p.dropLast()) : p
+        return trimmed.hasPrefix("/") ? trimmed : spec.base + "/" + trimmed
+    }
 
     /// Where a step output is written before it is published.
     func stagedPath(_ output: String) -> String {
@@ -279,7 +310,7 @@ public final class PipelineRunner {
             for step in spec.steps {
                 for p in step.outputs {
                     guard let at = location[p] else { continue }
-                    let final = absolute(p.hasSuffix("/") ? String(p.dropLast()) : p)
+                    let final = absolute(p)
                     if at != final { try publish(at, to: final) }
                     published.append(p)
                 }
@@ -298,10 +329,7 @@ public final class PipelineRunner {
         switch step.kind {
         case .convert:
             let out = step.options["output"]!.stringValue!
-            let target = stagedPath(out)
-            try? FileManager.default.removeItem(atPath: target)
-            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path,
-                                                    withIntermediateDirectories: true)
+            let target = try prepareStaged(out)
             var dtype: DType?
             if let d = step.options["dtype"]?.stringValue {
                 guard let t = Conversion.castTarget(d) else { throw PipelineError.step(i, "convert", "dtype must be f32, f16 or bf16") }
@@ -341,9 +369,56 @@ public final class PipelineRunner {
             let report = try Verifier.run(reference: reference, candidate: candidate, inputs: inputs, gates: gates)
             log(report.table())
             return report.json()
-        case .quantize, .prune, .distill:
+        case .prune:
+            let out = step.options["output"]!.stringValue!
+            let target = try prepareStaged(out)
+            let o = step.options
+            var p = PruneOptions()
+            p.sparsity = o["sparsity"]?.doubleValue
+            p.globalSparsity = o["global"]?.boolValue ?? false
+            if let nm = o["nm"]?.stringValue {
+                guard let v = PruneOptions.parseNM(nm) else { throw PipelineError.step(i, "prune", "nm must look like 2:4") }
+                p.nm = v
+            }
+            p.headsPerLayer = o["heads"]?.intValue
+            if let dh = o["drop_heads"]?.stringValue {
+                guard let v = PruneOptions.parseDropHeads(dh) else { throw PipelineError.step(i, "prune", "drop_heads must look like \"0:1,2;3:0\"") }
+                p.dropHeads = v
+            }
+            p.intermediate = o["intermediate"]?.intValue
+            if let layers = o["drop_layers"]?.arrayValue { p.dropLayers = layers.compactMap(\.intValue) }
+            p.dropLayerCount = o["drop_layer_count"]?.intValue
+            if let imp = o["importance"]?.stringValue {
+                guard let v = PruneOptions.Importance(rawValue: imp) else { throw PipelineError.step(i, "prune", "importance must be magnitude or activation") }
+                p.importance = v
+            }
+            p.keep = o["keep"]?.arrayValue?.compactMap(\.stringValue) ?? o["keep"]?.stringValue.map { [$0] } ?? []
+            guard !p.isEmpty else { throw PipelineError.step(i, "prune", "nothing to do") }
+            let source = try Checkpoint.open(path("input")!, configPath: path("config")).graph
+            if p.needsCalibration {
+                p.calibration = try path("calibration").map { try Verifier.tokenFile($0) }
+                    ?? Verifier.randomInputs(for: source, count: o["calibration_sequences"]?.intValue ?? 8,
+                                             length: o["length"]?.intValue ?? 64, seed: UInt64(o["seed"]?.intValue ?? 0))
+            }
+            let (pruned, report) = try Pruner.prune(source, p)
+            let (format, directory) = try Checkpoint.outputFormat(for: target + (out.hasSuffix("/") ? "/" : ""),
+                                                                 explicit: o["to"]?.stringValue, maxShardSize: nil)
+            try Checkpoint.write(pruned, to: target, format: format, directory: directory)
+            outputs[out] = try Digest.sha256(path: target)
+            staged[out] = target
+            return report.json()
+        case .quantize, .distill:
             throw PipelineError.step(i, step.kind.rawValue, "not available in this version of ckpt")
         }
+    }
+
+    /// The staged path for an output, emptied and with its directory created.
+    func prepareStaged(_ output: String) throws -> String {
+        let target = stagedPath(output)
+        try? FileManager.default.removeItem(atPath: target)
+        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path,
+                                                withIntermediateDirectories: true)
+        return target
     }
 
     func publish(_ from: String, to final: String) throws {

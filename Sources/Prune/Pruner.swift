@@ -456,3 +456,33 @@ public enum Pruner {
         }
     }
 }
+
+extension PruneOptions {
+    /// "2:4" -> (2, 4).
+    public static func parseNM(_ text: String) -> (n: Int, m: Int)? {
+        let parts = text.split(separator: ":").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        return parts.count == 2 ? (parts[0], parts[1]) : nil
+    }
+
+    /// "0:1,2;3:0" -> [0: [1, 2], 3: [0]].
+    public static func parseDropHeads(_ text: String) -> [Int: [Int]]? {
+        var map: [Int: [Int]] = [:]
+        for part in text.split(separator: ";") {
+            let kv = part.split(separator: ":")
+            guard kv.count == 2, let layer = Int(kv[0].trimmingCharacters(in: .whitespaces)) else { return nil }
+            let heads = kv[1].split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard heads.allSatisfy({ $0 != nil }) else { return nil }
+            map[layer, default: []] += heads.map { $0! }
+        }
+        return map
+    }
+
+    /// Whether any operation was asked for.
+    public var isEmpty: Bool {
+        sparsity == nil && nm == nil && overrides.isEmpty && headsPerLayer == nil && dropHeads == nil
+            && intermediate == nil && dropLayers == nil && dropLayerCount == nil
+    }
+
+    /// Whether the operations need calibration inputs.
+    public var needsCalibration: Bool { importance == .activation || dropLayerCount != nil }
+}

@@ -49,9 +49,8 @@ struct PruneCommand: ParsableCommand {
         o.sparsity = sparsity
         o.globalSparsity = globalSparsity
         if let nm {
-            let parts = nm.split(separator: ":").compactMap { Int($0) }
-            guard parts.count == 2 else { throw CLIError("--nm must look like 2:4") }
-            o.nm = (parts[0], parts[1])
+            guard let v = PruneOptions.parseNM(nm) else { throw CLIError("--nm must look like 2:4") }
+            o.nm = v
         }
         o.keep = keep
         o.overrides = try override.map { spec in
@@ -62,15 +61,7 @@ struct PruneCommand: ParsableCommand {
         }
         o.headsPerLayer = heads
         if let dropHeads {
-            var map: [Int: [Int]] = [:]
-            for part in dropHeads.split(separator: ";") {
-                let kv = part.split(separator: ":")
-                guard kv.count == 2, let layer = Int(kv[0].trimmingCharacters(in: .whitespaces)) else {
-                    throw CLIError("--drop-heads must look like \"0:1,2;3:0\"")
-                }
-                let hs = kv[1].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-                map[layer, default: []] += hs
-            }
+            guard let map = PruneOptions.parseDropHeads(dropHeads) else { throw CLIError("--drop-heads must look like \"0:1,2;3:0\"") }
             o.dropHeads = map
         }
         o.intermediate = intermediate
@@ -82,13 +73,12 @@ struct PruneCommand: ParsableCommand {
         o.dropLayerCount = dropLayerCount
         guard let imp = PruneOptions.Importance(rawValue: importance) else { throw CLIError("--importance must be magnitude or activation") }
         o.importance = imp
-        guard o.sparsity != nil || o.nm != nil || !o.overrides.isEmpty || o.headsPerLayer != nil || o.dropHeads != nil
-            || o.intermediate != nil || o.dropLayers != nil || o.dropLayerCount != nil else {
+        guard !o.isEmpty else {
             throw CLIError("nothing to do: give --sparsity, --nm, --heads, --drop-heads, --intermediate, --drop-layers or --drop-layer-count")
         }
 
         let source = try Checkpoint.open(input, configPath: config).graph
-        if o.importance == .activation || o.dropLayerCount != nil {
+        if o.needsCalibration {
             o.calibration = try calibration.map { try Verifier.tokenFile($0) }
                 ?? Verifier.randomInputs(for: source, count: calibrationSequences, length: length, seed: seed)
         }
