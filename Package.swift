@@ -53,6 +53,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["CkptCore"], path: "Tests/TestSupport"),
         .testTarget(name: "CkptCoreTests", dependencies: ["CkptCore", "Quantize", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "TestSupport"]),
+        .testTarget(name: "QuantizeTests", dependencies: ["CkptCore", "Formats", "Quantize", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Transformer", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "TestSupport"]),
     ],
