@@ -29,12 +29,18 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
+        // zlib from Debian's zlib1g-dev: deflated .npz members and zip CRC-32s.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "CkptCore",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
             linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]
         ),
-        .target(name: "Formats", dependencies: ["CkptCore", "CHDF5"]),
+        .target(name: "Formats", dependencies: ["CkptCore", "CHDF5", "CZlib", "Quantize"]),
         .target(name: "Quantize", dependencies: ["CkptCore"]),
         // OpenBLAS from Debian's libopenblas-dev, for the forward pass's matrix products.
         .systemLibrary(

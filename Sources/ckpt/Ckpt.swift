@@ -15,12 +15,12 @@ struct Ckpt: ParsableCommand {
         commandName: "ckpt",
         abstract: "Convert, shrink and verify Transformer checkpoints.",
         discussion: """
-            Formats: safetensors (single file or sharded Hugging Face directory). \
-            HDF5, .ckz, GGUF, NumPy and PyTorch are recognised and arrive in later versions.
+            Formats: safetensors (single file or sharded Hugging Face directory), GGUF, \
+            NumPy .npz/.npy. HDF5, .ckz and PyTorch are recognised and arrive in later versions.
             Exit status: 0 ok, 1 verification gate failed, 2 bad input or usage.
             """,
         version: "ckpt \(version) (libhdf5 \(LinkedLibraries.hdf5Version))",
-        subcommands: [Inspect.self, Convert.self, Forward.self]
+        subcommands: [Inspect.self, Convert.self, QuantizeCommand.self, Forward.self]
     )
 
     static func main() {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CkptCore
 import Formats
+import Foundation
 import Quantize
 
 struct Convert: ParsableCommand {
@@ -20,7 +21,7 @@ struct Convert: ParsableCommand {
     @Argument(help: "Output file or directory.")
     var output: String
 
-    @Option(help: "Output format: safetensors (default: from OUT's extension).")
+    @Option(help: "Output format: safetensors, gguf, npz, npy (default: from OUT's extension).")
     var to: String?
 
     @Option(help: "A Hugging Face config.json to use instead of the one beside the input.")
@@ -31,6 +32,12 @@ struct Convert: ParsableCommand {
 
     @Option(help: "Cast floating-point tensors to f32, f16 or bf16 (round to nearest even).")
     var dtype: String?
+
+    @Flag(help: "Dequantize block-quantized tensors to f32 (otherwise they stay quantized where the output can hold them: .gguf, .ckz).")
+    var dequantize = false
+
+    @Flag(help: ".npz output: deflate the members (like numpy.savez_compressed).")
+    var deflate = false
 
     @Flag(help: "No progress bar.")
     var quiet = false
@@ -58,9 +65,18 @@ struct Convert: ParsableCommand {
             }
         }
 
+        // Quantized tensors stay quantized where the output can hold them; otherwise they are
+        // dequantized to f32, with a notice (or silently when --dequantize asked for it).
+        if dequantize {
+            for t in graph.tensors.values where t.dtype.isQuantized { try graph.replace(t.dequantizedLazily()) }
+        }
+        let lost = Checkpoint.tensorsNeedingDequantization(graph, for: format)
+        if !lost.isEmpty {
+            FileHandle.standardError.write(Data("ckpt: notice: \(format) cannot hold block-quantized tensors; \(lost.count) tensor(s) (\(lost.prefix(3).joined(separator: ", "))\(lost.count > 3 ? ", ..." : "")) written as f32 — write .gguf or .ckz to keep them quantized\n".utf8))
+        }
         let progress = ProgressBar.make(total: graph.byteCount, label: "convert", quiet: quiet)
         try Checkpoint.write(graph, to: output, format: format, directory: directory,
-                             options: .init(maxShardSize: shardSize, progress: progress))
+                             options: .init(maxShardSize: shardSize, progress: progress, dequantize: true, deflate: deflate))
         progress?.finish()
     }
 }

@@ -29,7 +29,11 @@ struct Inspect: ParsableCommand {
         }
         print("\(path): \(format), \(graph.tensors.count) tensors, \(formatCount(graph.parameterCount)) parameters, \(formatBytes(graph.byteCount))")
         if let c = graph.config { print("config: \(c.summary)") }
-        for (k, v) in graph.metadata { print("metadata: \(k) = \(v)") }
+        for (k, v) in graph.metadata {
+            // Long values (GGUF vocabularies, embedded configs) are shortened here; --json has them whole.
+            let line = v.replacingOccurrences(of: "\n", with: " ")
+            print("metadata: \(k) = \(line.count > 120 ? line.prefix(117) + "..." : line)")
+        }
         for (alias, target) in graph.ties { print("tied: \(alias) -> \(target)") }
         if tree {
             printTree(graph.moduleTree(), depth: 0)
