@@ -78,6 +78,12 @@ public enum GGUFNaming {
     /// GPT-2's Conv1D modules, whose weights GGUF stores transposed.
     static let gpt2Conv1D: Set<String> = ["attn_qkv", "attn_output", "ffn_up", "ffn_down"]
 
+    /// `blk.N.<conv1d>.weight`
+    static func isConv1D(_ ggufName: String) -> Bool {
+        let parts = ggufName.split(separator: ".")
+        return parts.count == 4 && parts[0] == "blk" && parts[3] == "weight" && gpt2Conv1D.contains(String(parts[2]))
+    }
+
     /// GGUF name for a Hugging Face name (nil: not a weight of this architecture).
     static func ggufName(_ hf: String, arch: String) -> String? {
         var name = hf
@@ -175,7 +181,7 @@ public enum GGUFNaming {
                 r = try permuteRows(r, heads: heads, toGGUF: true)
             } else if arch == "llama", name.hasSuffix(".attn_k.weight") || name.hasSuffix(".attn_k.bias") {
                 r = try permuteRows(r, heads: kvHeads, toGGUF: true)
-            } else if arch == "gpt2", name.hasSuffix(".weight"), gpt2Conv1D.contains(String(name.split(separator: ".")[2])) {
+            } else if arch == "gpt2", isConv1D(name) {
                 guard !t.dtype.isQuantized else {
                     throw GGUFError.cannotWrite(tensor: t.name, reason: "GPT-2 Conv1D weights are [in, out] and GGUF stores them transposed, which a quantized tensor cannot be; quantize straight to .gguf instead (ckpt quantize renames first)")
                 }
@@ -231,8 +237,13 @@ public enum GGUFNaming {
         guard isGGUFNamed(graph), case .string(let arch)? = try? GGUFMetadata.values(of: graph)["general.architecture"],
               arch == "llama" || arch == "gpt2" else { return graph }
         var out = WeightGraph()
-        out.metadata = graph.metadata
-        out.config = graph.config ?? config(fromKVs: (try? GGUFMetadata.values(of: graph)) ?? [:], graph: graph)
+        // The keys toGGUF derives from the config go away again (the config is carried
+        // separately); everything else (tokenizer, provenance) stays.
+        var kvs = (try? GGUFMetadata.values(of: graph)) ?? [:]
+        out.config = graph.config ?? config(fromKVs: kvs, graph: graph)
+        for k in kvs.keys where k == "general.architecture" || k == hfConfigKey || k.hasPrefix(arch + ".") { kvs.removeValue(forKey: k) }
+        out.metadata = [:]
+        GGUFMetadata.store(kvs, into: &out)
         let heads = out.config?.numHeads ?? 0, kvHeads = out.config?.numKeyValueHeads ?? heads
         for t in graph.tensors.values {
             guard let name = hfName(t.name, arch: arch) else {
@@ -245,7 +256,7 @@ public enum GGUFNaming {
                 r = try permuteRows(r, heads: heads, toGGUF: false)
             } else if arch == "llama", t.name.hasSuffix(".attn_k.weight") || t.name.hasSuffix(".attn_k.bias") {
                 r = try permuteRows(r, heads: kvHeads, toGGUF: false)
-            } else if arch == "gpt2", t.name.hasSuffix(".weight"), gpt2Conv1D.contains(String(t.name.split(separator: ".")[2])) {
+            } else if arch == "gpt2", isConv1D(t.name) {
                 r = try transposed(r, name: name)
             }
             try out.add(r)
