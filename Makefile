@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test demo bench fixtures clean
+.PHONY: deps venv build test demo bench bench-quantize fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -34,9 +34,14 @@ demo: build
 bench: build venv
 	$(PY) bench/convert_bench.py --ckpt .build/release/ckpt
 
+# Quantization throughput vs gguf-py and ggml's C reference (cloned into /tmp, never committed).
+bench-quantize: build venv
+	$(PY) bench/quantize_bench.py --ckpt .build/release/ckpt
+
 # Regenerates fixtures/ (needs torch + transformers; CI never runs this).
 fixtures:
 	$(PYTHON) tools/make_fixtures.py
+	$(PYTHON) tools/make_quant_fixtures.py
 
 clean:
 	rm -rf .build $(VENV)

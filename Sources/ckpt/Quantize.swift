@@ -59,6 +59,9 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Worker threads for quantization (default: all cores).")
     var jobs: Int?
 
+    @Flag(help: "Skip measuring each tensor's error (the report then has sizes only).")
+    var noErrors = false
+
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -95,7 +98,7 @@ struct QuantizeCommand: ParsableCommand {
 
         var rows: [Row] = []
         var graph = renamed
-        let report = QuantizationReport()
+        let report = QuantizationReport(measures: !noErrors)
         for t in renamed.tensors.values {
             let names = [t.name] + (hfNames[t.name].map { [$0] } ?? [])
             let d = try recipe.decide(names: names, dtype: t.dtype, shape: t.shape)
@@ -204,6 +207,7 @@ struct QuantizeCommand: ParsableCommand {
             "bytes_before": .int(before),
             "bytes_after": .int(after),
             "fallbacks": .int(rows.filter { $0.decision.fellBackFrom != nil }.count),
+            "quantize_seconds": .double(report.quantizeSeconds),
         ])
     }
 }

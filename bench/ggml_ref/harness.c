@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
     int reps = argc > 4 ? atoi(argv[4]) : 1;
     size_t size = 0;
     struct timespec t0, t1;
-    double best = 1e30;
+    double times[64]; if (reps > 64) reps = 64;
     for (int r = 0; r < reps; r++) {
       clock_gettime(CLOCK_MONOTONIC, &t0);
       if (!strcmp(type, "q8_0")) { quantize_row_q8_0_ref(x, y, n); size = n / 32 * 34; }
@@ -46,9 +46,11 @@ int main(int argc, char **argv) {
       else return 2;
       clock_gettime(CLOCK_MONOTONIC, &t1);
       double s = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
-      if (s < best) best = s;
+      times[r] = s;
     }
-    if (reps > 1) fprintf(stderr, "%s %.6f s best of %d, %.3f GB/s f32 input\n", type, best, reps, n * 4 / best / 1e9);
+    for (int i = 1; i < reps; i++) for (int j = i; j > 0 && times[j] < times[j - 1]; j--) { double t = times[j]; times[j] = times[j - 1]; times[j - 1] = t; }
+    double med = times[reps / 2];
+    if (reps > 1) fprintf(stderr, "%s %.6f s median of %d, %.3f GB/s f32 input\n", type, med, reps, n * 4 / med / 1e9);
     FILE *o = fopen(argv[3], "wb"); fwrite(y, 1, size, o); fclose(o);
     return 0;
 }
