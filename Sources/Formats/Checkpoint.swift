@@ -14,8 +14,19 @@ public enum CheckpointFormat: String, Sendable, CaseIterable, CustomStringConver
 
     /// Formats ckpt can read and write today. The others are recognised so the error can
     /// say what the file is.
-    public var isReadable: Bool { self == .safetensors || self == .hdf5 || self == .ckz }
-    public var isWritable: Bool { self == .safetensors || self == .hdf5 || self == .ckz }
+    public var isReadable: Bool { [.safetensors, .hdf5, .ckz, .gguf, .npz, .npy].contains(self) }
+    public var isWritable: Bool { [.safetensors, .hdf5, .ckz, .gguf, .npz, .npy].contains(self) }
+
+    /// Whether files of this format can hold tensors of `dtype` as they are (HDF5 and .ckz
+    /// hold every dtype, block-quantized ones as their bytes).
+    public func canHold(_ dtype: DType) -> Bool {
+        switch self {
+        case .safetensors: return SafetensorsDType.name(dtype) != nil
+        case .gguf: return GGUF.canHold(dtype)
+        case .npz, .npy: return Npy.descrs.contains { $0.1 == dtype }
+        default: return true
+        }
+    }
 
     /// The output format an extension implies.
     public static func forExtension(_ ext: String) -> CheckpointFormat? {
@@ -40,6 +51,8 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
     case cannotChooseOutputFormat
     case invalidShardSize(String)
     case singleFileFormat(CheckpointFormat)
+    case cannotHold(CheckpointFormat, tensor: String, dtype: DType)
+    case npyNeedsOneTensor(Int)
 
     public var description: String {
         switch self {
@@ -56,6 +69,11 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
             return "invalid shard size \"\(s)\" (examples: 5GB, 500MB, 2GiB, 1000000)"
         case .singleFileFormat(let f):
             return "\(f) output is a single file: give a file name, without --max-shard-size"
+        case .cannotHold(let f, let t, let d):
+            let hint = d.isQuantized ? "write .gguf (GGUF types) or .ckz to keep it quantized, or pass --dequantize for f32" : "cast it with --dtype"
+            return "tensor `\(t)`: \(f) cannot hold \(d); \(hint)"
+        case .npyNeedsOneTensor(let n):
+            return ".npy holds one array, the checkpoint has \(n) tensors; write .npz"
         }
     }
 }
@@ -125,6 +143,13 @@ public enum Checkpoint {
         return (graph, format)
     }
 
+    /// Opens a checkpoint for the forward pass: as `open`, with GGUF files' llama.cpp names
+    /// and layouts mapped back to Hugging Face's.
+    public static func openModel(_ path: String, configPath: String? = nil) throws -> WeightGraph {
+        let graph = try open(path, configPath: configPath).graph
+        do { return try GGUFNaming.toHF(graph) } catch { throw FileError(path: path, error: error) }
+    }
+
     static func readFile(_ path: String, format: CheckpointFormat, jobs: Int? = nil) throws -> WeightGraph {
         switch format {
         case .ckz:
@@ -137,6 +162,17 @@ public enum Checkpoint {
             do { return try HDF5.read(path: path) } catch let e as IOError { throw e } catch {
                 throw FileError(path: path, error: error)
             }
+        case .gguf:
+            do { return try GGUF.read(path: path) } catch let e as IOError { throw e } catch {
+                throw FileError(path: path, error: error)
+            }
+        case .npz:
+            return try Npz.read(path: path)
+        case .npy:
+            let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+            var g = WeightGraph()
+            try g.add(Npy.read(path: path, name: name))
+            return g
         default:
             throw FileError(path: path, error: CheckpointError.notSupportedYet(format, reading: true))
         }
@@ -172,13 +208,36 @@ public enum Checkpoint {
         public var hdf5: HDF5WriteOptions
         /// Level, threads and provenance for .ckz output.
         public var ckz: CKZ.WriteOptions
+        /// Block-quantized tensors the output format cannot hold become f32 (else an error).
+        public var dequantize: Bool
+        /// .npz: deflate members (numpy.savez_compressed) instead of storing them.
+        public var deflate: Bool
         public init(maxShardSize: Int? = nil, progress: (any ProgressSink)? = nil, hdf5: HDF5WriteOptions = .init(),
-                    ckz: CKZ.WriteOptions = .init()) {
+                    ckz: CKZ.WriteOptions = .init(), dequantize: Bool = false, deflate: Bool = false) {
             self.maxShardSize = maxShardSize
             self.progress = progress
             self.hdf5 = hdf5
             self.ckz = ckz
+            self.dequantize = dequantize
+            self.deflate = deflate
         }
+    }
+
+    /// The graph as it will be written in `format`: GGUF-named LLaMA/GPT-2 graphs get their
+    /// Hugging Face names back for the other formats; block-quantized tensors the format
+    /// cannot hold are dequantized to f32 when `dequantize` is set, an error otherwise.
+    public static func prepare(_ graph: WeightGraph, for format: CheckpointFormat, dequantize: Bool) throws -> WeightGraph {
+        var g = format == .gguf ? graph : try GGUFNaming.toHF(graph)
+        for t in g.tensors.values where !format.canHold(t.dtype) {
+            guard t.dtype.isQuantized, dequantize else { throw CheckpointError.cannotHold(format, tensor: t.name, dtype: t.dtype) }
+            try g.replace(t.dequantizedLazily())
+        }
+        return g
+    }
+
+    /// Names of the block-quantized tensors `format` cannot hold (for the CLI's notice).
+    public static func tensorsNeedingDequantization(_ graph: WeightGraph, for format: CheckpointFormat) -> [String] {
+        graph.tensors.values.filter { $0.dtype.isQuantized && !format.canHold($0.dtype) }.map(\.name)
     }
 
     /// Where and how an output goes: a directory (Hugging Face layout) or a single file.
@@ -201,6 +260,11 @@ public enum Checkpoint {
 
     public static func write(_ graph: WeightGraph, to path: String, format: CheckpointFormat, directory: Bool, options: WriteOptions = .init()) throws {
         let target = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+        let prepared: WeightGraph
+        do { prepared = try prepare(graph, for: format, dequantize: options.dequantize) } catch let e as IOError { throw e } catch {
+            throw FileError(path: target, error: error)
+        }
+        let graph = prepared
         switch (format, directory) {
         case (.safetensors, true):
             try ShardedSafetensors.write(graph, toDirectory: target, maxShardSize: options.maxShardSize, progress: options.progress)
@@ -216,6 +280,21 @@ public enum Checkpoint {
             }
         case (.ckz, true):
             throw FileError(path: target, error: CheckpointError.singleFileFormat(.ckz))
+        case (.gguf, false):
+            do { try GGUF.write(graph, to: target, progress: options.progress) } catch let e as IOError { throw e } catch let e as FileError { throw e } catch {
+                throw FileError(path: target, error: error)
+            }
+        case (.npz, false):
+            do { try Npz.write(graph, to: target, deflate: options.deflate, progress: options.progress) } catch let e as IOError { throw e } catch {
+                throw FileError(path: target, error: error)
+            }
+        case (.npy, false):
+            guard graph.tensors.count == 1, let t = graph.tensors.values.first else {
+                throw FileError(path: target, error: CheckpointError.npyNeedsOneTensor(graph.tensors.count))
+            }
+            do { try Npy.write(Npy.encode(dtype: t.dtype, shape: t.shape, data: t.data.load()), to: target) } catch let e as IOError { throw e } catch {
+                throw FileError(path: target, error: error)
+            }
         default:
             throw FileError(path: target, error: CheckpointError.notSupportedYet(format, reading: false))
         }

@@ -18,10 +18,21 @@ public struct ConvertOptions: Sendable {
     public var ckz: CKZ.WriteOptions
     /// Threads for decoding a compressed input (nil: all cores).
     public var jobs: Int?
+    /// Dequantize every block-quantized tensor to f32 (otherwise only those the output
+    /// format cannot hold, with a notice).
+    public var dequantize: Bool
+    /// .npz output: deflate the members.
+    public var deflate: Bool
+    /// Receives one-line notices (e.g. tensors dequantized because the format cannot hold them).
+    public var notice: (@Sendable (String) -> Void)?
 
     public init(to: String? = nil, dtype: DType? = nil, maxShardSize: Int? = nil, config: String? = nil,
                 progress: (any ProgressSink)? = nil, hdf5: HDF5WriteOptions = .init(), ckz: CKZ.WriteOptions = .init(),
-                jobs: Int? = nil) {
+                jobs: Int? = nil, dequantize: Bool = false, deflate: Bool = false,
+                notice: (@Sendable (String) -> Void)? = nil) {
+        self.dequantize = dequantize
+        self.deflate = deflate
+        self.notice = notice
         self.hdf5 = hdf5
         self.ckz = ckz
         self.jobs = jobs
@@ -39,10 +50,19 @@ public enum Conversion {
         let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: options.to, maxShardSize: options.maxShardSize)
         var (graph, _) = try Checkpoint.open(input, configPath: options.config, jobs: options.jobs)
         if let target = options.dtype { try cast(&graph, to: target) }
+        // Quantized tensors stay quantized where the output can hold them (.gguf, .ckz, .h5);
+        // otherwise they become f32, with a notice unless --dequantize asked for it.
+        if options.dequantize {
+            for t in graph.tensors.values where t.dtype.isQuantized { try graph.replace(t.dequantizedLazily()) }
+        }
+        let lost = Checkpoint.tensorsNeedingDequantization(graph, for: format)
+        if !lost.isEmpty {
+            options.notice?("\(format) cannot hold block-quantized tensors; \(lost.count) tensor(s) (\(lost.prefix(3).joined(separator: ", "))\(lost.count > 3 ? ", ..." : "")) written as f32 — write .gguf or .ckz to keep them quantized")
+        }
         options.progress?.start(total: graph.byteCount)
         try Checkpoint.write(graph, to: output, format: format, directory: directory,
                              options: .init(maxShardSize: options.maxShardSize, progress: options.progress, hdf5: options.hdf5,
-                                           ckz: options.ckz))
+                                           ckz: options.ckz, dequantize: true, deflate: options.deflate))
     }
 
     /// Casts every floating-point tensor lazily (converted as it is written) and records the

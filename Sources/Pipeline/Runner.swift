@@ -347,8 +347,8 @@ public final class PipelineRunner {
             staged[out] = target
             return nil
         case .verify:
-            let reference = try Checkpoint.open(path("reference")!).graph
-            let candidate = try Checkpoint.open(path("candidate")!).graph
+            let reference = try Checkpoint.openModel(path("reference")!)
+            let candidate = try Checkpoint.openModel(path("candidate")!)
             var gates = Gates()
             if let p = step.options["preset"]?.stringValue {
                 guard let g = Gates.preset(p) else { throw PipelineError.step(i, "verify", "unknown preset `\(p)`") }
@@ -394,7 +394,7 @@ public final class PipelineRunner {
             }
             p.keep = o["keep"]?.arrayValue?.compactMap(\.stringValue) ?? o["keep"]?.stringValue.map { [$0] } ?? []
             guard !p.isEmpty else { throw PipelineError.step(i, "prune", "nothing to do") }
-            let source = try Checkpoint.open(path("input")!, configPath: path("config")).graph
+            let source = try Checkpoint.openModel(path("input")!, configPath: path("config"))
             if p.needsCalibration {
                 p.calibration = try path("calibration").map { try Verifier.tokenFile($0) }
                     ?? Verifier.randomInputs(for: source, count: o["calibration_sequences"]?.intValue ?? 8,

@@ -32,9 +32,12 @@ public enum Cast {
         return try Tensor(name: tensor.name, dtype: target, shape: tensor.shape, data: .owned(out))
     }
 
-    /// The tensor's values as f32 (f64 rounds to nearest even; f16/bf16 widen exactly).
-    /// nil for dtypes that are not f64/f32/f16/bf16.
+    /// The tensor's values as f32 (f64 rounds to nearest even; f16/bf16 widen exactly; block
+    /// types are dequantized exactly as ggml does). nil for integer and other dtypes.
     public static func floats(_ tensor: Tensor) throws -> [Float]? {
+        if tensor.dtype.isQuantized {
+            return try tensor.data.withBytes { try Quantizer.dequantize($0, dtype: tensor.dtype, count: tensor.elementCount) }
+        }
         guard [.f64, .f32, .f16, .bf16].contains(tensor.dtype) else { return nil }
         let n = tensor.elementCount
         return try [Float](unsafeUninitializedCapacity: n) { buffer, count in

@@ -16,13 +16,13 @@ struct Ckpt: ParsableCommand {
         abstract: "Convert, shrink and verify Transformer checkpoints.",
         discussion: """
             Formats: safetensors (single file or sharded Hugging Face directory), HDF5 \
-            (.h5/.hdf5, Keras weight files included) and .ckz (ckpt's compressed format, \
-            docs/ckz.md). GGUF, NumPy and PyTorch are recognised and arrive in later versions.
+            (.h5/.hdf5, Keras weight files included), .ckz (ckpt's compressed format, \
+            docs/ckz.md), GGUF and NumPy .npz/.npy. PyTorch is recognised and arrives later.
             Exit status: 0 ok, 1 verification gate failed, 2 bad input or usage.
             """,
         version: "ckpt \(version) (libhdf5 \(LinkedLibraries.hdf5Version))",
-        subcommands: [Inspect.self, Convert.self, Forward.self, VerifyCommand.self, DiffCommand.self, PruneCommand.self, Run.self,
-                      HDF5ProbeCommand.self]
+        subcommands: [Inspect.self, Convert.self, QuantizeCommand.self, Forward.self, VerifyCommand.self, DiffCommand.self,
+                      PruneCommand.self, Run.self, HDF5ProbeCommand.self]
     )
 
     static func main() {

@@ -22,7 +22,7 @@ struct Convert: ParsableCommand {
     @Argument(help: "Output file or directory.")
     var output: String
 
-    @Option(help: "Output format: safetensors, hdf5 or ckz (default: from OUT's extension).")
+    @Option(help: "Output format: safetensors, hdf5, ckz, gguf, npz, npy (default: from OUT's extension).")
     var to: String?
 
     @Option(help: "A Hugging Face config.json to use instead of the one beside the input.")
@@ -42,6 +42,12 @@ struct Convert: ParsableCommand {
 
     @Option(help: "Threads for compressing and decompressing .ckz chunks (default: all cores). The output does not depend on it.")
     var jobs: Int?
+
+    @Flag(help: "Dequantize block-quantized tensors to f32 (otherwise they stay quantized where the output can hold them: .gguf, .ckz).")
+    var dequantize = false
+
+    @Flag(help: ".npz output: deflate the members (like numpy.savez_compressed).")
+    var deflate = false
 
     @Flag(help: "No progress bar.")
     var quiet = false
@@ -73,7 +79,10 @@ struct Convert: ParsableCommand {
         let progress = ProgressBar.make(label: "convert", quiet: quiet)
         try Conversion.convert(input, to: output, options: .init(to: to, dtype: castTarget, maxShardSize: shardSize,
                                                                 config: config, progress: progress, hdf5: hdf5,
-                                                                ckz: ckzOptions, jobs: jobs))
+                                                                ckz: ckzOptions, jobs: jobs, dequantize: dequantize,
+                                                                deflate: deflate, notice: { line in
+            FileHandle.standardError.write(Data("ckpt: notice: \(line)\n".utf8))
+        }))
         progress?.finish()
     }
 }

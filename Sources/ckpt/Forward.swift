@@ -11,7 +11,7 @@ struct Forward: ParsableCommand {
         discussion: """
             Architectures: GPT-2, BERT-style encoders, LLaMA-style decoders (also Mistral and \
             Qwen2 configs) and the seed article's encoder, chosen by the config's model_type. \
-            Weights in any float dtype are used as f32. Writes logits [T, V] (language models) \
+            Weights in any float or block-quantized dtype (GGUF's types, ckpt's int8/int4) are used as f32. Writes logits [T, V] (language models) \
             or the last hidden state [T, C] (encoders) as a float32 .npy.
             """
     )
@@ -55,7 +55,10 @@ struct Forward: ParsableCommand {
         }
         if let threads { Transformers.setThreads(max(1, threads)) }
 
-        let (graph, _) = try Checkpoint.open(checkpoint, configPath: config)
+        let (opened, _) = try Checkpoint.open(checkpoint, configPath: config)
+        // GGUF files use llama.cpp's names and rotary layout; the forward pass wants Hugging Face's.
+        let graph: WeightGraph
+        do { graph = try GGUFNaming.toHF(opened) } catch { throw FileError(path: checkpoint, error: error) }
         let model: any TransformerModel
         let out: ForwardOutput
         let start = Date()

@@ -54,7 +54,11 @@ struct Inspect: ParsableCommand {
         }
         if check { print("check: all \(graph.tensors.count) tensors read\(format == .ckz ? ", every chunk's CRC32 verified" : "")") }
         if let c = graph.config { print("config: \(c.summary)") }
-        for (k, v) in graph.metadata { print("metadata: \(k) = \(v)") }
+        for (k, v) in graph.metadata {
+            // Long values (GGUF vocabularies, embedded configs) are shortened here; --json has them whole.
+            let line = v.replacingOccurrences(of: "\n", with: " ")
+            print("metadata: \(k) = \(line.count > 120 ? line.prefix(117) + "..." : line)")
+        }
         for (alias, target) in graph.ties { print("tied: \(alias) -> \(target)") }
         if tree {
             printTree(graph.moduleTree(), depth: 0)

@@ -77,7 +77,7 @@ struct PruneCommand: ParsableCommand {
             throw CLIError("nothing to do: give --sparsity, --nm, --heads, --drop-heads, --intermediate, --drop-layers or --drop-layer-count")
         }
 
-        let source = try Checkpoint.open(input, configPath: config).graph
+        let source = try Checkpoint.openModel(input, configPath: config)
         if o.needsCalibration {
             o.calibration = try calibration.map { try Verifier.tokenFile($0) }
                 ?? Verifier.randomInputs(for: source, count: calibrationSequences, length: length, seed: seed)

@@ -44,8 +44,8 @@ struct VerifyCommand: ParsableCommand {
         if let minCosine { gates.minCosine = minCosine }
         if let minTop1 { gates.minTop1 = minTop1 }
         if let maxAbs { gates.maxAbs = maxAbs }
-        let ref = try Checkpoint.open(reference, configPath: referenceConfig).graph
-        let cand = try Checkpoint.open(candidate, configPath: candidateConfig).graph
+        let ref = try Checkpoint.openModel(reference, configPath: referenceConfig)
+        let cand = try Checkpoint.openModel(candidate, configPath: candidateConfig)
         let result: VerifyReport
         do {
             let inputs = try tokens.map { try Verifier.tokenFile($0) }
@@ -77,7 +77,7 @@ struct DiffCommand: ParsableCommand {
     @Flag(help: "List identical tensors too.") var all = false
 
     func run() throws {
-        let ga = try Checkpoint.open(a).graph, gb = try Checkpoint.open(b).graph
+        let ga = try Checkpoint.openModel(a), gb = try Checkpoint.openModel(b)
         let report = try CheckpointDiff.diff(ga, gb, tolerance: atol)
         if json {
             print(report.json().prettyPrinted())

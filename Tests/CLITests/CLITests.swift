@@ -130,7 +130,7 @@ import TestSupport
 
     @Test func outputFormatsThatDoNotExistYetAreRefusedCleanly() throws {
         let dir = TempDir()
-        try expectCleanFailure(["convert", Repo.fixture("tiny-gpt2"), dir.file("m.gguf")], mentions: ["gguf", "not supported yet"], in: dir)
+        try expectCleanFailure(["convert", Repo.fixture("tiny-gpt2"), dir.file("m.pt")], mentions: ["pytorch", "not supported yet"], in: dir)
         try expectCleanFailure(["convert", Repo.fixture("tiny-gpt2"), dir.file("m.weird")], mentions: ["--to"], in: dir)
     }
 

@@ -49,6 +49,12 @@ public enum Npy {
 
     /// Parses a whole .npy file: dtype, shape and the byte range of the data.
     public static func parse(_ file: UnsafeRawBufferPointer) throws(NpyError) -> (dtype: DType, shape: [Int], dataOffset: Int, dataCount: Int) {
+        try parse(head: file, fileSize: file.count)
+    }
+
+    /// Parses a .npy file of `fileSize` bytes from its first bytes `head` (enough to hold
+    /// the header: .npz members are parsed before they are inflated).
+    public static func parse(head file: UnsafeRawBufferPointer, fileSize: Int) throws(NpyError) -> (dtype: DType, shape: [Int], dataOffset: Int, dataCount: Int) {
         guard file.count >= 10, Array(file[0..<6]) == magic else { throw .notNpy }
         let major = file[6], minor = file[7]
         let headerLength: Int, start: Int
@@ -77,9 +83,9 @@ public enum Npy {
             throw .invalidHeader("shape \(shape) overflows")
         }
         let offset = start + headerLength
-        guard file.count - offset == bytes else {
-            if file.count - offset < bytes { throw .truncated(expected: offset + bytes, actual: file.count) }
-            throw .invalidHeader("\(file.count - offset - bytes) bytes after the data")
+        guard fileSize - offset == bytes else {
+            if fileSize - offset < bytes { throw .truncated(expected: offset + bytes, actual: fileSize) }
+            throw .invalidHeader("\(fileSize - offset - bytes) bytes after the data")
         }
         return (dtype, shape, offset, bytes)
     }

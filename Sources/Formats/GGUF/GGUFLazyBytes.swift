@@ -1,0 +1,101 @@
+// Lazy tensor rearrangements used when renaming between Hugging Face and llama.cpp layouts:
+// the work happens when a writer (or the forward pass) reads the bytes, one tensor at a time.
+
+import CkptCore
+import Quantize
+
+/// Rows of `source` in a new order: output row r is source row `order[r]`. Works for any
+/// dtype, block types included (a row is a whole number of blocks).
+final class RowPermutedBytes: ExternalBytes {
+    let source: Tensor
+    let order: [Int]
+    var count: Int { source.byteCount }
+
+    init(source: Tensor, order: [Int]) {
+        self.source = source
+        self.order = order
+    }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let rowBytes = order.isEmpty ? 0 : source.byteCount / order.count
+        var out = [UInt8](repeating: 0, count: source.byteCount)
+        try source.data.withBytes { src in
+            out.withUnsafeMutableBytes { dst in
+                for (r, s) in order.enumerated() where rowBytes > 0 {
+                    // SAFETY: r, s < order.count rows of rowBytes each, inside both buffers.
+                    dst.baseAddress!.advanced(by: r * rowBytes).copyMemory(from: src.baseAddress! + s * rowBytes, byteCount: rowBytes)
+                }
+            }
+        }
+        source.data.releaseResidentPages()
+        return try out.withUnsafeBytes(body)
+    }
+
+    func releaseResidentPages() { source.data.releaseResidentPages() }
+    var origin: String { "`\(source.name)` with rows reordered" }
+}
+
+/// A 2-D tensor transposed: [a, b] -> [b, a]. Element types of whole bytes; block types are
+/// dequantized to f32 first (`dequantize`), since blocks cannot be transposed.
+final class TransposedBytes: ExternalBytes {
+    let source: Tensor
+    let elementSize: Int
+    var count: Int { source.elementCount * elementSize }
+
+    init(source: Tensor) {
+        self.source = source
+        self.elementSize = source.dtype.elementSize ?? 4
+    }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let a = source.shape[0], b = source.shape[1], es = elementSize
+        var out = [UInt8](repeating: 0, count: count)
+        if source.dtype.isQuantized {
+            let values = try Cast.floats(source) ?? []
+            out.withUnsafeMutableBytes { dst in
+                for i in 0..<a { for j in 0..<b { dst.storeBytes(of: values[i * b + j].bitPattern.littleEndian, toByteOffset: (j * a + i) * 4, as: UInt32.self) } }
+            }
+        } else {
+            try source.data.withBytes { src in
+                out.withUnsafeMutableBytes { dst in
+                    for i in 0..<a {
+                        for j in 0..<b {
+                            // SAFETY: (i, j) < (a, b); both buffers hold a·b elements of es bytes.
+                            (dst.baseAddress! + (j * a + i) * es).copyMemory(from: src.baseAddress! + (i * b + j) * es, byteCount: es)
+                        }
+                    }
+                }
+            }
+        }
+        source.data.releaseResidentPages()
+        return try out.withUnsafeBytes(body)
+    }
+
+    func releaseResidentPages() { source.data.releaseResidentPages() }
+    var origin: String { "`\(source.name)` transposed" }
+}
+
+/// A block-quantized tensor as f32 values.
+final class DequantizedBytes: ExternalBytes {
+    let source: Tensor
+    var count: Int { source.elementCount * 4 }
+
+    init(source: Tensor) { self.source = source }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let values = try Cast.floats(source) ?? []
+        source.data.releaseResidentPages()
+        return try values.withUnsafeBytes(body)
+    }
+
+    func releaseResidentPages() { source.data.releaseResidentPages() }
+    var origin: String { "`\(source.name)` dequantized" }
+}
+
+extension Tensor {
+    /// This tensor as f32 (lazily), if it is block-quantized; itself otherwise.
+    public func dequantizedLazily() throws -> Tensor {
+        guard dtype.isQuantized else { return self }
+        return try Tensor(name: name, dtype: .f32, shape: shape, data: .external(DequantizedBytes(source: self)))
+    }
+}
