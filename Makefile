@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test demo bench fixtures clean
+.PHONY: deps venv build test demo bench bench-torch fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -34,9 +34,15 @@ demo: build
 bench: build venv
 	$(PY) bench/convert_bench.py --ckpt .build/release/ckpt
 
+# PyTorch .bin conversion against torch.load + save_file (needs a Python with torch).
+TORCH_PYTHON ?= python3
+bench-torch: build
+	$(TORCH_PYTHON) bench/torch_bench.py --ckpt .build/release/ckpt
+
 # Regenerates fixtures/ (needs torch + transformers; CI never runs this).
 fixtures:
 	$(PYTHON) tools/make_fixtures.py
+	$(PYTHON) tools/make_torch_fixtures.py
 
 clean:
 	rm -rf .build $(VENV)

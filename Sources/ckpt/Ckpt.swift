@@ -15,8 +15,9 @@ struct Ckpt: ParsableCommand {
         commandName: "ckpt",
         abstract: "Convert, shrink and verify Transformer checkpoints.",
         discussion: """
-            Formats: safetensors (single file or sharded Hugging Face directory). \
-            HDF5, .ckz, GGUF, NumPy and PyTorch are recognised and arrive in later versions.
+            Formats: safetensors (single file or sharded Hugging Face directory); PyTorch \
+            .bin/.pt read without executing anything (also pytorch_model.bin directories). \
+            HDF5, .ckz, GGUF and NumPy are recognised and arrive in later versions.
             Exit status: 0 ok, 1 verification gate failed, 2 bad input or usage.
             """,
         version: "ckpt \(version) (libhdf5 \(LinkedLibraries.hdf5Version))",
