@@ -18,6 +18,8 @@ Outputs, under fixtures/torch/ (a few hundred kB in all):
                              offset), column slices (offset + non-contiguous), stepped slices,
                              a stride-0 expand, a permuted 3-d bf16 tensor, a narrowed 1-d view
   views_legacy.pt            the same dict, _use_new_zipfile_serialization=False (legacy format)
+  parameters.pt              nn.Parameters saved as such (torch._utils._rebuild_parameter),
+                             with requires_grad on and off; parameters.expected.safetensors
   views.expected.safetensors save_file of every view made contiguous (.contiguous().clone():
                              save_file refuses non-contiguous and memory-sharing tensors)
   tiny-gpt2-bin/             torch.save(model.state_dict()) as pytorch_model.bin + config.json,
@@ -36,6 +38,10 @@ Outputs, under fixtures/torch/ (a few hundred kB in all):
   evil/*.pt                  malicious pickles that run `touch "$CKPT_PWNED"` when loaded with
                              Python's pickle (os.system via __reduce__, builtins.eval, the legacy
                              format), and a whole nn.Module (a GLOBAL to an arbitrary module)
+
+Reruns rewrite the zip files byte for byte (seeded values, torch.save is deterministic); legacy
+files name storages by memory address and module.pt holds an unseeded nn.Linear, so those
+three differ between runs (any version reads the same).
 """
 
 import os
@@ -160,6 +166,12 @@ def main():
     torch.save(views, os.path.join(ROOT, "views.pt"))
     torch.save(views, os.path.join(ROOT, "views_legacy.pt"), _use_new_zipfile_serialization=False)
     save_file(contiguous_copies(views), os.path.join(ROOT, "views.expected.safetensors"))
+
+    g = torch.Generator().manual_seed(11)
+    params = {"weight": torch.nn.Parameter(torch.randn(3, 4, generator=g)),
+              "frozen": torch.nn.Parameter(torch.randn(4, generator=g), requires_grad=False)}
+    torch.save(params, os.path.join(ROOT, "parameters.pt"))
+    save_file({k: v.detach().clone() for k, v in params.items()}, os.path.join(ROOT, "parameters.expected.safetensors"))
 
     write_gpt2()
     write_evil()

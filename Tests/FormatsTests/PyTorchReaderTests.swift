@@ -42,6 +42,7 @@ func oneTensorArchive(zip64: Bool = false, archive: String = "archive") -> [UInt
         ("torch/dtypes_proto4.pt", "torch/dtypes.expected.safetensors"),
         ("torch/views.pt", "torch/views.expected.safetensors"),
         ("torch/views_legacy.pt", "torch/views.expected.safetensors"),
+        ("torch/parameters.pt", "torch/parameters.expected.safetensors"),
         ("torch/tiny-gpt2-bin/pytorch_model.bin", "torch/tiny-gpt2.expected.safetensors"),
         ("torch/tiny-gpt2-bin", "torch/tiny-gpt2.expected.safetensors"),
         ("torch/tiny-gpt2-bin-sharded", "torch/tiny-gpt2.expected.safetensors"),
@@ -230,6 +231,31 @@ func oneTensorArchive(zip64: Bool = false, archive: String = "archive") -> [UInt
 
         let twice = ZipBytes.build([ZipBytes.Member("a/data.pkl", PickleBytes.stateDict([])), ZipBytes.Member("a/data.pkl", [])])
         #expect(torchError(twice) == .badMember(member: "a/data.pkl", reason: "appears twice in the central directory"))
+    }
+
+    @Test func truncatedLegacyStoragesAreRefused() throws {
+        let good = try readFile(Repo.fixture("torch/views_legacy.pt"))
+        let e = torchError(Array(good.prefix(good.count - 10)))
+        guard case .badStorage(_, let reason)? = e, reason.contains("only") else {
+            Issue.record("\(String(describing: e))")
+            return
+        }
+    }
+
+    @Test func objectCapIsEnforced() throws {
+        // 20 empty tuples against a cap of 10 objects, run straight on the machine.
+        var p = PickleBytes()
+        p.raw(0x5D)  // EMPTY_LIST
+        p.mark()
+        for _ in 0..<20 { p.emptyTuple() }
+        p.raw(0x65)  // APPENDS
+        p.stop()
+        var machine = PickleMachine(limits: .init(objects: 10))
+        let result = p.bytes.withUnsafeBytes { b -> PyTorchError? in
+            var c = ByteCursor(b)
+            do { _ = try machine.run(&c); return nil } catch let e as PyTorchError { return e } catch { return nil }
+        }
+        #expect(result == .limitExceeded("more than 10 objects"))
     }
 
     @Test func deepNestingCostsNoRecursion() throws {
