@@ -118,6 +118,28 @@ import TestSupport
         #expect(r.stderr.split(separator: "\n").count == 1)
     }
 
+    @Test func handMadeAttacksFailWithOneLine() throws {
+        let dir = TempDir()
+        var inst = PickleBytes()
+        inst.mark(); inst.raw(0x69); inst.bytes += Array("os\nsystem\n".utf8); inst.stop()
+        let storage = [(key: "0", bytes: f32Bytes([1, 2, 3, 4, 5, 6]))]
+        let cases: [(String, [UInt8], String)] = [
+            ("inst.pt", ZipBytes.torch(pickle: inst.bytes, storages: storage), "opcode INST"),
+            ("oversized.pt", ZipBytes.torch(pickle: PickleBytes.stateDict([("w", "FloatStorage", "0", 1 << 40, 0, [6], [1])]), storages: storage),
+             "storage `0`: FloatStorage of 1099511627776 elements needs 4398046511104 bytes"),
+            ("past-end.pt", ZipBytes.torch(pickle: PickleBytes.stateDict([("w", "FloatStorage", "0", 6, 4, [3], [1])]), storages: storage),
+             "tensor `w`: view (offset 4, size [3], stride [1]) runs past the end"),
+        ]
+        for (name, bytes, mention) in cases {
+            try writeFile(dir.file(name), bytes)
+            let r = try CkptBinary.run("convert", dir.file(name), dir.file("out.safetensors"))
+            #expect(r.status == 2, "\(name): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            #expect(r.stderr.contains(mention), "\(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("out.safetensors")))
+    }
+
     @Test func malformedArchivesFailCleanly() throws {
         let dir = TempDir()
         let good = try readFile(Repo.fixture("torch/dtypes.pt"))
