@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test demo bench bench-ckz bench-quantize fixtures clean
+.PHONY: deps venv build test demo bench bench-ckz bench-quantize bench-torch fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -44,11 +44,17 @@ bench-ckz: build venv
 bench-quantize: build venv
 	$(PY) bench/quantize_bench.py --ckpt .build/release/ckpt
 
+# PyTorch .bin conversion against torch.load + save_file (needs a Python with torch).
+TORCH_PYTHON ?= python3
+bench-torch: build
+	$(TORCH_PYTHON) bench/torch_bench.py --ckpt .build/release/ckpt
+
 # Regenerates fixtures/ (needs torch + transformers, h5py + keras for HDF5, gguf; CI never runs this).
 fixtures:
 	$(PYTHON) tools/make_fixtures.py
 	KERAS_BACKEND=torch $(PYTHON) tools/make_hdf5_fixtures.py
 	$(PYTHON) tools/make_quant_fixtures.py
+	$(PYTHON) tools/make_torch_fixtures.py
 
 clean:
 	rm -rf .build $(VENV)

@@ -14,7 +14,7 @@ public enum CheckpointFormat: String, Sendable, CaseIterable, CustomStringConver
 
     /// Formats ckpt can read and write today. The others are recognised so the error can
     /// say what the file is.
-    public var isReadable: Bool { [.safetensors, .hdf5, .ckz, .gguf, .npz, .npy].contains(self) }
+    public var isReadable: Bool { [.safetensors, .hdf5, .ckz, .gguf, .npz, .npy, .pytorch].contains(self) }
     public var isWritable: Bool { [.safetensors, .hdf5, .ckz, .gguf, .npz, .npy].contains(self) }
 
     /// Whether files of this format can hold tensors of `dtype` as they are (HDF5 and .ckz
@@ -61,7 +61,7 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
         case .notSupportedYet(let f, let reading):
             return "\(reading ? "reading" : "writing") \(f) is not supported yet"
         case .noCheckpointInDirectory(let found):
-            if found.isEmpty { return "directory holds no model.safetensors, index or *.safetensors file" }
+            if found.isEmpty { return "directory holds no model.safetensors, pytorch_model.bin, index or *.safetensors file" }
             return "directory holds several safetensors files (\(found.joined(separator: ", "))) but no \(ShardedSafetensors.indexName)"
         case .cannotChooseOutputFormat:
             return "cannot tell the output format from the name; use --to FORMAT"
@@ -124,8 +124,7 @@ public enum Checkpoint {
         let format: CheckpointFormat
         let configDir: String
         if isDir.boolValue {
-            graph = try openDirectory(path)
-            format = .safetensors
+            (graph, format) = try openDirectory(path)
             configDir = path
         } else {
             format = try detectFormat(path: path)
@@ -173,19 +172,32 @@ public enum Checkpoint {
             var g = WeightGraph()
             try g.add(Npy.read(path: path, name: name))
             return g
-        default:
-            throw FileError(path: path, error: CheckpointError.notSupportedYet(format, reading: true))
+        case .pytorch:
+            do { return try PyTorch.read(path: path) } catch let e as IOError { throw e } catch {
+                throw FileError(path: path, error: error)
+            }
         }
     }
 
-    static func openDirectory(_ dir: String) throws -> WeightGraph {
+    /// A Hugging Face model directory: safetensors first (as transformers prefers them),
+    /// then PyTorch's `pytorch_model.bin` (sharded with an index, or single).
+    static func openDirectory(_ dir: String) throws -> (WeightGraph, CheckpointFormat) {
+        let fm = FileManager.default
         let index = dir + "/" + ShardedSafetensors.indexName
-        if FileManager.default.fileExists(atPath: index) { return try ShardedSafetensors.read(indexPath: index) }
+        if fm.fileExists(atPath: index) { return (try ShardedSafetensors.read(indexPath: index), .safetensors) }
         let single = dir + "/" + ShardedSafetensors.singleName
-        if FileManager.default.fileExists(atPath: single) { return try readFile(single, format: .safetensors) }
-        let found = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+        if fm.fileExists(atPath: single) { return (try readFile(single, format: .safetensors), .safetensors) }
+        let found = ((try? fm.contentsOfDirectory(atPath: dir)) ?? [])
             .filter { $0.hasSuffix(".safetensors") }.sorted()
-        if found.count == 1 { return try readFile(dir + "/" + found[0], format: .safetensors) }
+        if found.count == 1 { return (try readFile(dir + "/" + found[0], format: .safetensors), .safetensors) }
+        if found.isEmpty {
+            let torchIndex = dir + "/" + PyTorch.indexName
+            if fm.fileExists(atPath: torchIndex) {
+                return (try ShardedSafetensors.read(indexPath: torchIndex, readShard: { try readFile($0, format: .pytorch) }), .pytorch)
+            }
+            let torchSingle = dir + "/" + PyTorch.singleName
+            if fm.fileExists(atPath: torchSingle) { return (try readFile(torchSingle, format: .pytorch), .pytorch) }
+        }
         throw FileError(path: dir, error: CheckpointError.noCheckpointInDirectory(found: found))
     }
 

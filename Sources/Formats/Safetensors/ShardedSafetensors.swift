@@ -16,8 +16,9 @@ public enum ShardedSafetensors {
     public static let indexName = "model.safetensors.index.json"
     public static let singleName = "model.safetensors"
 
-    /// Reads a sharded checkpoint from its index file.
-    public static func read(indexPath: String) throws -> WeightGraph {
+    /// Reads a sharded checkpoint from its index file. `readShard` opens one shard (the
+    /// same index format serves `pytorch_model.bin.index.json`, whose shards are torch files).
+    public static func read(indexPath: String, readShard: (String) throws -> WeightGraph = { try Safetensors.read(path: $0) }) throws -> WeightGraph {
         let dir = URL(fileURLWithPath: indexPath).deletingLastPathComponent().path
         let indexFile = try MappedFile(path: indexPath)
         let json: JSONValue
@@ -47,7 +48,7 @@ public enum ShardedSafetensors {
                 throw FileError(path: indexPath, error: SafetensorsError.missingShard(file: shard))
             }
             let part: WeightGraph
-            do { part = try Safetensors.read(path: path) } catch let e as IOError { throw e } catch {
+            do { part = try readShard(path) } catch let e as IOError { throw e } catch let e as FileError { throw e } catch {
                 throw FileError(path: path, error: error)
             }
             for (k, v) in part.metadata where graph.metadata[k] == nil { graph.metadata[k] = v }
@@ -62,6 +63,20 @@ public enum ShardedSafetensors {
                 }
                 seenIn[t.name] = shard
                 try graph.add(t)
+            }
+            // Ties inside a shard (a torch shard holding GPT-2's lm_head.weight and
+            // transformer.wte.weight as one storage): the alias is in the index like a tensor.
+            for (alias, target) in part.ties {
+                if let first = seenIn[alias] {
+                    throw FileError(path: path, error: SafetensorsError.tensorInTwoShards(tensor: alias, first: first, second: shard))
+                }
+                guard shardOf[alias] == shard else {
+                    throw FileError(path: indexPath, error: shardOf[alias] == nil
+                        ? SafetensorsError.tensorNotInIndex(tensor: alias, shard: shard)
+                        : SafetensorsError.tensorNotInShard(tensor: alias, shard: shardOf[alias]!))
+                }
+                seenIn[alias] = shard
+                try graph.tie(alias, to: target)
             }
         }
         for (tensor, shard) in shardOf where seenIn[tensor] == nil {
