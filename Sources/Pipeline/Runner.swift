@@ -1,8 +1,9 @@
 // `ckpt run PIPELINE`: a build pipeline's checkpoint job as one declarative file.
 //
 //   steps:                                   # YAML or JSON; paths relative to this file
-//     - convert: {input: model/, output: build/model.safetensors, dtype: bf16}
-//     - verify:  {reference: model/, candidate: build/model.safetensors, preset: bf16}
+//     - convert:  {input: model/, output: build/model.ckz}
+//     - quantize: {input: build/model.ckz, output: build/model-int8.ckz, scheme: int8}
+//     - verify:   {reference: model/, candidate: build/model-int8.ckz, preset: int8}
 //
 // Semantics:
 //   - Steps run in order. A step's outputs are written to a staging area
@@ -20,6 +21,7 @@ import Foundation
 import Formats
 import OrderedCollections
 import Prune
+import Quantize
 import Transformer
 import Yams
 
@@ -45,12 +47,13 @@ public struct PipelineStep: Sendable {
         .convert: (["input", "output"], ["to", "dtype", "max_shard_size", "config"]),
         .verify: (["reference", "candidate"], ["tokens", "sequences", "length", "seed", "preset",
                                                "max_kl", "min_cosine", "min_top1", "max_abs"]),
+        .quantize: (["input", "output", "scheme"], ["group_size", "keep", "tensor_type", "fallback", "dequantize", "to", "config"]),
         .prune: (["input", "output"], ["sparsity", "global", "nm", "heads", "drop_heads", "intermediate", "drop_layers",
                                        "drop_layer_count", "importance", "calibration", "calibration_sequences",
                                        "length", "seed", "keep", "to", "config"]),
     ]
     /// Kinds this version can run (the others arrive with their commands).
-    public static let available: Set<Kind> = [.convert, .verify, .prune]
+    public static let available: Set<Kind> = [.convert, .quantize, .verify, .prune]
 
     var inputs: [String] {
         switch kind {
@@ -407,9 +410,42 @@ public final class PipelineRunner {
             outputs[out] = try Digest.sha256(path: target)
             staged[out] = target
             return report.json()
-        case .quantize, .distill:
+        case .quantize:
+            let out = step.options["output"]!.stringValue!
+            let target = try prepareStaged(out)
+            let o = step.options
+            let scheme = o["scheme"]!.stringValue!
+            let recipe = try quantizeRecipe(o)
+            let (format, directory) = try Checkpoint.outputFormat(for: target + (out.hasSuffix("/") ? "/" : ""),
+                                                                 explicit: o["to"]?.stringValue, maxShardSize: nil)
+            let source = try Checkpoint.open(path("input")!, configPath: path("config")).graph
+            let report = QuantizationReport(measures: true)
+            let dequantize = o["dequantize"]?.boolValue ?? false
+            let (graph, rows) = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: out,
+                                                       jobs: Quantizer.defaultJobs, dequantize: dequantize, report: report,
+                                                       tool: "ckpt \(CkptInfo.version)")
+            try Checkpoint.write(graph, to: target, format: format, directory: directory, options: .init(dequantize: dequantize))
+            outputs[out] = try Digest.sha256(path: target)
+            staged[out] = target
+            return Quantization.jsonReport(rows, report: report, recipe: recipe, input: step.options["input"]!.stringValue!,
+                                           output: out, dryRun: false, tool: "ckpt \(CkptInfo.version)")
+        case .distill:
             throw PipelineError.step(i, step.kind.rawValue, "not available in this version of ckpt")
         }
+    }
+
+    /// A quantize step's recipe.
+    func quantizeRecipe(_ o: OrderedDictionary<String, JSONValue>) throws -> QuantizeRecipe {
+        let list = { (key: String) -> [String] in o[key]?.arrayValue?.compactMap(\.stringValue) ?? o[key]?.stringValue.map { [$0] } ?? [] }
+        var overrides: [(pattern: String, scheme: String)] = []
+        for t in list("tensor_type") {
+            guard let eq = t.lastIndex(of: "=") else { throw PipelineError.invalid("tensor_type must be REGEX=SCHEME, got \"\(t)\"") }
+            overrides.append((String(t[..<eq]), String(t[t.index(after: eq)...])))
+        }
+        let recipe = QuantizeRecipe(scheme: o["scheme"]!.stringValue!, groupSize: o["group_size"]?.intValue, keep: list("keep"),
+                                    overrides: overrides, fallback: o["fallback"]?.stringValue ?? "f16")
+        _ = try recipe.validate()
+        return recipe
     }
 
     /// The staged path for an output, emptied and with its directory created.

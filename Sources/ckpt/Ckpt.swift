@@ -4,12 +4,13 @@
 // stderr naming the file, the tensor and what is wrong). Never a crash for bad input.
 
 import ArgumentParser
+import CkptCore
 import Formats
 import Foundation
 
 @main
 struct Ckpt: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = CkptInfo.version
 
     static let configuration = CommandConfiguration(
         commandName: "ckpt",

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CkptCore
 import Formats
+import Pipeline
 import Foundation
 import OrderedCollections
 import Quantize
@@ -65,15 +66,6 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "No progress bar.")
     var quiet = false
 
-    struct Row {
-        var name: String
-        var shape: [Int]
-        var before: DType
-        var decision: QuantizeRecipe.Decision
-        var bytesBefore: Int
-        var bytesAfter: Int
-    }
-
     func run() throws {
         var overrides: [(pattern: String, scheme: String)] = []
         for t in tensorType {
@@ -87,43 +79,10 @@ struct QuantizeCommand: ParsableCommand {
         guard format.isWritable || format == .ckz else { throw CLIError("\(output): writing \(format) is not supported") }
 
         let (source, _) = try Checkpoint.open(input, configPath: config)
-        // GGUF output: rename to llama.cpp's layout first, so GPT-2's Conv1D weights are
-        // transposed while still float and blocks run along each output row.
-        let renamed = format == .gguf ? try GGUFNaming.toGGUF(source) : try GGUFNaming.toHF(source)
-        var hfNames: [String: String] = [:]
-        if format == .gguf, !GGUFNaming.isGGUFNamed(source) {
-            let back = try GGUFNaming.toHF(renamed)
-            for (a, b) in zip(renamed.tensors.keys, back.tensors.keys) { hfNames[a] = b }
-        }
-
-        var rows: [Row] = []
-        var graph = renamed
         let report = QuantizationReport(measures: !noErrors)
-        for t in renamed.tensors.values {
-            let names = [t.name] + (hfNames[t.name].map { [$0] } ?? [])
-            let d = try recipe.decide(names: names, dtype: t.dtype, shape: t.shape)
-            var after = t.byteCount
-            if let target = d.target {
-                if target.isQuantized, !format.canHold(target), !dequantize {
-                    let hint = format == .gguf
-                        ? "use a GGUF scheme (q8_0, q4_0, q4_k, ...) or write .ckz, which holds ckpt's int8/int4 types"
-                        : "write .gguf\(GGUF.canHold(target) ? "" : " with a GGUF scheme") or .ckz, or pass --dequantize to store its quantized values as f32"
-                    throw CLIError("\(output): tensor `\(t.name)`: \(format) cannot hold \(target); \(hint)")
-                }
-                after = target.byteCount(shape: t.shape) ?? 0
-                if target.isQuantized, !format.canHold(target) { after = t.elementCount * 4 }
-                try graph.replace(Quantizer.lazyQuantize(t, to: target, jobs: jobs, report: report))
-            }
-            rows.append(Row(name: t.name, shape: t.shape, before: t.dtype, decision: d, bytesBefore: t.byteCount, bytesAfter: after))
-        }
-
-        // Recipe and tool version in the output's metadata.
-        graph.metadata["ckpt.quantize.recipe"] = recipe.json
-        graph.metadata["general.quantized_by"] = "ckpt \(Ckpt.version)"
-        if format == .gguf {
-            GGUFMetadata.set("general.quantization_version", .u32(2), in: &graph)
-            if let ft = Self.llamaFileType(scheme) { GGUFMetadata.set("general.file_type", .u32(ft), in: &graph) }
-        }
+        let (graph, rows) = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: output,
+                                                   jobs: jobs, dequantize: dequantize, report: report,
+                                                   tool: "ckpt \(Ckpt.version)")
 
         if !dryRun {
             let progress = ProgressBar.make(label: "quantize", quiet: quiet || json)
@@ -133,20 +92,14 @@ struct QuantizeCommand: ParsableCommand {
             progress?.finish()
         }
         if json {
-            print(Self.jsonReport(rows, report: report, recipe: recipe, input: input, output: output, dryRun: dryRun).prettyPrinted())
+            print(Quantization.jsonReport(rows, report: report, recipe: recipe, input: input, output: output, dryRun: dryRun,
+                                          tool: "ckpt \(Ckpt.version)").prettyPrinted())
         } else {
             printReport(rows, report: report)
         }
     }
 
-    /// llama.cpp's `llama_ftype` for a recipe's main scheme (llama.h), so llama.cpp tools
-    /// describe the file as they would their own.
-    static func llamaFileType(_ scheme: String) -> UInt32? {
-        ["f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q2_k": 10,
-         "q3_k": 11, "q4_k": 14, "q5_k": 16, "q6_k": 18, "bf16": 32][scheme.lowercased()]
-    }
-
-    func printReport(_ rows: [Row], report: QuantizationReport) {
+    func printReport(_ rows: [QuantizePlanRow], report: QuantizationReport) {
         let width = min(48, rows.map(\.name.count).max() ?? 0)
         print((dryRun ? "plan" : "quantized") + ": \(input) -> \(output), scheme \(scheme)")
         print("  " + "tensor".padding(toLength: width, withPad: " ", startingAt: 0)
@@ -172,45 +125,4 @@ struct QuantizeCommand: ParsableCommand {
         print(String(format: "  total %@ -> %@ (%.1f%%)", formatBytes(before), formatBytes(after), before > 0 ? 100 * Double(after) / Double(before) : 0)
               + (fallbacks > 0 ? ", \(fallbacks) tensor(s) fell back" : ""))
     }
-
-    static func jsonNumber(_ d: Double) -> JSONValue { d.isFinite ? .double(d) : .string(d > 0 ? "inf" : "-inf") }
-
-    static func jsonReport(_ rows: [Row], report: QuantizationReport, recipe: QuantizeRecipe, input: String, output: String, dryRun: Bool) -> JSONValue {
-        let tensors: [JSONValue] = rows.map { r in
-            var o: OrderedDictionaryShim = [
-                ("name", .string(r.name)),
-                ("shape", .array(r.shape.map { .int($0) })),
-                ("from", .string(r.before.rawValue)),
-                ("to", .string(r.decision.target?.rawValue ?? r.before.rawValue)),
-                ("action", .string(r.decision.target == nil ? "keep" : "quantize")),
-                ("reason", .string(r.decision.reason)),
-                ("bytes_before", .int(r.bytesBefore)),
-                ("bytes_after", .int(r.bytesAfter)),
-            ]
-            if let f = r.decision.fellBackFrom { o.append(("fallback_from", .string(f))) }
-            if let e = report.error(for: r.name) {
-                o.append(("rmse", jsonNumber(e.rmse)))
-                o.append(("max_abs_error", jsonNumber(e.maxAbs)))
-                o.append(("sqnr_db", jsonNumber(e.sqnrDB)))
-                o.append(("relative_rmse", jsonNumber(e.relativeRMSE)))
-            }
-            return .object(.init(uniqueKeysWithValues: o))
-        }
-        let before = rows.reduce(0) { $0 + $1.bytesBefore }, after = rows.reduce(0) { $0 + $1.bytesAfter }
-        let recipeJSON = (try? JSONValue.parse(recipe.json)) ?? .null
-        return .object([
-            "input": .string(input),
-            "output": .string(output),
-            "dry_run": .bool(dryRun),
-            "tool": .string("ckpt \(Ckpt.version)"),
-            "recipe": recipeJSON,
-            "tensors": .array(tensors),
-            "bytes_before": .int(before),
-            "bytes_after": .int(after),
-            "fallbacks": .int(rows.filter { $0.decision.fellBackFrom != nil }.count),
-            "quantize_seconds": .double(report.quantizeSeconds),
-        ])
-    }
 }
-
-typealias OrderedDictionaryShim = [(String, JSONValue)]

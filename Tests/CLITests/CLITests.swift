@@ -237,3 +237,38 @@ import TestSupport
         #expect(bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
     }
 }
+
+@Suite struct MainJobTests {
+    /// The README's main job: pipeline.yaml on the bundled model, twice.
+    @Test func theReadmePipelineRunsAndTheSecondRunDoesNoWork() throws {
+        let dir = TempDir()
+        try FileManager.default.createDirectory(atPath: dir.file("fixtures"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Repo.fixture("tiny-gpt2"), toPath: dir.file("fixtures/tiny-gpt2"))
+        try FileManager.default.copyItem(atPath: Repo.root.appendingPathComponent("pipeline.yaml").path, toPath: dir.file("pipeline.yaml"))
+        let first = try CkptBinary.run("run", dir.file("pipeline.yaml"), "--json")
+        #expect(first.status == 0, "\(first.stderr)")
+        let r1 = try JSONValue.parse(first.stdout)
+        #expect(r1["steps"]?.arrayValue?.map { $0["kind"]?.stringValue } == ["convert", "quantize", "verify"])
+        #expect(r1["steps"]?.arrayValue?.map { $0["status"]?.stringValue } == ["ran", "ran", "ran"])
+        #expect(FileManager.default.fileExists(atPath: dir.file("build/tiny-gpt2-int8.ckz")))
+        let second = try CkptBinary.run("run", dir.file("pipeline.yaml"), "--json")
+        let r2 = try JSONValue.parse(second.stdout)
+        #expect(r2["steps"]?.arrayValue?.map { $0["status"]?.stringValue } == ["cached", "cached", "cached"])
+        #expect(r2["steps"]?.arrayValue?.first?["outputs"] == r1["steps"]?.arrayValue?.first?["outputs"])
+    }
+
+    @Test func int8PassesATightKLGateAndInt4FailsAnImpossibleOne() throws {
+        let dir = TempDir()
+        let model = Repo.fixture("models/gpt2-a")
+        #expect(try CkptBinary.run("quantize", model, dir.file("int8.ckz"), "--scheme", "int8").status == 0)
+        #expect(try CkptBinary.run("quantize", model, dir.file("int4.ckz"), "--scheme", "int4").status == 0)
+        let pass = try CkptBinary.run("verify", model, dir.file("int8.ckz"), "--max-kl", "0.01", "--json")
+        #expect(pass.status == 0, "\(pass.stderr)")
+        let fail = try CkptBinary.run("verify", model, dir.file("int4.ckz"), "--max-kl", "1e-9", "--json")
+        #expect(fail.status == 1, "\(fail.stderr)")
+        let report = try JSONValue.parse(fail.stdout)
+        let gate = report["gates"]?.arrayValue?.first
+        #expect(gate?["name"]?.stringValue == "max_kl" && gate?["passed"]?.boolValue == false)
+        #expect((report["overall"]?["kl_mean"]?.doubleValue ?? 0) > 1e-9 && report["overall"]?["kl_max"] != nil)
+    }
+}

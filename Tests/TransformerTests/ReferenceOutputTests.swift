@@ -84,6 +84,24 @@ let referenceModels = ["gpt2-a", "gpt2-oddhead", "bert-a", "bert-oddhead", "llam
         }
     }
 
+    /// Lossless single-file formats: the config travels inside (.ckz, .h5) or beside (.npz).
+    @Test(arguments: ["gpt2-oddhead", "llama-mqa-rope3", "bert-oddhead"])
+    func everyLosslessFormatGivesIdenticalOutputs(_ name: String) throws {
+        let (reference, _) = try runFixture(name)
+        let dir = TempDir()
+        for ext in ["ckz", "h5", "npz", "gguf"] where !(ext == "gguf" && name.hasPrefix("bert")) {
+            let sub = dir.file(ext)
+            try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: true)
+            let out = sub + "/model.\(ext)"
+            let r = try CkptBinary.run("convert", Repo.fixture("models/\(name)"), out)
+            #expect(r.status == 0, "\(ext): \(r.stderr)")
+            if ext == "npz" { try FileManager.default.copyItem(atPath: Repo.fixture("models/\(name)/config.json"), toPath: sub + "/config.json") }
+            let graph = try Checkpoint.openModel(out)
+            let out2 = try Transformers.load(graph).forward(.tokens(try Expected(Repo.fixture("models/\(name).expected.safetensors")).ints("tokens")), collectHidden: false)
+            #expect(out2.values == reference.values, "\(name) via .\(ext)")
+        }
+    }
+
     @Test func halfPrecisionWeightsStayClose() throws {
         let (reference, _) = try runFixture("llama-gqa")
         let dir = TempDir()

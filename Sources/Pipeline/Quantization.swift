@@ -1,0 +1,114 @@
+// Quantization as a library call: what `ckpt quantize` and the `quantize` pipeline step do
+// to a weight graph (the numerics live in the Quantize module).
+
+import CkptCore
+import Formats
+import Foundation
+import OrderedCollections
+import Quantize
+
+public struct QuantizePlanRow: Sendable {
+    public var name: String
+    public var shape: [Int]
+    public var before: DType
+    public var decision: QuantizeRecipe.Decision
+    public var bytesBefore: Int
+    public var bytesAfter: Int
+}
+
+public struct QuantizeJobError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
+public enum Quantization {
+    /// The graph with the recipe applied lazily (tensors are quantized as they are written),
+    /// named for `format` (GGUF names for .gguf), with the recipe and tool in its metadata;
+    /// and one row per tensor for the report.
+    public static func apply(_ source: WeightGraph, recipe: QuantizeRecipe, scheme: String, format: CheckpointFormat,
+                             output: String, jobs: Int, dequantize: Bool, report: QuantizationReport,
+                             tool: String) throws -> (graph: WeightGraph, rows: [QuantizePlanRow]) {
+        // GGUF output: rename to llama.cpp's layout first, so GPT-2's Conv1D weights are
+        // transposed while still float and blocks run along each output row.
+        let renamed = format == .gguf ? try GGUFNaming.toGGUF(source) : try GGUFNaming.toHF(source)
+        var hfNames: [String: String] = [:]
+        if format == .gguf, !GGUFNaming.isGGUFNamed(source) {
+            let back = try GGUFNaming.toHF(renamed)
+            for (a, b) in zip(renamed.tensors.keys, back.tensors.keys) { hfNames[a] = b }
+        }
+        var rows: [QuantizePlanRow] = []
+        var graph = renamed
+        for t in renamed.tensors.values {
+            let names = [t.name] + (hfNames[t.name].map { [$0] } ?? [])
+            let d = try recipe.decide(names: names, dtype: t.dtype, shape: t.shape)
+            var after = t.byteCount
+            if let target = d.target {
+                if target.isQuantized, !format.canHold(target), !dequantize {
+                    let hint = format == .gguf
+                        ? "use a GGUF scheme (q8_0, q4_0, q4_k, ...) or write .ckz, which holds ckpt's int8/int4 types"
+                        : "write .gguf\(GGUF.canHold(target) ? "" : " with a GGUF scheme") or .ckz, or pass --dequantize to store its quantized values as f32"
+                    throw QuantizeJobError(description: "\(output): tensor `\(t.name)`: \(format) cannot hold \(target); \(hint)")
+                }
+                after = target.byteCount(shape: t.shape) ?? 0
+                if target.isQuantized, !format.canHold(target) { after = t.elementCount * 4 }
+                try graph.replace(Quantizer.lazyQuantize(t, to: target, jobs: jobs, report: report))
+            }
+            rows.append(QuantizePlanRow(name: t.name, shape: t.shape, before: t.dtype, decision: d,
+                                        bytesBefore: t.byteCount, bytesAfter: after))
+        }
+        // Recipe and tool version in the output's metadata.
+        graph.metadata["ckpt.quantize.recipe"] = recipe.json
+        graph.metadata["general.quantized_by"] = tool
+        if format == .gguf {
+            GGUFMetadata.set("general.quantization_version", .u32(2), in: &graph)
+            if let ft = llamaFileType(scheme) { GGUFMetadata.set("general.file_type", .u32(ft), in: &graph) }
+        }
+        return (graph, rows)
+    }
+
+    /// llama.cpp's `llama_ftype` for a recipe's main scheme (llama.h), so llama.cpp tools
+    /// describe the file as they would their own.
+    public static func llamaFileType(_ scheme: String) -> UInt32? {
+        ["f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q2_k": 10,
+         "q3_k": 11, "q4_k": 14, "q5_k": 16, "q6_k": 18, "bf16": 32][scheme.lowercased()]
+    }
+
+    static func number(_ d: Double) -> JSONValue { d.isFinite ? .double(d) : .string(d > 0 ? "inf" : "-inf") }
+
+    /// The per-tensor report as JSON (`ckpt quantize --json`, pipeline step results).
+    public static func jsonReport(_ rows: [QuantizePlanRow], report: QuantizationReport, recipe: QuantizeRecipe,
+                                  input: String, output: String, dryRun: Bool, tool: String) -> JSONValue {
+        let tensors: [JSONValue] = rows.map { r in
+            var o: OrderedDictionary<String, JSONValue> = [
+                "name": .string(r.name),
+                "shape": .array(r.shape.map { .int($0) }),
+                "from": .string(r.before.rawValue),
+                "to": .string(r.decision.target?.rawValue ?? r.before.rawValue),
+                "action": .string(r.decision.target == nil ? "keep" : "quantize"),
+                "reason": .string(r.decision.reason),
+                "bytes_before": .int(r.bytesBefore),
+                "bytes_after": .int(r.bytesAfter),
+            ]
+            if let f = r.decision.fellBackFrom { o["fallback_from"] = .string(f) }
+            if let e = report.error(for: r.name) {
+                o["rmse"] = number(e.rmse)
+                o["max_abs_error"] = number(e.maxAbs)
+                o["sqnr_db"] = number(e.sqnrDB)
+                o["relative_rmse"] = number(e.relativeRMSE)
+            }
+            return .object(o)
+        }
+        let before = rows.reduce(0) { $0 + $1.bytesBefore }, after = rows.reduce(0) { $0 + $1.bytesAfter }
+        return .object([
+            "input": .string(input),
+            "output": .string(output),
+            "dry_run": .bool(dryRun),
+            "tool": .string(tool),
+            "recipe": (try? JSONValue.parse(recipe.json)) ?? .null,
+            "tensors": .array(tensors),
+            "bytes_before": .int(before),
+            "bytes_after": .int(after),
+            "fallbacks": .int(rows.filter { $0.decision.fellBackFrom != nil }.count),
+            "quantize_seconds": .double(report.quantizeSeconds),
+        ])
+    }
+}
