@@ -106,3 +106,21 @@ public enum CoreError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension Tensor {
+    /// The values of an integer or bool tensor (little-endian, sign-extended for the signed
+    /// types); nil for other dtypes. u64 values above Int64.max wrap, as a bit pattern.
+    public func integerValues() throws -> [Int64]? {
+        let signed: [DType: Bool] = [.i64: true, .i32: true, .i16: true, .i8: true,
+                                     .u64: false, .u32: false, .u16: false, .u8: false, .bool: false]
+        guard let isSigned = signed[dtype], let size = dtype.elementSize else { return nil }
+        let bytes = try data.load()
+        let shift = UInt64(64 - 8 * size)
+        return (0..<elementCount).map { i in
+            var v: UInt64 = 0
+            for b in 0..<size { v |= UInt64(bytes[i * size + b]) << (8 * UInt64(b)) }
+            // Sign-extend from the element's width.
+            return isSigned && shift > 0 ? Int64(bitPattern: v << shift) >> Int64(shift) : Int64(bitPattern: v)
+        }
+    }
+}

@@ -103,17 +103,7 @@ public enum CheckpointDiff {
     /// The tensor's values as Double, for float and integer dtypes; nil for the others.
     static func values(_ t: Tensor, _ bytes: [UInt8]) throws -> [Double]? {
         if let f = try Cast.floats(t) { return f.map(Double.init) }
-        guard let size = t.dtype.elementSize, [.i64, .i32, .i16, .i8, .u64, .u32, .u16, .u8, .bool].contains(t.dtype) else { return nil }
-        return (0..<t.elementCount).map { i in
-            var v: UInt64 = 0
-            for b in 0..<size { v |= UInt64(bytes[i * size + b]) << (8 * UInt64(b)) }
-            switch t.dtype {
-            case .i64: return Double(Int64(bitPattern: v))
-            case .i32: return Double(Int32(truncatingIfNeeded: v))
-            case .i16: return Double(Int16(truncatingIfNeeded: v))
-            case .i8: return Double(Int8(truncatingIfNeeded: v))
-            default: return Double(v)
-            }
-        }
+        guard let ints = try t.integerValues() else { return nil }
+        return t.dtype == .u64 ? ints.map { Double(UInt64(bitPattern: $0)) } : ints.map(Double.init)
     }
 }

@@ -240,16 +240,7 @@ public enum Verifier {
             guard t.shape.count == 2, [.i64, .i32, .u16, .u32, .i16].contains(t.dtype) else {
                 throw FileError(path: path, error: VerifyError.badInputs("expected a 2-D integer array, got \(t.dtype) \(t.shape)"))
             }
-            let bytes = try t.data.load()
-            let size = t.dtype.elementSize!
-            let values: [Int] = (0..<t.elementCount).map { i in
-                var v: UInt64 = 0
-                for b in 0..<size { v |= UInt64(bytes[i * size + b]) << (8 * UInt64(b)) }
-                if t.dtype == .i64 { return Int(Int64(bitPattern: v)) }
-                if t.dtype == .i32 { return Int(Int32(truncatingIfNeeded: v)) }
-                if t.dtype == .i16 { return Int(Int16(truncatingIfNeeded: v)) }
-                return Int(v)
-            }
+            let values = try t.integerValues()!.map { Int($0) }
             return stride(from: 0, to: values.count, by: t.shape[1]).map { .tokens(Array(values[$0..<$0 + t.shape[1]])) }
         }
         let text: String
@@ -261,7 +252,8 @@ public enum Verifier {
             let body = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let parts = body.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" || $0 == "\r" })
             if parts.isEmpty { continue }
-            guard let ids = Optional(parts.compactMap { Int($0) }), ids.count == parts.count else {
+            let ids = parts.compactMap { Int($0) }
+            guard ids.count == parts.count else {
                 throw FileError(path: path, error: VerifyError.badInputs("line \(n + 1) holds something other than token ids"))
             }
             out.append(.tokens(ids))

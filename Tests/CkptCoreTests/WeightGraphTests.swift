@@ -119,3 +119,17 @@ func f32Tensor(_ name: String, _ shape: [Int]) throws -> Tensor {
         #expect(!DType.elementTypes.contains(.q8_0) && DType.elementTypes.contains(.bf16))
     }
 }
+
+@Suite struct IntegerValuesTests {
+    @Test func signExtendsAndReadsEveryIntegerWidth() throws {
+        let i16 = try Tensor(name: "a", dtype: .i16, shape: [2], data: .owned([0xFF, 0xFF, 0x34, 0x12]))
+        #expect(try i16.integerValues() == [-1, 0x1234])
+        let u16 = try Tensor(name: "b", dtype: .u16, shape: [1], data: .owned([0xFF, 0xFF]))
+        #expect(try u16.integerValues() == [65535])
+        let i8 = try Tensor(name: "c", dtype: .i8, shape: [2], data: .owned([0x80, 0x7F]))
+        #expect(try i8.integerValues() == [-128, 127])
+        let i64 = try Tensor(name: "d", dtype: .i64, shape: [1], data: .owned([0xFE] + [UInt8](repeating: 0xFF, count: 7)))
+        #expect(try i64.integerValues() == [-2])
+        #expect(try Tensor(name: "e", dtype: .f32, shape: [1], data: .owned([0, 0, 0, 0])).integerValues() == nil)
+    }
+}
