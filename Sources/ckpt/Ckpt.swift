@@ -20,7 +20,7 @@ struct Ckpt: ParsableCommand {
             Exit status: 0 ok, 1 verification gate failed, 2 bad input or usage.
             """,
         version: "ckpt \(version) (libhdf5 \(LinkedLibraries.hdf5Version))",
-        subcommands: [Inspect.self, Convert.self, Forward.self, VerifyCommand.self, DiffCommand.self, Run.self]
+        subcommands: [Inspect.self, Convert.self, Forward.self, VerifyCommand.self, DiffCommand.self, Run.self, Distill.self]
     )
 
     static func main() {
