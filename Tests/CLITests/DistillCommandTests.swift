@@ -44,6 +44,27 @@ import TestSupport
         #expect(after < 0.8 * before, "verify KL on held-out sequences: \(before) -> \(after)")
     }
 
+    @Test func tokenFileDataAndAStudentConfig() throws {
+        let dir = TempDir()
+        var rng = UInt64(7)
+        let lines = (0..<12).map { _ in
+            (0..<20).map { _ -> String in rng = rng &* 6364136223846793005 &+ 1442695040888963407; return String((rng >> 33) % 64) }
+                .joined(separator: " ")
+        }
+        try writeFile(dir.file("tokens.txt"), Array((lines.joined(separator: "\n") + "\n").utf8))
+        try writeFile(dir.file("student.json"), Array(#"{"n_inner": 96, "ckpt_teacher_layers": [1, 3]}"#.utf8))
+        let r = try CkptBinary.run("distill", teacher, dir.file("out/"), "--student", dir.file("student.json"),
+                                   "--data", dir.file("tokens.txt"), "--length", "16", "--steps", "3", "--batch", "2",
+                                   "--verify-sequences", "1", "--quiet")
+        #expect(r.status == 0, "\(r.stderr)")
+        let info = try JSONValue.parse(try CkptBinary.run("inspect", dir.file("out"), "--json").stdout)
+        #expect(info["config"]?["n_inner"]?.intValue == 96)
+        #expect(info["config"]?["n_layer"]?.intValue == 2)
+        let recipe = try JSONValue.parse(try #require(info["metadata"]?["ckpt_distill"]?.stringValue))
+        #expect(recipe["data"]?.stringValue == dir.file("tokens.txt"))
+        #expect(recipe["teacher_layers"] == .array([.int(1), .int(3)]))
+    }
+
     @Test func badStudentSpecsExit2() throws {
         let dir = TempDir()
         for args in [["--layers", "9"], ["--layer-list", "3,1"], ["--intermediate", "100000", "--layers", "2"], []] {
