@@ -218,21 +218,27 @@ enum TrainKernels {
 
     /// out[n] = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).   inp, out [count]
     static func geluForward(_ out: Ptr, inp: CPtr, count: Int) {
-        for i in 0..<count {
-            let x = inp[i]
-            out[i] = 0.5 * x * (1 + tanhf(geluScale * (x + 0.044715 * x * x * x)))
+        let k = geluScale
+        TrainMath.map(out, inp, nil, count: count) { x, _, _ in
+            let x3: Lanes = x * x * x
+            let u: Lanes = k * (x + 0.044715 * x3)
+            let th: Lanes = TrainMath.tanh(u)
+            return 0.5 * x * (1 + th)
         }
     }
 
-    /// dinp += dout · gelu'(inp).   [count]
+    /// dinp += dout · gelu'(inp), gelu'(x) = 0.5·(1 + tanh u) + 0.5·x·(1 - tanh²u)·√(2/π)·(1 + 3·0.044715·x²).
+    /// [count]
     static func geluBackward(dinp: Ptr, inp: CPtr, dout: CPtr, count: Int) {
-        for i in 0..<count {
-            let x = inp[i]
-            let u = geluScale * (x + 0.044715 * x * x * x)
-            let th = tanhf(u)
-            let sech2 = 1 - th * th
-            let grad = 0.5 * (1 + th) + 0.5 * x * sech2 * geluScale * (1 + 3 * 0.044715 * x * x)
-            dinp[i] += dout[i] * grad
+        let k = geluScale
+        TrainMath.map(dinp, inp, dout, count: count) { x, d, acc in
+            let x2: Lanes = x * x
+            let u: Lanes = k * (x + 0.044715 * x2 * x)
+            let th: Lanes = TrainMath.tanh(u)
+            let du: Lanes = k * (1 + 3 * 0.044715 * x2)               // du/dx
+            let sech2: Lanes = 1 - th * th
+            let grad: Lanes = 0.5 * (1 + th) + 0.5 * x * sech2 * du
+            return acc + d * grad
         }
     }
 
