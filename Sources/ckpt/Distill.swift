@@ -57,6 +57,8 @@ struct Distill: ParsableCommand {
 
     func run() throws {
         Transformers.setThreads(max(1, threads))
+        let statePath = state ?? output.trimmingSuffix("/") + ".distill-state.safetensors"
+        if resume, !FileManager.default.fileExists(atPath: statePath) { throw CLIError("--resume: no state file \(statePath)") }
         let teacherGraph = try Checkpoint.open(teacher).graph
         let t: GPT2Train
         do { t = try GPT2Train(graph: teacherGraph) } catch { throw FileError(path: teacher, error: error) }
@@ -97,13 +99,14 @@ struct Distill: ParsableCommand {
         options.optimizer.warmupSteps = warmup ?? max(1, steps / 20)
         options.optimizer.weightDecay = weightDecay
         options.optimizer.clipNorm = clip > 0 ? clip : nil
-        let distiller = try Distiller(teacher: t, student: s, spec: spec, data: tokenData, options: options)
+        let distiller: Distiller
+        do { distiller = try Distiller(teacher: t, student: s, spec: spec, data: tokenData, options: options) } catch {
+            throw FileError(path: data ?? teacher, error: error)
+        }
 
         let recipe = recipeJSON(spec: spec, options: options, data: tokenData)
         let recipeText = recipe.serialized()
-        let statePath = state ?? output.trimmingSuffix("/") + ".distill-state.safetensors"
         if resume {
-            guard FileManager.default.fileExists(atPath: statePath) else { throw CLIError("--resume: no state file \(statePath)") }
             let at = try distiller.loadState(from: statePath, recipe: recipeText)
             log("resumed at step \(at) from \(statePath)")
         }

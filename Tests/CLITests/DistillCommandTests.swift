@@ -65,6 +65,25 @@ import TestSupport
         #expect(recipe["teacher_layers"] == .array([.int(1), .int(3)]))
     }
 
+    @Test func resumeContinuesFromTheStateAndRefusesAnotherRecipe() throws {
+        let dir = TempDir()
+        let args = ["distill", teacher, dir.file("s.safetensors"), "--layers", "2", "--sequences", "8", "--eval-sequences", "2",
+                    "--length", "8", "--batch", "2", "--steps", "4", "--save-every", "2", "--verify-sequences", "1"]
+        var r = try CkptBinary.run(args)
+        #expect(r.status == 0, "\(r.stderr)")
+        let first = try readFile(dir.file("s.safetensors"))
+        r = try CkptBinary.run(args + ["--resume"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("resumed at step 4"))
+        #expect(try readFile(dir.file("s.safetensors")) == first)
+        r = try CkptBinary.run(args + ["--resume", "--lr", "0.01"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("different recipe"), "\(r.stderr)")
+        r = try CkptBinary.run(["distill", teacher, dir.file("t.safetensors"), "--layers", "2", "--resume"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("no state file"), "\(r.stderr)")
+    }
+
     @Test func badStudentSpecsExit2() throws {
         let dir = TempDir()
         for args in [["--layers", "9"], ["--layer-list", "3,1"], ["--intermediate", "100000", "--layers", "2"], []] {
