@@ -48,7 +48,7 @@ struct Distill: ParsableCommand {
     @Option(help: "Save the state every N steps (0: only at the end).") var saveEvery: Int = 100
     @Flag(help: "Continue from the state file.") var resume = false
     @Option(help: "Print a progress line every N steps (default: steps/20).") var logEvery: Int?
-    @Option(help: "Threads for matrix products (default: 1, which makes runs reproducible on any machine).") var threads: Int = 1
+    @Option(help: "Threads for matrix products (default 1; a run is reproducible for a fixed thread count).") var threads: Int = 1
     @Option(help: "Held-out sequences in the final verify report.") var verifySequences: Int = 16
     @Option(help: "Gate preset for the final report (e.g. distill); exit 1 when a gate fails.") var preset: String?
     @Option(help: "Write the held-out sequences here (text, one per line) for `ckpt verify --tokens`.") var saveEvalTokens: String?
@@ -56,13 +56,16 @@ struct Distill: ParsableCommand {
     @Flag(help: "No progress lines.") var quiet = false
 
     func run() throws {
+        guard temperature > 0, lr > 0, steps >= 0, batch >= 1, hiddenWeight >= 0, weightDecay >= 0 else {
+            throw CLIError("--temperature and --lr must be positive, --steps, --hidden-weight and --weight-decay not negative, --batch at least 1")
+        }
         Transformers.setThreads(max(1, threads))
         let statePath = state ?? output.trimmingSuffix("/") + ".distill-state.safetensors"
         if resume, !FileManager.default.fileExists(atPath: statePath) { throw CLIError("--resume: no state file \(statePath)") }
         let teacherGraph = try Checkpoint.open(teacher).graph
         let t: GPT2Train
         do { t = try GPT2Train(graph: teacherGraph) } catch { throw FileError(path: teacher, error: error) }
-        let teacherConfig = teacherGraph.config!  // GPT2Train(graph:) requires one
+        guard let teacherConfig = teacherGraph.config else { throw CLIError("\(teacher): no config.json") }
 
         // The student.
         let spec = try studentSpec(teacher: t.shape)
