@@ -8,6 +8,7 @@
 //   Transformer  the reference forward pass (GPT-2, BERT, LLaMA, the seed encoder), BLAS-backed
 //   Prune     unstructured, N:M and structured pruning into a smaller config
 //   Pipeline  model comparison metrics and gates, checkpoint diff, `ckpt run` pipelines
+//   Train     training on CPU: GPT-2 backward pass, AdamW, student configs, distillation
 //   ckpt      the command-line tool, one file per subcommand
 import PackageDescription
 
@@ -76,10 +77,13 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // Training on CPU (issue 9): its own forward that keeps activations, the backward pass,
+        // AdamW, student configs and the distillation loop. Reads checkpoints through Formats.
+        .target(name: "Train", dependencies: ["CkptCore", "Formats", "Quantize", "COpenBLAS", "Transformer"]),
         .executableTarget(
             name: "ckpt",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -90,6 +94,7 @@ let package = Package(
         .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Transformer", "TestSupport"]),
         .testTarget(name: "PruneTests", dependencies: ["CkptCore", "Formats", "Transformer", "Prune", "Pipeline", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["CkptCore", "Formats", "Transformer", "Train", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,317 @@
+// The training kernels, llm.c-style: each layer's forward and backward pass as a small function
+// over raw f32 pointers whose shapes are in the comments. Backward functions *accumulate* (+=)
+// into their gradient outputs, so a buffer read by two consumers (the tied wte, a residual
+// stream) gets both contributions; the caller zeroes gradients once per step.
+//
+// Legend: B batch, T tokens, N = B·T rows, C channels, OC output channels, NH heads, hs head
+// size (C = NH·hs), I MLP width, V vocabulary. Matrix products call OpenBLAS's sgemm (row-major);
+// everything else is plain loops. Naive references of every kernel and finite-difference checks
+// of every backward live in Tests/TrainTests.
+//
+// SAFETY (all functions here): each pointer argument addresses at least the elements its comment
+// gives (callers size FloatBuffers from the same B, T, C, ...), and outputs do not alias inputs
+// unless the comment says so. See FloatBuffer.swift.
+
+import COpenBLAS
+import Foundation
+
+typealias Ptr = UnsafeMutablePointer<Float>
+typealias CPtr = UnsafePointer<Float>
+
+/// How a weight matrix is stored.
+///   .inOut [C, OC] (GPT-2's Conv1D: y = x·W)     .outIn [OC, C] (nn.Linear, the tied head: y = x·Wᵀ)
+enum WeightLayout: Sendable { case inOut, outIn }
+
+enum TrainKernels {
+    // MARK: embeddings
+
+    /// out[B, T, C] = wte[ids[b, t]] + wpe[t].   ids [B·T], wte [V, C], wpe [maxT, C]
+    static func encoderForward(_ out: Ptr, ids: [Int], wte: CPtr, wpe: CPtr, B: Int, T: Int, C: Int) {
+        for b in 0..<B {
+            for t in 0..<T {
+                let o = out + (b * T + t) * C
+                let e = wte + ids[b * T + t] * C, p = wpe + t * C
+                for i in 0..<C { o[i] = e[i] + p[i] }
+            }
+        }
+    }
+
+    /// dwte[ids[b, t]] += dout[b, t]; dwpe[t] += dout[b, t].   dout [B, T, C]
+    static func encoderBackward(dwte: Ptr, dwpe: Ptr, dout: CPtr, ids: [Int], B: Int, T: Int, C: Int) {
+        for b in 0..<B {
+            for t in 0..<T {
+                let d = dout + (b * T + t) * C
+                let e = dwte + ids[b * T + t] * C, p = dwpe + t * C
+                for i in 0..<C {
+                    e[i] += d[i]
+                    p[i] += d[i]
+                }
+            }
+        }
+    }
+
+    // MARK: layernorm
+
+    /// out[N, C] = (inp - mean) · rstd · weight + bias, keeping mean[N] and rstd[N] for backward.
+    static func layerNormForward(_ out: Ptr, mean: Ptr, rstd: Ptr, inp: CPtr, weight: CPtr, bias: CPtr,
+                                 N: Int, C: Int, eps: Float) {
+        for n in 0..<N {
+            let x = inp + n * C, o = out + n * C
+            var m: Float = 0
+            for i in 0..<C { m += x[i] }
+            m /= Float(C)
+            var v: Float = 0
+            for i in 0..<C { let d = x[i] - m; v += d * d }
+            v /= Float(C)  // biased variance, as torch.nn.LayerNorm
+            let s = 1 / (v + eps).squareRoot()
+            for i in 0..<C { o[i] = (x[i] - m) * s * weight[i] + bias[i] }
+            mean[n] = m
+            rstd[n] = s
+        }
+    }
+
+    /// With x̂ = (x - mean)·rstd and g = dout·weight:
+    ///   dweight += Σ_n dout·x̂,  dbias += Σ_n dout,  dinp += rstd · (g - mean(g) - x̂·mean(g·x̂)).
+    /// dinp, inp [N, C]; weight, dweight, dbias [C]; mean, rstd [N].
+    static func layerNormBackward(dinp: Ptr, dweight: Ptr, dbias: Ptr, dout: CPtr, inp: CPtr, weight: CPtr,
+                                  mean: CPtr, rstd: CPtr, N: Int, C: Int) {
+        for n in 0..<N {
+            let d = dout + n * C, x = inp + n * C, dx = dinp + n * C
+            let m = mean[n], s = rstd[n]
+            var gMean: Float = 0, gxMean: Float = 0
+            for i in 0..<C {
+                let xh = (x[i] - m) * s
+                let g = d[i] * weight[i]
+                gMean += g
+                gxMean += g * xh
+            }
+            gMean /= Float(C)
+            gxMean /= Float(C)
+            for i in 0..<C {
+                let xh = (x[i] - m) * s
+                dbias[i] += d[i]
+                dweight[i] += d[i] * xh
+                dx[i] += s * (d[i] * weight[i] - gMean - xh * gxMean)
+            }
+        }
+    }
+
+    // MARK: matmul
+
+    /// out[N, OC] = inp[N, C] · W (+ bias[OC]); W [C, OC] (.inOut) or [OC, C] (.outIn).
+    static func matmulForward(_ out: Ptr, inp: CPtr, weight: CPtr, bias: CPtr?, N: Int, C: Int, OC: Int,
+                              layout: WeightLayout) {
+        guard N > 0, OC > 0 else { return }
+        if let bias {
+            for n in 0..<N { (out + n * OC).update(from: bias, count: OC) }
+        }
+        let beta: Float = bias == nil ? 0 : 1
+        switch layout {
+        case .inOut:
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(OC), Int32(C),
+                        1, inp, Int32(C), weight, Int32(OC), beta, out, Int32(OC))
+        case .outIn:
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(N), Int32(OC), Int32(C),
+                        1, inp, Int32(C), weight, Int32(C), beta, out, Int32(OC))
+        }
+    }
+
+    /// dinp[N, C] += dout[N, OC] · Wᵀ (in the W layout's sense); dweight += inpᵀ · dout (shaped like
+    /// W); dbias[OC] += Σ_n dout. dinp may be nil when the input is not trainable.
+    static func matmulBackward(dinp: Ptr?, dweight: Ptr, dbias: Ptr?, dout: CPtr, inp: CPtr, weight: CPtr,
+                               N: Int, C: Int, OC: Int, layout: WeightLayout) {
+        guard N > 0, OC > 0, C > 0 else { return }
+        switch layout {
+        case .inOut:
+            if let dinp {  // [N, OC] · [C, OC]ᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(N), Int32(C), Int32(OC),
+                            1, dout, Int32(OC), weight, Int32(OC), 1, dinp, Int32(C))
+            }
+            // dW[C, OC] += inp[N, C]ᵀ · dout[N, OC]
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(C), Int32(OC), Int32(N),
+                        1, inp, Int32(C), dout, Int32(OC), 1, dweight, Int32(OC))
+        case .outIn:
+            if let dinp {  // [N, OC] · [OC, C]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(OC),
+                            1, dout, Int32(OC), weight, Int32(C), 1, dinp, Int32(C))
+            }
+            // dW[OC, C] += dout[N, OC]ᵀ · inp[N, C]
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(OC), Int32(C), Int32(N),
+                        1, dout, Int32(OC), inp, Int32(C), 1, dweight, Int32(C))
+        }
+        if let dbias {
+            // Summed row by row in order, so the result does not depend on any thread count.
+            for n in 0..<N {
+                let d = dout + n * OC
+                for o in 0..<OC { dbias[o] += d[o] }
+            }
+        }
+    }
+
+    // MARK: attention
+
+    /// Causal multi-head attention. qkv [B, T, 3C] holds q, k, v side by side (GPT-2's c_attn);
+    /// out [B, T, C]; att [B, NH, T, T] keeps softmax(q·kᵀ/√hs) (zero above the diagonal).
+    static func attentionForward(_ out: Ptr, att: Ptr, qkv: CPtr, B: Int, T: Int, C: Int, NH: Int) {
+        let hs = C / NH, C3 = 3 * C
+        let scale = 1 / Float(hs).squareRoot()
+        for b in 0..<B {
+            for h in 0..<NH {
+                let q = qkv + b * T * C3 + h * hs, k = q + C, v = q + 2 * C
+                let a = att + (b * NH + h) * T * T
+                // a[T, T] = scale · q[T, hs] · k[T, hs]ᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(hs),
+                            scale, q, Int32(C3), k, Int32(C3), 0, a, Int32(T))
+                for i in 0..<T {
+                    let row = a + i * T
+                    var m = -Float.infinity
+                    for j in 0...i { m = max(m, row[j]) }
+                    var sum: Float = 0
+                    for j in 0...i { row[j] = expf(row[j] - m); sum += row[j] }
+                    let inv = 1 / sum
+                    for j in 0...i { row[j] *= inv }
+                    for j in (i + 1)..<T { row[j] = 0 }
+                }
+                // out_h[T, hs] = a[T, T] · v[T, hs]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
+                            1, a, Int32(T), v, Int32(C3), 0, out + b * T * C + h * hs, Int32(C))
+            }
+        }
+    }
+
+    /// Backward of attentionForward: dqkv [B, T, 3C] += from dout [B, T, C]. scratch [2·T·T].
+    ///   dA = dout_h · vᵀ;  dv += Aᵀ · dout_h;  dS = A ∘ (dA - rowsum(A ∘ dA))  (softmax);
+    ///   dq += scale · dS · k;  dk += scale · dSᵀ · q.
+    static func attentionBackward(dqkv: Ptr, dout: CPtr, qkv: CPtr, att: CPtr, scratch: Ptr,
+                                  B: Int, T: Int, C: Int, NH: Int) {
+        let hs = C / NH, C3 = 3 * C
+        let scale = 1 / Float(hs).squareRoot()
+        let dA = scratch, dS = scratch + T * T
+        for b in 0..<B {
+            for h in 0..<NH {
+                let q = qkv + b * T * C3 + h * hs, k = q + C, v = q + 2 * C
+                let dq = dqkv + b * T * C3 + h * hs, dk = dq + C, dv = dq + 2 * C
+                let a = att + (b * NH + h) * T * T
+                let dout = dout + b * T * C + h * hs
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(hs),
+                            1, dout, Int32(C), v, Int32(C3), 0, dA, Int32(T))
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
+                            1, a, Int32(T), dout, Int32(C), 1, dv, Int32(C3))
+                for i in 0..<T {
+                    let ar = a + i * T, dar = dA + i * T, dsr = dS + i * T
+                    var dot: Float = 0
+                    for j in 0...i { dot += ar[j] * dar[j] }
+                    for j in 0...i { dsr[j] = ar[j] * (dar[j] - dot) }
+                    for j in (i + 1)..<T { dsr[j] = 0 }
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
+                            scale, dS, Int32(T), k, Int32(C3), 1, dq, Int32(C3))
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
+                            scale, dS, Int32(T), q, Int32(C3), 1, dk, Int32(C3))
+            }
+        }
+    }
+
+    // MARK: GELU (tanh approximation, GPT-2's gelu_new)
+    //
+    // Written with the logistic function, 0.5·(1 + tanh u) = σ(2u) = 1 / (1 + e^{-2u}), so each
+    // value costs one expf. libm's tanhf (through expm1f) was over half of the time of teacher
+    // sampling (perf); a SIMD exp was fast when optimised but ~10× slower than this in the debug
+    // builds the tests run. e^{-2u} overflowing to +inf for very negative x gives σ = 0: exact.
+
+    static let geluScale: Float = (2 / Float.pi).squareRoot()
+
+    /// out[n] = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) = x·σ(2u).   inp, out [count]
+    static func geluForward(_ out: Ptr, inp: CPtr, count: Int) {
+        for i in 0..<count {
+            let x = inp[i]
+            let u = geluScale * (x + 0.044715 * x * x * x)
+            out[i] = x / (1 + expf(-2 * u))
+        }
+    }
+
+    /// dinp += dout · gelu'(inp), with s = σ(2u):
+    ///   gelu'(x) = s + x·2s(1-s)·du/dx,  du/dx = √(2/π)·(1 + 3·0.044715·x²)   [count]
+    static func geluBackward(dinp: Ptr, inp: CPtr, dout: CPtr, count: Int) {
+        for i in 0..<count {
+            let x = inp[i]
+            let u = geluScale * (x + 0.044715 * x * x * x)
+            let s = 1 / (1 + expf(-2 * u))
+            let du = geluScale * (1 + 3 * 0.044715 * x * x)
+            dinp[i] += dout[i] * (s + x * 2 * s * (1 - s) * du)
+        }
+    }
+
+    // MARK: residual
+
+    /// out = a + b.   [count]
+    static func residualForward(_ out: Ptr, _ a: CPtr, _ b: CPtr, count: Int) {
+        for i in 0..<count { out[i] = a[i] + b[i] }
+    }
+
+    /// da += dout; db += dout.   [count]
+    static func residualBackward(da: Ptr, db: Ptr, dout: CPtr, count: Int) {
+        for i in 0..<count {
+            da[i] += dout[i]
+            db[i] += dout[i]
+        }
+    }
+
+    // MARK: losses
+
+    /// log-softmax of one row of logits / tau, into out[V] (Double for the sums).
+    static func logSoftmax(_ out: UnsafeMutablePointer<Double>, logits: CPtr, V: Int, tau: Float) {
+        var m = -Double.infinity
+        for v in 0..<V { m = max(m, Double(logits[v]) / Double(tau)) }
+        var sum = 0.0
+        for v in 0..<V { sum += Foundation.exp(Double(logits[v]) / Double(tau) - m) }
+        let lse = m + Foundation.log(sum)
+        for v in 0..<V { out[v] = Double(logits[v]) / Double(tau) - lse }
+    }
+
+    /// Distillation loss on temperature-scaled logits, averaged over the N rows and scaled by
+    /// τ² (Hinton et al. 2015: keeps the gradient's size independent of τ):
+    ///   loss = τ²/N · Σ_n KL(softmax(t_n/τ) ‖ softmax(s_n/τ))
+    ///   dlogits[N, V] = scale · τ/N · (softmax(s/τ) - softmax(t/τ))   (written, not accumulated)
+    /// student, teacher [N, V]. Returns the loss (times `scale`).
+    static func distillationLoss(dlogits: Ptr?, student: CPtr, teacher: CPtr, N: Int, V: Int, tau: Float,
+                                 scale: Float = 1) -> Double {
+        var ls = [Double](repeating: 0, count: V), lt = ls
+        var total = 0.0
+        ls.withUnsafeMutableBufferPointer { ls in
+            lt.withUnsafeMutableBufferPointer { lt in
+                // SAFETY: ls and lt hold V doubles each, alive for this closure.
+                let ls = ls.baseAddress!, lt = lt.baseAddress!
+                for n in 0..<N {
+                    logSoftmax(ls, logits: student + n * V, V: V, tau: tau)
+                    logSoftmax(lt, logits: teacher + n * V, V: V, tau: tau)
+                    var kl = 0.0
+                    for v in 0..<V {
+                        let pt = Foundation.exp(lt[v])
+                        if pt > 0 { kl += pt * (lt[v] - ls[v]) }
+                    }
+                    total += kl
+                    if let dlogits {
+                        let g = Double(scale) * Double(tau) / Double(N)
+                        let d = dlogits + n * V
+                        for v in 0..<V { d[v] = Float(g * (Foundation.exp(ls[v]) - Foundation.exp(lt[v]))) }
+                    }
+                }
+            }
+        }
+        return Double(scale) * Double(tau * tau) * total / Double(N)
+    }
+
+    /// Hidden-state matching: loss = weight · mean((h - target)²) over `count` values;
+    /// dh[count] += 2·weight/count · (h - target). Returns the loss.
+    static func meanSquaredError(dh: Ptr?, h: CPtr, target: CPtr, count: Int, weight: Float) -> Double {
+        var sum = 0.0
+        let g = 2 * weight / Float(count)
+        for i in 0..<count {
+            let d = h[i] - target[i]
+            sum += Double(d) * Double(d)
+            if let dh { dh[i] += g * d }
+        }
+        return Double(weight) * sum / Double(count)
+    }
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Fixtures for `ckpt distill` (issue 9): a trained teacher and PyTorch autograd gradients.
+
+    /path/to/python-with-torch tools/make_train_fixtures.py    # torch + transformers; CI never runs it
+
+fixtures/models/gpt2-teacher4/   a 4-layer GPT-2 (n_embd 48, 4 heads, vocab 64, 64 positions)
+    *trained* (AdamW, a few hundred steps) on a synthetic language: an order-2 Markov chain over
+    64 tokens in which each pair of previous tokens allows 3 next tokens with Dirichlet(0.5)
+    probabilities. Predicting the next token needs the two previous ones, so the model must use
+    attention; a student cut to 2 of its layers loses that and distillation has to win it back.
+    `save_pretrained` output (config.json + model.safetensors, tied head).
+
+fixtures/train/gpt2-a-grads.safetensors   the reference for Train's backward pass: the 2-layer
+    fixtures/models/gpt2-a student (random weights, random LayerNorm/bias values) run in float64 on
+      tokens            i64 [B, T]        B = 2, T = 8
+      teacher_logits    f32 [B, T, V]     random "teacher" logits
+      hidden_target.<i> f32 [B, T, C]     random targets for the output of block i (pre ln_f)
+      loss              f32 []            the loss below
+      grad.<name>       f32 (param shape) d loss / d parameter, for every parameter (HF names;
+                                          the tied wte gets both its embedding and head parts)
+    loss = tau^2 * mean over the B*T positions of KL(softmax(t/tau) || softmax(s/tau))
+         + alpha * mean over blocks i of mean((h_i - hidden_target_i)^2),   tau = 2, alpha = 0.5
+    Recorded in the file's metadata too.
+"""
+
+import json
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+TAU, ALPHA = 2.0, 0.5
+
+
+def markov_language(vocab, seed):
+    """Order-2 Markov chain: for each (a, b), 3 allowed next tokens with Dirichlet(0.5) weights."""
+    rng = np.random.default_rng(seed)
+    nxt = np.zeros((vocab, vocab, 3), dtype=np.int64)
+    prob = np.zeros((vocab, vocab, 3))
+    for a in range(vocab):
+        for b in range(vocab):
+            nxt[a, b] = rng.choice(vocab, size=3, replace=False)
+            prob[a, b] = rng.dirichlet([0.5, 0.5, 0.5])
+    return nxt, prob
+
+
+def sample_sequences(nxt, prob, n, T, rng):
+    vocab = nxt.shape[0]
+    out = np.zeros((n, T), dtype=np.int64)
+    out[:, 0] = rng.integers(0, vocab, n)
+    out[:, 1] = rng.integers(0, vocab, n)
+    for t in range(2, T):
+        a, b = out[:, t - 2], out[:, t - 1]
+        u = rng.random(n)
+        c = np.cumsum(prob[a, b], axis=1)
+        k = (u[:, None] > c).sum(axis=1).clip(0, 2)
+        out[:, t] = nxt[a, b, k]
+    return out
+
+
+def teacher():
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(4)
+    vocab, T = 64, 64
+    nxt, prob = markov_language(vocab, seed=4)
+    rng = np.random.default_rng(40)
+    cfg = GPT2Config(n_layer=4, n_embd=48, n_head=4, n_positions=T, vocab_size=vocab, bos_token_id=0,
+                     eos_token_id=0, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0, attn_implementation="eager")
+    model = GPT2LMHeadModel(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    steps = 600
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    model.train()
+    for step in range(steps):
+        ids = torch.from_numpy(sample_sequences(nxt, prob, 32, T, rng))
+        loss = model(input_ids=ids, labels=ids).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == steps - 1:
+            print(f"teacher step {step} loss {loss.item():.4f}")
+    # The chain's own entropy rate: the loss a perfect model reaches (from position 2 on).
+    p = prob.reshape(-1, 3)
+    print(f"entropy rate of the language: {-(p * np.log(p + 1e-30)).sum(1).mean():.4f} nats")
+    out = os.path.join(ROOT, "models", "gpt2-teacher4")
+    model.eval().save_pretrained(out)
+    gen = os.path.join(out, "generation_config.json")
+    if os.path.exists(gen):
+        os.remove(gen)
+
+
+def gradients():
+    from transformers import GPT2LMHeadModel
+    model = GPT2LMHeadModel.from_pretrained(os.path.join(ROOT, "models", "gpt2-a"), attn_implementation="eager")
+    model = model.double().eval()
+    cfg = model.config
+    B, T, V, C = 2, 8, cfg.vocab_size, cfg.n_embd
+    g = torch.Generator().manual_seed(9)
+    tokens = torch.randint(0, V, (B, T), generator=g)
+    teacher_logits = (torch.randn(B, T, V, generator=g) * 2).double()
+    targets = [torch.randn(B, T, C, generator=g).double() for _ in range(cfg.n_layer)]
+    block_out = []
+    hooks = [blk.register_forward_hook(lambda m, i, o: block_out.append(o[0] if isinstance(o, tuple) else o))
+             for blk in model.transformer.h]
+    logits = model(input_ids=tokens).logits
+    for h in hooks:
+        h.remove()
+    kl = F.kl_div(F.log_softmax(logits / TAU, -1), F.log_softmax(teacher_logits / TAU, -1),
+                  log_target=True, reduction="sum") / (B * T) * TAU ** 2
+    mse = sum(((h - t) ** 2).mean() for h, t in zip(block_out, targets)) / len(targets)
+    loss = kl + ALPHA * mse
+    loss.backward()
+    out = {"tokens": tokens.to(torch.int64), "teacher_logits": teacher_logits.float(),
+           "loss": loss.detach().float().reshape(())}
+    for i, t in enumerate(targets):
+        out[f"hidden_target.{i}"] = t.float()
+    for name, p in model.named_parameters():
+        out["grad." + name] = p.grad.float()
+    print(f"gradients: loss {loss.item():.6f} (kl {kl.item():.6f}, mse {mse.item():.6f}), {len(out)} tensors")
+    os.makedirs(os.path.join(ROOT, "train"), exist_ok=True)
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(ROOT, "train", "gpt2-a-grads.safetensors"),
+              metadata={"format": "pt", "tau": str(TAU), "alpha": str(ALPHA)})
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    gradients()
+    teacher()
