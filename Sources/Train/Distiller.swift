@@ -9,8 +9,11 @@
 //
 // Determinism: everything random (prompts, sampling, batch order) comes from SplitMix64 streams
 // seeded from `seed`; sums run in a fixed order. The loss trajectory is the same on every run
-// with the same seed and BLAS thread count (OpenBLAS's sgemm may split work differently for
-// another thread count; Tests/TrainTests checks 1 against 2 threads). A state file holds the
+// with the same seed and BLAS thread count (OpenBLAS promises nothing across thread counts,
+// though 1 and 2 gave identical weights in bench/distill_bench.py), provided no other thread of
+// the process calls a multi-threaded OpenBLAS at the same time (concurrent callers share its
+// thread pool and were seen to change the rounding; TrainTests run BLAS single-threaded for
+// that reason). A state file holds the
 // weights, AdamW's moments, the step and the batch RNG, so a resumed run continues exactly.
 
 import CkptCore

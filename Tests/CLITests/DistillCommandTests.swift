@@ -76,6 +76,11 @@ import TestSupport
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("resumed at step 4"))
         #expect(try readFile(dir.file("s.safetensors")) == first)
+        // A second run from scratch gives the same bytes (one process, one BLAS caller).
+        r = try CkptBinary.run(["distill", teacher, dir.file("again/s.safetensors")] + Array(args.dropFirst(3)))
+        #expect(r.status == 0, "\(r.stderr)")
+        let again = try CkptBinary.run("diff", dir.file("s.safetensors"), dir.file("again/s.safetensors"))
+        #expect(again.status == 0, "\(again.stdout)")  // every tensor identical
         r = try CkptBinary.run(args + ["--resume", "--lr", "0.01"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("different recipe"), "\(r.stderr)")

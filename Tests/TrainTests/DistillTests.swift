@@ -6,6 +6,7 @@ import Formats
 import Foundation
 import Testing
 import TestSupport
+import Transformer
 @testable import Train
 
 @Suite struct AdamWTests {
@@ -93,7 +94,16 @@ import TestSupport
     }
 }
 
+/// One BLAS thread for the whole test process. The test suites run concurrently in one process,
+/// and when several threads call a multi-threaded OpenBLAS at once its thread pool is shared:
+/// runs were then occasionally not bit-reproducible (and minutes slow from contention), which
+/// the determinism checks below would report. Single-threaded calls run on the caller's thread.
+/// (The CLI calls BLAS from one thread only; its determinism is checked in CLITests.)
+let singleThreadedBLAS: Void = Transformers.setThreads(1)
+
 @Suite struct DistillRunTests {
+    init() { singleThreadedBLAS }
+
     static func distiller(seed: UInt64 = 3, steps: Int = 12) throws -> Distiller {
         let teacher = try GPT2Train(graph: try Checkpoint.open(Repo.fixture("models/gpt2-teacher4")).graph)
         let spec = StudentSpec(layers: [0, 3])

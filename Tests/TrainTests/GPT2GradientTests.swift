@@ -30,6 +30,8 @@ func relativeError(_ got: [Float], _ want: [Float]) -> Double {
 }
 
 @Suite struct GPT2GradientTests {
+    init() { singleThreadedBLAS }
+
     @Test func everyParameterGradientMatchesPyTorchAutograd() throws {
         let fx = try Safetensors.read(path: Repo.fixture("train/gpt2-a-grads.safetensors"))
         let model = try GPT2Train(graph: try Checkpoint.open(Repo.fixture("models/gpt2-a")).graph)

@@ -3,6 +3,7 @@
 
 import Foundation
 import Testing
+import Transformer
 @testable import Train
 
 /// Deterministic pseudo-random floats in [-scale, scale).
@@ -40,6 +41,8 @@ func dot(_ out: FloatBuffer, _ w: [Float]) -> Double {
 }
 
 @Suite struct KernelGradientTests {
+    init() { singleThreadedBLAS }
+
     let tolerance = 2e-3
 
     @Test func layerNorm() {
