@@ -72,7 +72,7 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer", "Prune",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Prune", "Train",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
             ]

@@ -22,6 +22,7 @@ import Formats
 import OrderedCollections
 import Prune
 import Quantize
+import Train
 import Transformer
 import Yams
 
@@ -48,12 +49,14 @@ public struct PipelineStep: Sendable {
         .verify: (["reference", "candidate"], ["tokens", "sequences", "length", "seed", "preset",
                                                "max_kl", "min_cosine", "min_top1", "max_abs"]),
         .quantize: (["input", "output", "scheme"], ["group_size", "keep", "tensor_type", "fallback", "dequantize", "to", "config"]),
+        .distill: (["input", "output"], ["layers", "layer_list", "intermediate", "steps", "batch", "lr", "temperature",
+                                         "seed", "sequences", "eval_sequences", "length", "data", "to"]),
         .prune: (["input", "output"], ["sparsity", "global", "nm", "heads", "drop_heads", "intermediate", "drop_layers",
                                        "drop_layer_count", "importance", "calibration", "calibration_sequences",
                                        "length", "seed", "keep", "to", "config"]),
     ]
     /// Kinds this version can run (the others arrive with their commands).
-    public static let available: Set<Kind> = [.convert, .quantize, .verify, .prune]
+    public static let available: Set<Kind> = [.convert, .quantize, .verify, .prune, .distill]
 
     var inputs: [String] {
         switch kind {
@@ -430,7 +433,59 @@ public final class PipelineRunner {
             return Quantization.jsonReport(rows, report: report, recipe: recipe, input: step.options["input"]!.stringValue!,
                                            output: out, dryRun: false, tool: "ckpt \(CkptInfo.version)")
         case .distill:
-            throw PipelineError.step(i, step.kind.rawValue, "not available in this version of ckpt")
+            // GPT-2 students (the Train module's scope): the same recipe as `ckpt distill`.
+            let out = step.options["output"]!.stringValue!
+            let target = try prepareStaged(out)
+            let o = step.options
+            let teacherGraph = try Checkpoint.open(path("input")!).graph
+            guard let teacherConfig = teacherGraph.config else { throw PipelineError.step(i, "distill", "the teacher has no config") }
+            let teacher = try GPT2Train(graph: teacherGraph)
+            let layers: [Int]
+            if let list = o["layer_list"]?.arrayValue {
+                layers = list.compactMap(\.intValue)
+            } else if let n = o["layers"]?.intValue {
+                layers = StudentSpec.evenlySpaced(n, of: teacher.shape.L)
+            } else {
+                throw PipelineError.step(i, "distill", "give `layers` or `layer_list`")
+            }
+            let spec = StudentSpec(layers: layers, intermediate: o["intermediate"]?.intValue)
+            try spec.validate(teacher: teacher.shape)
+            let student = try Student.make(teacher: teacher, spec: spec)
+            let seed = UInt64(o["seed"]?.intValue ?? 0)
+            let T = min(o["length"]?.intValue ?? 64, teacher.shape.maxT)
+            let data: TokenData
+            if let file = path("data") {
+                let ids = try Verifier.tokenFile(file).flatMap { input -> [Int] in
+                    if case .tokens(let t) = input { return t } else { return [] }
+                }
+                data = try TokenData.windows(of: ids, T: T)
+            } else {
+                data = try TokenData.sampled(from: teacher, train: o["sequences"]?.intValue ?? 256,
+                                             eval: o["eval_sequences"]?.intValue ?? 32, T: T, seed: seed)
+            }
+            var options = DistillOptions()
+            options.steps = max(0, o["steps"]?.intValue ?? 300)
+            options.batch = max(1, o["batch"]?.intValue ?? 16)
+            options.seed = seed
+            if let lr = o["lr"]?.doubleValue { options.optimizer.learningRate = Float(lr) }
+            if let t = o["temperature"]?.doubleValue { options.temperature = Float(t) }
+            options.optimizer.warmupSteps = max(1, options.steps / 20)
+            let distiller = try Distiller(teacher: teacher, student: student, spec: spec, data: data, options: options)
+            let initialKL = distiller.evaluate()
+            while distiller.step < options.steps { _ = distiller.trainStep() }
+            let finalKL = distiller.evaluate()
+            log(String(format: "held-out KL(teacher ‖ student): %.5f -> %.5f after %d steps", initialKL, finalKL, options.steps))
+            let recipe = JSONValue.object(o.merging(["held_out_kl_initial": .double(initialKL),
+                                                     "held_out_kl_final": .double(finalKL)]) { $1 })
+            let graph = try student.weightGraph(config: Student.config(teacher: teacherConfig, spec: spec),
+                                                metadata: [("ckpt_distill", recipe.serialized())])
+            let (format, directory) = try Checkpoint.outputFormat(for: target + (out.hasSuffix("/") ? "/" : ""),
+                                                                 explicit: o["to"]?.stringValue, maxShardSize: nil)
+            try Checkpoint.write(graph, to: target, format: format, directory: directory)
+            outputs[out] = try Digest.sha256(path: target)
+            staged[out] = target
+            return .object(["held_out_kl_initial": .double(initialKL), "held_out_kl_final": .double(finalKL),
+                            "steps": .int(options.steps), "teacher_layers": .array(layers.map { .int($0) })])
         }
     }
 

@@ -171,6 +171,23 @@ struct ExpectedMetrics: Decodable {
         #expect(try PipelineRunner(path: path).run().steps.map(\.status) == [.cached, .cached])
     }
 
+    @Test func distillStepsTrainAStudentThatVerifyCompares() throws {
+        let dir = TempDir()
+        try FileManager.default.copyItem(atPath: Repo.fixture("models/gpt2-teacher4"), toPath: dir.file("teacher"))
+        let path = try write(dir, "p.yaml", """
+            steps:
+              - distill: {input: teacher, output: student.ckz, layers: 2, steps: 20, batch: 4, sequences: 16, eval_sequences: 4, length: 16, lr: 0.003}
+              - verify: {reference: teacher, candidate: student.ckz, sequences: 2, length: 16}
+            """)
+        let r = try PipelineRunner(path: path).run()
+        let result = try #require(r.steps.first?.result)
+        let before = try #require(result["held_out_kl_initial"]?.doubleValue), after = try #require(result["held_out_kl_final"]?.doubleValue)
+        #expect(after < before, "KL \(before) -> \(after)")
+        #expect(r.exitCode == 0)
+        #expect(try Checkpoint.open(dir.file("student.ckz")).graph.config?.numLayers == 2)
+        #expect(r.steps[1].result?["candidate"]?.stringValue?.contains("layers=2") == true)
+    }
+
     @Test func aFailingGatePublishesNothingAndExitsOne() throws {
         let dir = TempDir()
         try FileManager.default.copyItem(atPath: Repo.fixture("models/gpt2-a"), toPath: dir.file("model"))
@@ -196,7 +213,7 @@ struct ExpectedMetrics: Decodable {
         ("steps:\n  - compress: {input: a, output: b}", "unknown step kind"),
         ("steps:\n  - convert: {input: a}", "missing `output`"),
         ("steps:\n  - convert: {input: a, output: b, level: 3}", "unknown option `level`"),
-        ("steps:\n  - distill: {input: a, output: b}", "not available"),
+        ("steps:\n  - distill: {input: a, output: b, epochs: 3}", "unknown option `epochs`"),
         ("steps:\n  - prune: {input: a, output: b, nm: 24}", "nm must look like"),
         ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nsteps: [*e]", "alias bomb"),
         ("steps:\n  - convert: {input: a, input: b, output: c}", "unique"),
