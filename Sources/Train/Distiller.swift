@@ -20,23 +20,6 @@ import CkptCore
 import Formats
 import Foundation
 
-/// SplitMix64 (Steele, Lea, Flood 2014), as Pipeline's verify inputs use: fully specified, so
-/// the same seed gives the same data on every machine.
-public struct SplitMix64: Sendable, Equatable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1) with 53 random bits.
-    public mutating func nextUnit() -> Double { Double(next() >> 11) / 9_007_199_254_740_992.0 }
-    public mutating func next(below n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
 public struct DistillOptions: Sendable, Equatable {
     public var steps = 300
     public var batch = 16

@@ -57,7 +57,7 @@ func readAll(_ path: String, jobs: Int = 2) throws -> [String: [UInt8]] {
     /// and NaN/inf/subnormal bit patterns (random bits hit them all), must survive every level.
     @Test func randomBytesOfEveryDTypeRoundTrip() throws {
         let dir = TempDir()
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var graph = WeightGraph()
         for dtype in DType.allCases {
             // 3 chunks and a bit for the 4 KiB chunk size; skewed values so Huffman is used.
@@ -158,23 +158,10 @@ func readAll(_ path: String, jobs: Int = 2) throws -> [String: [UInt8]] {
     }
 }
 
-/// Deterministic pseudo-random numbers (SplitMix64) for test data.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct CKZCodecTests {
     /// Exponent-like bytes: a few values common, a long tail rare (codes up to 15 bits).
     func skewed(_ n: Int, seed: UInt64) -> [UInt8] {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         return (0..<n).map { _ in
             let r = rng.next()
             return r % 1000 == 0 ? UInt8(truncatingIfNeeded: r >> 20) : UInt8(120 + (r >> 40) % 8)

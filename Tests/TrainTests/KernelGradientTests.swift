@@ -1,6 +1,7 @@
 // Each training kernel's backward pass against central finite differences of its forward pass,
 // and the BLAS forward kernels against naive loops (the references STYLE.md asks to keep).
 
+import CkptCore
 import Foundation
 import Testing
 import Transformer
