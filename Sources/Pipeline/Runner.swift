@@ -139,6 +139,11 @@ public struct PipelineSpec: Sendable {
             }
         case .verify:
             if let p = o["preset"], p.stringValue.flatMap(Gates.preset) == nil { return "unknown preset" }
+        case .distill:
+            // The same bounds as `ckpt distill`.
+            for key in ["lr", "temperature"] where o[key] != nil && !((o[key]?.doubleValue ?? 0) > 0) { return "\(key) must be positive" }
+            if let v = o["steps"], !((v.intValue ?? -1) >= 0) { return "steps must be an integer, not negative" }
+            if let v = o["batch"], !((v.intValue ?? 0) >= 1) { return "batch must be at least 1" }
         default:
             break
         }
@@ -464,8 +469,8 @@ public final class PipelineRunner {
                                              eval: o["eval_sequences"]?.intValue ?? 32, T: T, seed: seed)
             }
             var options = DistillOptions()
-            options.steps = max(0, o["steps"]?.intValue ?? 300)
-            options.batch = max(1, o["batch"]?.intValue ?? 16)
+            options.steps = o["steps"]?.intValue ?? 300
+            options.batch = o["batch"]?.intValue ?? 16
             options.seed = seed
             if let lr = o["lr"]?.doubleValue { options.optimizer.learningRate = Float(lr) }
             if let t = o["temperature"]?.doubleValue { options.temperature = Float(t) }

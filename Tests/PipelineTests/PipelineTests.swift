@@ -214,6 +214,7 @@ struct ExpectedMetrics: Decodable {
         ("steps:\n  - convert: {input: a}", "missing `output`"),
         ("steps:\n  - convert: {input: a, output: b, level: 3}", "unknown option `level`"),
         ("steps:\n  - distill: {input: a, output: b, epochs: 3}", "unknown option `epochs`"),
+        ("steps:\n  - distill: {input: a, output: b, layers: 2, lr: -1}", "lr must be positive"),
         ("steps:\n  - prune: {input: a, output: b, nm: 24}", "nm must look like"),
         ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nsteps: [*e]", "alias bomb"),
         ("steps:\n  - convert: {input: a, input: b, output: c}", "unique"),
