@@ -105,6 +105,39 @@ enum Kernels {
         }
     }
 
+    /// max(x, 0), in place.
+    static func relu(_ x: inout [Float]) {
+        x.withUnsafeMutableBufferPointer { x in for i in x.indices { x[i] = max(x[i], 0) } }
+    }
+
+    /// x *= y elementwise, in place.
+    static func multiply(_ x: inout [Float], _ y: [Float]) {
+        x.withUnsafeMutableBufferPointer { x in
+            y.withUnsafeBufferPointer { y in for i in x.indices { x[i] *= y[i] } }
+        }
+    }
+
+    /// x *= s, in place.
+    static func scale(_ x: inout [Float], _ s: Float) {
+        x.withUnsafeMutableBufferPointer { x in for i in x.indices { x[i] *= s } }
+    }
+
+    /// x = cap · tanh(x / cap), in place (logit soft-capping).
+    static func softcap(_ x: inout [Float], _ cap: Float) {
+        x.withUnsafeMutableBufferPointer { x in for i in x.indices { x[i] = cap * tanhf(x[i] / cap) } }
+    }
+
+    /// Columns [from, from + width) of x[T, total]: out[T, width].
+    static func columns(_ x: [Float], T: Int, total: Int, from: Int, width: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: T * width)
+        x.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { o in
+                for t in 0..<T { for j in 0..<width { o[t * width + j] = x[t * total + from + j] } }
+            }
+        }
+        return out
+    }
+
     /// x += y, in place.
     static func add(_ x: inout [Float], _ y: [Float]) {
         x.withUnsafeMutableBufferPointer { x in
@@ -120,6 +153,10 @@ enum Kernels {
         var causal: Bool
         /// Keys older than this many positions are masked (Mistral's sliding window).
         var window: Int?
+        /// Multiplies q·kᵀ (default 1/√hs).
+        var scale: Float? = nil
+        /// Scores become cap · tanh(scores / cap) before the mask (Gemma 2).
+        var softcap: Float? = nil
     }
 
     /// Scaled dot-product attention, per head: softmax(q·kᵀ / √hs + mask) · v.
@@ -130,7 +167,7 @@ enum Kernels {
         let qStride = s.NH * hs, kvStride = s.NKV * hs
         var out = [Float](repeating: 0, count: T * qStride)
         var scores = [Float](repeating: 0, count: T * T)
-        let scale = 1 / Float(hs).squareRoot()
+        let scale = s.scale ?? 1 / Float(hs).squareRoot()
         for h in 0..<s.NH {
             let kvh = h / group
             // scores[T, T] = q_h · k_hᵀ · scale
@@ -149,6 +186,9 @@ enum Kernels {
                     let hi = s.causal ? i + 1 : T
                     let lo = s.window.map { max(0, i - $0 + 1) } ?? 0
                     let row = i * T
+                    if let cap = s.softcap {
+                        for j in lo..<hi { sc[row + j] = cap * tanhf(sc[row + j] / cap) }
+                    }
                     var m = -Float.infinity
                     for j in lo..<hi { m = max(m, sc[row + j]) }
                     for j in 0..<lo { sc[row + j] = 0 }
@@ -176,10 +216,10 @@ enum Kernels {
     }
 
     /// Rotary position embedding (Hugging Face's rotate-half convention) applied in place to
-    /// x[T, heads·hs] for positions 0..<T: for i < hs/2, the pair (x[i], x[i + hs/2]) is
-    /// rotated by angle pos · invFreq[i].
-    static func rope(_ x: inout [Float], T: Int, heads: Int, hs: Int, cos: [Float], sin: [Float]) {
-        let half = hs / 2
+    /// x[T, heads·hs] for positions 0..<T: for i < d/2 (d = rotaryDim, default hs), the pair
+    /// (x[i], x[i + d/2]) is rotated by angle pos · invFreq[i]; channels d..<hs are left alone.
+    static func rope(_ x: inout [Float], T: Int, heads: Int, hs: Int, rotaryDim: Int? = nil, cos: [Float], sin: [Float]) {
+        let half = (rotaryDim ?? hs) / 2
         x.withUnsafeMutableBufferPointer { x in
             for t in 0..<T {
                 for h in 0..<heads {
