@@ -1,0 +1,663 @@
+#!/usr/bin/env python3
+"""Tiny random models of every architecture family ckpt runs, and their PyTorch outputs.
+
+    python tools/make_family_fixtures.py            # needs torch + transformers (CI never runs this)
+    python tools/make_family_fixtures.py qwen3 gemma2-softcap   # only these fixtures (names or prefixes)
+
+Every model is built by `transformers` itself (`XxxConfig` + `XxxForCausalLM` / `XxxModel`) and written
+with `save_pretrained` under fixtures/models/<name>/, so parameter names, config spelling and tying are
+exactly what Hugging Face produces. A sibling <name>.expected.safetensors holds, with the same keys as
+tools/make_transformer_fixtures.py:
+  tokens      i64 [T]       the input token ids
+  output      f32 [T, N]    logits for LMs, last hidden state for encoders and head-less `XxxModel`s
+  hidden.<i>  f32 [T, C]    the input of block i (`output_hidden_states`), i = 0 ..< layers
+and, for the sentence-transformers directory only:
+  pooled      f32 [C]       mean of the token embeddings (its 1_Pooling module)
+  embedding   f32 [C]       `pooled` divided by its L2 norm (its 2_Normalize module)
+All models run in eval mode with eager attention, batch 1, no padding, fp32.
+
+fixtures/models/families.json lists every fixture: model_type, the class used, the output kind, the
+features it exercises and the config fields whose effect on the computation is easy to miss.
+
+Weights: 1-D parameters are redrawn around their initial value (norm weights 1 ± 0.1, Gemma-style
+zero-centred norms 0 ± 0.1, biases 0 ± 0.1), matrices with std 1/sqrt(fan_in) and embeddings with
+std 1, so activations are of order one and a missed term shows in the output. Each fixture has its
+own seed; the script is deterministic. For every fixture it checks that
+  - the hidden states returned by transformers are the inputs of the blocks (forward pre-hooks),
+  - reloading the saved directory with from_pretrained reproduces the output exactly,
+  - mixture-of-experts routing has a clear margin between the k-th and (k+1)-th expert, so a
+    correct reimplementation cannot pick a different expert through rounding.
+"""
+
+import json
+import math
+import os
+import shutil
+import sys
+
+import torch
+import torch.nn as nn
+import transformers
+from safetensors.torch import save_file
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+MODELS = os.path.join(ROOT, "models")
+MANIFEST = os.path.join(MODELS, "families.json")
+
+# Smallest acceptable gap between the k-th and (k+1)-th router logit (see route_margin).
+ROUTER_MARGIN = 1e-3
+
+
+class Case:
+    def __init__(self, name, config, model, kw, features, notes=(), seed=0, tokens=16, avoid=(), tweak=None):
+        self.name, self.config, self.model, self.kw = name, config, model, kw
+        self.features, self.notes = list(features), list(notes)
+        self.seed, self.tokens, self.avoid = seed, tokens, set(avoid)
+        self.tweak = tweak  # model -> None: weights beyond `randomise`, drawn after it
+
+
+def gelu_tail(model):
+    """BERT MLP inputs pushed into [-4, -2.5], where the tanh GELU (gelu_new) differs from the erf GELU by
+    10-40 % of its value, and the small outputs amplified: with the usual order-one inputs the two
+    differ by only ~2e-4 relative at the output, too close to the 1e-4 tolerance to prove the choice."""
+    with torch.no_grad():
+        for layer in model.encoder.layer:
+            dense = layer.intermediate.dense
+            dense.bias.normal_(-3.2, 0.2)
+            dense.weight.normal_(0.0, 0.5 / math.sqrt(dense.weight.shape[1]))
+            out = layer.output.dense
+            out.weight.normal_(0.0, 300.0 / math.sqrt(out.weight.shape[1]))
+
+
+def decoder_cases():
+    return [
+        # ---- llama: rope scaling variants, biases, head-less ----
+        Case("llama-yarn", "LlamaConfig", "LlamaForCausalLM",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=16, vocab_size=61, max_position_embeddings=64,
+                  rope_theta=10000.0,
+                  rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16,
+                                "beta_fast": 32.0, "beta_slow": 1.0},
+                  tie_word_embeddings=False),
+             ["gqa", "head_dim!=hidden/heads", "rope:yarn", "odd_vocab"],
+             ["rope yarn: inv_freq blends interpolated/extrapolated per dimension (beta_fast/beta_slow ramp "
+              "over original_max_position_embeddings) and cos/sin are multiplied by attention_factor "
+              "(default 0.1*ln(factor)+1)",
+              "head_dim 16 given explicitly (hidden/heads = 8)"],
+             seed=101, tokens=24),
+        Case("llama-dynamic", "LlamaConfig", "LlamaForCausalLM",
+             dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=4, vocab_size=101, max_position_embeddings=16, rope_theta=10000.0,
+                  rope_scaling={"rope_type": "dynamic", "factor": 2.0}, tie_word_embeddings=True),
+             ["mha", "rope:dynamic", "tied_embeddings", "odd_vocab", "T>max_position_embeddings"],
+             ["rope dynamic: T=30 > max_position_embeddings=16, so base becomes "
+              "theta*((factor*T/max_pos)-(factor-1))^(d/(d-2)) with T = the sequence length (max position+1)"],
+             seed=102, tokens=30),
+        Case("llama-linear-bias", "LlamaConfig", "LlamaForCausalLM",
+             dict(hidden_size=40, intermediate_size=32, num_hidden_layers=3, num_attention_heads=5,
+                  num_key_value_heads=1, vocab_size=53, max_position_embeddings=64, rope_theta=1000.0,
+                  rope_scaling={"rope_type": "linear", "factor": 4.0}, attention_bias=True, mlp_bias=True,
+                  tie_word_embeddings=False),
+             ["mqa", "rope:linear", "attention_bias", "mlp_bias", "odd_vocab"],
+             ["rope linear: positions divided by factor (inv_freq / factor)",
+              "attention_bias adds biases to q, k, v and o; mlp_bias to gate, up and down"],
+             seed=103, tokens=17),
+        Case("llama-base", "LlamaConfig", "LlamaModel",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=64, max_position_embeddings=64, rope_theta=500000.0,
+                  rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                "high_freq_factor": 4.0, "original_max_position_embeddings": 16}),
+             ["headless", "gqa", "rope:llama3"],
+             ["head-less LlamaModel: tensor names have no 'model.' prefix and there is no lm_head; output is "
+              "the final-norm hidden state"],
+             seed=104, tokens=20),
+        # ---- mistral ----
+        Case("mistral-swa", "MistralConfig", "MistralForCausalLM",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=12, vocab_size=83, max_position_embeddings=64,
+                  sliding_window=7, rope_theta=10000.0, tie_word_embeddings=False),
+             ["gqa", "head_dim!=hidden/heads", "sliding_window"],
+             ["sliding_window 7 < T=22: query i sees keys j with i-7 < j <= i (7 keys including itself)",
+              "head_dim 12 given explicitly (hidden/heads = 8)"],
+             seed=105, tokens=22),
+        # ---- mixtral ----
+        Case("mixtral-top2", "MixtralConfig", "MixtralForCausalLM",
+             dict(hidden_size=32, intermediate_size=24, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=71, max_position_embeddings=64, num_local_experts=4,
+                  num_experts_per_tok=2, rope_theta=1000000.0, sliding_window=None, tie_word_embeddings=False),
+             ["gqa", "moe:top2", "moe:renormalised_topk"],
+             ["router: softmax over all experts, top-2, weights renormalised to sum 1",
+              "saved in the Hub layout: block_sparse_moe.gate.weight [E, H] (router) and "
+              "block_sparse_moe.experts.<e>.w1 (gate) / w3 (up) [I, H], w2 (down) [H, I]; w2(silu(w1 x) * w3 x)"],
+             seed=106, tokens=18),
+        # ---- qwen2 ----
+        Case("qwen2-swa", "Qwen2Config", "Qwen2ForCausalLM",
+             dict(hidden_size=32, intermediate_size=56, num_hidden_layers=3, num_attention_heads=4,
+                  num_key_value_heads=1, vocab_size=97, max_position_embeddings=64, rope_theta=10000.0,
+                  use_sliding_window=True, sliding_window=6, max_window_layers=1, tie_word_embeddings=True),
+             ["mqa", "qkv_bias", "sliding_window", "per_layer_window", "tied_embeddings", "odd_vocab"],
+             ["use_sliding_window with max_window_layers=1: layer 0 full attention, layers >= 1 sliding "
+              "(window 6); see config.layer_types",
+              "q/k/v projections have biases, o_proj has none"],
+             seed=107, tokens=20),
+        # ---- qwen2_moe ----
+        Case("qwen2-moe", "Qwen2MoeConfig", "Qwen2MoeForCausalLM",
+             dict(hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=79, max_position_embeddings=64, rope_theta=10000.0,
+                  num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
+                  shared_expert_intermediate_size=32, norm_topk_prob=False, mlp_only_layers=[1],
+                  decoder_sparse_step=1, tie_word_embeddings=False),
+             ["gqa", "qkv_bias", "moe:top2", "moe:shared_expert", "moe:dense_layer"],
+             ["norm_topk_prob false: top-2 softmax weights are NOT renormalised",
+              "shared expert output scaled by sigmoid(shared_expert_gate(x)) and added",
+              "mlp_only_layers=[1]: layer 1 is a dense MLP of intermediate_size, not MoE"],
+             seed=108, tokens=19),
+        # ---- qwen3 ----
+        Case("qwen3", "Qwen3Config", "Qwen3ForCausalLM",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=16, vocab_size=101, max_position_embeddings=64,
+                  rope_theta=1000000.0, tie_word_embeddings=True),
+             ["gqa", "head_dim!=hidden/heads", "qk_norm", "tied_embeddings", "odd_vocab"],
+             ["q_norm/k_norm: RMSNorm over head_dim per head, before rope",
+              "head_dim 16 given explicitly (hidden/heads = 8), so q_proj is [64, 32]"],
+             seed=109, tokens=21),
+        Case("qwen3-base", "Qwen3Config", "Qwen3Model",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=1, head_dim=24, vocab_size=61, max_position_embeddings=64,
+                  rope_theta=10000.0),
+             ["headless", "mqa", "head_dim!=hidden/heads", "qk_norm"],
+             ["head-less Qwen3Model: no 'model.' prefix, no lm_head; output is the final-norm hidden state",
+              "head_dim 24 with hidden 32 and 2 heads (hidden/heads = 16)"],
+             seed=110, tokens=15),
+        # ---- qwen3_moe ----
+        Case("qwen3-moe", "Qwen3MoeConfig", "Qwen3MoeForCausalLM",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=12, vocab_size=67, max_position_embeddings=64,
+                  rope_theta=1000000.0, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=20,
+                  norm_topk_prob=True, tie_word_embeddings=False),
+             ["gqa", "head_dim!=hidden/heads", "qk_norm", "moe:top2", "moe:renormalised_topk"],
+             ["norm_topk_prob true: top-2 softmax weights renormalised to sum 1",
+              "head_dim 12 given explicitly (hidden/heads = 8)"],
+             seed=111, tokens=16),
+        # ---- gemma ----
+        Case("gemma", "GemmaConfig", "GemmaForCausalLM",
+             dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=1, head_dim=16, vocab_size=97, max_position_embeddings=64,
+                  rope_theta=10000.0, hidden_act="gelu_pytorch_tanh"),
+             ["mqa", "head_dim!=hidden/heads", "rmsnorm:1+w", "embedding_scale", "geglu:tanh",
+              "tied_embeddings", "odd_vocab"],
+             ["embeddings multiplied by sqrt(hidden_size) (normalizer rounded to the model dtype)",
+              "RMSNorm weight used as (1 + w); zero-centred in the checkpoint",
+              "MLP: gelu_pytorch_tanh(gate) * up; GemmaConfig turns a legacy hidden_act \"gelu\" (as in the "
+              "original Hub configs) into gelu_pytorch_tanh, so \"gelu\" means tanh GELU for gemma",
+              "head_dim 16 given explicitly (hidden/heads = 8)"],
+             seed=112, tokens=18),
+        # ---- gemma2 ----
+        Case("gemma2-softcap", "Gemma2Config", "Gemma2ForCausalLM",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=2,
+                  num_key_value_heads=1, head_dim=24, vocab_size=89, max_position_embeddings=64,
+                  rope_theta=10000.0, query_pre_attn_scalar=20, sliding_window=6,
+                  attn_logit_softcapping=4.0, final_logit_softcapping=3.0),
+             ["mqa", "head_dim!=hidden/heads", "rmsnorm:1+w", "sandwich_norm", "embedding_scale",
+              "softcap:attention", "softcap:final", "query_pre_attn_scalar", "alternating_sliding_window",
+              "tied_embeddings"],
+             ["query_pre_attn_scalar 20: scores scaled by 20^-0.5, not head_dim^-0.5 (head_dim 24)",
+              "attn_logit_softcapping 4: scores = 4*tanh(scores/4) after scaling, before mask",
+              "final_logit_softcapping 3: logits = 3*tanh(logits/3)",
+              "layer_types alternate sliding (even layers) / full (odd layers), window 6 < T=20",
+              "four norms per block: input, post_attention (on attn output before residual), "
+              "pre_feedforward, post_feedforward; all (1 + w)",
+              "embeddings multiplied by sqrt(hidden_size)"],
+             seed=113, tokens=20),
+        # ---- gemma3_text ----
+        Case("gemma3-text", "Gemma3TextConfig", "Gemma3ForCausalLM",
+             dict(hidden_size=32, intermediate_size=40, num_hidden_layers=3, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=12, vocab_size=73, max_position_embeddings=64,
+                  query_pre_attn_scalar=20, sliding_window=5, sliding_window_pattern=3,
+                  rope_theta=1000000.0, rope_local_base_freq=10000.0,
+                  rope_scaling={"rope_type": "linear", "factor": 8.0}),
+             ["gqa", "head_dim!=hidden/heads", "rmsnorm:1+w", "sandwich_norm", "qk_norm", "embedding_scale",
+              "local_global_layers", "per_layer_rope_theta", "rope:linear(global)", "sliding_window",
+              "tied_embeddings"],
+             ["layer_types: layers 0,1 sliding (window 5), layer 2 full (sliding_window_pattern 3)",
+              "sliding layers use rope_parameters.sliding_attention (theta 1e4, default), full layers use "
+              "rope_parameters.full_attention (theta 1e6, linear factor 8)",
+              "q_norm/k_norm: Gemma RMSNorm (1 + w) over head_dim",
+              "query_pre_attn_scalar 20 sets the score scale (20^-0.5; head_dim is 12)",
+              "embeddings multiplied by sqrt(hidden_size)"],
+             seed=114, tokens=16),
+        # ---- phi3 ----
+        Case("phi3", "Phi3Config", "Phi3ForCausalLM",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=97, max_position_embeddings=64,
+                  original_max_position_embeddings=64, rope_theta=10000.0, pad_token_id=0, bos_token_id=1,
+                  eos_token_id=2, tie_word_embeddings=False),
+             ["gqa", "fused_qkv", "fused_gate_up", "odd_vocab"],
+             ["qkv_proj rows: all q heads, then k heads, then v heads",
+              "gate_up_proj rows: gate (first intermediate_size rows) then up"],
+             seed=115, tokens=15),
+        Case("phi3-longrope", "Phi3Config", "Phi3ForCausalLM",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=2, vocab_size=75, max_position_embeddings=64,
+                  original_max_position_embeddings=16, rope_theta=10000.0, partial_rotary_factor=0.75,
+                  rope_scaling={"rope_type": "longrope",
+                                "short_factor": [1.0, 1.2, 1.5, 2.0, 2.6, 3.2],
+                                "long_factor": [1.0, 1.8, 3.0, 4.5, 7.0, 11.0]},
+                  pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False),
+             ["mha", "fused_qkv", "fused_gate_up", "rope:longrope", "partial_rotary", "T>original_max"],
+             ["rope longrope: T=26 > original_max_position_embeddings=16, so inv_freq /= long_factor "
+              "(short_factor when T <= 16); cos/sin multiplied by "
+              "sqrt(1 + ln(max_pos/orig_max)/ln(orig_max)) (max_pos/orig_max = 4)",
+              "partial_rotary_factor 0.75 (phi-4-mini style): rope on the first 12 of 16 dims of each head; "
+              "the factor lists have rotary_dim/2 = 6 entries"],
+             seed=116, tokens=26),
+        # ---- gpt_neox ----
+        Case("gpt-neox", "GPTNeoXConfig", "GPTNeoXForCausalLM",
+             dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  vocab_size=97, max_position_embeddings=64, rotary_pct=0.25, rotary_emb_base=10000.0,
+                  use_parallel_residual=True, attention_bias=True, hidden_act="gelu", tie_word_embeddings=False),
+             ["mha", "fused_qkv:per_head_interleaved", "parallel_residual", "partial_rotary", "layernorm",
+              "odd_vocab"],
+             ["query_key_value rows are per head [heads, 3, head_dim] (q,k,v of head 0, then head 1...), "
+              "not all-q then all-k",
+              "partial rotary 0.25: rope on the first head_dim/4 = 2 dims of each head",
+              "use_parallel_residual: x + attn(ln1(x)) + mlp(ln2(x))",
+              "final layer norm is gpt_neox.final_layer_norm; head is embed_out"],
+             seed=117, tokens=18),
+        Case("gpt-neox-seq-base", "GPTNeoXConfig", "GPTNeoXModel",
+             dict(hidden_size=36, intermediate_size=48, num_hidden_layers=2, num_attention_heads=3,
+                  vocab_size=64, max_position_embeddings=64, rotary_pct=0.5, rotary_emb_base=10000.0,
+                  use_parallel_residual=False, attention_bias=True, hidden_act="gelu"),
+             ["headless", "mha", "fused_qkv:per_head_interleaved", "sequential_residual", "partial_rotary",
+              "layernorm"],
+             ["use_parallel_residual false: h = x + attn(ln1(x)); out = h + mlp(ln2(h))",
+              "partial rotary 0.5 of head_dim 12 = 6 dims",
+              "head-less GPTNeoXModel: output is the final_layer_norm hidden state"],
+             seed=118, tokens=14),
+        # ---- opt ----
+        Case("opt-pre", "OPTConfig", "OPTForCausalLM",
+             dict(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=97,
+                  max_position_embeddings=64, do_layer_norm_before=True, activation_function="relu",
+                  pad_token_id=1, bos_token_id=2, eos_token_id=2, dropout=0.0),
+             ["mha", "learned_positions:offset2", "layernorm", "relu", "tied_embeddings", "odd_vocab"],
+             ["learned positions: embed_positions has max_position_embeddings + 2 rows; token at position p "
+              "uses row p + 2",
+              "attention scale head_dim^-0.5 applied to q after its bias (q_proj(x) * scale)",
+              "do_layer_norm_before true: pre-norm with a final_layer_norm"],
+             seed=119, tokens=17, avoid=[1]),
+        Case("opt-post-proj", "OPTConfig", "OPTForCausalLM",
+             dict(hidden_size=32, ffn_dim=48, num_hidden_layers=2, num_attention_heads=2, vocab_size=80,
+                  max_position_embeddings=48, do_layer_norm_before=False, word_embed_proj_dim=24,
+                  activation_function="relu", pad_token_id=1, bos_token_id=2, eos_token_id=2, dropout=0.0),
+             ["mha", "learned_positions:offset2", "post_layernorm", "relu", "project_in_out",
+              "tied_embeddings"],
+             ["do_layer_norm_before false (opt-350m): layer norm after each residual add, no final layer norm",
+              "word_embed_proj_dim 24 != hidden 32: embeddings [V, 24] -> project_in [32, 24] (no bias) "
+              "before adding positions; project_out [24, 32] before the tied head",
+              "learned positions with offset 2 (embed_positions [max_pos + 2, hidden])"],
+             seed=120, tokens=16, avoid=[1]),
+        # ---- falcon ----
+        Case("falcon-new", "FalconConfig", "FalconForCausalLM",
+             dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_kv_heads=2, vocab_size=97,
+                  max_position_embeddings=64, new_decoder_architecture=True, parallel_attn=True, bias=False,
+                  alibi=False, multi_query=False, rope_theta=10000.0, ffn_hidden_size=64,
+                  tie_word_embeddings=True),
+             ["gqa", "fused_qkv:grouped", "parallel_residual", "two_layernorms", "layernorm", "gelu",
+              "tied_embeddings", "odd_vocab"],
+             ["new_decoder_architecture: query_key_value rows grouped per kv head "
+              "[kv_heads, heads/kv_heads + 2, head_dim] (the group's q heads, then its k, then its v)",
+              "num_ln_in_parallel_attn 2 (default): ln_attn feeds attention, ln_mlp feeds the MLP, "
+              "x + attn + mlp",
+              "ffn_hidden_size 64 (defaults to 4*hidden)"],
+             seed=121, tokens=16),
+        Case("falcon-mq", "FalconConfig", "FalconForCausalLM",
+             dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, vocab_size=70,
+                  max_position_embeddings=64, new_decoder_architecture=False, multi_query=True,
+                  parallel_attn=True, bias=False, alibi=False, rope_theta=10000.0, ffn_hidden_size=64,
+                  tie_word_embeddings=True),
+             ["mqa", "fused_qkv", "parallel_residual", "one_layernorm", "layernorm", "gelu"],
+             ["multi_query (falcon-7b): query_key_value is [heads*hd + 2*hd, hidden]: all q heads, then the one "
+              "k, then the one v",
+              "parallel_attn with one input_layernorm shared by attention and MLP: x + attn(ln(x)) + mlp(ln(x))"],
+             seed=122, tokens=15),
+        Case("falcon-alibi", "FalconConfig", "FalconForCausalLM",
+             dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, vocab_size=83,
+                  max_position_embeddings=64, new_decoder_architecture=False, multi_query=False,
+                  parallel_attn=False, bias=True, alibi=True, ffn_hidden_size=64, tie_word_embeddings=True),
+             ["mha", "alibi", "fused_qkv:per_head_interleaved", "sequential_residual", "layernorm", "bias"],
+             ["alibi (falcon-rw): no rope; per-head slope added to scores",
+              "multi_query false and not new_decoder_architecture: query_key_value rows per head "
+              "[heads, 3, head_dim]",
+              "parallel_attn false: h = x + attn(ln1(x)); out = h + mlp(post_attention_layernorm(h))"],
+             seed=123, tokens=14),
+        # ---- stablelm ----
+        Case("stablelm", "StableLmConfig", "StableLmForCausalLM",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=97, max_position_embeddings=64, rope_theta=10000.0,
+                  partial_rotary_factor=0.25, qk_layernorm=True, use_qkv_bias=True,
+                  use_parallel_residual=False, tie_word_embeddings=False),
+             ["gqa", "partial_rotary", "qk_layernorm:per_head", "qkv_bias", "layernorm", "odd_vocab"],
+             ["partial_rotary_factor 0.25: rope on the first 2 of 8 dims of each head",
+              "qk_layernorm: a separate LayerNorm (no bias) for EACH head: q_layernorm.norms.<h>.weight [head_dim]",
+              "norms are LayerNorm with bias (input_layernorm, post_attention_layernorm, model.norm)"],
+             seed=124, tokens=16),
+        Case("stablelm-parallel", "StableLmConfig", "StableLmForCausalLM",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=2, vocab_size=60, max_position_embeddings=64, rope_theta=10000.0,
+                  partial_rotary_factor=0.5, qk_layernorm=False, use_qkv_bias=False,
+                  use_parallel_residual=True, tie_word_embeddings=False),
+             ["mha", "partial_rotary", "parallel_residual", "layernorm"],
+             ["use_parallel_residual: x + attn(ln(x)) + mlp(ln(x)) with the ONE input_layernorm "
+              "(no post_attention_layernorm exists)",
+              "partial_rotary_factor 0.5 of head_dim 16 = 8 dims"],
+             seed=125, tokens=13),
+        # ---- olmo2 ----
+        Case("olmo2", "Olmo2Config", "Olmo2ForCausalLM",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=97, max_position_embeddings=64, rope_theta=500000.0,
+                  pad_token_id=1, eos_token_id=2, tie_word_embeddings=False),
+             ["gqa", "post_norm", "qk_norm:full_width", "odd_vocab"],
+             ["norm placement: h = x + post_attention_layernorm(attn(x)); out = h + "
+              "post_feedforward_layernorm(mlp(h)); no norm on the block input",
+              "q_norm / k_norm are RMSNorm over the whole projection (heads*head_dim = 32 and "
+              "kv_heads*head_dim = 16), before splitting into heads"],
+             seed=126, tokens=17),
+        # ---- starcoder2 ----
+        Case("starcoder2", "Starcoder2Config", "Starcoder2ForCausalLM",
+             dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=1, vocab_size=91, max_position_embeddings=64, rope_theta=10000.0,
+                  sliding_window=8, use_bias=True, hidden_act="gelu_pytorch_tanh", norm_epsilon=1e-5,
+                  bos_token_id=0, eos_token_id=0,
+                  tie_word_embeddings=True),
+             ["mqa", "bias", "layernorm", "gelu_tanh_mlp", "sliding_window", "tied_embeddings", "odd_vocab"],
+             ["sliding_window 8 < T=20",
+              "MLP is c_fc -> gelu_pytorch_tanh -> c_proj (not gated), with biases; norms are LayerNorm "
+              "with bias (norm_epsilon)"],
+             seed=127, tokens=20),
+        # ---- granite ----
+        Case("granite", "GraniteConfig", "GraniteForCausalLM",
+             dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=97, max_position_embeddings=64, rope_theta=10000.0,
+                  embedding_multiplier=6.0, residual_multiplier=0.35, attention_multiplier=0.2,
+                  logits_scaling=4.0, tie_word_embeddings=True),
+             ["gqa", "embedding_multiplier", "residual_multiplier", "attention_multiplier", "logits_scaling",
+              "tied_embeddings", "odd_vocab"],
+             ["embedding_multiplier 6: embeddings * 6",
+              "residual_multiplier 0.35: x + 0.35 * attn(...), h + 0.35 * mlp(...)",
+              "attention_multiplier 0.2 REPLACES head_dim^-0.5 as the score scale",
+              "logits_scaling 4: logits DIVIDED by 4"],
+             seed=128, tokens=16),
+    ]
+
+
+def encoder_cases():
+    return [
+        Case("bert-gelunew", "BertConfig", "BertModel",
+             dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                  vocab_size=97, max_position_embeddings=40, type_vocab_size=2, hidden_act="gelu_new",
+                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+             ["encoder", "gelu_new", "token_type_embeddings", "post_layernorm", "odd_vocab"],
+             ["hidden_act gelu_new: tanh approximation of GELU (not erf); the MLP inputs are pushed into "
+              "[-4, -2.5] where the two differ by 10-40 %, so using erf GELU fails the fixture",
+              "token_type_ids are all 0: row 0 of token_type_embeddings is added"],
+             seed=201, tokens=19, tweak=gelu_tail),
+        Case("roberta", "RobertaConfig", "RobertaModel",
+             dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                  vocab_size=90, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1,
+                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=1e-5),
+             ["encoder", "learned_positions:padding_idx_offset", "post_layernorm"],
+             ["position ids = padding_idx + 1 + index (padding_idx = pad_token_id = 1, so offset 2); "
+              "pad tokens would get position padding_idx (tokens avoid id 1 here)",
+              "type_vocab_size 1"],
+             seed=202, tokens=21, avoid=[1]),
+        Case("xlm-roberta", "XLMRobertaConfig", "XLMRobertaModel",
+             dict(hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=72,
+                  vocab_size=101, max_position_embeddings=34, type_vocab_size=1, pad_token_id=1,
+                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=1e-5),
+             ["encoder", "learned_positions:padding_idx_offset", "post_layernorm", "odd_vocab"],
+             ["same computation as roberta: position ids = padding_idx + 1 + index (offset 2)"],
+             seed=203, tokens=32, avoid=[1]),
+        Case("distilbert", "DistilBertConfig", "DistilBertModel",
+             dict(dim=32, n_layers=3, n_heads=4, hidden_dim=64, vocab_size=97, max_position_embeddings=40,
+                  activation="gelu", dropout=0.0, attention_dropout=0.0, sinusoidal_pos_embds=False,
+                  pad_token_id=0),
+             ["encoder", "no_token_types", "post_layernorm", "odd_vocab"],
+             ["no token_type embeddings; embeddings LayerNorm then blocks with sa_layer_norm / "
+              "output_layer_norm after each residual (post-norm), eps 1e-12",
+              "parameter names: transformer.layer.<i>.attention.{q,k,v,out}_lin, ffn.lin1/lin2"],
+             seed=204, tokens=18),
+        Case("modernbert", "ModernBertConfig", "ModernBertModel",
+             dict(hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
+                  vocab_size=97, max_position_embeddings=64, global_attn_every_n_layers=2, local_attention=8,
+                  global_rope_theta=160000.0, local_rope_theta=10000.0, hidden_activation="gelu",
+                  norm_bias=False, attention_bias=False, mlp_bias=False, pad_token_id=0, bos_token_id=2,
+                  eos_token_id=3, cls_token_id=2, sep_token_id=3, attention_dropout=0.0, mlp_dropout=0.0,
+                  embedding_dropout=0.0),
+             ["encoder", "rope", "local_global_layers", "per_layer_rope_theta", "geglu:fused", "no_bias",
+              "layernorm:no_bias", "pre_norm", "embedding_norm", "odd_vocab"],
+             ["layer_types: layers 0 and 2 full attention (rope theta 160000), layer 1 sliding "
+              "(rope theta 10000) with local_attention 8: bidirectional window, |i - j| <= 4",
+              "layer 0 has no attn_norm (Identity); others pre-norm with LayerNorm without bias",
+              "mlp.Wi is fused [2*intermediate, hidden]: input half then gate half; act(input) * gate",
+              "embeddings: tok_embeddings -> norm (LayerNorm, no bias), no position embeddings; "
+              "final_norm after the last block"],
+             seed=205, tokens=24),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def randomise(model):
+    """Order-one activations: see the module docstring."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if p.dim() == 1:
+                centre = 0.0 if n.endswith("bias") else float(p.mean())
+                centre = 1.0 if abs(centre - 1.0) < 0.5 else 0.0
+                p.normal_(centre, 0.1)
+            elif "embed" in n or n.endswith("wte.weight") or n.endswith("word_embeddings.weight"):
+                p.normal_(0.0, 1.0)
+            else:
+                p.normal_(0.0, 1.0 / math.sqrt(p.shape[-1]))
+
+
+def block_list(model, n_layers):
+    """The module list of the blocks (the largest ModuleList of n_layers entries)."""
+    best = None
+    for name, m in model.named_modules():
+        if isinstance(m, nn.ModuleList) and len(m) == n_layers and not any(
+                isinstance(c, (nn.Linear, nn.LayerNorm)) for c in m):
+            if best is None or sum(p.numel() for p in m.parameters()) > sum(p.numel() for p in best[1].parameters()):
+                best = (name, m)
+    if best is None:
+        raise RuntimeError("no block list")
+    return best[1]
+
+
+def n_layers_of(cfg):
+    for k in ("num_hidden_layers", "n_layers", "n_layer"):
+        if hasattr(cfg, k):
+            return getattr(cfg, k)
+    raise RuntimeError("layer count")
+
+
+def router_margin(model, ids, k):
+    """Smallest gap between the k-th and (k+1)-th largest router logit over all tokens and layers."""
+    gaps = []
+
+    def hook(_m, _inp, out):
+        logits = out[0] if isinstance(out, tuple) else out
+        top = torch.topk(logits.float(), k + 1, dim=-1).values
+        gaps.append(float((top[..., k - 1] - top[..., k]).min()))
+
+    handles = [m.register_forward_hook(hook) for n, m in model.named_modules()
+               if type(m).__name__.endswith("TopKRouter")]
+    with torch.no_grad():
+        model(input_ids=ids)
+    for h in handles:
+        h.remove()
+    if not handles:
+        raise RuntimeError("MoE model without a *TopKRouter module")
+    return min(gaps)
+
+
+def run(model, ids):
+    with torch.no_grad():
+        out = model(input_ids=ids, output_hidden_states=True)
+    main = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
+    return main, out.hidden_states
+
+
+def tokens_for(vocab, n, seed, avoid):
+    g = torch.Generator().manual_seed(seed)
+    allowed = torch.tensor([t for t in range(vocab) if t not in avoid])
+    return allowed[torch.randint(0, len(allowed), (n,), generator=g)]
+
+
+def build(case):
+    cfg_cls = getattr(transformers, case.config)
+    model_cls = getattr(transformers, case.model)
+    seed = case.seed
+    for attempt in range(20):
+        torch.manual_seed(seed)
+        cfg = cfg_cls(**case.kw, attn_implementation="eager")
+        model = model_cls(cfg).eval()
+        randomise(model)
+        if case.tweak:
+            case.tweak(model)
+        ids = tokens_for(cfg.vocab_size, case.tokens, seed, case.avoid)[None]
+        k = getattr(cfg, "num_experts_per_tok", None)
+        if k is None or router_margin(model, ids, k) >= ROUTER_MARGIN:
+            return cfg, model, ids, seed
+        seed += 1000  # routing too close to a tie: another draw
+    raise RuntimeError(f"{case.name}: no draw with a clear routing margin")
+
+
+def make(case):
+    cfg, model, ids, seed = build(case)
+    n_layers = n_layers_of(cfg)
+    blocks = block_list(model, n_layers)
+    inputs = []
+    handles = [b.register_forward_pre_hook(
+        lambda _m, args, kwargs: inputs.append((args[0] if args else kwargs["hidden_states"]).detach().clone()),
+        with_kwargs=True) for b in blocks]
+    main, hidden = run(model, ids)
+    for h in handles:
+        h.remove()
+    if hidden is None or len(hidden) < n_layers:
+        raise RuntimeError(f"{case.name}: {0 if hidden is None else len(hidden)} hidden states for {n_layers} blocks")
+    for i in range(n_layers):
+        if not torch.equal(inputs[i], hidden[i]):
+            raise RuntimeError(f"{case.name}: hidden_states[{i}] is not the input of block {i}")
+
+    out_dir = os.path.join(MODELS, case.name)
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    model.save_pretrained(out_dir)
+    gen = os.path.join(out_dir, "generation_config.json")
+    if os.path.exists(gen):
+        os.remove(gen)
+
+    # The committed files must be self-consistent: transformers reading them gives the same numbers.
+    again = getattr(transformers, case.model).from_pretrained(out_dir, attn_implementation="eager").eval()
+    main2, hidden2 = run(again, ids)
+    if not torch.equal(main, main2) or not all(torch.equal(hidden[i], hidden2[i]) for i in range(n_layers)):
+        raise RuntimeError(f"{case.name}: reloading {out_dir} changes the output "
+                           f"(max diff {float((main - main2).abs().max())})")
+
+    expected = {"tokens": ids[0].to(torch.int64), "output": main[0].float()}
+    for i in range(n_layers):
+        expected[f"hidden.{i}"] = hidden[i][0].float()
+    return cfg, model, expected, seed
+
+
+def save_expected(name, tensors):
+    save_file({k: v.contiguous().clone() for k, v in tensors.items()},
+              os.path.join(MODELS, name + ".expected.safetensors"), metadata={"format": "pt"})
+
+
+def entry(case, cfg, expected, seed):
+    return {"name": case.name, "model_type": cfg.model_type, "class": case.model,
+            "output": "logits" if case.model.endswith("ForCausalLM") else "hidden_state",
+            "tokens": int(expected["tokens"].numel()), "layers": n_layers_of(cfg), "seed": seed,
+            "features": case.features, "notes": case.notes}
+
+
+def sentence_transformers_bert():
+    """A sentence-transformers directory (Transformer -> mean Pooling -> Normalize) around a tiny BERT."""
+    case = Case("st-bert-mean", "BertConfig", "BertModel",
+                dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                     vocab_size=97, max_position_embeddings=40, type_vocab_size=2,
+                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+                ["encoder", "sentence_transformers", "pooling:mean", "normalize", "odd_vocab"],
+                ["sentence-transformers layout: modules.json (Transformer at '', 1_Pooling, 2_Normalize), "
+                 "sentence_bert_config.json, 1_Pooling/config.json; the empty 2_Normalize folder is not in git",
+                 "pooled = mean of the token embeddings (no padding); embedding = pooled / |pooled|"],
+                seed=206, tokens=15)
+    cfg, model, expected, seed = make(case)
+    out_dir = os.path.join(MODELS, case.name)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    pooling = {"word_embedding_dimension": cfg.hidden_size, "pooling_mode_cls_token": False,
+               "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False,
+               "pooling_mode_mean_sqrt_len_tokens": False, "pooling_mode_weightedmean_tokens": False,
+               "pooling_mode_lasttoken": False, "include_prompt": True}
+    os.makedirs(os.path.join(out_dir, "1_Pooling"), exist_ok=True)
+    for path, obj in [("modules.json", modules),
+                      ("sentence_bert_config.json", {"max_seq_length": 32, "do_lower_case": False}),
+                      ("1_Pooling/config.json", pooling)]:
+        with open(os.path.join(out_dir, path), "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+    pooled = expected["output"].mean(dim=0)
+    expected["pooled"] = pooled
+    expected["embedding"] = pooled / pooled.norm().clamp_min(1e-12)
+    save_expected(case.name, expected)
+    return entry(case, cfg, expected, seed)
+
+
+def main(argv):
+    os.makedirs(MODELS, exist_ok=True)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    manifest = {"generator": "tools/make_family_fixtures.py", "transformers": transformers.__version__,
+                "torch": torch.__version__.split("+")[0], "fixtures": []}
+    old = {}
+    if argv and os.path.exists(MANIFEST):
+        old = {e["name"]: e for e in json.load(open(MANIFEST))["fixtures"]}
+    failures = []
+    cases = decoder_cases() + encoder_cases()
+    names = [c.name for c in cases] + ["st-bert-mean"]
+    for case in cases:
+        if argv and not any(case.name.startswith(a) for a in argv):
+            if case.name in old:
+                manifest["fixtures"].append(old[case.name])
+            continue
+        try:
+            cfg, _, expected, seed = make(case)
+        except Exception as e:  # report every family transformers cannot run, then fail
+            failures.append(f"{case.name}: {type(e).__name__}: {e}")
+            print("FAILED", failures[-1], file=sys.stderr)
+            continue
+        save_expected(case.name, expected)
+        manifest["fixtures"].append(entry(case, cfg, expected, seed))
+        print(f"{case.name:20s} {cfg.model_type:12s} {case.model:22s} T={case.tokens}")
+    if not argv or any("st-bert-mean".startswith(a) for a in argv):
+        manifest["fixtures"].append(sentence_transformers_bert())
+        print("st-bert-mean         bert         BertModel (sentence-transformers)")
+    elif "st-bert-mean" in old:
+        manifest["fixtures"].append(old["st-bert-mean"])
+    manifest["fixtures"].sort(key=lambda e: names.index(e["name"]))
+    with open(MANIFEST, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    if failures:
+        sys.exit("could not generate:\n  " + "\n  ".join(failures))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
