@@ -18,6 +18,8 @@
 /// The config of a LLaMA-style rotary decoder, read once and validated.
 public struct RotaryDecoder: Sendable {
     public var C, NH, NKV, hs, I, L, V: Int
+    /// max_position_embeddings: validated, but not a limit (rotary positions have none; HF
+    /// runs longer sequences, which is what dynamic/yarn/longrope scaling is for).
     public var maxT: Int?
     public var eps: Float
     public var activation: Activation
@@ -109,7 +111,7 @@ public struct RotaryDecoder: Sendable {
     public func description(_ c: ConfigReader, default architecture: String, blocks: [BlockSpec], head: HeadSpec,
                             embeddingScale: Float? = nil) -> ModelDescription {
         ModelDescription(
-            architecture: c.config.architecture ?? architecture, modelType: c.modelType, hiddenSize: C, vocabSize: V, maxPositions: maxT,
+            architecture: c.config.architecture ?? architecture, modelType: c.modelType, hiddenSize: C, vocabSize: V, maxPositions: nil,
             embedding: EmbeddingSpec(tokens: .init(name: prefix + "embed_tokens.weight", role: .tokenEmbedding, rows: V, width: C), scale: embeddingScale),
             blocks: blocks, head: head)
     }
