@@ -22,7 +22,7 @@ public enum ParamRole: String, Sendable, CaseIterable {
     case tokenEmbedding, positionEmbedding, tokenTypeEmbedding, embeddingNorm
     case attentionNorm, query, key, value, qkv, queryNorm, keyNorm, attentionOutput, postAttentionNorm
     case mlpNorm, gate, up, gateUp, down, postMLPNorm
-    case finalNorm, head
+    case embeddingProjection, finalNorm, outputProjection, head
 }
 
 /// How a weight matrix is stored: torch.nn.Linear [out, in], or GPT-2's Conv1D [in, out].
@@ -104,8 +104,15 @@ public struct RopeSpec: Sendable, Hashable {
 public struct AttentionSpec: Sendable {
     public enum Projections: Sendable {
         case split(q: LinearSpec, k: LinearSpec, v: LinearSpec)
-        /// One matrix whose output is q | k | v ([T, NH·hs + 2·NKV·hs]).
-        case fused(LinearSpec)
+        /// One matrix for q, k and v ([T, NH·hs + 2·NKV·hs]), its output ordered as `order` says.
+        case fused(LinearSpec, order: FusedOrder = .concatenated)
+    }
+    public enum FusedOrder: Sendable {
+        /// q | k | v (GPT-2, Phi-3).
+        case concatenated
+        /// Per key/value head g: its NH/NKV query heads, then k_g, then v_g, each hs wide
+        /// (GPT-NeoX with NH = NKV: q_h k_h v_h per head; Falcon's grouped layout).
+        case grouped
     }
     public var heads: Int
     public var kvHeads: Int
@@ -177,6 +184,8 @@ public struct EmbeddingSpec: Sendable {
     public var tokenTypes: Table? = nil
     /// x · scale after the lookup (Gemma: √C, rounded to f32).
     public var scale: Float? = nil
+    /// A projection of the looked-up rows to C (OPT's project_in, when word_embed_proj_dim ≠ C).
+    public var projection: LinearSpec? = nil
     public var norm: NormSpec? = nil
 }
 
@@ -190,6 +199,8 @@ public struct HeadSpec: Sendable {
         case tiedLogits(embedding: String)
     }
     public var finalNorm: NormSpec?
+    /// Applied after the final norm (OPT's project_out).
+    public var projection: LinearSpec? = nil
     public var output: Output
     /// logits = cap · tanh(logits / cap) (Gemma 2).
     public var softcap: Float? = nil
@@ -242,7 +253,7 @@ extension AttentionSpec {
     public var linears: [LinearSpec] {
         switch projections {
         case .split(let q, let k, let v): return [q, k, v, output]
-        case .fused(let qkv): return [qkv, output]
+        case .fused(let qkv, _): return [qkv, output]
         }
     }
     var norms: [NormSpec] { [queryNorm, keyNorm].compactMap { $0 } }
@@ -296,9 +307,11 @@ extension ModelDescription {
     public func slots() -> [ParamSlot] {
         var s: [ParamSlot] = []
         for t in [embedding.tokens, embedding.positions, embedding.tokenTypes].compactMap({ $0 }) { s.append(t.slot) }
+        if let l = embedding.projection { s += l.slots(layer: nil) }
         if let n = embedding.norm { s += n.slots(layer: nil) }
         for b in blocks { s += b.slots() }
         if let n = head.finalNorm { s += n.slots(layer: nil) }
+        if let l = head.projection { s += l.slots(layer: nil) }
         if case .logits(let l) = head.output { s += l.slots(layer: nil) }
         // A parameter read in several places (a shared norm) is listed once.
         var seen = Set<String>()
@@ -322,7 +335,7 @@ extension ModelDescription {
         switch head.output {
         case .hiddenState: break
         case .logits(let l): total += 2.0 * Double(T) * Double(l.inFeatures) * Double(l.outFeatures)
-        case .tiedLogits: total += 2.0 * Double(T) * Double(hiddenSize) * Double(vocabSize ?? 0)
+        case .tiedLogits: total += 2.0 * Double(T) * Double(embedding.tokens?.width ?? hiddenSize) * Double(vocabSize ?? 0)
         }
         return total
     }

@@ -78,7 +78,7 @@ final class ForwardContext {
 }
 
 struct Attention: Sendable {
-    enum Projections: Sendable { case split(Linear, Linear, Linear), fused(Linear) }
+    enum Projections: Sendable { case split(Linear, Linear, Linear), fused(Linear, AttentionSpec.FusedOrder) }
     var spec: AttentionSpec
     var projections: Projections
     var output: Linear
@@ -88,7 +88,7 @@ struct Attention: Sendable {
         self.spec = spec
         switch spec.projections {
         case .split(let q, let k, let v): projections = .split(try Linear(q, w), try Linear(k, w), try Linear(v, w))
-        case .fused(let qkv): projections = .fused(try Linear(qkv, w))
+        case .fused(let qkv, let order): projections = .fused(try Linear(qkv, w), order)
         }
         output = try Linear(spec.output, w)
         queryNorm = try spec.queryNorm.map { try Norm($0, w) }
@@ -104,12 +104,15 @@ struct Attention: Sendable {
             q = lq(h, T: T, ctx.stats)
             k = lk(h, T: T, ctx.stats)
             v = lv(h, T: T, ctx.stats)
-        case .fused(let l):
+        case .fused(let l, .concatenated):
             let qkv = l(h, T: T, ctx.stats)                          // [T, (NH + 2·NKV)·hs]
             let W = (NH + 2 * NKV) * hs
             q = Kernels.columns(qkv, T: T, total: W, from: 0, width: NH * hs)
             k = Kernels.columns(qkv, T: T, total: W, from: NH * hs, width: NKV * hs)
             v = Kernels.columns(qkv, T: T, total: W, from: (NH + NKV) * hs, width: NKV * hs)
+        case .fused(let l, .grouped):
+            let qkv = l(h, T: T, ctx.stats)                          // [T, NKV, (NH/NKV + 2)·hs]
+            (q, k, v) = Kernels.ungroupQKV(qkv, T: T, NH: NH, NKV: NKV, hs: hs)
         }
         if let n = queryNorm { q = n(q, rows: T * NH) }                // per head, over hs
         if let n = keyNorm { k = n(k, rows: T * NKV) }
@@ -224,9 +227,11 @@ public struct Block: Sendable {
 public struct DescribedModel: TransformerModel {
     public let description: ModelDescription
     let tokens, positions, tokenTypes: [Float]?
+    let embeddingProjection: Linear?
     let embeddingNorm: Norm?
     public let blocks: [Block]
     let finalNorm: Norm?
+    let outputProjection: Linear?
     let head: Matrix?
 
     public var architecture: String { description.architecture }
@@ -242,9 +247,11 @@ public struct DescribedModel: TransformerModel {
         tokens = try e.tokens.map { try w.floats($0.name, [$0.rows, $0.width]) }
         positions = try e.positions.map { try w.floats($0.name, [$0.rows, $0.width]) }
         tokenTypes = try e.tokenTypes.map { try w.floats($0.name, [$0.rows, $0.width]) }
+        embeddingProjection = try e.projection.map { try Linear($0, w) }
         embeddingNorm = try e.norm.map { try Norm($0, w) }
         blocks = try d.blocks.map { try Block(spec: $0, weights: w) }
         finalNorm = try d.head.finalNorm.map { try Norm($0, w) }
+        outputProjection = try d.head.projection.map { try Linear($0, w) }
         switch d.head.output {
         case .hiddenState: head = nil
         case .logits(let l): head = try Linear(l, w).matrix
@@ -262,8 +269,10 @@ public struct DescribedModel: TransformerModel {
         if let tokens, let V = description.vocabSize {
             let ids = try checkTokens(input, vocab: V, maxPositions: description.maxPositions)
             let T = ids.count
-            x = Kernels.embed(tokens, C: C, ids: ids)                  // [T, C]
+            let E = description.embedding.tokens?.width ?? C
+            x = Kernels.embed(tokens, C: E, ids: ids)                  // [T, E]
             if let s = description.embedding.scale { Kernels.scale(&x, s) }
+            if let p = embeddingProjection { x = p(x, T: T, nil) }       // [T, C]
             if let positions {
                 let o = description.embedding.positionOffset
                 Kernels.add(&x, Array(positions[o * C..<(o + T) * C]))
@@ -283,9 +292,10 @@ public struct DescribedModel: TransformerModel {
     /// The output from the last block's x[T, C]: logits [T, V] or the last hidden state.
     public func finish(_ x: [Float], hiddenStates: [[Float]] = []) -> ForwardOutput {
         let C = description.hiddenSize, T = x.count / C
-        let xf = finalNorm.map { $0(x, rows: T) } ?? x
+        var xf = finalNorm.map { $0(x, rows: T) } ?? x
+        if let p = outputProjection { xf = p(xf, T: T, nil) }           // [T, E]
         guard let head else {
-            return ForwardOutput(kind: .hiddenState, values: xf, rows: T, cols: C, hiddenStates: hiddenStates)
+            return ForwardOutput(kind: .hiddenState, values: xf, rows: T, cols: xf.count / max(T, 1), hiddenStates: hiddenStates)
         }
         var logits = Kernels.linear(xf, T: T, head, bias: nil)           // [T, V]
         if let s = description.head.scale { Kernels.scale(&logits, s) }

@@ -138,6 +138,28 @@ enum Kernels {
         return out
     }
 
+    /// q [T, NH·hs], k and v [T, NKV·hs] from a fused projection grouped by key/value head:
+    /// row t is, per group g < NKV, its NH/NKV query heads, then k_g, then v_g (hs each).
+    static func ungroupQKV(_ qkv: [Float], T: Int, NH: Int, NKV: Int, hs: Int) -> (q: [Float], k: [Float], v: [Float]) {
+        let group = NH / NKV, W = (NH + 2 * NKV) * hs
+        var q = [Float](repeating: 0, count: T * NH * hs)
+        var k = [Float](repeating: 0, count: T * NKV * hs), v = k
+        for t in 0..<T {
+            for g in 0..<NKV {
+                let base = t * W + g * (group + 2) * hs
+                for j in 0..<group {
+                    let h = g * group + j
+                    for d in 0..<hs { q[(t * NH + h) * hs + d] = qkv[base + j * hs + d] }
+                }
+                for d in 0..<hs {
+                    k[(t * NKV + g) * hs + d] = qkv[base + group * hs + d]
+                    v[(t * NKV + g) * hs + d] = qkv[base + (group + 1) * hs + d]
+                }
+            }
+        }
+        return (q, k, v)
+    }
+
     /// x += y, in place.
     static func add(_ x: inout [Float], _ y: [Float]) {
         x.withUnsafeMutableBufferPointer { x in

@@ -24,6 +24,9 @@ public enum Architectures {
         BertFamily.self,
         LlamaFamily.self,
         GemmaFamily.self,
+        Phi3Family.self,
+        GPTNeoXFamily.self,
+        OPTFamily.self,
         SeedEncoderFamily.self,
     ]
 

@@ -13,7 +13,7 @@ extension ConfigReader {
     /// The rotary embedding of heads of size `headDim`, rotating `partial` of each head
     /// (`partial_rotary_factor`). `parameters` overrides where the rope parameters live
     /// (Gemma 3's per-layer-type dictionaries).
-    public func rope(headDim: Int, partial: Double = 1, parameters: JSONObject? = nil) throws -> RopeSpec {
+    public func rope(headDim: Int, partial explicitPartial: Double? = nil, parameters: JSONObject? = nil) throws -> RopeSpec {
         let params = parameters ?? (config["rope_parameters"]?.objectValue ?? config["rope_scaling"]?.objectValue).map(JSONObject.init)
         func p(_ key: String) -> JSONValue? { params?[key] }
         func positiveParam(_ key: String, default d: Double? = nil) throws -> Double {
@@ -30,6 +30,15 @@ extension ConfigReader {
             theta = x
         } else {
             theta = try positive("rope_theta", default: 10000)
+        }
+        let partial: Double
+        if let explicitPartial {
+            partial = explicitPartial
+        } else if let v = p("partial_rotary_factor"), v != .null {
+            guard let x = v.doubleValue else { throw invalid("rope parameter partial_rotary_factor \(v) is not a number") }
+            partial = x
+        } else {
+            partial = try number("partial_rotary_factor", "rotary_pct", default: 1)
         }
         guard partial > 0, partial <= 1 else { throw invalid("partial_rotary_factor \(partial) must be in (0, 1]") }
         let dim = Int(Double(headDim) * partial)

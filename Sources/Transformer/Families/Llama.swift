@@ -47,7 +47,7 @@ public struct RotaryDecoder: Sendable {
         eps = try c.epsilon("rms_norm_eps", default: 1e-6)
         guard NH % NKV == 0 else { throw TransformerError.invalidConfig("num_attention_heads \(NH) is not a multiple of num_key_value_heads \(NKV)") }
         activation = try c.activation(activationKeys, default: defaultActivation, allowed: [.silu, .geluTanh, .geluExact, .relu])
-        rope = try customRope ?? c.rope(headDim: hs, partial: try c.number("partial_rotary_factor", default: 1))
+        rope = try customRope ?? c.rope(headDim: hs)
         // Sliding window: per layer from `layer_types`, else `use_sliding_window` (Qwen2:
         // layers from max_window_layers on), else the family's default.
         let window = try c.optionalSize("sliding_window")
