@@ -166,6 +166,8 @@ public struct BlockSpec: Sendable {
     public var postMLPNorm: NormSpec? = nil
     public var mlpResidualNorm: NormSpec? = nil
     public var parallel: Bool = false
+    /// Sub-layer outputs are multiplied by this before the residual add (Granite).
+    public var residualScale: Float? = nil
 }
 
 public struct EmbeddingSpec: Sendable {
@@ -180,6 +182,9 @@ public struct EmbeddingSpec: Sendable {
     public var positions: Table? = nil
     /// Added to every position's index (OPT's learned positions start at 2).
     public var positionOffset: Int = 0
+    /// RoBERTa: positions count only tokens ≠ this padding id, from padding id + 1 (a padding
+    /// token itself gets the padding id's row).
+    public var positionPaddingID: Int? = nil
     /// Row 0 is added (one segment, no padding).
     public var tokenTypes: Table? = nil
     /// x · scale after the lookup (Gemma: √C, rounded to f32).

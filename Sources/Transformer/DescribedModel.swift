@@ -114,8 +114,8 @@ struct Attention: Sendable {
             let qkv = l(h, T: T, ctx.stats)                          // [T, NKV, (NH/NKV + 2)·hs]
             (q, k, v) = Kernels.ungroupQKV(qkv, T: T, NH: NH, NKV: NKV, hs: hs)
         }
-        if let n = queryNorm { q = n(q, rows: T * NH) }                // per head, over hs
-        if let n = keyNorm { k = n(k, rows: T * NKV) }
+        if let n = queryNorm { q = n(q, rows: q.count / n.width) }     // per head (width hs) or whole (NH·hs)
+        if let n = keyNorm { k = n(k, rows: k.count / n.width) }
         if let rope = spec.rope {
             let (cos, sin) = ctx.tables(rope)
             Kernels.rope(&q, T: T, heads: NH, hs: hs, rotaryDim: rope.rotaryDim, cos: cos, sin: sin)
@@ -204,9 +204,11 @@ public struct Block: Sendable {
         let h = attentionNorm.map { $0(x, rows: T) } ?? x
         var a = attention(h, layer: i, ctx)
         if let n = postAttentionNorm { a = n(a, rows: T) }
+        if let s = spec.residualScale { Kernels.scale(&a, s) }
         if spec.parallel, let mlp {
             var m = mlp(mlpNorm.map { $0(blockInput, rows: T) } ?? blockInput, layer: i, ctx)
             if let n = postMLPNorm { m = n(m, rows: T) }
+            if let s = spec.residualScale { Kernels.scale(&m, s) }
             Kernels.add(&x, a)
             Kernels.add(&x, m)
         } else {
@@ -215,6 +217,7 @@ public struct Block: Sendable {
             if let mlp {
                 var m = mlp(mlpNorm.map { $0(x, rows: T) } ?? x, layer: i, ctx)
                 if let n = postMLPNorm { m = n(m, rows: T) }
+                if let s = spec.residualScale { Kernels.scale(&m, s) }
                 Kernels.add(&x, m)
                 if let n = mlpResidualNorm { x = n(x, rows: T) }
             }
@@ -273,7 +276,14 @@ public struct DescribedModel: TransformerModel {
             x = Kernels.embed(tokens, C: E, ids: ids)                  // [T, E]
             if let s = description.embedding.scale { Kernels.scale(&x, s) }
             if let p = embeddingProjection { x = p(x, T: T, nil) }       // [T, C]
-            if let positions {
+            if let positions, let pad = description.embedding.positionPaddingID {
+                var p = pad                                              // RoBERTa's position ids
+                for t in 0..<T {
+                    if ids[t] != pad { p += 1 }
+                    let row = ids[t] == pad ? pad : p
+                    for i in 0..<C { x[t * C + i] += positions[row * C + i] }
+                }
+            } else if let positions {
                 let o = description.embedding.positionOffset
                 Kernels.add(&x, Array(positions[o * C..<(o + T) * C]))
             }

@@ -27,6 +27,10 @@ public enum Architectures {
         Phi3Family.self,
         GPTNeoXFamily.self,
         OPTFamily.self,
+        DistilBertFamily.self,
+        Starcoder2Family.self,
+        Olmo2Family.self,
+        GraniteFamily.self,
         SeedEncoderFamily.self,
     ]
 

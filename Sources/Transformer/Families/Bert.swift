@@ -10,9 +10,12 @@
 // Names under "bert." or no prefix. One sequence, no padding: token type 0 everywhere.
 // `pruned_heads` in the config gives a layer fewer heads of size hidden/num_heads
 // (transformers 4.x's format, written by `ckpt prune`).
+//
+// RoBERTa and XLM-RoBERTa are the same encoder (names under "roberta." or none) whose
+// positions start after the padding id: row pad_token_id + 1 + t for the t-th non-padding token.
 
 public enum BertFamily: Architecture {
-    public static let modelTypes = ["bert"]
+    public static let modelTypes = ["bert", "roberta", "xlm-roberta"]
 
     public static func describe(_ c: ConfigReader) throws -> ModelDescription {
         let C = try c.size("hidden_size")
@@ -29,6 +32,14 @@ public enum BertFamily: Architecture {
         try c.refuse("is_decoder", unless: [.bool(false)])
         try c.refuse("add_cross_attention", unless: [.bool(false)])
         let p = try c.prefix(anchor: "embeddings.word_embeddings.weight", missing: "embeddings.word_embeddings.weight")
+        let roberta = c.modelType != "bert"
+        var pad: Int? = nil
+        if roberta {
+            guard let id = c["pad_token_id"]?.intValue, id >= 0, id < maxT else {
+                throw TransformerError.invalidConfig("pad_token_id must be a position row below max_position_embeddings \(maxT) (RoBERTa positions start after it)")
+            }
+            pad = id
+        }
         let heads = try prunedHeadCounts(c, layers: L, heads: NH)
         let hs = C / NH
         func ln(_ name: String, _ role: ParamRole) -> NormSpec {
@@ -54,9 +65,11 @@ public enum BertFamily: Architecture {
                 mlpResidualNorm: ln(b + "output.LayerNorm", .postMLPNorm))
         }
         return ModelDescription(
-            architecture: "BertModel", modelType: "bert", hiddenSize: C, vocabSize: V, maxPositions: maxT,
+            architecture: roberta ? c.config.architecture ?? "RobertaModel" : "BertModel", modelType: c.modelType, hiddenSize: C, vocabSize: V,
+            maxPositions: maxT - (pad.map { $0 + 1 } ?? 0),
             embedding: EmbeddingSpec(tokens: .init(name: p + "embeddings.word_embeddings.weight", role: .tokenEmbedding, rows: V, width: C),
                                      positions: .init(name: p + "embeddings.position_embeddings.weight", role: .positionEmbedding, rows: maxT, width: C),
+                                     positionPaddingID: pad,
                                      tokenTypes: .init(name: p + "embeddings.token_type_embeddings.weight", role: .tokenTypeEmbedding, rows: types, width: C),
                                      norm: ln(p + "embeddings.LayerNorm", .embeddingNorm)),
             blocks: blocks,
