@@ -21,7 +21,7 @@ import CkptCore
 public enum ParamRole: String, Sendable, CaseIterable {
     case tokenEmbedding, positionEmbedding, tokenTypeEmbedding, embeddingNorm
     case attentionNorm, query, key, value, qkv, queryNorm, keyNorm, attentionOutput, postAttentionNorm
-    case mlpNorm, gate, up, gateUp, down, postMLPNorm
+    case mlpNorm, gate, up, gateUp, down, postMLPNorm, router, sharedExpertGate
     case embeddingProjection, finalNorm, outputProjection, head
 }
 
@@ -147,6 +147,24 @@ public struct MLPSpec: Sendable {
     public var down: LinearSpec
 }
 
+/// A mixture of experts in place of the MLP: a router picks the top-k experts per token, whose
+/// outputs are summed weighted by the router's softmax probabilities (renormalised over the
+/// chosen k when `normalizeTopK`); an optional shared expert is added, gated by
+/// sigmoid(sharedGate(x)) when that exists (Qwen2-MoE).
+public struct MoESpec: Sendable {
+    /// [E, C]: one logit per expert.
+    public var router: LinearSpec
+    public var experts: [MLPSpec]
+    public var topK: Int
+    public var normalizeTopK: Bool
+    public var shared: MLPSpec? = nil
+    public var sharedGate: LinearSpec? = nil
+
+    public var linears: [LinearSpec] {
+        [router] + experts.flatMap(\.linears) + (shared?.linears ?? []) + (sharedGate.map { [$0] } ?? [])
+    }
+}
+
 /// One block. Sequential (the default):
 ///   x = residualNorm₁(x + outNorm₁(attention(inNorm₁(x))))
 ///   x = residualNorm₂(x + outNorm₂(mlp(inNorm₂(x))))
@@ -163,6 +181,8 @@ public struct BlockSpec: Sendable {
     public var attentionResidualNorm: NormSpec? = nil
     public var mlpNorm: NormSpec? = nil
     public var mlp: MLPSpec? = nil
+    /// Experts in place of `mlp` (mlp is then nil).
+    public var moe: MoESpec? = nil
     public var postMLPNorm: NormSpec? = nil
     public var mlpResidualNorm: NormSpec? = nil
     public var parallel: Bool = false
@@ -284,7 +304,7 @@ extension BlockSpec {
     public func slots() -> [ParamSlot] {
         var s: [ParamSlot] = []
         for n in norms { s += n.slots(layer: index) }
-        for l in attention.linears + (mlp?.linears ?? []) { s += l.slots(layer: index) }
+        for l in attention.linears + (mlp?.linears ?? []) + (moe?.linears ?? []) { s += l.slots(layer: index) }
         // A norm shared by all blocks (the seed encoder) is listed once per block that reads it.
         return s
     }
@@ -335,6 +355,10 @@ extension ModelDescription {
         var total = 0.0
         for b in blocks {
             for l in b.attention.linears + (b.mlp?.linears ?? []) { total += 2.0 * Double(T) * Double(l.inFeatures) * Double(l.outFeatures) }
+            if let moe = b.moe {  // the router, k experts per token, the shared expert
+                for l in [moe.router] + (moe.shared?.linears ?? []) + (moe.sharedGate.map { [$0] } ?? []) { total += 2.0 * Double(T) * Double(l.inFeatures) * Double(l.outFeatures) }
+                for l in moe.experts.first?.linears ?? [] { total += 2.0 * Double(T * moe.topK) * Double(l.inFeatures) * Double(l.outFeatures) }
+            }
             total += 4.0 * Double(T) * Double(T) * Double(b.attention.heads * b.attention.headDim)
         }
         switch head.output {

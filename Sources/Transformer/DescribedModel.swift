@@ -154,7 +154,7 @@ struct MLP: Sendable {
     }
 
     /// down(act(up(h))) or down(act(gate(h)) · up(h)) for h[T, C]; returns [T, C].
-    func callAsFunction(_ h: [Float], layer: Int, _ ctx: ForwardContext) -> [Float] {
+    func callAsFunction(_ h: [Float], layer: Int, _ ctx: ForwardContext, recordNeurons: Bool = true) -> [Float] {
         let T = ctx.T, I = spec.width
         var f: [Float]                                               // [T, I]
         switch projections {
@@ -171,8 +171,62 @@ struct MLP: Sendable {
             activate(&f)
             Kernels.multiply(&f, Kernels.columns(both, T: T, total: 2 * I, from: I, width: I))
         }
-        ctx.stats?.addNeurons(layer: layer, f, T: T, width: I)
+        if recordNeurons { ctx.stats?.addNeurons(layer: layer, f, T: T, width: I) }
         return down(f, T: T, ctx.stats)
+    }
+}
+
+struct MoE: Sendable {
+    var spec: MoESpec
+    var router: Linear
+    var experts: [MLP]
+    var shared: MLP?
+    var sharedGate: Linear?
+
+    init(_ spec: MoESpec, _ w: WeightStore) throws {
+        self.spec = spec
+        router = try Linear(spec.router, w)
+        experts = try spec.experts.map { try MLP($0, w) }
+        shared = try spec.shared.map { try MLP($0, w) }
+        sharedGate = try spec.sharedGate.map { try Linear($0, w) }
+    }
+
+    /// Σ over each token's top-k experts of p_e · expert_e(h) (+ the shared expert); [T, C].
+    func callAsFunction(_ h: [Float], layer: Int, _ ctx: ForwardContext) -> [Float] {
+        let T = ctx.T, E = experts.count, C = h.count / max(T, 1), k = spec.topK
+        var logits = router(h, T: T, ctx.stats)                      // [T, E]
+        // Per expert: the tokens routed to it and their weights.
+        var routed = [[(token: Int, weight: Float)]](repeating: [], count: E)
+        logits.withUnsafeMutableBufferPointer { l in
+            for t in 0..<T {
+                let row = UnsafeMutableBufferPointer(rebasing: l[t * E..<(t + 1) * E])
+                let m = row.max() ?? 0
+                var sum: Float = 0
+                for e in 0..<E { row[e] = expf(row[e] - m); sum += row[e] }
+                for e in 0..<E { row[e] /= sum }                          // softmax probabilities
+                let top = (0..<E).sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(k)
+                let norm = spec.normalizeTopK ? top.reduce(Float(0)) { $0 + row[$1] } : 1
+                for e in top { routed[e].append((t, row[e] / norm)) }
+            }
+        }
+        var out = [Float](repeating: 0, count: T * C)
+        for (e, expert) in experts.enumerated() where !routed[e].isEmpty {
+            let n = routed[e].count
+            var rows = [Float](repeating: 0, count: n * C)              // [n, C]: this expert's tokens
+            for (j, r) in routed[e].enumerated() { for i in 0..<C { rows[j * C + i] = h[r.token * C + i] } }
+            let sub = ForwardContext(T: n, stats: ctx.stats)
+            let y = expert(rows, layer: layer, sub, recordNeurons: false)
+            for (j, r) in routed[e].enumerated() { for i in 0..<C { out[r.token * C + i] += r.weight * y[j * C + i] } }
+        }
+        if let shared {
+            var s = shared(h, layer: layer, ctx, recordNeurons: false)
+            if let sharedGate {
+                let g = sharedGate(h, T: T, ctx.stats)                   // [T, 1]
+                for t in 0..<T { let gate = 1 / (1 + expf(-g[t])); for i in 0..<C { s[t * C + i] *= gate } }
+            }
+            Kernels.add(&out, s)
+        }
+        return out
     }
 }
 
@@ -183,6 +237,7 @@ public struct Block: Sendable {
     let mlpNorm, postMLPNorm, mlpResidualNorm: Norm?
     let attention: Attention
     let mlp: MLP?
+    let moe: MoE?
 
     init(spec: BlockSpec, weights w: WeightStore) throws {
         self.spec = spec
@@ -195,7 +250,17 @@ public struct Block: Sendable {
         mlpResidualNorm = try norm(spec.mlpResidualNorm)
         attention = try Attention(spec.attention, w)
         mlp = try spec.mlp.map { try MLP($0, w) }
+        moe = try spec.moe.map { try MoE($0, w) }
     }
+
+    /// The feed-forward sub-layer: the MLP or the experts (nil when the block has neither).
+    func feedForward(_ h: [Float], _ ctx: ForwardContext) -> [Float]? {
+        if let mlp { return mlp(h, layer: spec.index, ctx) }
+        if let moe { return moe(h, layer: spec.index, ctx) }
+        return nil
+    }
+
+    var hasFeedForward: Bool { mlp != nil || moe != nil }
 
     /// x[T, C] ← the block applied to x.
     func forward(_ x: inout [Float], _ ctx: ForwardContext) {
@@ -205,8 +270,8 @@ public struct Block: Sendable {
         var a = attention(h, layer: i, ctx)
         if let n = postAttentionNorm { a = n(a, rows: T) }
         if let s = spec.residualScale { Kernels.scale(&a, s) }
-        if spec.parallel, let mlp {
-            var m = mlp(mlpNorm.map { $0(blockInput, rows: T) } ?? blockInput, layer: i, ctx)
+        if spec.parallel, hasFeedForward {
+            var m = feedForward(mlpNorm.map { $0(blockInput, rows: T) } ?? blockInput, ctx)!
             if let n = postMLPNorm { m = n(m, rows: T) }
             if let s = spec.residualScale { Kernels.scale(&m, s) }
             Kernels.add(&x, a)
@@ -214,8 +279,8 @@ public struct Block: Sendable {
         } else {
             Kernels.add(&x, a)
             if let n = attentionResidualNorm { x = n(x, rows: T) }
-            if let mlp {
-                var m = mlp(mlpNorm.map { $0(x, rows: T) } ?? x, layer: i, ctx)
+            if hasFeedForward {
+                var m = feedForward(mlpNorm.map { $0(x, rows: T) } ?? x, ctx)!
                 if let n = postMLPNorm { m = n(m, rows: T) }
                 if let s = spec.residualScale { Kernels.scale(&m, s) }
                 Kernels.add(&x, m)

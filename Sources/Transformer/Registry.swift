@@ -31,6 +31,7 @@ public enum Architectures {
         Starcoder2Family.self,
         Olmo2Family.self,
         GraniteFamily.self,
+        MixtralFamily.self,
         SeedEncoderFamily.self,
     ]
 

@@ -50,7 +50,6 @@ public struct RotaryDecoder: Sendable {
         rope = try customRope ?? c.rope(headDim: hs)
         // Sliding window: per layer from `layer_types`, else `use_sliding_window` (Qwen2:
         // layers from max_window_layers on), else the family's default.
-        let window = try c.optionalSize("sliding_window")
         let types: [String]
         if let list = c["layer_types"]?.arrayValue {
             types = list.compactMap(\.stringValue)
@@ -64,6 +63,16 @@ public struct RotaryDecoder: Sendable {
             types = Array(repeating: slidingByDefault ? "sliding_attention" : "full_attention", count: L)
         }
         sliding = types.map { $0 == "sliding_attention" }
+        // Used: a positive size (null: none). Unused (Qwen2 writes 0): still not negative.
+        let window: Int?
+        if sliding.contains(true) {
+            window = try c.optionalSize("sliding_window")
+        } else {
+            if let v = c["sliding_window"], v != .null, (v.intValue ?? -1) < 0 {
+                throw TransformerError.invalidConfig("sliding_window \(v) must be a non-negative integer")
+            }
+            window = nil
+        }
         windows = sliding.map { $0 ? window : nil }
         prefix = try c.prefix(anchor: "embed_tokens.weight", missing: "model.embed_tokens.weight")
     }
