@@ -69,6 +69,12 @@ public struct NormSpec: Sendable {
     public var bias: Presence = .absent
     /// Gemma stores w and multiplies by (1 + w): offset 1.
     public var weightOffset: Float = 0
+    /// One norm per head with weights of its own, stored as `name.norms.{h}.weight` (StableLM's
+    /// q/k LayerNorm): row r of the input uses head r mod perHead.
+    public var perHead: Int? = nil
+
+    /// Names of its weight (and bias) tensors: one, or one per head.
+    var parameterNames: [String] { perHead.map { n in (0..<n).map { name + ".norms.\($0)" } } ?? [name] }
 }
 
 public enum Activation: String, Sendable {
@@ -264,9 +270,11 @@ extension LinearSpec {
 
 extension NormSpec {
     func slots(layer: Int?) -> [ParamSlot] {
-        var s = [ParamSlot(name: name + ".weight", role: role, shape: [width], required: true, layer: layer, isBias: false)]
-        if bias != .absent { s.append(ParamSlot(name: name + ".bias", role: role, shape: [width], required: bias == .required, layer: layer, isBias: true)) }
-        return s
+        parameterNames.flatMap { n in
+            var s = [ParamSlot(name: n + ".weight", role: role, shape: [width], required: true, layer: layer, isBias: false)]
+            if bias != .absent { s.append(ParamSlot(name: n + ".bias", role: role, shape: [width], required: bias == .required, layer: layer, isBias: true)) }
+            return s
+        }
     }
 }
 

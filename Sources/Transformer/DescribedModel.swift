@@ -40,20 +40,25 @@ struct Norm: Sendable {
     var bias: [Float]?
     var eps: Float
 
+    /// Weight sets: 1, or one per head (rows cycle through them).
+    var groups: Int
+
     init(_ spec: NormSpec, _ w: WeightStore) throws {
         kind = spec.kind
         width = spec.width
         eps = spec.eps
-        weight = try w.floats(spec.name + ".weight", [spec.width])
+        groups = spec.perHead ?? 1
+        weight = try spec.parameterNames.flatMap { try w.floats($0 + ".weight", [spec.width]) }
         if spec.weightOffset != 0 { weight = weight.map { spec.weightOffset + $0 } }  // Gemma: (1 + w) in f32
-        bias = spec.bias == .absent ? nil : try w.optionalFloats(spec.name + ".bias", [spec.width])
+        bias = spec.bias == .absent || !w.has(spec.parameterNames[0] + ".bias") ? nil
+            : try spec.parameterNames.flatMap { try w.floats($0 + ".bias", [spec.width]) }
     }
 
     /// Normalises each of the `rows` rows of x[rows, width].
     func callAsFunction(_ x: [Float], rows: Int) -> [Float] {
         switch kind {
-        case .layerNorm: return Kernels.layerNorm(x, T: rows, C: width, weight: weight, bias: bias, eps: eps)
-        case .rmsNorm: return Kernels.rmsNorm(x, T: rows, C: width, weight: weight, eps: eps)
+        case .layerNorm: return Kernels.layerNorm(x, T: rows, C: width, weight: weight, bias: bias, eps: eps, groups: groups)
+        case .rmsNorm: return Kernels.rmsNorm(x, T: rows, C: width, weight: weight, eps: eps, groups: groups)
         }
     }
 }

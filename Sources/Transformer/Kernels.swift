@@ -48,7 +48,8 @@ enum Kernels {
     }
 
     /// LayerNorm over each row of x[T, C]: (x - mean) / sqrt(var + eps) · weight + bias.
-    static func layerNorm(_ x: [Float], T: Int, C: Int, weight: [Float], bias: [Float]?, eps: Float) -> [Float] {
+    /// With `groups` > 1, weight and bias hold that many rows of C and row t uses row t mod groups.
+    static func layerNorm(_ x: [Float], T: Int, C: Int, weight: [Float], bias: [Float]?, eps: Float, groups: Int = 1) -> [Float] {
         var out = [Float](repeating: 0, count: T * C)
         x.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { o in
@@ -61,8 +62,9 @@ enum Kernels {
                     for i in 0..<C { let d = x[row + i] - mean; variance += d * d }
                     variance /= Float(C)  // biased, as torch.nn.LayerNorm
                     let rstd = 1 / (variance + eps).squareRoot()
+                    let g = (t % groups) * C
                     for i in 0..<C {
-                        o[row + i] = (x[row + i] - mean) * rstd * weight[i] + (bias?[i] ?? 0)
+                        o[row + i] = (x[row + i] - mean) * rstd * weight[g + i] + (bias?[g + i] ?? 0)
                     }
                 }
             }
@@ -71,7 +73,7 @@ enum Kernels {
     }
 
     /// RMSNorm over each row of x[T, C]: x / sqrt(mean(x²) + eps) · weight (LLaMA).
-    static func rmsNorm(_ x: [Float], T: Int, C: Int, weight: [Float], eps: Float) -> [Float] {
+    static func rmsNorm(_ x: [Float], T: Int, C: Int, weight: [Float], eps: Float, groups: Int = 1) -> [Float] {
         var out = [Float](repeating: 0, count: T * C)
         x.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { o in
@@ -80,7 +82,8 @@ enum Kernels {
                     var ss: Float = 0
                     for i in 0..<C { ss += x[row + i] * x[row + i] }
                     let r = 1 / (ss / Float(C) + eps).squareRoot()
-                    for i in 0..<C { o[row + i] = weight[i] * (x[row + i] * r) }
+                    let g = (t % groups) * C
+                    for i in 0..<C { o[row + i] = weight[g + i] * (x[row + i] * r) }
                 }
             }
         }

@@ -32,6 +32,7 @@ public enum Architectures {
         Olmo2Family.self,
         GraniteFamily.self,
         MixtralFamily.self,
+        StableLMFamily.self,
         SeedEncoderFamily.self,
     ]
 

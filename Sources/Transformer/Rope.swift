@@ -29,7 +29,7 @@ extension ConfigReader {
             guard let x = v.doubleValue, x.isFinite, x > 0 else { throw invalid("rope_theta \(v) must be a positive number") }
             theta = x
         } else {
-            theta = try positive("rope_theta", default: 10000)
+            theta = try positive("rope_theta", "rotary_emb_base", default: 10000)  // GPT-NeoX's older name
         }
         let partial: Double
         if let explicitPartial {

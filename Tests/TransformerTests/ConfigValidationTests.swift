@@ -56,6 +56,12 @@ import Transformer
         expectInvalid("bert-a", mentioning: "num_hidden_layers") { $0["num_hidden_layers"] = -1 }
     }
 
+    @Test func absurdExpertCounts() {
+        expectInvalid("mixtral-top2", mentioning: "num_local_experts") { $0["num_local_experts"] = 1_000_000_000 }
+        expectInvalid("mixtral-top2", mentioning: "num_experts_per_tok") { $0["num_experts_per_tok"] = 5 }
+        expectInvalid("qwen2-moe", mentioning: "num_experts") { $0["num_experts"] = 0 }
+    }
+
     @Test func layerCountBeyondTheTensorsIsAMissingTensor() throws {
         // Plausible but wrong: one more layer than stored names the first missing tensor.
         #expect(throws: TransformerError.missingTensor("model.layers.2.input_layernorm.weight")) {

@@ -84,8 +84,11 @@ public struct RotaryDecoder: Sendable {
     /// Block i: pre-norm RMSNorm, split q/k/v with optional biases, rotary, gated MLP.
     public func block(_ i: Int, _ c: ConfigReader) -> BlockSpec {
         let b = prefix + "layers.\(i)."
+        // A bias the config promises must be there; others are used when the checkpoint has them.
+        let attentionBias = c["attention_bias"]?.boolValue == true, mlpBias = c["mlp_bias"]?.boolValue == true
         func linear(_ name: String, _ role: ParamRole, _ inF: Int, _ outF: Int) -> LinearSpec {
-            LinearSpec(name: b + name, role: role, inFeatures: inF, outFeatures: outF, bias: c.presence(b + name + ".bias"))
+            let promised = name.hasPrefix("self_attn.") ? attentionBias : mlpBias
+            return LinearSpec(name: b + name, role: role, inFeatures: inF, outFeatures: outF, bias: promised ? .required : c.presence(b + name + ".bias"))
         }
         return BlockSpec(
             index: i, prefix: b,

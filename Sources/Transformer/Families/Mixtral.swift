@@ -20,7 +20,11 @@ public enum MixtralFamily: Architecture {
         let E = try c.size("num_local_experts", "num_experts")
         let k = try c.size("num_experts_per_tok")
         guard k <= E else { throw TransformerError.invalidConfig("num_experts_per_tok \(k) is more than the \(E) experts") }
-        guard E <= c.graph.tensors.count else { throw TransformerError.invalidConfig("\(E) experts is more than the checkpoint has tensors") }
+        // Every expert of every layer has its own tensors: bound E · L by what is stored before
+        // listing them.
+        guard (try? c.product(E, d.L, "experts × layers")).map({ $0 <= c.graph.tensors.count }) == true else {
+            throw TransformerError.invalidConfig("num_local_experts \(E) × \(d.L) layers is more experts than the checkpoint has tensors (\(c.graph.tensors.count))")
+        }
         let I = mixtral ? d.I : try c.size("moe_intermediate_size")
         let normalize = mixtral ? true : try c.bool("norm_topk_prob", default: false)
         let step = mixtral ? 1 : try c.size("decoder_sparse_step", default: 1)
