@@ -33,6 +33,7 @@ public enum Architectures {
         GraniteFamily.self,
         MixtralFamily.self,
         StableLMFamily.self,
+        FalconFamily.self,
         SeedEncoderFamily.self,
     ]
 
