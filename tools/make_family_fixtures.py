@@ -14,7 +14,8 @@ tools/make_transformer_fixtures.py:
 and, for the sentence-transformers directory only:
   pooled      f32 [C]       mean of the token embeddings (its 1_Pooling module)
   embedding   f32 [C]       `pooled` divided by its L2 norm (its 2_Normalize module)
-All models run in eval mode with eager attention, batch 1, no padding, fp32.
+All models run in eval mode with eager attention (and eager mixture-of-experts loops), batch 1,
+no padding, fp32.
 
 fixtures/models/families.json lists every fixture: model_type, the class used, the output kind, the
 features it exercises and the config fields whose effect on the computation is easy to miss.
@@ -25,10 +26,14 @@ std 1, so activations are of order one and a missed term shows in the output. Ea
 own seed; the script is deterministic. For every fixture it checks that
   - the hidden states returned by transformers are the inputs of the blocks (forward pre-hooks),
   - reloading the saved directory with from_pretrained reproduces the output exactly,
+  - the fp32 output is within 1e-5 (relative) of the same model run in float64 (recorded in the
+    manifest as fp32_vs_fp64), so a correct implementation that rounds differently stays well
+    inside the 1e-4 tolerance,
   - mixture-of-experts routing has a clear margin between the k-th and (k+1)-th expert, so a
     correct reimplementation cannot pick a different expert through rounding.
 """
 
+import copy
 import json
 import math
 import os
@@ -56,17 +61,30 @@ class Case:
         self.tweak = tweak  # model -> None: weights beyond `randomise`, drawn after it
 
 
-def gelu_tail(model):
-    """BERT MLP inputs pushed into [-4, -2.5], where the tanh GELU (gelu_new) differs from the erf GELU by
-    10-40 % of its value, and the small outputs amplified: with the usual order-one inputs the two
-    differ by only ~2e-4 relative at the output, too close to the 1e-4 tolerance to prove the choice."""
-    with torch.no_grad():
-        for layer in model.encoder.layer:
-            dense = layer.intermediate.dense
-            dense.bias.normal_(-3.2, 0.2)
-            dense.weight.normal_(0.0, 0.5 / math.sqrt(dense.weight.shape[1]))
-            out = layer.output.dense
-            out.weight.normal_(0.0, 300.0 / math.sqrt(out.weight.shape[1]))
+def gelu_tail(up, down, centre):
+    """A tweak for a GELU MLP with a biased input projection (modules named ...<up> and ...<down>): its
+    inputs are pushed to about `centre` (-3.2 for tanh GELU, -2.4 for erf GELU), where the tanh and erf
+    GELUs differ by 3-20 % of their value, and the small outputs amplified back to order one. With the
+    usual order-one inputs the two GELUs give outputs only ~1e-4 apart (relative), too close to the
+    1e-4 tolerance to prove the choice. The erf fixtures stay nearer zero because 1 + erf(x/sqrt 2)
+    cancels in fp32 further out (fp64 check in `make`)."""
+    gain = 0.66 / abs(centre * 0.5 * math.erfc(-centre / math.sqrt(2)))
+    def tweak(model):
+        mods = dict(model.named_modules())
+        ups = [n for n in mods if n.endswith("." + up)]
+        if not ups:
+            raise RuntimeError(f"no module named *.{up}")
+        with torch.no_grad():
+            for n in ups:
+                a, b = mods[n], mods[n[:-len(up)] + down]
+                a.bias.normal_(centre, 0.2)
+                a.weight.normal_(0.0, 0.5 / math.sqrt(a.weight.shape[1]))
+                b.weight.normal_(0.0, gain / math.sqrt(b.weight.shape[1]))
+    return tweak
+
+
+GELU_NOTE = ("MLP inputs pushed below -2.5, where tanh and erf GELU differ by several %: the wrong GELU "
+             "variant fails this fixture")
 
 
 def decoder_cases():
@@ -262,8 +280,9 @@ def decoder_cases():
               "not all-q then all-k",
               "partial rotary 0.25: rope on the first head_dim/4 = 2 dims of each head",
               "use_parallel_residual: x + attn(ln1(x)) + mlp(ln2(x))",
-              "final layer norm is gpt_neox.final_layer_norm; head is embed_out"],
-             seed=117, tokens=18),
+              "final layer norm is gpt_neox.final_layer_norm; head is embed_out",
+              "hidden_act gelu = erf GELU; " + GELU_NOTE],
+             seed=117, tokens=18, tweak=gelu_tail("dense_h_to_4h", "dense_4h_to_h", -2.4)),
         Case("gpt-neox-seq-base", "GPTNeoXConfig", "GPTNeoXModel",
              dict(hidden_size=36, intermediate_size=48, num_hidden_layers=2, num_attention_heads=3,
                   vocab_size=64, max_position_embeddings=64, rotary_pct=0.5, rotary_emb_base=10000.0,
@@ -272,8 +291,9 @@ def decoder_cases():
               "layernorm"],
              ["use_parallel_residual false: h = x + attn(ln1(x)); out = h + mlp(ln2(h))",
               "partial rotary 0.5 of head_dim 12 = 6 dims",
-              "head-less GPTNeoXModel: output is the final_layer_norm hidden state"],
-             seed=118, tokens=14),
+              "head-less GPTNeoXModel: output is the final_layer_norm hidden state",
+              "hidden_act gelu = erf GELU; " + GELU_NOTE],
+             seed=118, tokens=14, tweak=gelu_tail("dense_h_to_4h", "dense_4h_to_h", -2.4)),
         # ---- opt ----
         Case("opt-pre", "OPTConfig", "OPTForCausalLM",
              dict(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=97,
@@ -328,8 +348,9 @@ def decoder_cases():
              ["alibi (falcon-rw): no rope; per-head slope added to scores",
               "multi_query false and not new_decoder_architecture: query_key_value rows per head "
               "[heads, 3, head_dim]",
-              "parallel_attn false: h = x + attn(ln1(x)); out = h + mlp(post_attention_layernorm(h))"],
-             seed=123, tokens=14),
+              "parallel_attn false: h = x + attn(ln1(x)); out = h + mlp(post_attention_layernorm(h))",
+              "activation gelu = erf GELU; " + GELU_NOTE],
+             seed=123, tokens=14, tweak=gelu_tail("dense_h_to_4h", "dense_4h_to_h", -2.4)),
         # ---- stablelm ----
         Case("stablelm", "StableLmConfig", "StableLmForCausalLM",
              dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
@@ -372,8 +393,9 @@ def decoder_cases():
              ["mqa", "bias", "layernorm", "gelu_tanh_mlp", "sliding_window", "tied_embeddings", "odd_vocab"],
              ["sliding_window 8 < T=20",
               "MLP is c_fc -> gelu_pytorch_tanh -> c_proj (not gated), with biases; norms are LayerNorm "
-              "with bias (norm_epsilon)"],
-             seed=127, tokens=20),
+              "with bias (norm_epsilon)",
+              GELU_NOTE],
+             seed=127, tokens=20, tweak=gelu_tail("c_fc", "c_proj", -3.2)),
         # ---- granite ----
         Case("granite", "GraniteConfig", "GraniteForCausalLM",
              dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -397,10 +419,9 @@ def encoder_cases():
                   vocab_size=97, max_position_embeddings=40, type_vocab_size=2, hidden_act="gelu_new",
                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
              ["encoder", "gelu_new", "token_type_embeddings", "post_layernorm", "odd_vocab"],
-             ["hidden_act gelu_new: tanh approximation of GELU (not erf); the MLP inputs are pushed into "
-              "[-4, -2.5] where the two differ by 10-40 %, so using erf GELU fails the fixture",
+             ["hidden_act gelu_new: tanh approximation of GELU (not erf)", GELU_NOTE,
               "token_type_ids are all 0: row 0 of token_type_embeddings is added"],
-             seed=201, tokens=19, tweak=gelu_tail),
+             seed=201, tokens=19, tweak=gelu_tail("intermediate.dense", "output.dense", -3.2)),
         Case("roberta", "RobertaConfig", "RobertaModel",
              dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                   vocab_size=90, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1,
@@ -424,8 +445,9 @@ def encoder_cases():
              ["encoder", "no_token_types", "post_layernorm", "odd_vocab"],
              ["no token_type embeddings; embeddings LayerNorm then blocks with sa_layer_norm / "
               "output_layer_norm after each residual (post-norm), eps 1e-12",
-              "parameter names: transformer.layer.<i>.attention.{q,k,v,out}_lin, ffn.lin1/lin2"],
-             seed=204, tokens=18),
+              "parameter names: transformer.layer.<i>.attention.{q,k,v,out}_lin, ffn.lin1/lin2",
+              "activation gelu = erf GELU; " + GELU_NOTE],
+             seed=204, tokens=18, tweak=gelu_tail("ffn.lin1", "ffn.lin2", -2.4)),
         Case("modernbert", "ModernBertConfig", "ModernBertModel",
              dict(hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
                   vocab_size=97, max_position_embeddings=64, global_attn_every_n_layers=2, local_attention=8,
@@ -515,13 +537,20 @@ def tokens_for(vocab, n, seed, avoid):
     return allowed[torch.randint(0, len(allowed), (n,), generator=g)]
 
 
+def implementations(case):
+    """Eager attention; mixture-of-experts layers also with their eager per-expert loop (the default,
+    grouped_mm, is a fused kernel)."""
+    extra = {"experts_implementation": "eager"} if "num_experts_per_tok" in case.kw else {}
+    return dict(attn_implementation="eager", **extra)
+
+
 def build(case):
     cfg_cls = getattr(transformers, case.config)
     model_cls = getattr(transformers, case.model)
     seed = case.seed
     for attempt in range(20):
         torch.manual_seed(seed)
-        cfg = cfg_cls(**case.kw, attn_implementation="eager")
+        cfg = cfg_cls(**case.kw, **implementations(case))
         model = model_cls(cfg).eval()
         randomise(model)
         if case.tweak:
@@ -551,6 +580,13 @@ def make(case):
         if not torch.equal(inputs[i], hidden[i]):
             raise RuntimeError(f"{case.name}: hidden_states[{i}] is not the input of block {i}")
 
+    # The fp32 reference must sit well inside the 1e-4 tolerance of the exact result, or a correct
+    # implementation rounding differently could fail it: compare with the same model in float64.
+    main64, _ = run(copy.deepcopy(model).double(), ids)
+    fp32_error = float((main.double() - main64).abs().max() / main64.abs().max())
+    if fp32_error > 1e-5:
+        raise RuntimeError(f"{case.name}: fp32 output is {fp32_error:.2e} (relative) from float64")
+
     out_dir = os.path.join(MODELS, case.name)
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)
@@ -560,7 +596,7 @@ def make(case):
         os.remove(gen)
 
     # The committed files must be self-consistent: transformers reading them gives the same numbers.
-    again = getattr(transformers, case.model).from_pretrained(out_dir, attn_implementation="eager").eval()
+    again = getattr(transformers, case.model).from_pretrained(out_dir, **implementations(case)).eval()
     main2, hidden2 = run(again, ids)
     if not torch.equal(main, main2) or not all(torch.equal(hidden[i], hidden2[i]) for i in range(n_layers)):
         raise RuntimeError(f"{case.name}: reloading {out_dir} changes the output "
@@ -569,7 +605,7 @@ def make(case):
     expected = {"tokens": ids[0].to(torch.int64), "output": main[0].float()}
     for i in range(n_layers):
         expected[f"hidden.{i}"] = hidden[i][0].float()
-    return cfg, model, expected, seed
+    return cfg, model, expected, seed, fp32_error
 
 
 def save_expected(name, tensors):
@@ -577,10 +613,11 @@ def save_expected(name, tensors):
               os.path.join(MODELS, name + ".expected.safetensors"), metadata={"format": "pt"})
 
 
-def entry(case, cfg, expected, seed):
+def entry(case, cfg, expected, seed, fp32_error):
     return {"name": case.name, "model_type": cfg.model_type, "class": case.model,
             "output": "logits" if case.model.endswith("ForCausalLM") else "hidden_state",
             "tokens": int(expected["tokens"].numel()), "layers": n_layers_of(cfg), "seed": seed,
+            "fp32_vs_fp64": float(f"{fp32_error:.1e}"),
             "features": case.features, "notes": case.notes}
 
 
@@ -595,7 +632,7 @@ def sentence_transformers_bert():
                  "sentence_bert_config.json, 1_Pooling/config.json; the empty 2_Normalize folder is not in git",
                  "pooled = mean of the token embeddings (no padding); embedding = pooled / |pooled|"],
                 seed=206, tokens=15)
-    cfg, model, expected, seed = make(case)
+    cfg, model, expected, seed, fp32_error = make(case)
     out_dir = os.path.join(MODELS, case.name)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -617,7 +654,7 @@ def sentence_transformers_bert():
     expected["pooled"] = pooled
     expected["embedding"] = pooled / pooled.norm().clamp_min(1e-12)
     save_expected(case.name, expected)
-    return entry(case, cfg, expected, seed)
+    return entry(case, cfg, expected, seed, fp32_error)
 
 
 def main(argv):
@@ -638,13 +675,13 @@ def main(argv):
                 manifest["fixtures"].append(old[case.name])
             continue
         try:
-            cfg, _, expected, seed = make(case)
+            cfg, _, expected, seed, fp32_error = make(case)
         except Exception as e:  # report every family transformers cannot run, then fail
             failures.append(f"{case.name}: {type(e).__name__}: {e}")
             print("FAILED", failures[-1], file=sys.stderr)
             continue
         save_expected(case.name, expected)
-        manifest["fixtures"].append(entry(case, cfg, expected, seed))
+        manifest["fixtures"].append(entry(case, cfg, expected, seed, fp32_error))
         print(f"{case.name:20s} {cfg.model_type:12s} {case.model:22s} T={case.tokens}")
     if not argv or any("st-bert-mean".startswith(a) for a in argv):
         manifest["fixtures"].append(sentence_transformers_bert())
