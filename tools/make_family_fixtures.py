@@ -54,11 +54,61 @@ ROUTER_MARGIN = 1e-3
 
 
 class Case:
-    def __init__(self, name, config, model, kw, features, notes=(), seed=0, tokens=16, avoid=(), tweak=None):
+    def __init__(self, name, config, model, kw, features, notes=(), seed=0, tokens=16, avoid=(), tweak=None,
+                 hub=None):
         self.name, self.config, self.model, self.kw = name, config, model, kw
         self.features, self.notes = list(features), list(notes)
         self.seed, self.tokens, self.avoid = seed, tokens, set(avoid)
         self.tweak = tweak  # model -> None: weights beyond `randomise`, drawn after it
+        self.hub = hub  # config dict -> None: rewrites config.json in the Hub (transformers 4) spelling
+
+
+# transformers 5 writes rope settings as `rope_parameters` (per layer type for Gemma 3 / ModernBERT) and
+# per-layer attention kinds as `layer_types`. Checkpoints on the Hub mostly carry the older spelling:
+# `rope_theta` + `rope_scaling` ({"type"|"rope_type": ...}), NeoX's `rotary_pct` / `rotary_emb_base`,
+# a top-level `partial_rotary_factor`, Gemma 3's `rope_local_base_freq` + `sliding_window_pattern`, and
+# no `layer_types` (derived from use_sliding_window / max_window_layers or the pattern). Some fixtures are
+# rewritten that way (families.json: "config_spelling": "hub"); `make` checks that transformers reads the
+# rewritten file to the same rope parameters, layer types and output.
+
+def hub_rope(theta="rope_theta", partial=None, type_key="rope_type", drop=()):
+    def rewrite(d):
+        rp = dict(d.pop("rope_parameters"))
+        d[theta] = rp.pop("rope_theta")
+        factor = rp.pop("partial_rotary_factor", None)
+        if partial and factor is not None:
+            d[partial] = factor
+        for k in drop:
+            rp.pop(k, None)
+        kind = rp.pop("rope_type")
+        d["rope_scaling"] = None if kind == "default" else {type_key: kind, **rp}
+        for k in ("layer_types", "partial_rotary_factor") if partial != "partial_rotary_factor" else ("layer_types",):
+            d.pop(k, None)
+    return rewrite
+
+
+def same_setting(value):
+    """A config value as compared after the Hub rewrite: transformers keeps a legacy rope "type" key
+    beside the "rope_type" it derives from it."""
+    if isinstance(value, dict):
+        return {k: same_setting(v) for k, v in value.items()
+                if not (k == "type" and value.get("rope_type") == v)}
+    return value
+
+
+def hub_gemma3(pattern):
+    def rewrite(d):
+        rp = d.pop("rope_parameters")
+        full, local = dict(rp["full_attention"]), dict(rp["sliding_attention"])
+        d["rope_theta"] = full.pop("rope_theta")
+        d["rope_local_base_freq"] = local.pop("rope_theta")
+        assert local == {"rope_type": "default"}, local
+        kind = full.pop("rope_type")
+        d["rope_scaling"] = None if kind == "default" else {"rope_type": kind, **full}
+        d["sliding_window_pattern"] = pattern
+        d.pop("_sliding_window_pattern", None)
+        d.pop("layer_types")
+    return rewrite
 
 
 def gelu_tail(up, down, centre):
@@ -102,7 +152,7 @@ def decoder_cases():
               "over original_max_position_embeddings) and cos/sin are multiplied by attention_factor "
               "(default 0.1*ln(factor)+1)",
               "head_dim 16 given explicitly (hidden/heads = 8)"],
-             seed=101, tokens=24),
+             seed=101, tokens=24, hub=hub_rope()),
         Case("llama-dynamic", "LlamaConfig", "LlamaForCausalLM",
              dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=4, vocab_size=101, max_position_embeddings=16, rope_theta=10000.0,
@@ -110,7 +160,7 @@ def decoder_cases():
              ["mha", "rope:dynamic", "tied_embeddings", "odd_vocab", "T>max_position_embeddings"],
              ["rope dynamic: T=30 > max_position_embeddings=16, so base becomes "
               "theta*((factor*T/max_pos)-(factor-1))^(d/(d-2)) with T = the sequence length (max position+1)"],
-             seed=102, tokens=30),
+             seed=102, tokens=30, hub=hub_rope(type_key="type")),
         Case("llama-linear-bias", "LlamaConfig", "LlamaForCausalLM",
              dict(hidden_size=40, intermediate_size=32, num_hidden_layers=3, num_attention_heads=5,
                   num_key_value_heads=1, vocab_size=53, max_position_embeddings=64, rope_theta=1000.0,
@@ -157,7 +207,7 @@ def decoder_cases():
              ["use_sliding_window with max_window_layers=1: layer 0 full attention, layers >= 1 sliding "
               "(window 6); see config.layer_types",
               "q/k/v projections have biases, o_proj has none"],
-             seed=107, tokens=20),
+             seed=107, tokens=20, hub=hub_rope()),
         # ---- qwen2_moe ----
         Case("qwen2-moe", "Qwen2MoeConfig", "Qwen2MoeForCausalLM",
              dict(hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -243,7 +293,7 @@ def decoder_cases():
               "q_norm/k_norm: Gemma RMSNorm (1 + w) over head_dim",
               "query_pre_attn_scalar 20 sets the score scale (20^-0.5; head_dim is 12)",
               "embeddings multiplied by sqrt(hidden_size)"],
-             seed=114, tokens=16),
+             seed=114, tokens=16, hub=hub_gemma3(3)),
         # ---- phi3 ----
         Case("phi3", "Phi3Config", "Phi3ForCausalLM",
              dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
@@ -268,7 +318,8 @@ def decoder_cases():
               "sqrt(1 + ln(max_pos/orig_max)/ln(orig_max)) (max_pos/orig_max = 4)",
               "partial_rotary_factor 0.75 (phi-4-mini style): rope on the first 12 of 16 dims of each head; "
               "the factor lists have rotary_dim/2 = 6 entries"],
-             seed=116, tokens=26),
+             seed=116, tokens=26,
+             hub=hub_rope(partial="partial_rotary_factor", type_key="type", drop=["original_max_position_embeddings"])),
         # ---- gpt_neox ----
         Case("gpt-neox", "GPTNeoXConfig", "GPTNeoXForCausalLM",
              dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -282,7 +333,8 @@ def decoder_cases():
               "use_parallel_residual: x + attn(ln1(x)) + mlp(ln2(x))",
               "final layer norm is gpt_neox.final_layer_norm; head is embed_out",
               "hidden_act gelu = erf GELU; " + GELU_NOTE],
-             seed=117, tokens=18, tweak=gelu_tail("dense_h_to_4h", "dense_4h_to_h", -2.4)),
+             seed=117, tokens=18, tweak=gelu_tail("dense_h_to_4h", "dense_4h_to_h", -2.4),
+             hub=hub_rope(theta="rotary_emb_base", partial="rotary_pct")),
         Case("gpt-neox-seq-base", "GPTNeoXConfig", "GPTNeoXModel",
              dict(hidden_size=36, intermediate_size=48, num_hidden_layers=2, num_attention_heads=3,
                   vocab_size=64, max_position_embeddings=64, rotary_pct=0.5, rotary_emb_base=10000.0,
@@ -361,7 +413,7 @@ def decoder_cases():
              ["partial_rotary_factor 0.25: rope on the first 2 of 8 dims of each head",
               "qk_layernorm: a separate LayerNorm (no bias) for EACH head: q_layernorm.norms.<h>.weight [head_dim]",
               "norms are LayerNorm with bias (input_layernorm, post_attention_layernorm, model.norm)"],
-             seed=124, tokens=16),
+             seed=124, tokens=16, hub=hub_rope(partial="partial_rotary_factor")),
         Case("stablelm-parallel", "StableLmConfig", "StableLmForCausalLM",
              dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
                   num_key_value_heads=2, vocab_size=60, max_position_embeddings=64, rope_theta=10000.0,
@@ -594,6 +646,19 @@ def make(case):
     gen = os.path.join(out_dir, "generation_config.json")
     if os.path.exists(gen):
         os.remove(gen)
+    if case.hub:
+        path = os.path.join(out_dir, "config.json")
+        with open(path) as f:
+            d = json.load(f)
+        case.hub(d)
+        with open(path, "w") as f:
+            json.dump(d, f, indent=2, sort_keys=True)
+            f.write("\n")
+        read = getattr(transformers, case.config).from_pretrained(out_dir)
+        for key in ("rope_parameters", "layer_types", "sliding_window"):
+            if same_setting(getattr(read, key, None)) != same_setting(getattr(cfg, key, None)):
+                raise RuntimeError(f"{case.name}: Hub spelling reads back {key} = {getattr(read, key, None)}, "
+                                   f"not {getattr(cfg, key, None)}")
 
     # The committed files must be self-consistent: transformers reading them gives the same numbers.
     again = getattr(transformers, case.model).from_pretrained(out_dir, **implementations(case)).eval()
@@ -618,7 +683,18 @@ def entry(case, cfg, expected, seed, fp32_error):
             "output": "logits" if case.model.endswith("ForCausalLM") else "hidden_state",
             "tokens": int(expected["tokens"].numel()), "layers": n_layers_of(cfg), "seed": seed,
             "fp32_vs_fp64": float(f"{fp32_error:.1e}"),
-            "features": case.features, "notes": case.notes}
+            "config_spelling": "hub" if case.hub else "transformers-5",
+            "features": case.features + (["config:hub_spelling"] if case.hub else []),
+            "notes": case.notes + ([hub_note(case.name)] if case.hub else [])}
+
+
+def hub_note(name):
+    with open(os.path.join(MODELS, name, "config.json")) as f:
+        d = json.load(f)
+    keys = ["rope_theta", "rope_scaling", "rotary_pct", "rotary_emb_base", "partial_rotary_factor",
+            "rope_local_base_freq", "sliding_window_pattern", "use_sliding_window", "max_window_layers"]
+    shown = ", ".join(f"{k}={json.dumps(d[k])}" for k in keys if k in d)
+    return ("config.json in the Hub (transformers 4) spelling, no rope_parameters or layer_types: " + shown)
 
 
 def sentence_transformers_bert():
