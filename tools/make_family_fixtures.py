@@ -15,7 +15,8 @@ and, for the sentence-transformers directory only:
   pooled      f32 [C]       mean of the token embeddings (its 1_Pooling module)
   embedding   f32 [C]       `pooled` divided by its L2 norm (its 2_Normalize module)
 All models run in eval mode with eager attention (and eager mixture-of-experts loops), batch 1,
-no padding, fp32.
+no padding, fp32; except falcon-alibi, made with sdpa attention because transformers' eager Falcon path
+adds the ALiBi bias twice (the generator measures and records the gap: eager_differs_by).
 
 fixtures/models/families.json lists every fixture: model_type, the class used, the output kind, the
 features it exercises and the config fields whose effect on the computation is easy to miss.
@@ -55,12 +56,13 @@ ROUTER_MARGIN = 1e-3
 
 class Case:
     def __init__(self, name, config, model, kw, features, notes=(), seed=0, tokens=16, avoid=(), tweak=None,
-                 hub=None):
+                 hub=None, attn="eager"):
         self.name, self.config, self.model, self.kw = name, config, model, kw
         self.features, self.notes = list(features), list(notes)
         self.seed, self.tokens, self.avoid = seed, tokens, set(avoid)
         self.tweak = tweak  # model -> None: weights beyond `randomise`, drawn after it
         self.hub = hub  # config dict -> None: rewrites config.json in the Hub (transformers 4) spelling
+        self.attn = attn  # attn_implementation; "eager" except where transformers' eager path is wrong
 
 
 # transformers 5 writes rope settings as `rope_parameters` (per layer type for Gemma 3 / ModernBERT) and
@@ -397,12 +399,17 @@ def decoder_cases():
                   max_position_embeddings=64, new_decoder_architecture=False, multi_query=False,
                   parallel_attn=False, bias=True, alibi=True, ffn_hidden_size=64, tie_word_embeddings=True),
              ["mha", "alibi", "fused_qkv:per_head_interleaved", "sequential_residual", "layernorm", "bias"],
-             ["alibi (falcon-rw): no rope; per-head slope added to scores",
+             ["alibi (falcon-rw): no rope; scores = (q.k + slope_h * j) / sqrt(head_dim) for key position j "
+              "(j - i up to a per-row constant); slopes 2^(-8h/n), h = 1..n, for n a power of two (n = 4 here; "
+              "transformers rounds slope and slope*j to bfloat16, exact for <= 8 heads and short sequences)",
+              "made with attn_implementation sdpa, NOT eager: transformers 5.24's eager Falcon path adds the "
+              "ALiBi bias twice (in the attention and again folded into the causal mask; 3.6e-2 relative off); "
+              "its sdpa path adds it once, as Falcon-RW was trained, and matches an independent reference to 4e-6",
               "multi_query false and not new_decoder_architecture: query_key_value rows per head "
               "[heads, 3, head_dim]",
               "parallel_attn false: h = x + attn(ln1(x)); out = h + mlp(post_attention_layernorm(h))",
               "activation gelu = erf GELU; " + GELU_NOTE],
-             seed=123, tokens=14, tweak=gelu_tail("dense_h_to_4h", "dense_4h_to_h", -2.4)),
+             seed=123, tokens=14, tweak=gelu_tail("dense_h_to_4h", "dense_4h_to_h", -2.4), attn="sdpa"),
         # ---- stablelm ----
         Case("stablelm", "StableLmConfig", "StableLmForCausalLM",
              dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
@@ -593,7 +600,7 @@ def implementations(case):
     """Eager attention; mixture-of-experts layers also with their eager per-expert loop (the default,
     grouped_mm, is a fused kernel)."""
     extra = {"experts_implementation": "eager"} if "num_experts_per_tok" in case.kw else {}
-    return dict(attn_implementation="eager", **extra)
+    return dict(attn_implementation=case.attn, **extra)
 
 
 def build(case):
@@ -670,6 +677,11 @@ def make(case):
     expected = {"tokens": ids[0].to(torch.int64), "output": main[0].float()}
     for i in range(n_layers):
         expected[f"hidden.{i}"] = hidden[i][0].float()
+    if case.attn != "eager":  # keep the reason for not using eager measured
+        eager = getattr(transformers, case.model).from_pretrained(out_dir, attn_implementation="eager").eval()
+        gap = float((run(eager, ids)[0] - main).abs().max() / main.abs().max())
+        case.notes = case.notes + [f"eager attention differs from {case.attn} by {gap:.1e} (relative) here"]
+        case.eager_gap = gap
     return cfg, model, expected, seed, fp32_error
 
 
@@ -681,6 +693,8 @@ def save_expected(name, tensors):
 def entry(case, cfg, expected, seed, fp32_error):
     return {"name": case.name, "model_type": cfg.model_type, "class": case.model,
             "output": "logits" if case.model.endswith("ForCausalLM") else "hidden_state",
+            "attn_implementation": case.attn,
+            **({"eager_differs_by": float(f"{case.eager_gap:.1e}")} if case.attn != "eager" else {}),
             "tokens": int(expected["tokens"].numel()), "layers": n_layers_of(cfg), "seed": seed,
             "fp32_vs_fp64": float(f"{fp32_error:.1e}"),
             "config_spelling": "hub" if case.hub else "transformers-5",
