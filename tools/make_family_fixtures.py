@@ -152,7 +152,7 @@ def decoder_cases():
              ["gqa", "head_dim!=hidden/heads", "rope:yarn", "odd_vocab"],
              ["rope yarn: inv_freq blends interpolated/extrapolated per dimension (beta_fast/beta_slow ramp "
               "over original_max_position_embeddings) and cos/sin are multiplied by attention_factor "
-              "(default 0.1*ln(factor)+1)",
+              "(default 0.1*ln(factor)+1); the correction range is floored/ceiled (truncate, default true)",
               "head_dim 16 given explicitly (hidden/heads = 8)"],
              seed=101, tokens=24, hub=hub_rope()),
         Case("llama-dynamic", "LlamaConfig", "LlamaForCausalLM",
@@ -289,7 +289,8 @@ def decoder_cases():
              ["gqa", "head_dim!=hidden/heads", "rmsnorm:1+w", "sandwich_norm", "qk_norm", "embedding_scale",
               "local_global_layers", "per_layer_rope_theta", "rope:linear(global)", "sliding_window",
               "tied_embeddings"],
-             ["layer_types: layers 0,1 sliding (window 5), layer 2 full (sliding_window_pattern 3)",
+             ["layer_types: layers 0,1 sliding (window 5), layer 2 full; in the Hub spelling used here that is "
+              "sliding_window_pattern 3: layer i is sliding unless (i + 1) % 3 == 0",
               "sliding layers use rope_parameters.sliding_attention (theta 1e4, default), full layers use "
               "rope_parameters.full_attention (theta 1e6, linear factor 8)",
               "q_norm/k_norm: Gemma RMSNorm (1 + w) over head_dim",
@@ -519,6 +520,7 @@ def encoder_cases():
              ["layer_types: layers 0 and 2 full attention (rope theta 160000), layer 1 sliding "
               "(rope theta 10000) with local_attention 8: bidirectional window, |i - j| <= 4",
               "layer 0 has no attn_norm (Identity); others pre-norm with LayerNorm without bias",
+              "attn.Wqkv is fused [3*hidden, hidden]: all q rows, then all k, then all v",
               "mlp.Wi is fused [2*intermediate, hidden]: input half then gate half; act(input) * gate",
               "embeddings: tok_embeddings -> norm (LayerNorm, no bias), no position embeddings; "
               "final_norm after the last block"],
@@ -752,7 +754,14 @@ def main(argv):
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     manifest = {"generator": "tools/make_family_fixtures.py", "transformers": transformers.__version__,
-                "torch": torch.__version__.split("+")[0], "fixtures": []}
+                "torch": torch.__version__.split("+")[0],
+                "about": "one entry per fixtures/models/<name>/ (+ <name>.expected.safetensors: tokens, output, "
+                         "hidden.<i>). class: the transformers class that made it; output: logits or "
+                         "hidden_state (last, after the final norm); features: what it exercises; notes: config "
+                         "fields whose effect is easy to miss; config_spelling: transformers-5 (rope_parameters, "
+                         "layer_types) or hub (rope_theta/rope_scaling and other transformers-4 keys); "
+                         "fp32_vs_fp64: relative gap of the fp32 reference to the same model in float64",
+                "fixtures": []}
     old = {}
     if argv and os.path.exists(MANIFEST):
         old = {e["name"]: e for e in json.load(open(MANIFEST))["fixtures"]}
