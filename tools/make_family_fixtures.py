@@ -14,7 +14,9 @@ tools/make_transformer_fixtures.py:
 and, for the sentence-transformers directory only:
   pooled      f32 [C]       mean of the token embeddings (its 1_Pooling module)
   embedding   f32 [C]       `pooled` divided by its L2 norm (its 2_Normalize module)
-All models run in eval mode with eager attention, batch 1, no padding, fp32.
+All models run in eval mode with eager attention (and eager mixture-of-experts loops), batch 1,
+no padding, fp32; except falcon-alibi, made with sdpa attention because transformers' eager Falcon path
+adds the ALiBi bias twice (the generator measures and records the gap: eager_differs_by).
 
 fixtures/models/families.json lists every fixture: model_type, the class used, the output kind, the
 features it exercises and the config fields whose effect on the computation is easy to miss.
@@ -25,10 +27,14 @@ std 1, so activations are of order one and a missed term shows in the output. Ea
 own seed; the script is deterministic. For every fixture it checks that
   - the hidden states returned by transformers are the inputs of the blocks (forward pre-hooks),
   - reloading the saved directory with from_pretrained reproduces the output exactly,
+  - the fp32 output is within 1e-5 (relative) of the same model run in float64 (recorded in the
+    manifest as fp32_vs_fp64), so a correct implementation that rounds differently stays well
+    inside the 1e-4 tolerance,
   - mixture-of-experts routing has a clear margin between the k-th and (k+1)-th expert, so a
     correct reimplementation cannot pick a different expert through rounding.
 """
 
+import copy
 import json
 import math
 import os
@@ -44,29 +50,94 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"
 MODELS = os.path.join(ROOT, "models")
 MANIFEST = os.path.join(MODELS, "families.json")
 
-# Smallest acceptable gap between the k-th and (k+1)-th router logit (see route_margin).
+# Smallest acceptable gap between the k-th and (k+1)-th router logit (see router_margin).
 ROUTER_MARGIN = 1e-3
 
 
 class Case:
-    def __init__(self, name, config, model, kw, features, notes=(), seed=0, tokens=16, avoid=(), tweak=None):
+    def __init__(self, name, config, model, kw, features, notes=(), seed=0, tokens=16, avoid=(), tweak=None,
+                 hub=None, attn="eager"):
         self.name, self.config, self.model, self.kw = name, config, model, kw
         self.features, self.notes = list(features), list(notes)
         self.seed, self.tokens, self.avoid = seed, tokens, set(avoid)
         self.tweak = tweak  # model -> None: weights beyond `randomise`, drawn after it
+        self.hub = hub  # config dict -> None: rewrites config.json in the Hub (transformers 4) spelling
+        self.attn = attn  # attn_implementation; "eager" except where transformers' eager path is wrong
 
 
-def gelu_tail(model):
-    """BERT MLP inputs pushed into [-4, -2.5], where the tanh GELU (gelu_new) differs from the erf GELU by
-    10-40 % of its value, and the small outputs amplified: with the usual order-one inputs the two
-    differ by only ~2e-4 relative at the output, too close to the 1e-4 tolerance to prove the choice."""
-    with torch.no_grad():
-        for layer in model.encoder.layer:
-            dense = layer.intermediate.dense
-            dense.bias.normal_(-3.2, 0.2)
-            dense.weight.normal_(0.0, 0.5 / math.sqrt(dense.weight.shape[1]))
-            out = layer.output.dense
-            out.weight.normal_(0.0, 300.0 / math.sqrt(out.weight.shape[1]))
+# transformers 5 writes rope settings as `rope_parameters` (per layer type for Gemma 3 / ModernBERT) and
+# per-layer attention kinds as `layer_types`. Checkpoints on the Hub mostly carry the older spelling:
+# `rope_theta` + `rope_scaling` ({"type"|"rope_type": ...}), NeoX's `rotary_pct` / `rotary_emb_base`,
+# a top-level `partial_rotary_factor`, Gemma 3's `rope_local_base_freq` + `sliding_window_pattern`, and
+# no `layer_types` (derived from use_sliding_window / max_window_layers or the pattern). Some fixtures are
+# rewritten that way (families.json: "config_spelling": "hub"); `make` checks that transformers reads the
+# rewritten file to the same rope parameters, layer types and output.
+
+def hub_rope(theta="rope_theta", partial=None, type_key="rope_type", drop=()):
+    def rewrite(d):
+        rp = dict(d.pop("rope_parameters"))
+        d[theta] = rp.pop("rope_theta")
+        factor = rp.pop("partial_rotary_factor", None)
+        if partial and factor is not None:
+            d[partial] = factor
+        for k in drop:
+            rp.pop(k, None)
+        kind = rp.pop("rope_type")
+        d["rope_scaling"] = None if kind == "default" else {type_key: kind, **rp}
+        d.pop("layer_types", None)
+        if partial != "partial_rotary_factor":
+            d.pop("partial_rotary_factor", None)
+    return rewrite
+
+
+def same_setting(value):
+    """A config value as compared after the Hub rewrite: transformers keeps a legacy rope "type" key
+    beside the "rope_type" it derives from it."""
+    if isinstance(value, dict):
+        return {k: same_setting(v) for k, v in value.items()
+                if not (k == "type" and value.get("rope_type") == v)}
+    return value
+
+
+def hub_gemma3(pattern):
+    def rewrite(d):
+        rp = d.pop("rope_parameters")
+        full, local = dict(rp["full_attention"]), dict(rp["sliding_attention"])
+        d["rope_theta"] = full.pop("rope_theta")
+        d["rope_local_base_freq"] = local.pop("rope_theta")
+        assert local == {"rope_type": "default"}, local
+        kind = full.pop("rope_type")
+        d["rope_scaling"] = None if kind == "default" else {"rope_type": kind, **full}
+        d["sliding_window_pattern"] = pattern
+        d.pop("_sliding_window_pattern", None)
+        d.pop("layer_types")
+    return rewrite
+
+
+def gelu_tail(up, down, centre):
+    """A tweak for a GELU MLP with a biased input projection (modules named ...<up> and ...<down>): its
+    inputs are pushed to about `centre` (-3.2 for tanh GELU, -2.4 for erf GELU), where the tanh and erf
+    GELUs differ by 2-20 % of their value, and the small outputs amplified back to order one. With the
+    usual order-one inputs the two GELUs give outputs only ~1e-4 apart (relative), too close to the
+    1e-4 tolerance to prove the choice. The erf fixtures stay nearer zero because 1 + erf(x/sqrt 2)
+    cancels in fp32 further out (fp64 check in `make`)."""
+    gain = 0.66 / abs(centre * 0.5 * math.erfc(-centre / math.sqrt(2)))
+    def tweak(model):
+        mods = dict(model.named_modules())
+        ups = [n for n in mods if n.endswith("." + up)]
+        if not ups:
+            raise RuntimeError(f"no module named *.{up}")
+        with torch.no_grad():
+            for n in ups:
+                a, b = mods[n], mods[n[:-len(up)] + down]
+                a.bias.normal_(centre, 0.2)
+                a.weight.normal_(0.0, 0.5 / math.sqrt(a.weight.shape[1]))
+                b.weight.normal_(0.0, gain / math.sqrt(b.weight.shape[1]))
+    return tweak
+
+
+GELU_NOTE = ("MLP inputs pushed to about -2.4 (erf GELU) or -3.2 (tanh GELU), where the two GELUs differ by "
+             "2-20 %: the wrong GELU variant fails this fixture by 7e-3 relative or more")
 
 
 def decoder_cases():
@@ -82,9 +153,9 @@ def decoder_cases():
              ["gqa", "head_dim!=hidden/heads", "rope:yarn", "odd_vocab"],
              ["rope yarn: inv_freq blends interpolated/extrapolated per dimension (beta_fast/beta_slow ramp "
               "over original_max_position_embeddings) and cos/sin are multiplied by attention_factor "
-              "(default 0.1*ln(factor)+1)",
+              "(default 0.1*ln(factor)+1); the correction range is floored/ceiled (truncate, default true)",
               "head_dim 16 given explicitly (hidden/heads = 8)"],
-             seed=101, tokens=24),
+             seed=101, tokens=24, hub=hub_rope()),
         Case("llama-dynamic", "LlamaConfig", "LlamaForCausalLM",
              dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=4, vocab_size=101, max_position_embeddings=16, rope_theta=10000.0,
@@ -92,7 +163,7 @@ def decoder_cases():
              ["mha", "rope:dynamic", "tied_embeddings", "odd_vocab", "T>max_position_embeddings"],
              ["rope dynamic: T=30 > max_position_embeddings=16, so base becomes "
               "theta*((factor*T/max_pos)-(factor-1))^(d/(d-2)) with T = the sequence length (max position+1)"],
-             seed=102, tokens=30),
+             seed=102, tokens=30, hub=hub_rope(type_key="type")),
         Case("llama-linear-bias", "LlamaConfig", "LlamaForCausalLM",
              dict(hidden_size=40, intermediate_size=32, num_hidden_layers=3, num_attention_heads=5,
                   num_key_value_heads=1, vocab_size=53, max_position_embeddings=64, rope_theta=1000.0,
@@ -139,7 +210,7 @@ def decoder_cases():
              ["use_sliding_window with max_window_layers=1: layer 0 full attention, layers >= 1 sliding "
               "(window 6); see config.layer_types",
               "q/k/v projections have biases, o_proj has none"],
-             seed=107, tokens=20),
+             seed=107, tokens=20, hub=hub_rope()),
         # ---- qwen2_moe ----
         Case("qwen2-moe", "Qwen2MoeConfig", "Qwen2MoeForCausalLM",
              dict(hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -219,13 +290,14 @@ def decoder_cases():
              ["gqa", "head_dim!=hidden/heads", "rmsnorm:1+w", "sandwich_norm", "qk_norm", "embedding_scale",
               "local_global_layers", "per_layer_rope_theta", "rope:linear(global)", "sliding_window",
               "tied_embeddings"],
-             ["layer_types: layers 0,1 sliding (window 5), layer 2 full (sliding_window_pattern 3)",
+             ["layer_types: layers 0,1 sliding (window 5), layer 2 full; in the Hub spelling used here that is "
+              "sliding_window_pattern 3: layer i is sliding unless (i + 1) % 3 == 0",
               "sliding layers use rope_parameters.sliding_attention (theta 1e4, default), full layers use "
               "rope_parameters.full_attention (theta 1e6, linear factor 8)",
               "q_norm/k_norm: Gemma RMSNorm (1 + w) over head_dim",
               "query_pre_attn_scalar 20 sets the score scale (20^-0.5; head_dim is 12)",
               "embeddings multiplied by sqrt(hidden_size)"],
-             seed=114, tokens=16),
+             seed=114, tokens=16, hub=hub_gemma3(3)),
         # ---- phi3 ----
         Case("phi3", "Phi3Config", "Phi3ForCausalLM",
              dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
@@ -250,7 +322,8 @@ def decoder_cases():
               "sqrt(1 + ln(max_pos/orig_max)/ln(orig_max)) (max_pos/orig_max = 4)",
               "partial_rotary_factor 0.75 (phi-4-mini style): rope on the first 12 of 16 dims of each head; "
               "the factor lists have rotary_dim/2 = 6 entries"],
-             seed=116, tokens=26),
+             seed=116, tokens=26,
+             hub=hub_rope(partial="partial_rotary_factor", type_key="type", drop=["original_max_position_embeddings"])),
         # ---- gpt_neox ----
         Case("gpt-neox", "GPTNeoXConfig", "GPTNeoXForCausalLM",
              dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -262,8 +335,10 @@ def decoder_cases():
               "not all-q then all-k",
               "partial rotary 0.25: rope on the first head_dim/4 = 2 dims of each head",
               "use_parallel_residual: x + attn(ln1(x)) + mlp(ln2(x))",
-              "final layer norm is gpt_neox.final_layer_norm; head is embed_out"],
-             seed=117, tokens=18),
+              "final layer norm is gpt_neox.final_layer_norm; head is embed_out",
+              "hidden_act gelu = erf GELU; " + GELU_NOTE],
+             seed=117, tokens=18, tweak=gelu_tail("dense_h_to_4h", "dense_4h_to_h", -2.4),
+             hub=hub_rope(theta="rotary_emb_base", partial="rotary_pct")),
         Case("gpt-neox-seq-base", "GPTNeoXConfig", "GPTNeoXModel",
              dict(hidden_size=36, intermediate_size=48, num_hidden_layers=2, num_attention_heads=3,
                   vocab_size=64, max_position_embeddings=64, rotary_pct=0.5, rotary_emb_base=10000.0,
@@ -272,8 +347,9 @@ def decoder_cases():
               "layernorm"],
              ["use_parallel_residual false: h = x + attn(ln1(x)); out = h + mlp(ln2(h))",
               "partial rotary 0.5 of head_dim 12 = 6 dims",
-              "head-less GPTNeoXModel: output is the final_layer_norm hidden state"],
-             seed=118, tokens=14),
+              "head-less GPTNeoXModel: output is the final_layer_norm hidden state",
+              "hidden_act gelu = erf GELU; " + GELU_NOTE],
+             seed=118, tokens=14, tweak=gelu_tail("dense_h_to_4h", "dense_4h_to_h", -2.4)),
         # ---- opt ----
         Case("opt-pre", "OPTConfig", "OPTForCausalLM",
              dict(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=97,
@@ -325,11 +401,17 @@ def decoder_cases():
                   max_position_embeddings=64, new_decoder_architecture=False, multi_query=False,
                   parallel_attn=False, bias=True, alibi=True, ffn_hidden_size=64, tie_word_embeddings=True),
              ["mha", "alibi", "fused_qkv:per_head_interleaved", "sequential_residual", "layernorm", "bias"],
-             ["alibi (falcon-rw): no rope; per-head slope added to scores",
+             ["alibi (falcon-rw): no rope; scores = (q.k + slope_h * j) / sqrt(head_dim) for key position j "
+              "(j - i up to a per-row constant); slopes 2^(-8h/n), h = 1..n, for n a power of two (n = 4 here; "
+              "transformers rounds slope and slope*j to bfloat16, exact for <= 8 heads and short sequences)",
+              "made with attn_implementation sdpa, NOT eager: transformers 5.24's eager Falcon path adds the "
+              "ALiBi bias twice (in the attention and again folded into the causal mask; 3.6e-2 relative off); "
+              "its sdpa path adds it once, as Falcon-RW was trained, and matches an independent reference to 4e-6",
               "multi_query false and not new_decoder_architecture: query_key_value rows per head "
               "[heads, 3, head_dim]",
-              "parallel_attn false: h = x + attn(ln1(x)); out = h + mlp(post_attention_layernorm(h))"],
-             seed=123, tokens=14),
+              "parallel_attn false: h = x + attn(ln1(x)); out = h + mlp(post_attention_layernorm(h))",
+              "activation gelu = erf GELU; " + GELU_NOTE],
+             seed=123, tokens=14, tweak=gelu_tail("dense_h_to_4h", "dense_4h_to_h", -2.4), attn="sdpa"),
         # ---- stablelm ----
         Case("stablelm", "StableLmConfig", "StableLmForCausalLM",
              dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
@@ -340,7 +422,7 @@ def decoder_cases():
              ["partial_rotary_factor 0.25: rope on the first 2 of 8 dims of each head",
               "qk_layernorm: a separate LayerNorm (no bias) for EACH head: q_layernorm.norms.<h>.weight [head_dim]",
               "norms are LayerNorm with bias (input_layernorm, post_attention_layernorm, model.norm)"],
-             seed=124, tokens=16),
+             seed=124, tokens=16, hub=hub_rope(partial="partial_rotary_factor")),
         Case("stablelm-parallel", "StableLmConfig", "StableLmForCausalLM",
              dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
                   num_key_value_heads=2, vocab_size=60, max_position_embeddings=64, rope_theta=10000.0,
@@ -372,8 +454,9 @@ def decoder_cases():
              ["mqa", "bias", "layernorm", "gelu_tanh_mlp", "sliding_window", "tied_embeddings", "odd_vocab"],
              ["sliding_window 8 < T=20",
               "MLP is c_fc -> gelu_pytorch_tanh -> c_proj (not gated), with biases; norms are LayerNorm "
-              "with bias (norm_epsilon)"],
-             seed=127, tokens=20),
+              "with bias (norm_epsilon)",
+              GELU_NOTE],
+             seed=127, tokens=20, tweak=gelu_tail("c_fc", "c_proj", -3.2)),
         # ---- granite ----
         Case("granite", "GraniteConfig", "GraniteForCausalLM",
              dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -397,10 +480,9 @@ def encoder_cases():
                   vocab_size=97, max_position_embeddings=40, type_vocab_size=2, hidden_act="gelu_new",
                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
              ["encoder", "gelu_new", "token_type_embeddings", "post_layernorm", "odd_vocab"],
-             ["hidden_act gelu_new: tanh approximation of GELU (not erf); the MLP inputs are pushed into "
-              "[-4, -2.5] where the two differ by 10-40 %, so using erf GELU fails the fixture",
+             ["hidden_act gelu_new: tanh approximation of GELU (not erf)", GELU_NOTE,
               "token_type_ids are all 0: row 0 of token_type_embeddings is added"],
-             seed=201, tokens=19, tweak=gelu_tail),
+             seed=201, tokens=19, tweak=gelu_tail("intermediate.dense", "output.dense", -3.2)),
         Case("roberta", "RobertaConfig", "RobertaModel",
              dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                   vocab_size=90, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1,
@@ -424,8 +506,9 @@ def encoder_cases():
              ["encoder", "no_token_types", "post_layernorm", "odd_vocab"],
              ["no token_type embeddings; embeddings LayerNorm then blocks with sa_layer_norm / "
               "output_layer_norm after each residual (post-norm), eps 1e-12",
-              "parameter names: transformer.layer.<i>.attention.{q,k,v,out}_lin, ffn.lin1/lin2"],
-             seed=204, tokens=18),
+              "parameter names: transformer.layer.<i>.attention.{q,k,v,out}_lin, ffn.lin1/lin2",
+              "activation gelu = erf GELU; " + GELU_NOTE],
+             seed=204, tokens=18, tweak=gelu_tail("ffn.lin1", "ffn.lin2", -2.4)),
         Case("modernbert", "ModernBertConfig", "ModernBertModel",
              dict(hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
                   vocab_size=97, max_position_embeddings=64, global_attn_every_n_layers=2, local_attention=8,
@@ -438,6 +521,7 @@ def encoder_cases():
              ["layer_types: layers 0 and 2 full attention (rope theta 160000), layer 1 sliding "
               "(rope theta 10000) with local_attention 8: bidirectional window, |i - j| <= 4",
               "layer 0 has no attn_norm (Identity); others pre-norm with LayerNorm without bias",
+              "attn.Wqkv is fused [3*hidden, hidden]: all q rows, then all k, then all v",
               "mlp.Wi is fused [2*intermediate, hidden]: input half then gate half; act(input) * gate",
               "embeddings: tok_embeddings -> norm (LayerNorm, no bias), no position embeddings; "
               "final_norm after the last block"],
@@ -515,13 +599,20 @@ def tokens_for(vocab, n, seed, avoid):
     return allowed[torch.randint(0, len(allowed), (n,), generator=g)]
 
 
+def implementations(case):
+    """Eager attention; mixture-of-experts layers also with their eager per-expert loop (the default,
+    grouped_mm, is a fused kernel)."""
+    extra = {"experts_implementation": "eager"} if "num_experts_per_tok" in case.kw else {}
+    return dict(attn_implementation=case.attn, **extra)
+
+
 def build(case):
     cfg_cls = getattr(transformers, case.config)
     model_cls = getattr(transformers, case.model)
     seed = case.seed
     for attempt in range(20):
         torch.manual_seed(seed)
-        cfg = cfg_cls(**case.kw, attn_implementation="eager")
+        cfg = cfg_cls(**case.kw, **implementations(case))
         model = model_cls(cfg).eval()
         randomise(model)
         if case.tweak:
@@ -551,6 +642,13 @@ def make(case):
         if not torch.equal(inputs[i], hidden[i]):
             raise RuntimeError(f"{case.name}: hidden_states[{i}] is not the input of block {i}")
 
+    # The fp32 reference must sit well inside the 1e-4 tolerance of the exact result, or a correct
+    # implementation rounding differently could fail it: compare with the same model in float64.
+    main64, _ = run(copy.deepcopy(model).double(), ids)
+    fp32_error = float((main.double() - main64).abs().max() / main64.abs().max())
+    if fp32_error > 1e-5:
+        raise RuntimeError(f"{case.name}: fp32 output is {fp32_error:.2e} (relative) from float64")
+
     out_dir = os.path.join(MODELS, case.name)
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)
@@ -558,9 +656,22 @@ def make(case):
     gen = os.path.join(out_dir, "generation_config.json")
     if os.path.exists(gen):
         os.remove(gen)
+    if case.hub:
+        path = os.path.join(out_dir, "config.json")
+        with open(path) as f:
+            d = json.load(f)
+        case.hub(d)
+        with open(path, "w") as f:
+            json.dump(d, f, indent=2, sort_keys=True)
+            f.write("\n")
+        read = getattr(transformers, case.config).from_pretrained(out_dir)
+        for key in ("rope_parameters", "layer_types", "sliding_window"):
+            if same_setting(getattr(read, key, None)) != same_setting(getattr(cfg, key, None)):
+                raise RuntimeError(f"{case.name}: Hub spelling reads back {key} = {getattr(read, key, None)}, "
+                                   f"not {getattr(cfg, key, None)}")
 
     # The committed files must be self-consistent: transformers reading them gives the same numbers.
-    again = getattr(transformers, case.model).from_pretrained(out_dir, attn_implementation="eager").eval()
+    again = getattr(transformers, case.model).from_pretrained(out_dir, **implementations(case)).eval()
     main2, hidden2 = run(again, ids)
     if not torch.equal(main, main2) or not all(torch.equal(hidden[i], hidden2[i]) for i in range(n_layers)):
         raise RuntimeError(f"{case.name}: reloading {out_dir} changes the output "
@@ -569,7 +680,12 @@ def make(case):
     expected = {"tokens": ids[0].to(torch.int64), "output": main[0].float()}
     for i in range(n_layers):
         expected[f"hidden.{i}"] = hidden[i][0].float()
-    return cfg, model, expected, seed
+    if case.attn != "eager":  # keep the reason for not using eager measured
+        eager = getattr(transformers, case.model).from_pretrained(out_dir, attn_implementation="eager").eval()
+        gap = float((run(eager, ids)[0] - main).abs().max() / main.abs().max())
+        case.notes = case.notes + [f"eager attention differs from {case.attn} by {gap:.1e} (relative) here"]
+        case.eager_gap = gap
+    return cfg, model, expected, seed, fp32_error
 
 
 def save_expected(name, tensors):
@@ -577,11 +693,25 @@ def save_expected(name, tensors):
               os.path.join(MODELS, name + ".expected.safetensors"), metadata={"format": "pt"})
 
 
-def entry(case, cfg, expected, seed):
+def entry(case, cfg, expected, seed, fp32_error):
     return {"name": case.name, "model_type": cfg.model_type, "class": case.model,
             "output": "logits" if case.model.endswith("ForCausalLM") else "hidden_state",
+            "attn_implementation": case.attn,
+            **({"eager_differs_by": float(f"{case.eager_gap:.1e}")} if case.attn != "eager" else {}),
             "tokens": int(expected["tokens"].numel()), "layers": n_layers_of(cfg), "seed": seed,
-            "features": case.features, "notes": case.notes}
+            "fp32_vs_fp64": float(f"{fp32_error:.1e}"),
+            "config_spelling": "hub" if case.hub else "transformers-5",
+            "features": case.features + (["config:hub_spelling"] if case.hub else []),
+            "notes": case.notes + ([hub_note(case.name)] if case.hub else [])}
+
+
+def hub_note(name):
+    with open(os.path.join(MODELS, name, "config.json")) as f:
+        d = json.load(f)
+    keys = ["rope_theta", "rope_scaling", "rotary_pct", "rotary_emb_base", "partial_rotary_factor",
+            "rope_local_base_freq", "sliding_window_pattern", "use_sliding_window", "max_window_layers"]
+    shown = ", ".join(f"{k}={json.dumps(d[k])}" for k in keys if k in d)
+    return ("config.json in the Hub (transformers 4) spelling, no rope_parameters or layer_types: " + shown)
 
 
 def sentence_transformers_bert():
@@ -595,7 +725,7 @@ def sentence_transformers_bert():
                  "sentence_bert_config.json, 1_Pooling/config.json; the empty 2_Normalize folder is not in git",
                  "pooled = mean of the token embeddings (no padding); embedding = pooled / |pooled|"],
                 seed=206, tokens=15)
-    cfg, model, expected, seed = make(case)
+    cfg, model, expected, seed, fp32_error = make(case)
     out_dir = os.path.join(MODELS, case.name)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -617,7 +747,7 @@ def sentence_transformers_bert():
     expected["pooled"] = pooled
     expected["embedding"] = pooled / pooled.norm().clamp_min(1e-12)
     save_expected(case.name, expected)
-    return entry(case, cfg, expected, seed)
+    return entry(case, cfg, expected, seed, fp32_error)
 
 
 def main(argv):
@@ -625,7 +755,14 @@ def main(argv):
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     manifest = {"generator": "tools/make_family_fixtures.py", "transformers": transformers.__version__,
-                "torch": torch.__version__.split("+")[0], "fixtures": []}
+                "torch": torch.__version__.split("+")[0],
+                "about": "one entry per fixtures/models/<name>/ (+ <name>.expected.safetensors: tokens, output, "
+                         "hidden.<i>). class: the transformers class that made it; output: logits or "
+                         "hidden_state (last, after the final norm); features: what it exercises; notes: config "
+                         "fields whose effect is easy to miss; config_spelling: transformers-5 (rope_parameters, "
+                         "layer_types) or hub (rope_theta/rope_scaling and other transformers-4 keys); "
+                         "fp32_vs_fp64: relative gap of the fp32 reference to the same model in float64",
+                "fixtures": []}
     old = {}
     if argv and os.path.exists(MANIFEST):
         old = {e["name"]: e for e in json.load(open(MANIFEST))["fixtures"]}
@@ -638,13 +775,13 @@ def main(argv):
                 manifest["fixtures"].append(old[case.name])
             continue
         try:
-            cfg, _, expected, seed = make(case)
+            cfg, _, expected, seed, fp32_error = make(case)
         except Exception as e:  # report every family transformers cannot run, then fail
             failures.append(f"{case.name}: {type(e).__name__}: {e}")
             print("FAILED", failures[-1], file=sys.stderr)
             continue
         save_expected(case.name, expected)
-        manifest["fixtures"].append(entry(case, cfg, expected, seed))
+        manifest["fixtures"].append(entry(case, cfg, expected, seed, fp32_error))
         print(f"{case.name:20s} {cfg.model_type:12s} {case.model:22s} T={case.tokens}")
     if not argv or any("st-bert-mean".startswith(a) for a in argv):
         manifest["fixtures"].append(sentence_transformers_bert())
