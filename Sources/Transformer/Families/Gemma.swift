@@ -28,8 +28,12 @@ public enum GemmaFamily: Architecture {
             globalRope = try c.rope(headDim: hsGuess, parameters: perType["full_attention"]?.objectValue.map(JSONObject.init))
             localRope = try c.rope(headDim: hsGuess, parameters: (perType["sliding_attention"]?.objectValue ?? perType["full_attention"]?.objectValue).map(JSONObject.init))
         }
+        // Configs without layer_types (transformers 4): Gemma 2 alternates local and global
+        // layers from layer 0; Gemma 3 makes every sliding_window_pattern-th layer global.
+        let pattern = version == 3 ? try c.size("sliding_window_pattern", "_sliding_window_pattern", default: 6) : 2
+        let slidingLayer: ((Int) -> Bool)? = version == 1 ? nil : { (i: Int) in (i + 1) % pattern != 0 }
         let d = try RotaryDecoder(c, activation: .geluTanh, activationKeys: ["hidden_activation", "hidden_act"],
-                                  slidingByDefault: false, rope: globalRope)
+                                  slidingLayer: slidingLayer, rope: globalRope)
         if version == 3, localRope == nil {
             localRope = RopeSpec(theta: try c.positive("rope_local_base_freq", default: 10000), rotaryDim: d.hs)
         }

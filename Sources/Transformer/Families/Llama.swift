@@ -31,10 +31,11 @@ public struct RotaryDecoder: Sendable {
     public var prefix: String
 
     /// `slidingByDefault`: whether `sliding_window` applies to every layer when the config has
-    /// no `layer_types` / `use_sliding_window` (Mistral).
+    /// no `layer_types` / `use_sliding_window` (Mistral); `slidingLayer`: the family's pattern
+    /// instead (older Gemma configs).
     /// `activationKeys`: where the MLP activation is named (Gemma: hidden_activation first).
     public init(_ c: ConfigReader, activation defaultActivation: Activation = .silu, activationKeys: [String] = ["hidden_act"],
-                slidingByDefault: Bool = false, rope customRope: RopeSpec? = nil) throws {
+                slidingByDefault: Bool = false, slidingLayer: ((Int) -> Bool)? = nil, rope customRope: RopeSpec? = nil) throws {
         C = try c.size("hidden_size")
         NH = try c.size("num_attention_heads")
         NKV = try c.size("num_key_value_heads", default: NH)
@@ -59,6 +60,8 @@ public struct RotaryDecoder: Sendable {
         } else if let use = c["use_sliding_window"]?.boolValue {
             let from = c["max_window_layers"]?.intValue ?? 0
             types = (0..<L).map { use && $0 >= from ? "sliding_attention" : "full_attention" }
+        } else if let slidingLayer {
+            types = (0..<L).map { slidingLayer($0) ? "sliding_attention" : "full_attention" }
         } else {
             types = Array(repeating: slidingByDefault ? "sliding_attention" : "full_attention", count: L)
         }
