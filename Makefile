@@ -55,6 +55,7 @@ fixtures:
 	KERAS_BACKEND=torch $(PYTHON) tools/make_hdf5_fixtures.py
 	$(PYTHON) tools/make_quant_fixtures.py
 	$(PYTHON) tools/make_torch_fixtures.py
+	$(PYTHON) tools/make_family_fixtures.py
 
 clean:
 	rm -rf .build $(VENV)
