@@ -65,7 +65,7 @@ struct Ckpt: ParsableCommand {
         } catch {
             // Anything a command throws is bad input: one line naming the file and what is
             // wrong (the errors carry the tensor), status 2.
-            let line = "\(error)".replacingOccurrences(of: "\n", with: " ")
+            let line = ErrorText.line(error)
             FileHandle.standardError.write(Data("ckpt: error: \(line)\n".utf8))
             exit(code: 2)
         }

@@ -157,5 +157,5 @@ public struct FileError: Error, CustomStringConvertible, @unchecked Sendable {
         self.path = path
         self.error = error
     }
-    public var description: String { "\(path): \(error)" }
+    public var description: String { "\(path): \(ErrorText.line(error))" }
 }
