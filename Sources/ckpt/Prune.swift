@@ -43,6 +43,7 @@ struct PruneCommand: ParsableCommand {
     @Option(help: "A config.json to use instead of the one beside the input.") var config: String?
     @Option(help: "Output format (default: from the extension).") var to: String?
     @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(help: "Single-file output: also write the new config as config.json beside it (it always travels inside the file too).") var writeConfig = false
 
     func run() throws {
         var o = PruneOptions()
@@ -100,7 +101,9 @@ struct PruneCommand: ParsableCommand {
         let passed = verifyReport?.passed ?? true
         if passed {
             let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: nil)
-            try Checkpoint.write(pruned, to: output, format: format, directory: directory)
+            try Checkpoint.write(pruned, to: output, format: format, directory: directory,
+                                 options: .init(configBeside: writeConfig,
+                                                companionsFrom: directory ? Conversion.companionSource(input) : nil))
         }
         if json {
             var r = report.json().objectValue!

@@ -110,10 +110,11 @@ public enum ShardedSafetensors {
     }
 
     /// Writes a graph as a Hugging Face model directory: shards (or `model.safetensors` when
-    /// everything fits in one), the index, and `config.json` when the graph has a config.
+    /// everything fits in one), the index, `config.json` when the graph has a config, and
+    /// `companions` (relative name -> source file or folder) copied byte for byte.
     public static func write(
         _ graph: WeightGraph, toDirectory target: String, maxShardSize: Int?,
-        progress: (any ProgressSink)? = nil
+        progress: (any ProgressSink)? = nil, companions: [(name: String, source: String)] = []
     ) throws {
         let tensors = Array(graph.tensors.values)
         let shards = split(tensors, maxShardSize: maxShardSize ?? Int.max)
@@ -142,6 +143,7 @@ public enum ShardedSafetensors {
             try f.write(config.serialized())
             try f.commit()
         }
+        for c in companions { try Companions.copy(c.source, to: dir.path(for: c.name)) }
         try dir.commit(isStale: { name in
             name == singleName || name == indexName
                 || (name.hasPrefix("model-") && name.hasSuffix(".safetensors") && name.contains("-of-"))
