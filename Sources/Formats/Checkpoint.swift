@@ -115,7 +115,9 @@ public enum Checkpoint {
             if probe.hasExtension("keras") { return .keras }
             return .pytorch
         }
-        if probe.hasExtension("safetensors") { return .safetensors }
+        // An 8-byte length and '{' whose header does not hold together (truncated, say),
+        // or a .safetensors name: the safetensors reader says what is wrong.
+        if probe.hasExtension("safetensors") || probe.byte(at: 8) == UInt8(ascii: "{") { return .safetensors }
         if probe.head.first == 0x80 { return .pytorch }  // some other pickle: PyTorch's reader says what it is
         throw FileError(path: path, error: CheckpointError.unknownFormat)
     }

@@ -472,7 +472,8 @@ public final class PipelineRunner {
             let (pruned, report) = try Pruner.prune(source, p)
             let (format, directory) = try Checkpoint.outputFormat(for: target + (out.hasSuffix("/") ? "/" : ""),
                                                                  explicit: o["to"]?.stringValue, maxShardSize: nil)
-            try Checkpoint.write(pruned, to: target, format: format, directory: directory)
+            try Checkpoint.write(pruned, to: target, format: format, directory: directory,
+                                 options: .init(companionsFrom: directory ? Conversion.companionSource(path("input")!) : nil))
             outputs[out] = try Digest.sha256(path: target)
             staged[out] = target
             return report.json()
@@ -490,7 +491,8 @@ public final class PipelineRunner {
             let (graph, rows) = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: out,
                                                        jobs: Quantizer.defaultJobs, dequantize: dequantize, report: report,
                                                        tool: "ckpt \(CkptInfo.version)")
-            try Checkpoint.write(graph, to: target, format: format, directory: directory, options: .init(dequantize: dequantize))
+            try Checkpoint.write(graph, to: target, format: format, directory: directory,
+                                 options: .init(dequantize: dequantize, companionsFrom: directory ? Conversion.companionSource(path("input")!) : nil))
             outputs[out] = try Digest.sha256(path: target)
             staged[out] = target
             return Quantization.jsonReport(rows, report: report, recipe: recipe, input: step.options["input"]!.stringValue!,

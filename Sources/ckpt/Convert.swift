@@ -121,8 +121,8 @@ extension Convert {
         let besideConfig = configDir + "/config.json"
         if let config {
             files.append(config)
-        } else if FileManager.default.fileExists(atPath: besideConfig), (try? Checkpoint.detectFormat(path: input)) != .ckz {
-            files.append(besideConfig)
+        } else if FileManager.default.fileExists(atPath: besideConfig) {
+            files.append(besideConfig)  // it wins over a config embedded in the input
         }
         var recipe = "convert --level \(level.value)"
         if let dtype { recipe += " --dtype \(dtype.lowercased())" }
