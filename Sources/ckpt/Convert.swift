@@ -11,8 +11,10 @@ struct Convert: ParsableCommand {
         discussion: """
             The output format follows OUT's extension (.safetensors, .h5, .hdf5, .ckz) or --to. OUT is a \
             Hugging Face model directory (shards, index, config.json) when it ends in '/', \
-            is an existing directory, or --max-shard-size is given. Tensors are streamed one \
-            at a time; the output appears only when complete.
+            is an existing directory, or --max-shard-size is given; a directory output also \
+            gets every non-weight file of an input model directory (tokenizer, generation \
+            config, ...). A single-file output carries the model config inside it. Tensors are \
+            streamed one at a time; the output appears only when complete.
             """
     )
 

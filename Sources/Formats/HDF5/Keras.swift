@@ -26,7 +26,11 @@ public enum Keras {
             throw FileError(path: path, error: ZipError.unsupported(member: e.name, reason: "larger than 64 GiB"))
         }
         let temp = FileManager.default.temporaryDirectory.path + "/ckpt-keras-\(getpid())-\(UUID().uuidString).h5"
-        defer { unlink(temp) }
+        TempFiles.shared.register(temp)  // removed on Ctrl-C/SIGTERM too
+        defer {
+            unlink(temp)
+            TempFiles.shared.unregister(temp)
+        }
         do {
             try archive.withBytes { (all) throws in
                 let data = UnsafeRawBufferPointer(rebasing: all[e.dataOffset..<e.dataOffset + e.compressedSize])
