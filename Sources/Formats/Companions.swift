@@ -54,6 +54,28 @@ public enum Companions {
         return out
     }
 
+    /// Moves the folders among `names` that exist in `dir` to hidden names beside them;
+    /// returns (name, hidden path) pairs.
+    static func moveAsideFolders(_ names: [String], in dir: String) -> [(name: String, aside: String)] {
+        var moved: [(String, String)] = []
+        for name in names {
+            var isDir: ObjCBool = false
+            let path = dir + "/" + name
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else { continue }
+            let aside = dir + "/." + name + ".ckpt-old-\(getpid())"
+            if rename(path, aside) == 0 { moved.append((name, aside)) }
+        }
+        return moved
+    }
+
+    static func restore(_ moved: [(name: String, aside: String)], in dir: String) {
+        for m in moved where !FileManager.default.fileExists(atPath: dir + "/" + m.name) { _ = rename(m.aside, dir + "/" + m.name) }
+    }
+
+    static func removeAside(_ moved: [(name: String, aside: String)]) {
+        for m in moved { try? FileManager.default.removeItem(atPath: m.aside) }
+    }
+
     /// Copies a file (byte for byte) or a folder (recursively) to `target`.
     static func copy(_ source: String, to target: String) throws {
         var isDir: ObjCBool = false

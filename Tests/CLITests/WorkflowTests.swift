@@ -144,6 +144,11 @@ import TestSupport
             #expect(try readFile(dir.file("out/" + name)) == readFile(src + "/" + name), "\(name)")
         }
         #expect(try readFile(dir.file("out/1_Pooling/config.json")) == readFile(src + "/1_Pooling/config.json"))
+        // Converting into the same directory again replaces the carried folder too.
+        let again = try CkptBinary.run("convert", src, dir.file("out") + "/")
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("out")).sorted() == out)
+        #expect(try readFile(dir.file("out/1_Pooling/config.json")) == readFile(src + "/1_Pooling/config.json"))
         // Quantize and prune to a directory carry them too.
         let p = try CkptBinary.run("prune", src, dir.file("pruned") + "/", "--intermediate", "1024")
         #expect(p.status == 0, "\(p.stderr)")

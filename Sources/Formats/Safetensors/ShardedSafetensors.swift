@@ -144,10 +144,19 @@ public enum ShardedSafetensors {
             try f.commit()
         }
         for c in companions { try Companions.copy(c.source, to: dir.path(for: c.name)) }
-        try dir.commit(isStale: { name in
-            name == singleName || name == indexName
-                || (name.hasPrefix("model-") && name.hasSuffix(".safetensors") && name.contains("-of-"))
-        })
+        // A companion folder already in the target (an earlier conversion's 1_Pooling/) cannot
+        // be renamed over: it is moved aside, and back if the commit fails.
+        let aside = Companions.moveAsideFolders(companions.map(\.name), in: target)
+        do {
+            try dir.commit(isStale: { name in
+                name == singleName || name == indexName
+                    || (name.hasPrefix("model-") && name.hasSuffix(".safetensors") && name.contains("-of-"))
+            })
+        } catch {
+            Companions.restore(aside, in: target)
+            throw error
+        }
+        Companions.removeAside(aside)
     }
 }
 
