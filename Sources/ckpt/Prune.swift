@@ -99,16 +99,19 @@ struct PruneCommand: ParsableCommand {
             verifyReport = try Verifier.run(reference: source, candidate: pruned, inputs: inputs, gates: gates)
         }
         let passed = verifyReport?.passed ?? true
+        var summary = ConversionSummary()
         if passed {
             let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: nil)
+            let companions = directory ? Conversion.companionSource(input) : nil
             try Checkpoint.write(pruned, to: output, format: format, directory: directory,
-                                 options: .init(configBeside: writeConfig,
-                                                companionsFrom: directory ? Conversion.companionSource(input) : nil))
+                                 options: .init(configBeside: writeConfig, companionsFrom: companions))
+            summary.carried = companions.map { Companions.list(in: $0).map(\.name) } ?? []
         }
         if json {
             var r = report.json().objectValue!
             r["verify"] = verifyReport?.json() ?? .null
             r["written"] = .bool(passed)
+            r["carried"] = .array(summary.carried.map { JSONValue.string($0) })
             print(JSONValue.object(r).prettyPrinted())
         } else {
             for op in report.operations { print(op) }
@@ -119,6 +122,7 @@ struct PruneCommand: ParsableCommand {
             }
             if let v = verifyReport { print(v.table()) }
             if !passed { print("verification failed: \(output) not written") }
+            for line in summary.lines(input: input) { print(line) }
         }
         if !passed { throw ExitCode(1) }
     }
