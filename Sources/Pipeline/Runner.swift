@@ -184,8 +184,6 @@ public struct PipelineSpec: Sendable {
             for key in ["lr", "temperature"] where o[key] != nil && !((o[key]?.doubleValue ?? 0) > 0) { return "\(key) must be positive" }
             if let v = o["steps"], !((v.intValue ?? -1) >= 0) { return "steps must be an integer, not negative" }
             if let v = o["batch"], !((v.intValue ?? 0) >= 1) { return "batch must be at least 1" }
-        default:
-            break
         }
         return validateOutput(kind, o)
     }
