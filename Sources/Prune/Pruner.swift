@@ -1,7 +1,9 @@
 // `ckpt prune`: the operations, applied to a weight graph in this order —
 //   1. drop whole layers (blocks), renumbering the rest;
-//   2. remove attention heads (GPT-2/BERT: any heads per layer, recorded in `pruned_heads`;
-//      LLaMA: whole key/value groups, the same number in every layer);
+//   2. remove attention heads: LLaMA-style models, whole key/value groups, the same number in
+//      every layer (`head_dim` keeps the head size). GPT-2 and BERT are refused: their head
+//      size is hidden_size / heads and transformers 5 ignores `pruned_heads`, so no config
+//      would load with fewer heads (removeHeads can still slice them, for ckpt's own use);
 //   3. narrow the MLPs to a target width;
 //   4. unstructured sparsity (magnitude per tensor or global, or Wanda's |W|·‖X‖ per output
 //      unit) or N:M semi-structured sparsity along the input dimension.
@@ -110,6 +112,12 @@ public enum Pruner {
 
         if o.headsPerLayer != nil || o.dropHeads != nil {
             let lay = try Layout(g)
+            // GPT-2 and BERT derive the head size from hidden_size / heads, and transformers 5
+            // ignores `pruned_heads`: fewer heads in those configs cannot be expressed, so the
+            // result would not load there. Refused before any work.
+            guard lay.kind == .llama else {
+                throw PruneError.invalid("cannot remove heads of \(g.config?.modelType ?? "this model"): its head size is hidden_size / heads and transformers 5 ignores pruned_heads, so the result would not load; --intermediate, --drop-layers and --sparsity work (head removal works for LLaMA-style models, in whole key/value groups)")
+            }
             var removal: [Int: [Int]] = [:]
             if let explicit = o.dropHeads {
                 removal = explicit

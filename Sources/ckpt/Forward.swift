@@ -28,6 +28,9 @@ struct Forward: ParsableCommand {
     @Option(help: "Write the output as a float32 .npy here.")
     var output: String?
 
+    @Option(help: "PyTorch checkpoints that wrap their state_dict ({'model': sd}): its dotted key, e.g. model or state_dict.")
+    var key: String?
+
     @Option(help: "A Hugging Face config.json to use instead of the one beside the weights.")
     var config: String?
 
@@ -55,7 +58,7 @@ struct Forward: ParsableCommand {
         }
         if let threads { Transformers.setThreads(max(1, threads)) }
 
-        let (opened, _) = try Checkpoint.open(checkpoint, configPath: config)
+        let (opened, _) = try Checkpoint.open(checkpoint, configPath: config, key: key)
         // GGUF files use llama.cpp's names and rotary layout; the forward pass wants Hugging Face's.
         let graph: WeightGraph
         do { graph = try GGUFNaming.toHF(opened) } catch { throw FileError(path: checkpoint, error: error) }

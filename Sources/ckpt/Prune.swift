@@ -43,6 +43,7 @@ struct PruneCommand: ParsableCommand {
     @Option(help: "A config.json to use instead of the one beside the input.") var config: String?
     @Option(help: "Output format (default: from the extension).") var to: String?
     @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(help: "Single-file output: also write the new config as config.json beside it (it always travels inside the file too).") var writeConfig = false
 
     func run() throws {
         var o = PruneOptions()
@@ -98,14 +99,19 @@ struct PruneCommand: ParsableCommand {
             verifyReport = try Verifier.run(reference: source, candidate: pruned, inputs: inputs, gates: gates)
         }
         let passed = verifyReport?.passed ?? true
+        var summary = ConversionSummary()
         if passed {
             let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: nil)
-            try Checkpoint.write(pruned, to: output, format: format, directory: directory)
+            let companions = directory ? Conversion.companionSource(input) : nil
+            try Checkpoint.write(pruned, to: output, format: format, directory: directory,
+                                 options: .init(configBeside: writeConfig, companionsFrom: companions))
+            summary.carried = companions.map { Companions.list(in: $0).map(\.name) } ?? []
         }
         if json {
             var r = report.json().objectValue!
             r["verify"] = verifyReport?.json() ?? .null
             r["written"] = .bool(passed)
+            r["carried"] = .array(summary.carried.map { JSONValue.string($0) })
             print(JSONValue.object(r).prettyPrinted())
         } else {
             for op in report.operations { print(op) }
@@ -116,6 +122,7 @@ struct PruneCommand: ParsableCommand {
             }
             if let v = verifyReport { print(v.table()) }
             if !passed { print("verification failed: \(output) not written") }
+            for line in summary.lines(input: input) { print(line) }
         }
         if !passed { throw ExitCode(1) }
     }

@@ -50,9 +50,12 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
     /// projection: an independent check that every slice is consistent.
     @Test func removingAHeadOrNeuronEqualsZeroingItsOutput() throws {
         let source = try model("gpt2-a")
+        // GPT-2 head removal is refused up front (transformers 5 could not load the result);
+        // the slicing itself stays checked here.
         var o = PruneOptions()
         o.dropHeads = [0: [1], 1: [0, 3]]
-        let (noHeads, _) = try Pruner.prune(source, o)
+        #expect(throws: PruneError.self) { try Pruner.prune(source, o) }
+        let noHeads = try Pruner.removeHeads(source, Layout(source), [0: [1], 1: [0, 3]])
         var zeroed = source
         for (layer, heads) in [(0, [1]), (1, [0, 3])] {
             let name = "transformer.h.\(layer).attn.c_proj.weight"  // [C, C] Conv1D: rows are the attention width
@@ -127,7 +130,6 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         #expect(throws: PruneError.self) { try Pruner.prune(source, o) }
         o.calibration = try Verifier.randomInputs(for: source, count: 2, length: 16, seed: 0)
         o.importance = .activation
-        o.headsPerLayer = 1
         o.intermediate = 40
         let (pruned, report) = try Pruner.prune(source, o)
         #expect(report.droppedLayers.count == 1 && pruned.config?.numLayers == 1)
