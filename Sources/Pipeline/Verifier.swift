@@ -72,6 +72,8 @@ public struct VerifyReport: Sendable {
     /// Relative RMS drift of each block's input, averaged over sequences (same depth only).
     public var layerDrift: [Double]?
     public var gates: [GateResult]
+    /// `verify --text`: the windows (or lines) and llama-perplexity's statistics.
+    public var text: TextStats? = nil
     public var passed: Bool { gates.allSatisfy(\.passed) }
 
     public func json() -> JSONValue {
@@ -87,7 +89,7 @@ public struct VerifyReport: Sendable {
             if let v = m.perplexityCandidate { o["perplexity_candidate"] = .double(v) }
             return .object(o)
         }
-        return .object([
+        var out: OrderedDictionary<String, JSONValue> = [
             "passed": .bool(passed),
             "reference": .string(referenceConfig),
             "candidate": .string(candidateConfig),
@@ -98,7 +100,9 @@ public struct VerifyReport: Sendable {
             "gates": .array(gates.map { g in
                 .object(["name": .string(g.name), "limit": .double(g.limit), "value": .double(g.value), "passed": .bool(g.passed)])
             }),
-        ])
+        ]
+        if let text { out["text"] = text.json() }
+        return .object(out)
     }
 
     /// A short human table.
@@ -119,6 +123,7 @@ public struct VerifyReport: Sendable {
         }
         for (i, m) in sequences.enumerated() { lines.append(row("  \(i)", m)) }
         lines.append(row("  all", overall))
+        if let text { lines.append(text.table()) }
         if let d = layerDrift {
             lines.append("layer drift (relative RMS of each block's input): " + d.map { String(format: "%.3g", $0) }.joined(separator: " "))
         }
