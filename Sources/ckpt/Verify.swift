@@ -61,9 +61,9 @@ struct VerifyCommand: ParsableCommand {
         if text != nil || referenceLogits != nil {
             guard tokens == nil else { throw CLIError("give --text or --tokens, not both") }
             guard logitsTopK >= 1 else { throw CLIError("--logits-top-k must be at least 1") }
-            let tok = try Tokenizer.load(tokenizer ?? TextInput.tokenizerLocation(reference))
-            let body = try text.map { try TextInput.read($0) }
             do {
+                let tok = try Tokenizer.load(tokenizer ?? TextFiles.tokenizerLocation(reference))
+                let body = try text.map { try TextFiles.read($0) }
                 result = try TextVerifier.run(reference: ref, candidate: cand, tokenizer: tok, text: body,
                                               options: TextVerifyOptions(context: context, chunks: chunks, saveLogits: saveLogits,
                                                                          referenceLogits: referenceLogits, topK: logitsTopK),
@@ -88,28 +88,6 @@ struct VerifyCommand: ParsableCommand {
         if let report { try writeText(text, to: report) }
         if json { print(text, terminator: "") } else { print(result.table()) }
         if !result.passed { throw ExitCode(1) }
-    }
-}
-
-/// Text files for --text, --calibration and --data.
-enum TextInput {
-    /// Largest text read (the whole file is held in memory and tokenized at once).
-    static let maxBytes = 1 << 30
-
-    static func read(_ path: String) throws -> String {
-        guard let h = FileHandle(forReadingAtPath: path) else { throw CLIError("\(path): cannot be read") }
-        defer { try? h.close() }
-        let data = (try? h.read(upToCount: maxBytes + 1)) ?? Data()
-        guard data.count <= maxBytes else { throw CLIError("\(path): larger than 1 GiB") }
-        guard let s = String(validating: [UInt8](data), as: UTF8.self) else { throw CLIError("\(path): not valid UTF-8 text") }
-        return s
-    }
-
-    /// Where a checkpoint's tokenizer lives: the directory itself, or the file's directory.
-    static func tokenizerLocation(_ checkpoint: String) -> String {
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDir), isDir.boolValue { return checkpoint }
-        return (checkpoint as NSString).deletingLastPathComponent.isEmpty ? "." : (checkpoint as NSString).deletingLastPathComponent
     }
 }
 
