@@ -1,0 +1,82 @@
+// Hostile and unusual tokenizer.json files, byte-exact vocabularies, and Unicode normalization
+// against Python's unicodedata.
+
+import CkptCore
+import Foundation
+import TestSupport
+import Testing
+@testable import Tokenizer
+
+@Suite struct TokenizerInputTests {
+    func load(_ json: String) throws -> Tokenizer { try Tokenizer(jsonBytes: Array(json.utf8), source: "t.json") }
+
+    func refused(_ json: String, _ fragment: String) {
+        do {
+            _ = try load(json)
+            Issue.record("accepted: \(json.prefix(120))")
+        } catch let e as TokenizerError {
+            #expect(e.description.contains(fragment) && e.description.hasPrefix("t.json: "), "\(e)")
+            #expect(!e.description.contains("\n"))
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    static let bpe = #"{"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}"#
+
+    @Test func malformedFilesAreRefusedWithOneLine() {
+        refused("", "not valid JSON")
+        refused("[]", "expected a JSON object")
+        refused(#"{"model": {"type": "BPE", "vocab": {"a": 0, "a": 1}, "merges": []}}"#, "duplicate key")
+        refused(#"{"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}}"#, "invalid id")
+        refused(#"{"model": {"type": "BPE", "vocab": {"a": 99999999999}, "merges": []}}"#, "invalid id")
+        refused(#"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}}"#, "id 0 is given to two tokens")
+        refused(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a c"]}}"#, "is not in the vocabulary")
+        refused(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a"]}}"#, "two tokens")
+        refused(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.1}}"#, "dropout")
+        refused(#"{"model": \#(Self.bpe), "added_tokens": [{"id": 5, "content": ""}]}"#, "empty")
+        refused(#"{"model": \#(Self.bpe), "normalizer": {"type": "Precompiled", "precompiled_charsmap": ""}}"#, "`Precompiled` is not supported")
+        refused(#"{"model": \#(Self.bpe), "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(?<"}, "behavior": "Isolated"}}"#, "does not compile")
+        refused(#"{"model": \#(Self.bpe), "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways"}}"#, "behavior `Sideways`")
+        refused(#"{"model": \#(Self.bpe), "decoder": {"type": "CTC"}}"#, "decoder `CTC` is not supported")
+        refused(#"{"model": \#(Self.bpe), "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}], "special_tokens": {}}}"#, "missing")
+        refused(#"{"model": \#(Self.bpe), "something_new": 1}"#, "top-level key `something_new`")
+        refused(#"{"model": {"type": "Unigram", "vocab": [["a", "NaN"]]}}"#, "finite score")
+        refused(#"{"model": {"type": "Unigram", "vocab": [["a", -1.0]], "unk_id": 3}}"#, "unk_id")
+        refused(String(repeating: "[", count: 10000), "not valid JSON")
+    }
+
+    /// "é" precomposed and decomposed are different tokens, though Swift strings call them equal.
+    @Test func vocabularyIsByteExact() throws {
+        let tok = try load(#"""
+            {"model": {"type": "WordLevel", "unk_token": "?", "vocab": {"?": 0, "\u00e9": 1, "e\u0301": 2}},
+             "pre_tokenizer": {"type": "WhitespaceSplit"}}
+            """#)
+        #expect(try tok.encode("\u{e9} e\u{301} x") == [1, 2, 0])
+        #expect(tok.decode([2, 1]).unicodeScalars.map(\.value) == [0x65, 0x301, 0x20, 0xE9])
+    }
+
+    @Test func bpeMergesAndUnknowns() throws {
+        let tok = try load(#"{"model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": true, "vocab": {"<unk>": 0, "a": 1, "b": 2, "ab": 3, "abb": 4}, "merges": ["a b", "ab b"]}}"#)
+        #expect(try tok.encode("abbab") == [4, 3])
+        #expect(try tok.encode("xyab") == [0, 3])
+        let noUnk = try load(#"{"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"a": 0}}}"#)
+        #expect(throws: TokenizerError.self) { try noUnk.encode("b") }
+    }
+
+    /// Foundation's normalization forms against Python's unicodedata on the corpus.
+    @Test func normalizationMatchesUnicodedata() throws {
+        let corpus = try String(contentsOfFile: Repo.fixture("tokenizers/corpus.txt"), encoding: .utf8)
+        let r = try Python.run("""
+            import json, sys, unicodedata
+            text = open(sys.argv[1], encoding="utf-8").read()
+            print(json.dumps({f: unicodedata.normalize(f, text) for f in ["NFC", "NFD", "NFKC", "NFKD"]}))
+            """, [Repo.fixture("tokenizers/corpus.txt")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let want = try JSONValue.parse(r.stdout)
+        for (name, form) in [("NFC", UnicodeForm.nfc), ("NFD", .nfd), ("NFKC", .nfkc), ("NFKD", .nfkd)] {
+            let got = form.normalize(corpus)
+            #expect(got.utf8.elementsEqual(want[name]!.stringValue!.utf8), "\(name)")
+        }
+    }
+}
