@@ -35,6 +35,8 @@ public struct Tokenizer: Sendable {
     let addedByID: [Int: AddedToken]
     /// Where the tokenizer was read from.
     public let source: String
+    /// The parsed tokenizer.json without the model's vocabulary and merges (see `definition`).
+    var json: JSONValue? = nil
 
     /// The largest tokenizer.json accepted (real ones are at most a few tens of MB).
     public static let maxFileSize = 256 * 1024 * 1024
@@ -111,6 +113,13 @@ public struct Tokenizer: Sendable {
             }
             try self.init(normalizer: normalizer, preTokenizer: preTokenizer, model: model, postProcessor: post,
                           decoder: decoder, addedTokens: added, source: source)
+            var kept = root.objectValue!
+            if var m = kept["model"]?.objectValue {
+                m["vocab"] = nil
+                m["merges"] = nil
+                kept["model"] = .object(m)
+            }
+            json = .object(kept)
         } catch let e as TokenizerError {
             throw e.at(source)
         }

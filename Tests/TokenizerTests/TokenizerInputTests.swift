@@ -80,3 +80,19 @@ import Testing
         }
     }
 }
+
+@Suite struct TokenizerDescriptionTests {
+    @Test func componentsAreVisible() throws {
+        let llama2 = try Tokenizer.load(Repo.fixture("tokenizers/llama2"))
+        #expect(llama2.modelType == "BPE" && llama2.byteFallback && llama2.unknownTokenID == 0)
+        #expect(llama2.tokens[3] == "<0x00>" && llama2.tokens.count == llama2.vocabularySize)
+        #expect(!llama2.merges.isEmpty && llama2.specialPrefix == [1] && llama2.specialSuffix == [])
+        let llama3 = try Tokenizer.load(Repo.fixture("tokenizers/llama3"))
+        #expect(llama3.ignoreMerges)
+        let split = llama3.definition?["pre_tokenizer"]?["pretokenizers"]?.arrayValue?.first
+        #expect(split?["pattern"]?["Regex"]?.stringValue?.hasPrefix("(?i:'s|'t|'re") == true)
+        let unigram = try Tokenizer.load(Repo.fixture("tokenizers/unigram"))
+        #expect(unigram.modelType == "Unigram" && unigram.scores?.count == 418 && unigram.specialSuffix == [1])
+        #expect(unigram.addedTokens.contains { $0.content == "ckpt-token" && !$0.special && $0.singleWord })
+    }
+}
