@@ -70,8 +70,8 @@ let package = Package(
         // Oniguruma from Debian's libonig-dev: the regex engine of Hugging Face `tokenizers`
         // itself (via the `onig` crate), so pre-tokenizer patterns (GPT-2's and Llama-3's
         // lookahead, \p{L}/\p{N}, (?i:…)) match exactly as in the reference, and on UTF-8 bytes.
-        // Swift Regex matches on grapheme clusters by default and was ~20x slower on a 1 MB text
-        // with GPT-2's pattern (README, "Tokenizers").
+        // Swift Regex (on Unicode scalars) finds the same pieces but was 8-11x slower on 1 MB of
+        // text with GPT-2's and Llama-3's patterns (bench/regex_bench.swift; README, "Tokenizers").
         .systemLibrary(
             name: "COniguruma",
             pkgConfig: "oniguruma",

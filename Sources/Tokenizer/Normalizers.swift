@@ -42,6 +42,8 @@ enum Normalizers {
 enum UnicodeForm: Normalizer {
     case nfc, nfd, nfkc, nfkd
     func normalize(_ s: String) -> String {
+        // ASCII is unchanged by every form (and Foundation's call is costly per piece).
+        if s.utf8.allSatisfy({ $0 < 0x80 }) { return s }
         switch self {
         case .nfc: return s.precomposedStringWithCanonicalMapping
         case .nfd: return s.decomposedStringWithCanonicalMapping

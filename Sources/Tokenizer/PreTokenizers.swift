@@ -163,6 +163,7 @@ struct SplitPattern: PreTokenizer {
 /// Pc and Join_Control — so a ZWJ is a word character; \s: White_Space).
 struct Whitespace: PreTokenizer {
     static func isWord(_ c: Unicode.Scalar) -> Bool {
+        if c.value < 0x80 { return CharClass.isAlphanumeric(c) || c == "_" }
         if c.properties.isAlphabetic || c.properties.isJoinControl { return true }
         switch c.properties.generalCategory {
         case .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .connectorPunctuation: return true

@@ -27,10 +27,14 @@ extension String {
 
 enum CharClass {
     /// Rust's char::is_whitespace: the White_Space property.
-    static func isWhitespace(_ c: Unicode.Scalar) -> Bool { c.properties.isWhitespace }
+    static func isWhitespace(_ c: Unicode.Scalar) -> Bool {
+        if c.value < 0x80 { return c.value == 32 || (9...13).contains(c.value) }
+        return c.properties.isWhitespace
+    }
 
     /// Rust's char::is_numeric: general categories Nd, Nl, No.
     static func isNumeric(_ c: Unicode.Scalar) -> Bool {
+        if c.value < 0x80 { return (48...57).contains(c.value) }
         switch c.properties.generalCategory {
         case .decimalNumber, .letterNumber, .otherNumber: return true
         default: return false
@@ -38,7 +42,10 @@ enum CharClass {
     }
 
     /// Rust's char::is_alphanumeric: Alphabetic or numeric.
-    static func isAlphanumeric(_ c: Unicode.Scalar) -> Bool { c.properties.isAlphabetic || isNumeric(c) }
+    static func isAlphanumeric(_ c: Unicode.Scalar) -> Bool {
+        if c.value < 0x80 { return (48...57).contains(c.value) || (65...90).contains(c.value) || (97...122).contains(c.value) }
+        return c.properties.isAlphabetic || isNumeric(c)
+    }
 
     /// Any punctuation category (Pc, Pd, Ps, Pe, Pi, Pf, Po).
     static func isUnicodePunctuation(_ c: Unicode.Scalar) -> Bool {
@@ -52,7 +59,7 @@ enum CharClass {
     /// BERT's punctuation: ASCII symbols and punctuation, or any Unicode punctuation.
     static func isBertPunctuation(_ c: Unicode.Scalar) -> Bool {
         let v = c.value
-        if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) { return true }
+        if v < 0x80 { return (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) }
         return isUnicodePunctuation(c)
     }
 
