@@ -16,6 +16,9 @@ Outputs (fixtures/tokenizers/):
       llama2      SentencePiece-style BPE: Prepend("▁") + Replace(" ", "▁") normalizer, no
                   pre-tokenizer, byte_fallback + fuse_unk, <0x00>..<0xFF> byte tokens, decoder
                   Replace/ByteFallback/Fuse/Strip, <s> prepended
+      mistral     the llama2 model laid out as newer Llama/Mistral tokenizer.json files are (no
+                  normalizer; Metaspace pre-tokenizer with prepend_scheme "first", split off;
+                  Metaspace decoder)
       unigram     Unigram (Viterbi) with NFKC, Metaspace(prepend_scheme=always), T5-style
                   "$A </s>", plus added tokens with lstrip/rstrip/single_word/normalized
       wordpiece   WordPiece with NFD + StripAccents + Lowercase + Strip, WhitespaceSplit +
@@ -151,6 +154,15 @@ def llama2():
     return tok
 
 
+def mistral(llama2_tok):
+    tok = Tokenizer.from_str(llama2_tok.to_str())
+    tok.normalizer = None
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+    tok.decoder = decoders.Sequence([decoders.Metaspace(replacement="▁", prepend_scheme="first", split=False),
+                                     decoders.ByteFallback(), decoders.Fuse()])
+    return tok
+
+
 def unigram():
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
@@ -265,8 +277,9 @@ def main():
     with open(os.path.join(ROOT, "corpus.txt"), "w", encoding="utf-8", newline="") as f:
         f.write(CORPUS + "\n")
     lines = CORPUS.split("\n")
-    for name, make in [("gpt2", gpt2), ("llama3", llama3), ("llama2", llama2), ("unigram", unigram),
-                       ("wordpiece", wordpiece), ("wordlevel", wordlevel)]:
+    for name, make in [("gpt2", gpt2), ("llama3", llama3), ("llama2", llama2),
+                       ("mistral", lambda: mistral(Tokenizer.from_file(os.path.join(ROOT, "llama2", "tokenizer.json")))),
+                       ("unigram", unigram), ("wordpiece", wordpiece), ("wordlevel", wordlevel)]:
         tok = make()
         os.makedirs(os.path.join(ROOT, name), exist_ok=True)
         tok.save(os.path.join(ROOT, name, "tokenizer.json"))

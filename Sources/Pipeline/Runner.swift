@@ -142,6 +142,8 @@ public struct PipelineSpec: Sendable {
             }
         case .verify:
             if let p = o["preset"], p.stringValue.flatMap(Gates.preset) == nil { return "unknown preset" }
+            if let v = o["context"], !((v.intValue ?? 0) >= 4) { return "context must be an integer, at least 4" }
+            if let v = o["chunks"], !((v.intValue ?? 0) >= 1) { return "chunks must be a positive integer" }
         case .distill:
             // The same bounds as `ckpt distill`.
             for key in ["lr", "temperature"] where o[key] != nil && !((o[key]?.doubleValue ?? 0) > 0) { return "\(key) must be positive" }

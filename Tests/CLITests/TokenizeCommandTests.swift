@@ -7,7 +7,7 @@ import Testing
 import TestSupport
 
 @Suite struct TokenizeCommandTests {
-    static let names = ["gpt2", "llama3", "llama2", "unigram", "wordpiece", "wordlevel"]
+    static let names = ["gpt2", "llama3", "llama2", "mistral", "unigram", "wordpiece", "wordlevel"]
 
     func expected(_ name: String, _ key: String) throws -> JSONValue {
         try #require(try JSONValue.parse(try readFile(Repo.fixture("tokenizers/\(name).expected.json")))[key])
