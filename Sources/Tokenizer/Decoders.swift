@@ -162,7 +162,8 @@ struct StripDecoder: Decoder {
 struct ReplaceDecoder: Decoder {
     var pattern: Pattern
     var content: String
-    func decode(_ tokens: [String]) -> [String] { tokens.map { pattern.replaceAll(in: $0, with: content) } }
+    /// A token the pattern cannot be searched in (Oniguruma's backtracking limit) stays as it is.
+    func decode(_ tokens: [String]) -> [String] { tokens.map { (try? pattern.replaceAll(in: $0, with: content)) ?? $0 } }
 }
 
 struct DecoderSequence: Decoder {

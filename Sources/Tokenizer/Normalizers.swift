@@ -5,7 +5,7 @@ import CkptCore
 import Foundation
 
 protocol Normalizer: Sendable {
-    func normalize(_ s: String) -> String
+    func normalize(_ s: String) throws -> String
 }
 
 enum Normalizers {
@@ -107,7 +107,7 @@ struct BertNormalizer: Normalizer {
 struct Replace: Normalizer {
     var pattern: Pattern
     var content: String
-    func normalize(_ s: String) -> String { pattern.replaceAll(in: s, with: content) }
+    func normalize(_ s: String) throws -> String { try pattern.replaceAll(in: s, with: content) }
 }
 
 struct Prepend: Normalizer {
@@ -130,15 +130,15 @@ struct Strip: Normalizer {
 
 struct NormalizerSequence: Normalizer {
     var items: [any Normalizer]
-    func normalize(_ s: String) -> String { items.reduce(s) { $1.normalize($0) } }
+    func normalize(_ s: String) throws -> String { try items.reduce(s) { try $1.normalize($0) } }
 }
 
 extension Pattern {
     /// Every match replaced by `content`.
-    func replaceAll(in s: String, with content: String) -> String {
+    func replaceAll(in s: String, with content: String) throws -> String {
         var s = s
-        return s.withUTF8 { buf -> String in
-            let ms = matches(in: buf)
+        return try s.withUTF8 { buf -> String in
+            let ms = try matches(in: buf)
             if ms.isEmpty { return String(decoding: buf, as: UTF8.self) }
             var out = [UInt8]()
             out.reserveCapacity(buf.count)

@@ -13,7 +13,7 @@ struct Split: Sendable {
 }
 
 protocol PreTokenizer: Sendable {
-    func split(_ piece: Split) -> [Split]
+    func split(_ piece: Split) throws -> [Split]
 }
 
 enum SplitBehavior: String, Sendable {
@@ -80,10 +80,10 @@ enum Splitting {
         return out
     }
 
-    static func byPattern(_ piece: Split, _ pattern: Pattern, _ behavior: SplitBehavior, invert: Bool = false) -> [Split] {
+    static func byPattern(_ piece: Split, _ pattern: Pattern, _ behavior: SplitBehavior, invert: Bool = false) throws -> [Split] {
         var text = piece.text
-        return text.withUTF8 { buf in
-            apply(piece, bytes: buf, matches: pattern.matches(in: buf), behavior: behavior, invert: invert)
+        return try text.withUTF8 { buf in
+            apply(piece, bytes: buf, matches: try pattern.matches(in: buf), behavior: behavior, invert: invert)
         }
     }
 
@@ -143,10 +143,10 @@ struct ByteLevel: PreTokenizer {
         pattern = useRegex ? try Pattern(regex: PreTokenizers.gpt2Pattern) : nil
     }
 
-    func split(_ piece: Split) -> [Split] {
+    func split(_ piece: Split) throws -> [Split] {
         var p = piece
         if addPrefixSpace && !p.text.hasPrefix(" ") { p.text = " " + p.text }
-        let parts = pattern.map { Splitting.byPattern(p, $0, .isolated) } ?? (p.text.isEmpty ? [] : [p])
+        let parts = try pattern.map { try Splitting.byPattern(p, $0, .isolated) } ?? (p.text.isEmpty ? [] : [p])
         return parts.map { Split(text: ByteLevelAlphabet.encode($0.text), atStart: $0.atStart) }
     }
 }
@@ -155,7 +155,7 @@ struct SplitPattern: PreTokenizer {
     var pattern: Pattern
     var behavior: SplitBehavior
     var invert: Bool
-    func split(_ piece: Split) -> [Split] { Splitting.byPattern(piece, pattern, behavior, invert: invert) }
+    func split(_ piece: Split) throws -> [Split] { try Splitting.byPattern(piece, pattern, behavior, invert: invert) }
 }
 
 /// Runs of word characters and runs of other non-space characters: the reference's
@@ -260,9 +260,9 @@ struct Metaspace: PreTokenizer {
 
 struct PreTokenizerSequence: PreTokenizer {
     var items: [any PreTokenizer]
-    func split(_ piece: Split) -> [Split] {
+    func split(_ piece: Split) throws -> [Split] {
         var parts = [piece]
-        for item in items { parts = parts.flatMap { item.split($0) } }
+        for item in items { parts = try parts.flatMap { try item.split($0) } }
         return parts
     }
 }

@@ -29,10 +29,7 @@ final class Pattern: @unchecked Sendable {
                      conig_default_syntax(), &info)
         }
         guard rc == ONIG_NORMAL, let reg else {
-            var buf = [OnigUChar](repeating: 0, count: 256)
-            let n = conig_error_string(&buf, rc, &info)
-            let message = String(decoding: buf[0..<Int(max(0, min(n, 256)))], as: UTF8.self)
-            throw TokenizerError.invalid("regex \(Pattern.quoted(source)) does not compile: \(message)")
+            throw TokenizerError.invalid("regex \(Pattern.quoted(source)) does not compile: \(Pattern.message(rc, &info))")
         }
         regex = reg
     }
@@ -57,6 +54,13 @@ final class Pattern: @unchecked Sendable {
 
     deinit { onig_free(regex) }
 
+    /// Oniguruma's text for an error code.
+    static func message(_ code: Int32, _ info: UnsafeMutablePointer<OnigErrorInfo>?) -> String {
+        var buf = [OnigUChar](repeating: 0, count: 256)  // ONIG_MAX_ERROR_MESSAGE_LEN is 90
+        let n = conig_error_string(&buf, code, info)
+        return String(decoding: buf[0..<Int(max(0, min(n, 256)))], as: UTF8.self)
+    }
+
     static func quoted(_ s: String) -> String {
         let short = s.count > 80 ? String(s.prefix(80)) + "…" : s
         return "`" + short + "`"
@@ -64,8 +68,9 @@ final class Pattern: @unchecked Sendable {
 
     /// Every match in `text` as byte ranges, left to right, as the `onig` crate's find_iter
     /// yields them: an empty match right where the previous match ended is skipped by one
-    /// character.
-    func matches(in text: UnsafeBufferPointer<UInt8>) -> [(Int, Int)] {
+    /// character. A search Oniguruma gives up on (its backtracking limit) is an error, not a
+    /// silent "no more matches".
+    func matches(in text: UnsafeBufferPointer<UInt8>) throws -> [(Int, Int)] {
         guard let base = text.baseAddress ?? UnsafePointer<UInt8>(bitPattern: 1) else { return [] }
         let n = text.count
         let region = onig_region_new()
@@ -75,7 +80,10 @@ final class Pattern: @unchecked Sendable {
         var lastMatchEnd = -1
         while lastEnd <= n {
             let r = onig_search(regex, base, base + n, base + lastEnd, base + n, region, conig_option_none())
-            guard r >= 0, let region, region.pointee.num_regs > 0 else { break }
+            if r == ONIG_MISMATCH { break }
+            guard r >= 0, let region, region.pointee.num_regs > 0 else {
+                throw TokenizerError.encoding("regex \(Pattern.quoted(source)) failed on the text: \(Pattern.message(r, nil))")
+            }
             let s = Int(region.pointee.beg[0]), e = Int(region.pointee.end[0])
             if s == e && lastMatchEnd == e {
                 lastEnd += lastEnd < n ? utf8Length(leading: text[lastEnd]) : 1

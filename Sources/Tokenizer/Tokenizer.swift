@@ -143,7 +143,7 @@ public struct Tokenizer: Sendable {
         }
         addedByID = byID
         rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized }.map { ($0, $0.content) })
-        normalizedMatcher = AddedTokenMatcher(addedTokens.filter(\.normalized).map { ($0, normalizer?.normalize($0.content) ?? $0.content) })
+        normalizedMatcher = AddedTokenMatcher(try addedTokens.filter(\.normalized).map { ($0, try normalizer?.normalize($0.content) ?? $0.content) })
     }
 
     // MARK: Vocabulary
@@ -186,19 +186,25 @@ public struct Tokenizer: Sendable {
     }
 
     func encode(_ text: String, addSpecialTokens: Bool, cache: WordCache) throws -> [Int] {
+        do { return try encodeUnlabelled(text, addSpecialTokens: addSpecialTokens, cache: cache) } catch let e as TokenizerError {
+            throw e.at(source)
+        }
+    }
+
+    private func encodeUnlabelled(_ text: String, addSpecialTokens: Bool, cache: WordCache) throws -> [Int] {
         // Pieces: text still to tokenize (id nil) or an added token's id.
         var pieces: [(Split, Int?)] = []
         for (s, id) in rawMatcher.split(Split(text: text, atStart: true)) {
             if id != nil { pieces.append((s, id)); continue }
             var n = s
-            if let normalizer { n.text = normalizer.normalize(n.text) }
+            if let normalizer { n.text = try normalizer.normalize(n.text) }
             pieces.append(contentsOf: normalizedMatcher.split(n))
         }
         var ids: [Int] = []
         for (piece, id) in pieces {
             if let id { ids.append(id); continue }
             if piece.text.isEmpty { continue }
-            let words = preTokenizer?.split(piece) ?? [piece]
+            let words = try preTokenizer?.split(piece) ?? [piece]
             for w in words { ids.append(contentsOf: try model.tokenize(w.text, cache: cache)) }
         }
         if addSpecialTokens, let postProcessor { ids = postProcessor.process(ids) }

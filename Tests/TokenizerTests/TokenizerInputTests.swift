@@ -96,3 +96,46 @@ import Testing
         #expect(unigram.addedTokens.contains { $0.content == "ckpt-token" && !$0.special && $0.singleWord })
     }
 }
+
+@Suite struct TokenizerRobustnessTests {
+    /// A regex that backtracks without end is an error naming the pattern, not a wrong split.
+    @Test func runawayRegexIsAnError() throws {
+        let tok = try Tokenizer(jsonBytes: Array(#"""
+            {"model": {"type": "WordLevel", "vocab": {"a": 0, "<unk>": 1}, "unk_token": "<unk>"},
+             "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(a|aa)+c"}, "behavior": "Isolated", "invert": false}}
+            """#.utf8), source: "evil.json")
+        #expect(try tok.encode("aac") == [1])
+        do {
+            _ = try tok.encode(String(repeating: "a", count: 5000))
+            Issue.record("no error")
+        } catch let e as TokenizerError {
+            #expect(e.description.hasPrefix("evil.json: regex `(a|aa)+c` failed on the text"), "\(e)")
+        }
+    }
+
+    /// Damaged tokenizer.json files (one byte changed at a time) are refused or work; never a crash.
+    @Test func damagedFilesNeverCrash() throws {
+        let good = try readFile(Repo.fixture("tokenizers/llama3/tokenizer.json"))
+        let lines = try String(contentsOfFile: Repo.fixture("tokenizers/corpus.txt"), encoding: .utf8).split(separator: "\n").map(String.init)
+        var rng = SplitMix64(seed: 11)
+        var loaded = 0, refused = 0
+        // Structure (components, added tokens) is at the start and end of the file; the middle is vocabulary.
+        let regions = [0..<min(3000, good.count), max(0, good.count - 3000)..<good.count, 0..<good.count]
+        for i in 0..<300 {
+            var bytes = good
+            let region = regions[i % regions.count]
+            let at = region.lowerBound + Int(rng.next() % UInt64(region.count))
+            bytes[at] = [UInt8(ascii: "\""), UInt8(ascii: "{"), UInt8(ascii: "9"), UInt8(ascii: "-"), 0xFF, 0x00, UInt8(ascii: "]")][Int(rng.next() % 7)]
+            do {
+                let tok = try Tokenizer(jsonBytes: bytes, source: "x.json")
+                loaded += 1
+                for line in lines.prefix(5) {
+                    if let ids = try? tok.encode(line) { _ = tok.decode(ids) }
+                }
+            } catch is TokenizerError {
+                refused += 1
+            }
+        }
+        #expect(loaded + refused == 300 && refused > 0)
+    }
+}
