@@ -90,6 +90,7 @@ let package = Package(
             dependencies: [
                 "CkptCore", "Formats", "Quantize", "Transformer", "Prune", "Train", "Tokenizer",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

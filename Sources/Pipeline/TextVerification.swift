@@ -24,6 +24,7 @@
 import CkptCore
 import Formats
 import Foundation
+import HeapModule
 import OrderedCollections
 import Tokenizer
 import Transformer
@@ -250,7 +251,18 @@ public enum TextVerifier {
     /// id) until their mass reaches 1 − 1e-6, at most `topK`.
     static func record(reference a: ArraySlice<Float>, target: Int, topK: Int) -> ReferenceRecord {
         let la = logSoftmax(a)
-        let order = la.indices.sorted { la[$0] != la[$1] ? la[$0] > la[$1] : $0 < $1 }
+        // The topK largest (ties: lower id first) by a bounded min-heap, O(V log K).
+        struct Entry: Comparable {
+            var lp: Double, id: Int
+            static func < (x: Entry, y: Entry) -> Bool { x.lp != y.lp ? x.lp < y.lp : x.id > y.id }
+        }
+        let k = max(1, topK)
+        var heap = Heap<Entry>()
+        for (i, lp) in la.enumerated() {
+            let e = Entry(lp: lp, id: i)
+            if heap.count < k { heap.insert(e) } else if let m = heap.min, m < e { _ = heap.replaceMin(with: e) }
+        }
+        let order = heap.unordered.sorted(by: >).map(\.id)
         var ids: [Int] = [], logps: [Double] = []
         var mass = 0.0
         for i in order {
@@ -287,8 +299,20 @@ public enum TextVerifier {
             // Largest tail contribution: tail probabilities are at most the smallest kept one;
             // Σ p log(p/q) is largest putting that much on the tail's least likely candidates.
             let cap = Foundation.exp(r.logps.last ?? 0)
+            // Only the ceil(tail / cap) least likely candidates can receive tail mass.
+            let needed = min(tailLogQ.count, Int(min(Double(tailLogQ.count), (tail / max(cap, .leastNormalMagnitude)).rounded(.up))) + 1)
+            var smallest: [Double]
+            if needed * 8 < tailLogQ.count {
+                var h = Heap<Double>()
+                for lq in tailLogQ {
+                    if h.count < needed { h.insert(lq) } else if let m = h.max, lq < m { _ = h.replaceMax(with: lq) }
+                }
+                smallest = h.unordered.sorted()
+            } else {
+                smallest = tailLogQ.sorted()
+            }
             var left = tail, upper = 0.0
-            for lq in tailLogQ.sorted() where left > 0 {
+            for lq in smallest where left > 0 {
                 let p = min(cap, left)
                 upper += p * (Foundation.log(p) - lq)
                 left -= p
