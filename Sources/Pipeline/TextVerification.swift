@@ -476,7 +476,9 @@ public enum TextVerifier {
                 if !ids.isEmpty { inputs.append(.tokens(ids)) }
             }
             guard !inputs.isEmpty else { throw VerifyError.badInputs("the text has no non-empty lines") }
-            var report = try Verifier.run(reference: reference, candidate: candidate, inputs: inputs, gates: gates, progress: progress)
+            var report = try Verifier.run(reference: try Transformers.load(reference), candidate: cand,
+                                          referenceConfig: reference.config, candidateConfig: candidate.config, borrowed: borrowed,
+                                          inputs: inputs, gates: gates, progress: progress)
             report.text = TextStats(mode: .lines, tokens: count, context: nil, windows: inputs.count, scored: inputs.count,
                                     bos: nil, referenceSource: "computed", truncatedLines: truncated)
             return report

@@ -149,8 +149,15 @@ public enum Verifier {
             candidate.applyConfigTies()
             borrowed = true
         }
-        let ref = try Transformers.load(reference)
-        let cand = try Transformers.load(candidate)
+        return try run(reference: try Transformers.load(reference), candidate: try Transformers.load(candidate),
+                       referenceConfig: reference.config, candidateConfig: candidate.config, borrowed: borrowed,
+                       inputs: inputs, gates: gates, progress: progress)
+    }
+
+    /// The comparison itself, on loaded models.
+    static func run(reference ref: any TransformerModel, candidate cand: any TransformerModel,
+                    referenceConfig: ModelConfig?, candidateConfig: ModelConfig?, borrowed: Bool,
+                    inputs: [ModelInput], gates: Gates, progress: ((Int) -> Void)?) throws -> VerifyReport {
         guard ref.outputKind == cand.outputKind else {
             throw VerifyError.incomparable("reference outputs \(ref.outputKind.rawValue), candidate \(cand.outputKind.rawValue)")
         }
@@ -210,8 +217,8 @@ public enum Verifier {
             results.append(GateResult(name: "min_top1", limit: l, value: v, passed: v >= l))
         }
         if let l = gates.maxAbs { results.append(GateResult(name: "max_abs", limit: l, value: overall.maxAbs, passed: overall.maxAbs <= l)) }
-        return VerifyReport(referenceConfig: describe(ref, reference.config),
-                            candidateConfig: describe(cand, candidate.config) + (borrowed ? " (config from the reference)" : ""),
+        return VerifyReport(referenceConfig: describe(ref, referenceConfig),
+                            candidateConfig: describe(cand, candidateConfig) + (borrowed ? " (config from the reference)" : ""),
                             outputKind: ref.outputKind, sequences: sequences, overall: overall,
                             layerDrift: sameDepth ? drift : nil, gates: results)
     }
