@@ -49,6 +49,20 @@ import TestSupport
             #expect(abs(x - y) <= 1e-9 * max(1, abs(x)), "\(key): \(x) vs \(y)")
         }
         #expect(b["text"]?["tokens"] == a["text"]?["tokens"])
+        // The saved file alone is enough: no text, and the reference checkpoint only for its config.
+        let alone = try CkptBinary.run("verify", Self.model, cand, "--reference-logits", dir.file("ref.logits"), "--json")
+        #expect(alone.status == 0, "\(alone.stderr)")
+        #expect(try JSONValue.parse(alone.stdout)["text"]?["kl"]?["mean"]?.doubleValue == klB)
+        // --tokenizer names the tokenizer when the reference is a bare weights file elsewhere.
+        let bare = dir.file("ref.safetensors")
+        try FileManager.default.copyItem(atPath: Self.model + "/model.safetensors", toPath: bare)
+        try FileManager.default.copyItem(atPath: Self.model + "/config.json", toPath: dir.file("config.json"))
+        let noTok = try CkptBinary.run("verify", bare, cand, "--text", Self.heldout, "--context", "64")
+        #expect(noTok.status == 2 && noTok.stderr.contains("no tokenizer.json or vocab.txt"), "\(noTok.stderr)")
+        let withTok = try CkptBinary.run("verify", bare, cand, "--text", Self.heldout, "--context", "64", "--json",
+                                         "--tokenizer", Self.model + "/tokenizer.json")
+        #expect(withTok.status == 0, "\(withTok.stderr)")
+        #expect(try JSONValue.parse(withTok.stdout)["text"]?["kl"]?["mean"]?.doubleValue == klA)
         // The saved file must match the text it was made from.
         try writeFile(dir.file("other.txt"), Array("Something else entirely, said differently.\n".utf8))
         let mismatch = try CkptBinary.run("verify", Self.model, cand, "--reference-logits", dir.file("ref.logits"), "--text", dir.file("other.txt"))
