@@ -60,6 +60,7 @@ fixtures:
 	KERAS_BACKEND=torch $(PYTHON) tools/make_hdf5_fixtures.py
 	$(PYTHON) tools/make_quant_fixtures.py
 	$(PYTHON) tools/make_torch_fixtures.py
+	$(PYTHON) tools/make_family_fixtures.py
 	$(PYTHON) tools/make_tokenizer_fixtures.py
 
 clean:

@@ -134,7 +134,7 @@ def llama_models():
 
 
 class SeedMultiHeadAttention(nn.Module):
-    """The seed article's layer (../shared/seed/), with its parameter names. Its code views
+    """The layer of the article ckpt grew from (a tutorial on LLM inference), with its parameter names. Its code views
     q as (B, T, H, hs) and multiplies without moving the head axis, which attends across
     heads; the article's formula, softmax(QK^T/sqrt(d_k))V over the sequence per head, is what
     is implemented here and in ckpt (see Sources/Transformer/SeedEncoder.swift)."""

@@ -48,7 +48,8 @@ enum Kernels {
     }
 
     /// LayerNorm over each row of x[T, C]: (x - mean) / sqrt(var + eps) · weight + bias.
-    static func layerNorm(_ x: [Float], T: Int, C: Int, weight: [Float], bias: [Float]?, eps: Float) -> [Float] {
+    /// With `groups` > 1, weight and bias hold that many rows of C and row t uses row t mod groups.
+    static func layerNorm(_ x: [Float], T: Int, C: Int, weight: [Float], bias: [Float]?, eps: Float, groups: Int = 1) -> [Float] {
         var out = [Float](repeating: 0, count: T * C)
         x.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { o in
@@ -61,8 +62,9 @@ enum Kernels {
                     for i in 0..<C { let d = x[row + i] - mean; variance += d * d }
                     variance /= Float(C)  // biased, as torch.nn.LayerNorm
                     let rstd = 1 / (variance + eps).squareRoot()
+                    let g = (t % groups) * C
                     for i in 0..<C {
-                        o[row + i] = (x[row + i] - mean) * rstd * weight[i] + (bias?[i] ?? 0)
+                        o[row + i] = (x[row + i] - mean) * rstd * weight[g + i] + (bias?[g + i] ?? 0)
                     }
                 }
             }
@@ -71,7 +73,7 @@ enum Kernels {
     }
 
     /// RMSNorm over each row of x[T, C]: x / sqrt(mean(x²) + eps) · weight (LLaMA).
-    static func rmsNorm(_ x: [Float], T: Int, C: Int, weight: [Float], eps: Float) -> [Float] {
+    static func rmsNorm(_ x: [Float], T: Int, C: Int, weight: [Float], eps: Float, groups: Int = 1) -> [Float] {
         var out = [Float](repeating: 0, count: T * C)
         x.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { o in
@@ -80,7 +82,8 @@ enum Kernels {
                     var ss: Float = 0
                     for i in 0..<C { ss += x[row + i] * x[row + i] }
                     let r = 1 / (ss / Float(C) + eps).squareRoot()
-                    for i in 0..<C { o[row + i] = weight[i] * (x[row + i] * r) }
+                    let g = (t % groups) * C
+                    for i in 0..<C { o[row + i] = weight[g + i] * (x[row + i] * r) }
                 }
             }
         }
@@ -105,6 +108,61 @@ enum Kernels {
         }
     }
 
+    /// max(x, 0), in place.
+    static func relu(_ x: inout [Float]) {
+        x.withUnsafeMutableBufferPointer { x in for i in x.indices { x[i] = max(x[i], 0) } }
+    }
+
+    /// x *= y elementwise, in place.
+    static func multiply(_ x: inout [Float], _ y: [Float]) {
+        x.withUnsafeMutableBufferPointer { x in
+            y.withUnsafeBufferPointer { y in for i in x.indices { x[i] *= y[i] } }
+        }
+    }
+
+    /// x *= s, in place.
+    static func scale(_ x: inout [Float], _ s: Float) {
+        x.withUnsafeMutableBufferPointer { x in for i in x.indices { x[i] *= s } }
+    }
+
+    /// x = cap · tanh(x / cap), in place (logit soft-capping).
+    static func softcap(_ x: inout [Float], _ cap: Float) {
+        x.withUnsafeMutableBufferPointer { x in for i in x.indices { x[i] = cap * tanhf(x[i] / cap) } }
+    }
+
+    /// Columns [from, from + width) of x[T, total]: out[T, width].
+    static func columns(_ x: [Float], T: Int, total: Int, from: Int, width: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: T * width)
+        x.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { o in
+                for t in 0..<T { for j in 0..<width { o[t * width + j] = x[t * total + from + j] } }
+            }
+        }
+        return out
+    }
+
+    /// q [T, NH·hs], k and v [T, NKV·hs] from a fused projection grouped by key/value head:
+    /// row t is, per group g < NKV, its NH/NKV query heads, then k_g, then v_g (hs each).
+    static func ungroupQKV(_ qkv: [Float], T: Int, NH: Int, NKV: Int, hs: Int) -> (q: [Float], k: [Float], v: [Float]) {
+        let group = NH / NKV, W = (NH + 2 * NKV) * hs
+        var q = [Float](repeating: 0, count: T * NH * hs)
+        var k = [Float](repeating: 0, count: T * NKV * hs), v = k
+        for t in 0..<T {
+            for g in 0..<NKV {
+                let base = t * W + g * (group + 2) * hs
+                for j in 0..<group {
+                    let h = g * group + j
+                    for d in 0..<hs { q[(t * NH + h) * hs + d] = qkv[base + j * hs + d] }
+                }
+                for d in 0..<hs {
+                    k[(t * NKV + g) * hs + d] = qkv[base + group * hs + d]
+                    v[(t * NKV + g) * hs + d] = qkv[base + (group + 1) * hs + d]
+                }
+            }
+        }
+        return (q, k, v)
+    }
+
     /// x += y, in place.
     static func add(_ x: inout [Float], _ y: [Float]) {
         x.withUnsafeMutableBufferPointer { x in
@@ -120,6 +178,10 @@ enum Kernels {
         var causal: Bool
         /// Keys older than this many positions are masked (Mistral's sliding window).
         var window: Int?
+        /// Multiplies q·kᵀ (default 1/√hs).
+        var scale: Float? = nil
+        /// Scores become cap · tanh(scores / cap) before the mask (Gemma 2).
+        var softcap: Float? = nil
     }
 
     /// Scaled dot-product attention, per head: softmax(q·kᵀ / √hs + mask) · v.
@@ -130,7 +192,7 @@ enum Kernels {
         let qStride = s.NH * hs, kvStride = s.NKV * hs
         var out = [Float](repeating: 0, count: T * qStride)
         var scores = [Float](repeating: 0, count: T * T)
-        let scale = 1 / Float(hs).squareRoot()
+        let scale = s.scale ?? 1 / Float(hs).squareRoot()
         for h in 0..<s.NH {
             let kvh = h / group
             // scores[T, T] = q_h · k_hᵀ · scale
@@ -149,6 +211,9 @@ enum Kernels {
                     let hi = s.causal ? i + 1 : T
                     let lo = s.window.map { max(0, i - $0 + 1) } ?? 0
                     let row = i * T
+                    if let cap = s.softcap {
+                        for j in lo..<hi { sc[row + j] = cap * tanhf(sc[row + j] / cap) }
+                    }
                     var m = -Float.infinity
                     for j in lo..<hi { m = max(m, sc[row + j]) }
                     for j in 0..<lo { sc[row + j] = 0 }
@@ -176,10 +241,10 @@ enum Kernels {
     }
 
     /// Rotary position embedding (Hugging Face's rotate-half convention) applied in place to
-    /// x[T, heads·hs] for positions 0..<T: for i < hs/2, the pair (x[i], x[i + hs/2]) is
-    /// rotated by angle pos · invFreq[i].
-    static func rope(_ x: inout [Float], T: Int, heads: Int, hs: Int, cos: [Float], sin: [Float]) {
-        let half = hs / 2
+    /// x[T, heads·hs] for positions 0..<T: for i < d/2 (d = rotaryDim, default hs), the pair
+    /// (x[i], x[i + d/2]) is rotated by angle pos · invFreq[i]; channels d..<hs are left alone.
+    static func rope(_ x: inout [Float], T: Int, heads: Int, hs: Int, rotaryDim: Int? = nil, cos: [Float], sin: [Float]) {
+        let half = (rotaryDim ?? hs) / 2
         x.withUnsafeMutableBufferPointer { x in
             for t in 0..<T {
                 for h in 0..<heads {

@@ -19,7 +19,7 @@ public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertibl
     public var description: String {
         switch self {
         case .missingConfig(let m): return "no model config: \(m)"
-        case .unsupportedArchitecture(let a): return "architecture \(a) is not supported by the forward pass (GPT-2, BERT, LLaMA/Mistral/Qwen2, seed encoder)"
+        case .unsupportedArchitecture(let a): return "architecture \(a) is not supported by the forward pass (supported: \(Architectures.modelTypes.joined(separator: ", ")))"
         case .invalidConfig(let m): return "model config: \(m)"
         case .missingTensor(let t): return "tensor `\(t)`: required by the architecture but missing"
         case .shapeMismatch(let t, let e, let a): return "tensor `\(t)`: shape \(a) does not match the config, expected \(e)"
@@ -75,21 +75,26 @@ extension TransformerModel {
 }
 
 public enum Transformers {
-    /// Builds the forward pass for a checkpoint from its config.
+    /// Builds the forward pass for a checkpoint from its config, through the family registered
+    /// for its `model_type` (Registry.swift).
     public static func load(_ graph: WeightGraph) throws -> any TransformerModel {
+        let description = try describe(graph)
+        _ = BLAS.core  // choose fast kernels before the first matrix product
+        return try DescribedModel(description, weights: WeightStore(graph: graph))
+    }
+
+    /// The architecture description of a checkpoint: its blocks, parameter slots and prunable
+    /// units, validated against the config and the tensors present. Reads no weights.
+    public static func describe(_ graph: WeightGraph) throws -> ModelDescription {
         guard let config = graph.config else {
             throw TransformerError.missingConfig("put a Hugging Face config.json beside the weights or pass --config")
         }
-        _ = BLAS.core  // choose fast kernels before the first matrix product
-        let weights = WeightStore(graph: graph)
-        switch config.modelType {
-        case "gpt2": return try GPT2(config: config, weights: weights)
-        case "bert": return try Bert(config: config, weights: weights)
-        case "llama", "mistral", "qwen2": return try Llama(config: config, weights: weights)
-        case "seed_transformer": return try SeedEncoder(config: config, weights: weights)
-        default:
+        guard let family = Architectures.family(for: config.modelType) else {
             throw TransformerError.unsupportedArchitecture(config.modelType ?? config.architecture ?? "(no model_type in config)")
         }
+        let description = try family.describe(ConfigReader(config, graph: graph))
+        try WeightStore(graph: graph).check(description.slots())
+        return description
     }
 
     /// Sets the number of threads OpenBLAS uses for matrix products.
@@ -103,16 +108,19 @@ public enum Transformers {
 struct WeightStore: Sendable {
     let graph: WeightGraph
 
-    /// The name prefix (e.g. "transformer.", "bert.", "model.") under which `anchor` exists.
-    func prefix(forAnchor anchor: String) -> String? {
-        if graph.tensor(named: anchor) != nil { return "" }
-        for name in graph.tensors.keys where name.hasSuffix("." + anchor) {
-            return String(name.dropLast(anchor.count))
-        }
-        return nil
-    }
-
     func has(_ name: String) -> Bool { graph.tensor(named: name) != nil }
+
+    /// Every required slot present, every present slot of the described shape: checked
+    /// before any weight is read or any buffer sized.
+    func check(_ slots: [ParamSlot]) throws {
+        for s in slots {
+            guard let t = graph.tensor(named: s.name) else {
+                if s.required { throw TransformerError.missingTensor(s.name) }
+                continue
+            }
+            guard t.shape == s.shape else { throw TransformerError.shapeMismatch(tensor: s.name, expected: s.shape, actual: t.shape) }
+        }
+    }
 
     /// The tensor `name` as f32, checked to have `shape`.
     func floats(_ name: String, _ shape: [Int]) throws -> [Float] {
@@ -126,21 +134,6 @@ struct WeightStore: Sendable {
         has(name) ? try floats(name, shape) : nil
     }
 
-    /// An nn.Linear weight [out, in].
-    func linear(_ name: String, inFeatures: Int, outFeatures: Int) throws -> Matrix {
-        Matrix(data: try floats(name, [outFeatures, inFeatures]), inFeatures: inFeatures, outFeatures: outFeatures, layout: .outIn)
-    }
-}
-
-extension ModelConfig {
-    func require(_ value: Int?, _ key: String) throws -> Int {
-        guard let value, value > 0 else { throw TransformerError.invalidConfig("missing or invalid \(key)") }
-        return value
-    }
-
-    func float(_ key: String, default d: Float) -> Float {
-        json[key]?.doubleValue.map { Float($0) } ?? d
-    }
 }
 
 func checkTokens(_ input: ModelInput, vocab: Int, maxPositions: Int?) throws -> [Int] {
