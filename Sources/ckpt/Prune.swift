@@ -32,7 +32,7 @@ struct PruneCommand: ParsableCommand {
     @Option(help: "Drop these layers, e.g. 3,5.") var dropLayers: String?
     @Option(help: "Drop the N layers with the least block influence.") var dropLayerCount: Int?
     @Option(help: "magnitude or activation.") var importance: String = "magnitude"
-    @Option(help: "Calibration token sequences (text lines or 2-D integer .npy).") var calibration: String?
+    @Option(help: "Calibration data: a text file (tokenized with the model's tokenizer, cut into --length sequences), or token ids (lines of ids, or a 2-D integer .npy).") var calibration: String?
     @Option(help: "Random calibration sequences when no --calibration.") var calibrationSequences: Int = 8
     @Option(help: "Length of random calibration sequences.") var length: Int = 64
     @Option(help: "Seed of random calibration sequences.") var seed: UInt64 = 0
@@ -80,7 +80,7 @@ struct PruneCommand: ParsableCommand {
 
         let source = try Checkpoint.openModel(input, configPath: config)
         if o.needsCalibration {
-            o.calibration = try calibration.map { try Verifier.tokenFile($0) }
+            o.calibration = try calibration.map { try TextFiles.tokenInputs($0, model: input, length: min(length, source.config?.maxPositions ?? length)) }
                 ?? Verifier.randomInputs(for: source, count: calibrationSequences, length: length, seed: seed)
         }
         let (pruned, report): (WeightGraph, PruneReport)
