@@ -239,6 +239,29 @@ public struct HeadSpec: Sendable {
     public var scale: Float? = nil
 }
 
+/// The config keys a family reads its sizes from, so that tools which change sizes (structured
+/// pruning) write the new sizes where transformers will read them. nil: the family's config
+/// cannot express that change.
+public struct SizeKeys: Sendable {
+    /// Query heads (e.g. num_attention_heads, n_head).
+    public var heads: String? = "num_attention_heads"
+    /// Key/value heads; nil when the family has none of its own (MHA only, or multi-query).
+    public var keyValueHeads: String? = "num_key_value_heads"
+    /// An explicit head size. nil: transformers derives it as hidden_size / heads, so heads
+    /// cannot be removed without changing the head size.
+    public var headDim: String? = "head_dim"
+    /// The MLP width.
+    public var width: String? = "intermediate_size"
+    public var layers: String? = "num_hidden_layers"
+    /// Per-layer lists (one entry per layer) filtered when layers are dropped.
+    public var perLayer: [String] = ["layer_types"]
+
+    public init() {}
+    public init(heads: String?, keyValueHeads: String?, headDim: String?, width: String?, layers: String?, perLayer: [String] = []) {
+        (self.heads, self.keyValueHeads, self.headDim, self.width, self.layers, self.perLayer) = (heads, keyValueHeads, headDim, width, layers, perLayer)
+    }
+}
+
 /// Everything the forward pass, pruning, conversion and training need to know about one model.
 public struct ModelDescription: Sendable {
     /// e.g. "LlamaForCausalLM"
@@ -251,6 +274,8 @@ public struct ModelDescription: Sendable {
     public var embedding: EmbeddingSpec
     public var blocks: [BlockSpec]
     public var head: HeadSpec
+    /// Where the config keeps the sizes structured pruning changes (nil: not resizable).
+    public var sizeKeys: SizeKeys? = SizeKeys()
 
     public var outputKind: ForwardOutput.Kind {
         if case .hiddenState = head.output { return .hiddenState }

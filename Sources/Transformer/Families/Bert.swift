@@ -73,6 +73,7 @@ public enum BertFamily: Architecture {
                                      tokenTypes: .init(name: p + "embeddings.token_type_embeddings.weight", role: .tokenTypeEmbedding, rows: types, width: C),
                                      norm: ln(p + "embeddings.LayerNorm", .embeddingNorm)),
             blocks: blocks,
-            head: HeadSpec(finalNorm: nil, output: .hiddenState))
+            head: HeadSpec(finalNorm: nil, output: .hiddenState),
+            sizeKeys: SizeKeys(heads: "num_attention_heads", keyValueHeads: nil, headDim: nil, width: "intermediate_size", layers: "num_hidden_layers"))
     }
 }

@@ -73,6 +73,8 @@ public enum FalconFamily: Architecture {
             architecture: c.config.architecture ?? "FalconForCausalLM", modelType: "falcon", hiddenSize: C, vocabSize: V, maxPositions: nil,
             embedding: EmbeddingSpec(tokens: .init(name: p + "word_embeddings.weight", role: .tokenEmbedding, rows: V, width: C)),
             blocks: blocks,
-            head: HeadSpec(finalNorm: ln(p + "ln_f", .finalNorm), output: output))
+            head: HeadSpec(finalNorm: ln(p + "ln_f", .finalNorm), output: output),
+            sizeKeys: SizeKeys(heads: "num_attention_heads", keyValueHeads: newArch ? "num_kv_heads" : nil, headDim: nil,
+                               width: "ffn_hidden_size", layers: "num_hidden_layers"))
     }
 }

@@ -59,6 +59,7 @@ public enum GPTNeoXFamily: Architecture {
             architecture: c.config.architecture ?? "GPTNeoXForCausalLM", modelType: "gpt_neox", hiddenSize: C, vocabSize: V, maxPositions: nil,
             embedding: EmbeddingSpec(tokens: .init(name: p + "embed_in.weight", role: .tokenEmbedding, rows: V, width: C)),
             blocks: blocks,
-            head: HeadSpec(finalNorm: ln(p + "final_layer_norm", .finalNorm), output: output))
+            head: HeadSpec(finalNorm: ln(p + "final_layer_norm", .finalNorm), output: output),
+            sizeKeys: SizeKeys(heads: "num_attention_heads", keyValueHeads: nil, headDim: nil, width: "intermediate_size", layers: "num_hidden_layers"))
     }
 }
