@@ -276,6 +276,9 @@ public struct ModelDescription: Sendable {
     public var head: HeadSpec
     /// Where the config keeps the sizes structured pruning changes (nil: not resizable).
     public var sizeKeys: SizeKeys? = SizeKeys()
+    /// Name fragments of stored tensors that are not parameters of this computation: buffers
+    /// (rotary inv_freq, position_ids, causal masks) and parts ckpt does not run (BERT's pooler).
+    public var buffers: [String] = ["position_ids", "rotary_emb.inv_freq"]
 
     public var outputKind: ForwardOutput.Kind {
         if case .hiddenState = head.output { return .hiddenState }
@@ -374,6 +377,12 @@ extension ModelDescription {
         // A parameter read in several places (a shared norm) is listed once.
         var seen = Set<String>()
         return s.filter { seen.insert($0.name).inserted }
+    }
+
+    /// Stored tensors (in stored order) that no slot reads and that are not known buffers.
+    public func unusedTensors(in graph: WeightGraph) -> [String] {
+        let read = Set(slots().map(\.name))
+        return graph.tensors.keys.filter { name in !read.contains(name) && !buffers.contains { name.contains($0) } }
     }
 
     public var prunableUnits: PrunableUnits {

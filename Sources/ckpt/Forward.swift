@@ -9,10 +9,15 @@ struct Forward: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the reference forward pass on one sequence.",
         discussion: """
-            Architectures: GPT-2, BERT-style encoders, LLaMA-style decoders (also Mistral and \
-            Qwen2 configs) and the seed article's encoder, chosen by the config's model_type. \
-            Weights in any float or block-quantized dtype (GGUF's types, ckpt's int8/int4) are used as f32. Writes logits [T, V] (language models) \
-            or the last hidden state [T, C] (encoders) as a float32 .npy.
+            The architecture is chosen by the config's model_type: decoders llama, mistral, \
+            mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2, gemma3_text, phi3, \
+            gpt_neox, opt, falcon, stablelm, olmo2, starcoder2, granite, gpt2 (logits; a bare \
+            XxxModel gives the last hidden state); encoders bert, roberta, xlm-roberta, \
+            distilbert (last hidden state); and the seed article's encoder. Weights in any float \
+            or block-quantized dtype (GGUF's types, ckpt's int8/int4) are used as f32. Writes \
+            logits [T, V] or the last hidden state [T, C] as a float32 .npy. A stored tensor \
+            the configured architecture does not read (e.g. more layers than the config says) \
+            is refused unless --allow-unused.
             """
     )
 
@@ -30,6 +35,9 @@ struct Forward: ParsableCommand {
 
     @Option(help: "A Hugging Face config.json to use instead of the one beside the weights.")
     var config: String?
+
+    @Flag(help: "Run even if the checkpoint holds tensors the configured architecture does not read.")
+    var allowUnused = false
 
     @Option(help: "Threads for matrix products (default: all cores).")
     var threads: Int?
@@ -63,7 +71,7 @@ struct Forward: ParsableCommand {
         let out: ForwardOutput
         let start = Date()
         do {
-            model = try Transformers.load(graph)
+            model = try Transformers.load(graph, allowUnused: allowUnused)
         } catch { throw FileError(path: checkpoint, error: error) }
         let loaded = Date()
         var times: [Double] = []

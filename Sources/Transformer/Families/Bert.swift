@@ -74,6 +74,7 @@ public enum BertFamily: Architecture {
                                      norm: ln(p + "embeddings.LayerNorm", .embeddingNorm)),
             blocks: blocks,
             head: HeadSpec(finalNorm: nil, output: .hiddenState),
-            sizeKeys: SizeKeys(heads: "num_attention_heads", keyValueHeads: nil, headDim: nil, width: "intermediate_size", layers: "num_hidden_layers"))
+            sizeKeys: SizeKeys(heads: "num_attention_heads", keyValueHeads: nil, headDim: nil, width: "intermediate_size", layers: "num_hidden_layers"),
+            buffers: ["position_ids", "pooler."])  // the pooler is not part of the last hidden state
     }
 }

@@ -64,7 +64,7 @@ public enum FalconFamily: Architecture {
             output = .logits(LinearSpec(name: "lm_head", role: .head, inFeatures: C, outFeatures: V))
         } else if c.isBaseModel {
             output = .hiddenState
-        } else if c.config.tieWordEmbeddings {
+        } else if c.tieWordEmbeddings(default: true) {
             output = .tiedLogits(embedding: p + "word_embeddings.weight")
         } else {
             throw TransformerError.missingTensor("lm_head.weight")

@@ -63,6 +63,7 @@ public enum GPT2Family: Architecture {
                                      positions: .init(name: p + "wpe.weight", role: .positionEmbedding, rows: maxT, width: C)),
             blocks: blocks,
             head: HeadSpec(finalNorm: ln(p + "ln_f", .finalNorm), output: output),
-            sizeKeys: SizeKeys(heads: "n_head", keyValueHeads: nil, headDim: nil, width: "n_inner", layers: "n_layer"))
+            sizeKeys: SizeKeys(heads: "n_head", keyValueHeads: nil, headDim: nil, width: "n_inner", layers: "n_layer"),
+            buffers: ["attn.bias", "attn.masked_bias"])  // causal-mask buffers in older checkpoints
     }
 }
