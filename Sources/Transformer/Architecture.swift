@@ -130,7 +130,7 @@ public struct AttentionSpec: Sendable {
     public var keyNorm: NormSpec? = nil
     public var rope: RopeSpec? = nil
     public var causal: Bool
-    /// Keys older than this many positions are masked.
+    /// Keys this many positions away or more are masked: older ones, and (not causal) newer ones.
     public var window: Int? = nil
     /// scores = cap · tanh(scores / cap) (Gemma 2).
     public var softcap: Float? = nil

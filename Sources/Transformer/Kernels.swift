@@ -176,7 +176,8 @@ enum Kernels {
         var NKV: Int
         var hs: Int
         var causal: Bool
-        /// Keys older than this many positions are masked (Mistral's sliding window).
+        /// Keys this many positions away or more are masked: older ones (Mistral's sliding
+        /// window), and newer ones too when not causal (ModernBERT's local attention).
         var window: Int?
         /// Multiplies q·kᵀ (default 1/√hs).
         var scale: Float? = nil
@@ -208,7 +209,7 @@ enum Kernels {
             scores.withUnsafeMutableBufferPointer { sc in
                 for i in 0..<T {
                     // Visible keys for query i: [lo, hi).
-                    let hi = s.causal ? i + 1 : T
+                    let hi = s.causal ? i + 1 : s.window.map { min(T, i + $0) } ?? T
                     let lo = s.window.map { max(0, i - $0 + 1) } ?? 0
                     let row = i * T
                     if let cap = s.softcap {
