@@ -14,7 +14,7 @@ fixtures/prune/<case>.expected.safetensors with the recipe in the metadata, in c
     drop_heads     "0:2,3;1:0,1"       query heads removed per layer (indices after dropping layers)
     keep_neurons   {"0": [...], ...}   MLP neurons kept per layer (after dropping layers), JSON
 
-The tests (Tests/PruneTests) run ckpt's pruning with the same indices and compare logits.
+Encoders record the last hidden state in `output`. The tests (Tests/PruneTests) run ckpt's pruning with the same indices and compare logits.
 llama-gqa-heads keeps its original name (key/value group 1 removed from layer 0, group 0 from
 layer 1).
 """
@@ -121,6 +121,19 @@ def phi3():
     return heads, neurons
 
 
+def conv1d_mlp(sd, p, keep):
+    """GPT-2's Conv1D stores [in, out]: c_fc's neurons are columns, c_proj's are rows."""
+    take(sd, p + "mlp.c_fc.weight", 1, keep)
+    take(sd, p + "mlp.c_fc.bias", 0, keep)
+    take(sd, p + "mlp.c_proj.weight", 0, keep)
+
+
+def fused_wi(sd, p, keep, width):
+    """ModernBERT's Wi: input half then gate half."""
+    take(sd, p + "mlp.Wi.weight", 0, keep + [width + k for k in keep])
+    take(sd, p + "mlp.Wo.weight", 1, keep)
+
+
 def plain_mlp(up, down):
     def neurons(sd, p, cfg, keep):
         mlp_plain(sd, p, keep, up, down)
@@ -153,6 +166,15 @@ CASES = [
      plain_mlp("mlp.dense_h_to_4h", "mlp.dense_4h_to_h"), {"num_hidden_layers": 1, "intermediate_size": 40}),
     ("opt-layers-neurons", "opt-pre", "model.decoder.layers.", [1], {}, {0: list(range(0, 64, 3))},
      plain_mlp("fc1", "fc2"), {"num_hidden_layers": 1, "ffn_dim": 22}),
+    ("gpt2-layers-neurons", "gpt2-a", "transformer.h.", [1], {}, {0: list(range(0, 128, 2))},
+     (None, lambda sd, p, cfg, keep: conv1d_mlp(sd, p, keep)), {"n_layer": 1, "n_inner": 64}),
+    ("bert-layers-neurons", "bert-a", "encoder.layer.", [0], {}, {0: list(range(7, 47))},
+     plain_mlp("intermediate.dense", "output.dense"), {"num_hidden_layers": 1, "intermediate_size": 40}),
+    ("distilbert-layers-neurons", "distilbert", "transformer.layer.", [1], {}, {0: list(range(1, 64, 3)), 1: list(range(0, 63, 3))},
+     plain_mlp("ffn.lin1", "ffn.lin2"), {"n_layers": 2, "hidden_dim": 21}),
+    ("modernbert-layers-neurons", "modernbert", "layers.", [2], {}, {0: list(range(0, 48, 2)), 1: list(range(24))},
+     (None, lambda sd, p, cfg, keep: fused_wi(sd, p, keep, cfg["intermediate_size"])),
+     {"num_hidden_layers": 2, "layer_types": ["full_attention", "sliding_attention"], "intermediate_size": 24}),
     ("falcon-layers-neurons", "falcon-new", "transformer.h.", [0], {}, {0: [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61]},
      plain_mlp("mlp.dense_h_to_4h", "mlp.dense_4h_to_h"), {"num_hidden_layers": 1, "ffn_hidden_size": 18}),
 ]
@@ -165,7 +187,8 @@ def main():
         src = os.path.join(ROOT, "models", model)
         cfg = json.load(open(os.path.join(src, "config.json")))
         sd = load_file(os.path.join(src, "model.safetensors"))
-        sd, _ = drop_layers(sd, stem, cfg["num_hidden_layers"], set(drop))
+        n_layers = cfg.get("num_hidden_layers") or cfg.get("n_layer") or cfg.get("n_layers")
+        sd, _ = drop_layers(sd, stem, n_layers, set(drop))
         for layer, removed in heads.items():
             head_slicer(sd, f"{stem}{layer}.", cfg, removed)
         for layer, keep in neurons.items():
@@ -183,7 +206,8 @@ def main():
         vocab = cfg["vocab_size"]
         tokens = torch.tensor([[(7 * k + 3) % vocab for k in range(11)]])
         with torch.no_grad():
-            logits = pruned(input_ids=tokens).logits[0]
+            out = pruned(input_ids=tokens)
+            logits = (out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state)[0]
         meta = {"format": "pt", "model": model, "drop_layers": ",".join(map(str, drop)),
                 "drop_heads": ";".join(f"{l}:{','.join(map(str, h))}" for l, h in heads.items()),
                 "keep_neurons": json.dumps({str(l): k for l, k in neurons.items()}),

@@ -173,6 +173,17 @@ public enum Pruner {
             report.operations.append("MLP width \(inner) -> \(width)")
         }
 
+        // The result must be a model its own config describes, every tensor read.
+        if structured {
+            let d: ModelDescription
+            do { d = try Transformers.describe(g) } catch {
+                throw PruneError.invalid("the pruned model's config cannot describe its weights (\(error)); nothing written")
+            }
+            if let unused = d.unusedTensors(in: g).first {
+                throw PruneError.invalid("tensor `\(unused)`: the pruned \(d.modelType) config has no place for it (e.g. a layer that cannot be renumbered); nothing written")
+            }
+        }
+
         if o.sparsity != nil || o.nm != nil || !o.overrides.isEmpty {
             try sparsify(&g, layout: layout, o, stats: stats, report: &report)
         }

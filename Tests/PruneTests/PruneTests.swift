@@ -128,6 +128,18 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         #expect(pruned.metadata["ckpt.prune"]?.contains("activation") == true)
     }
 
+    /// A result the family's config cannot describe is refused, not written: ModernBERT's
+    /// first layer has no attention norm, so another layer cannot become layer 0.
+    @Test func aResultTheConfigCannotDescribeIsRefused() throws {
+        var o = PruneOptions()
+        o.dropLayers = [0]
+        #expect(throws: PruneError.self) { try Pruner.prune(try model("modernbert"), o) }
+        o.dropLayers = [1]
+        let (pruned, _) = try Pruner.prune(try model("modernbert"), o)
+        // The implied local/global pattern is written out for the layers that remain.
+        #expect(pruned.config?["layer_types"] == .array([.string("full_attention"), .string("full_attention")]))
+    }
+
     @Test func unknownArchitecturesAreRefusedForStructuredPruning() throws {
         var o = PruneOptions()
         o.intermediate = 4
@@ -157,7 +169,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
 @Suite struct PruneAgainstTransformersTests {
     static let cases = ["llama-gqa-heads", "qwen3-heads-neurons", "gemma2-layers-neurons", "gemma3-layers-heads",
                         "phi3-heads-neurons", "olmo2-heads", "mixtral-layers-heads", "gpt-neox-layers-neurons",
-                        "opt-layers-neurons", "falcon-layers-neurons"]
+                        "opt-layers-neurons", "falcon-layers-neurons", "gpt2-layers-neurons", "bert-layers-neurons",
+                        "distilbert-layers-neurons", "modernbert-layers-neurons"]
 
     @Test(arguments: cases)
     func matchesTransformers(_ name: String) throws {
