@@ -15,6 +15,7 @@
 // hs head size, I MLP width, V vocabulary.
 
 import CkptCore
+import Foundation
 
 /// What a parameter is for. Consumers (pruning, GGUF naming, training) dispatch on roles,
 /// never on family names.
@@ -136,6 +137,38 @@ public struct AttentionSpec: Sendable {
     public var softcap: Float? = nil
     /// Multiplies q·kᵀ; 1/√hs unless the family says otherwise.
     public var scale: Float
+    /// A linear position bias in place of rotary positions (Falcon-RW, BLOOM).
+    public var alibi: ALiBi? = nil
+
+    /// ALiBi: the score of query head h and key position j gets slope_h · j (times the score
+    /// scale); per query row only differences matter, so this is slope_h · (j − i) up to a
+    /// constant. `bf16`: slopes and products rounded to bfloat16, as transformers computes them.
+    public struct ALiBi: Sendable {
+        public var slopes: [Float]
+        public var bf16: Bool
+
+        /// The slopes of `heads` heads: 2^(−8k/n) for k = 1…n with n the largest power of two
+        /// ≤ heads, then the odd powers of 2^(−4/n) for the remaining heads.
+        public init(heads: Int, bf16: Bool) {
+            let n = 1 << (Int.bitWidth - 1 - heads.leadingZeroBitCount)
+            let base = powf(2, -powf(2, -(log2f(Float(n)) - 3)))
+            var s = (1...n).map { powf(base, Float($0)) }
+            if n != heads {
+                let extra = powf(2, -powf(2, -(log2f(Float(2 * n)) - 3)))
+                s += stride(from: 1, to: 1 + 2 * min(n, heads - n), by: 2).map { powf(extra, Float($0)) }
+            }
+            self.bf16 = bf16
+            slopes = bf16 ? s.map(ALiBi.roundBF16) : s
+        }
+
+        static func roundBF16(_ x: Float) -> Float { Float(bitPattern: FloatBits.bf16ToF32(FloatBits.f32ToBF16(x.bitPattern))) }
+
+        @inline(__always)
+        func bias(head h: Int, key j: Int) -> Float {
+            let b = slopes[h] * Float(j)
+            return bf16 ? ALiBi.roundBF16(b) : b
+        }
+    }
 }
 
 public struct MLPSpec: Sendable {

@@ -183,6 +183,8 @@ enum Kernels {
         var scale: Float? = nil
         /// Scores become cap · tanh(scores / cap) before the mask (Gemma 2).
         var softcap: Float? = nil
+        /// ALiBi: bias(h, j) · scale is added to the scores of query head h and key j.
+        var alibi: AttentionSpec.ALiBi? = nil
     }
 
     /// Scaled dot-product attention, per head: softmax(q·kᵀ / √hs + mask) · v.
@@ -212,6 +214,9 @@ enum Kernels {
                     let hi = s.causal ? i + 1 : s.window.map { min(T, i + $0) } ?? T
                     let lo = s.window.map { max(0, i - $0 + 1) } ?? 0
                     let row = i * T
+                    if let alibi = s.alibi {
+                        for j in lo..<hi { sc[row + j] += alibi.bias(head: h, key: j) * scale }
+                    }
                     if let cap = s.softcap {
                         for j in lo..<hi { sc[row + j] = cap * tanhf(sc[row + j] / cap) }
                     }
