@@ -36,6 +36,9 @@ struct Forward: ParsableCommand {
     @Option(help: "A Hugging Face config.json to use instead of the one beside the weights.")
     var config: String?
 
+    @Option(help: "A sentence-transformers directory: write its sentence embedding (the pooling and normalisation modules.json declares) as a float32 .npy here.")
+    var embedding: String?
+
     @Flag(help: "Run even if the checkpoint holds tensors the configured architecture does not read.")
     var allowUnused = false
 
@@ -104,5 +107,16 @@ struct Forward: ParsableCommand {
             }
         }
         if out.rows > 8 { print("  ... \(out.rows - 8) more rows") }
+        // sentence-transformers directories: the pooled (and normalised) sentence embedding.
+        var isDirectory: ObjCBool = false
+        if out.kind == .hiddenState, FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDirectory), isDirectory.boolValue,
+           let pooling = try SentencePooling.read(directory: checkpoint) {
+            let e = pooling.embed(out.values, rows: out.rows, cols: out.cols)
+            let head = e.prefix(4).map { String(format: "%.5f", $0) }.joined(separator: ", ")
+            print("  sentence embedding [\(e.count)] (\(pooling.modes.map(\.rawValue).joined(separator: "+"))\(pooling.normalize ? ", normalised" : "")): [\(head), ...]")
+            if let embedding { try Npy.write(Npy.encode(floats: e, shape: [e.count]), to: embedding) }
+        } else if embedding != nil {
+            throw CLIError("--embedding needs a sentence-transformers directory (modules.json with a Pooling module) of an encoder")
+        }
     }
 }

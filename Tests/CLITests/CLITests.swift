@@ -290,3 +290,17 @@ import TestSupport
         #expect(ok.status == 0, "\(ok.stderr)")
     }
 }
+
+@Suite struct ForwardSentenceEmbeddingCommandTests {
+    /// A sentence-transformers directory: forward also reports (and with --embedding writes)
+    /// the pooled, normalised sentence embedding.
+    @Test func sentenceTransformersDirectoryReportsItsEmbedding() throws {
+        let dir = TempDir()
+        let r = try CkptBinary.run("forward", Repo.fixture("models/st-bert-mean"), "--tokens", "5,17,3,9", "--embedding", dir.file("e.npy"))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("sentence embedding [32] (mean, normalised)"), "\(r.stdout)")
+        #expect(FileManager.default.fileExists(atPath: dir.file("e.npy")))
+        let plain = try CkptBinary.run("forward", Repo.fixture("models/bert-a"), "--tokens", "5,17,3", "--embedding", dir.file("x.npy"))
+        #expect(plain.status == 2 && plain.stderr.contains("sentence-transformers"), "\(plain.stderr)")
+    }
+}
