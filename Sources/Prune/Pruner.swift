@@ -317,6 +317,10 @@ public enum Pruner {
             try apply(lay.groupCuts(i), keep: (0..<a.kvHeads).filter { !groups.contains($0) }, to: &g)
         }
         guard let r = removedGroups, r > 0, let a = lay.description.blocks.first?.attention else { return g }
+        let newHeads = a.heads - r * (a.heads / a.kvHeads), C = lay.description.hiddenSize
+        if lay.keys.headsDivideHidden, C % newHeads != 0 {
+            throw PruneError.invalid("\(lay.description.modelType): transformers requires hidden_size \(C) to be a multiple of the head count, and \(newHeads) heads would remain; remove a number of heads that leaves a divisor of \(C)")
+        }
         if var c = g.config {
             let group = a.heads / a.kvHeads
             if let k = lay.keys.heads { c.json[k] = .int(a.heads - r * group) }

@@ -288,6 +288,9 @@ public struct SizeKeys: Sendable {
     public var layers: String? = "num_hidden_layers"
     /// Per-layer lists (one entry per layer) filtered when layers are dropped.
     public var perLayer: [String] = ["layer_types"]
+    /// Whether transformers' config class refuses a head count that does not divide
+    /// hidden_size, even with an explicit head_dim (LlamaConfig, Gemma2Config, Gemma3TextConfig).
+    public var headsDivideHidden = false
 
     public init() {}
     public init(heads: String?, keyValueHeads: String?, headDim: String?, width: String?, layers: String?, perLayer: [String] = []) {

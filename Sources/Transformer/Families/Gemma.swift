@@ -71,7 +71,9 @@ public enum GemmaFamily: Architecture {
         }
         var head = try d.head(c, finalNorm: norm(d.prefix + "norm", .finalNorm), tiedByDefault: true)
         head.softcap = finalCap
-        return d.description(c, default: ["", "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"][version], blocks: blocks, head: head,
-                             embeddingScale: Float(Double(d.C).squareRoot()))
+        var description = d.description(c, default: ["", "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"][version], blocks: blocks,
+                                        head: head, embeddingScale: Float(Double(d.C).squareRoot()))
+        description.sizeKeys?.headsDivideHidden = version >= 2  // Gemma2Config / Gemma3TextConfig validate it
+        return description
     }
 }

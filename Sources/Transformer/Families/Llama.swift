@@ -147,6 +147,8 @@ public enum LlamaFamily: Architecture {
             }
             return b
         }
-        return d.description(c, default: "LlamaForCausalLM", blocks: blocks, head: try d.head(c))
+        var description = d.description(c, default: "LlamaForCausalLM", blocks: blocks, head: try d.head(c))
+        description.sizeKeys?.headsDivideHidden = c.modelType == "llama"  // LlamaConfig validates it
+        return description
     }
 }
