@@ -313,8 +313,10 @@ public struct ModelDescription: Sendable {
     /// Where the config keeps the sizes structured pruning changes (nil: not resizable).
     public var sizeKeys: SizeKeys? = SizeKeys()
     /// Name fragments of stored tensors that are not parameters of this computation: buffers
-    /// (rotary inv_freq, position_ids, causal masks) and parts ckpt does not run (BERT's pooler).
-    public var buffers: [String] = ["position_ids", "rotary_emb.inv_freq"]
+    /// (rotary inv_freq, position_ids, causal masks, llama.cpp's precomputed rope_freqs) and
+    /// parts ckpt does not run (an encoder's pooler and pre-training heads).
+    public var buffers: [String] = ModelDescription.commonBuffers
+    public static let commonBuffers = ["position_ids", "rotary_emb.inv_freq", "rope_freqs"]
 
     public var outputKind: ForwardOutput.Kind {
         if case .hiddenState = head.output { return .hiddenState }

@@ -75,6 +75,8 @@ public enum BertFamily: Architecture {
             blocks: blocks,
             head: HeadSpec(finalNorm: nil, output: .hiddenState),
             sizeKeys: SizeKeys(heads: "num_attention_heads", keyValueHeads: nil, headDim: nil, width: "intermediate_size", layers: "num_hidden_layers"),
-            buffers: ["position_ids", "pooler."])  // the pooler is not part of the last hidden state
+            // The pooler and the pre-training heads (BertForMaskedLM's cls., RoBERTa's lm_head.)
+            // are not part of the last hidden state.
+            buffers: ModelDescription.commonBuffers + ["pooler.", "cls.", "lm_head."])
     }
 }

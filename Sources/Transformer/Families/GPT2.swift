@@ -64,6 +64,6 @@ public enum GPT2Family: Architecture {
             blocks: blocks,
             head: HeadSpec(finalNorm: ln(p + "ln_f", .finalNorm), output: output),
             sizeKeys: SizeKeys(heads: "n_head", keyValueHeads: nil, headDim: nil, width: "n_inner", layers: "n_layer"),
-            buffers: ["attn.bias", "attn.masked_bias"])  // causal-mask buffers in older checkpoints
+            buffers: ModelDescription.commonBuffers + ["attn.bias", "attn.masked_bias"])  // causal-mask buffers in older checkpoints
     }
 }

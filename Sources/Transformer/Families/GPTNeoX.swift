@@ -61,6 +61,6 @@ public enum GPTNeoXFamily: Architecture {
             blocks: blocks,
             head: HeadSpec(finalNorm: ln(p + "final_layer_norm", .finalNorm), output: output),
             sizeKeys: SizeKeys(heads: "num_attention_heads", keyValueHeads: nil, headDim: nil, width: "intermediate_size", layers: "num_hidden_layers"),
-            buffers: ["attention.bias", "attention.masked_bias", "rotary_emb.inv_freq"])  // mask buffers of older Pythia checkpoints
+            buffers: ModelDescription.commonBuffers + ["attention.bias", "attention.masked_bias"])  // mask buffers of older Pythia checkpoints
     }
 }

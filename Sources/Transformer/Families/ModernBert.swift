@@ -79,6 +79,6 @@ public enum ModernBertFamily: Architecture {
             // transformers derives the head size from hidden_size / heads
             sizeKeys: SizeKeys(heads: "num_attention_heads", keyValueHeads: nil, headDim: nil, width: "intermediate_size",
                                layers: "num_hidden_layers", perLayer: ["layer_types"]),
-            buffers: ["position_ids", "rotary_emb."])
+            buffers: ModelDescription.commonBuffers + ["head.", "decoder."])  // ModernBertForMaskedLM's head
     }
 }
