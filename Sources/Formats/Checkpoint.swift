@@ -127,6 +127,7 @@ public enum Checkpoint {
             (graph, format) = try openDirectory(path)
             configDir = path
         } else {
+            try RegularFile.check(path)  // a FIFO or device would block or never end
             format = try detectFormat(path: path)
             guard format.isReadable else { throw FileError(path: path, error: CheckpointError.notSupportedYet(format, reading: true)) }
             graph = try readFile(path, format: format, jobs: jobs)
