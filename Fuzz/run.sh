@@ -7,18 +7,22 @@
 #   FUZZ_TARGETS="gguf torch"   only these targets
 #   FUZZ_JOBS=2                 libFuzzer workers per target (-fork), for long runs
 #   FUZZ_NICE=19                niceness (the default 19 leaves the machine to others)
+#   FUZZ_CONFIG=debug           build unoptimised (CI's smoke: builds in about half the time,
+#                               runs a few times slower); release by default
+#   FUZZ_SCRATCH_PATH=DIR       build directory (default .build-fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 SCRATCH=${FUZZ_SCRATCH_PATH:-.build-fuzz}
+CONFIG=${FUZZ_CONFIG:-release}
 NICE=${FUZZ_NICE:-19}
 ALL="safetensors sharded-index gguf ckz ckz-index ckz-chunk npy npz torch pickle json model-config pipeline-yaml"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 
-echo "== building the fuzz targets (release, -sanitize=fuzzer,address) in $SCRATCH"
-nice -n "$NICE" swift build -c release --package-path Fuzz --scratch-path "$SCRATCH" \
+echo "== building the fuzz targets ($CONFIG, -sanitize=fuzzer,address) in $SCRATCH"
+nice -n "$NICE" swift build -c "$CONFIG" --package-path Fuzz --scratch-path "$SCRATCH" \
     --sanitize=fuzzer --sanitize=address 2>&1 | grep -v "^\[" || true
-BIN=$(swift build -c release --package-path Fuzz --scratch-path "$SCRATCH" --sanitize=fuzzer --sanitize=address --show-bin-path)
+BIN=$(swift build -c "$CONFIG" --package-path Fuzz --scratch-path "$SCRATCH" --sanitize=fuzzer --sanitize=address --show-bin-path)
 for t in $TARGETS; do [ -x "$BIN/fuzz-$t" ] || { echo "fuzz-$t was not built" >&2; exit 2; }; done
 
 echo "== seeds from fixtures/"
