@@ -42,6 +42,8 @@ export FUZZ_SCRATCH
 # Leaks are not the question here (the Swift runtime keeps caches); huge allocations are,
 # through -malloc_limit_mb.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:handle_abort=1}
+# Swift's own backtracer would race AddressSanitizer's report on a trap.
+export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 failed=()
 summary=()
 for t in $TARGETS; do
