@@ -1,13 +1,14 @@
 # ckpt: the two commands the README promises, and their helpers.
 #   make demo   build ckpt and run the main job on the bundled tiny GPT-2
 #   make test   run the test suite (installs system packages and a Python venv if missing)
+#   make fuzz   build the libFuzzer targets in Fuzz/ and run each for FUZZ_SECONDS (default 60)
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test demo bench bench-ckz bench-quantize bench-torch bench-tokenize fixtures clean
+.PHONY: deps venv build test fuzz demo bench bench-ckz bench-quantize bench-torch bench-tokenize fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -27,6 +28,10 @@ build: deps
 
 test: venv
 	CKPT_PYTHON=$(abspath $(PY)) swift test $(SWIFT_TEST_FLAGS)
+
+# Fuzz targets (Fuzz/run.sh): FUZZ_SECONDS per target, FUZZ_TARGETS to pick some.
+fuzz: deps
+	./Fuzz/run.sh
 
 demo: build
 	./tools/demo.sh .build/release/ckpt

@@ -21,6 +21,9 @@ let package = Package(
         .library(name: "CkptCore", targets: ["CkptCore"]),
         .library(name: "Formats", targets: ["Formats"]),
         .library(name: "Quantize", targets: ["Quantize"]),
+        // For the fuzz targets in Fuzz/ (their own package): the model config and pipeline files.
+        .library(name: "Transformer", targets: ["Transformer"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CkptCore
 import Formats
+import Foundation
 import OrderedCollections
 
 struct Inspect: ParsableCommand {
@@ -39,6 +40,10 @@ struct Inspect: ParsableCommand {
             for t in graph.tensors.values {
                 try t.data.withBytes { _ in }
                 t.data.releaseResidentPages()
+            }
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+                try ShardedSafetensors.checkConsistency(directory: path, graph: graph)
             }
         }
         let archive = format == .ckz ? try CKZArchive(path: path) : nil

@@ -139,7 +139,7 @@ extension HDF5 {
             let order = UInt32(H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED)
             try H5.check(H5Pset_link_creation_order(fcpl.raw, order), "file creation properties")
             try H5.check(H5Pset_attr_creation_order(fcpl.raw, order), "file creation properties")
-            let file = try H5ID(H5Fcreate(output.tempPath, chdf5_f_acc_trunc(), fcpl.raw, chdf5_p_default()), .file, "creating the file")
+            let file = try H5ID(output.opening { H5Fcreate($0, chdf5_f_acc_trunc(), fcpl.raw, chdf5_p_default()) }, .file, "creating the file")
             let gcpl = try H5ID(H5Pcreate(chdf5_p_group_create()), .plist, "group creation properties")
             try H5.check(H5Pset_link_creation_order(gcpl.raw, order), "group creation properties")
             try H5.check(H5Pset_attr_creation_order(gcpl.raw, order), "group creation properties")
