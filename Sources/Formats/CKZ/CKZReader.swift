@@ -17,6 +17,9 @@ public final class CKZArchive: Sendable {
     let file: MappedFile
     let index: CKZIndex
     let indexOffset: Int
+    /// Decode buffers handed back after use, so reading tensor after tensor reuses pages
+    /// already faulted in instead of mapping (and zeroing) fresh ones each time.
+    let buffers = BufferPool()
 
     public convenience init(path: String) throws {
         let file = try MappedFile(path: path)
@@ -160,8 +163,9 @@ public final class CKZTensorBytes: ExternalBytes, Sendable {
                     try ChunkDecoder.verify(entry, stored: stored, jobs: jobs)
                     return try body(stored)
                 }
-                let out = AlignedBuffer(count: entry.rawLength)
-                try ChunkDecoder.decode(entry, stored: stored, into: out, jobs: jobs)
+                let out = archive.buffers.take(entry.rawLength)
+                defer { archive.buffers.give(out) }
+                try ChunkDecoder.decode(entry, stored: stored, into: out, jobs: jobs, pool: archive.buffers)
                 return try body(UnsafeRawBufferPointer(out.range(0, entry.rawLength)))
             }
         } catch let e as CKZError {
@@ -205,7 +209,8 @@ enum ChunkDecoder {
 
     /// Decodes every chunk into `out` (rawLength bytes), `jobs` slices in parallel. The
     /// first failing chunk (lowest index) is reported, whatever the thread timing.
-    static func decode(_ entry: CKZTensorEntry, stored: UnsafeRawBufferPointer, into out: AlignedBuffer, jobs: Int) throws(CKZError) {
+    static func decode(_ entry: CKZTensorEntry, stored: UnsafeRawBufferPointer, into out: AlignedBuffer, jobs: Int,
+                       pool: BufferPool = BufferPool()) throws(CKZError) {
         let offsets = offsets(entry)
         let errors = Slots<CKZError>(count: entry.chunks.count)
         let slices = max(1, min(jobs, entry.chunks.count))
@@ -215,7 +220,8 @@ enum ChunkDecoder {
                 return
             }
             defer { libdeflate_free_decompressor(decompressor) }
-            let scratch = AlignedBuffer(count: entry.chunkSize)
+            let scratch = pool.take(entry.chunkSize)
+            defer { pool.give(scratch) }
             for i in (s * entry.chunks.count / slices)..<((s + 1) * entry.chunks.count / slices) {
                 let c = entry.chunks[i]
                 let input = UnsafeRawBufferPointer(rebasing: stored[offsets[i]..<offsets[i] + c.storedLength])
