@@ -87,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "ckpt",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train", "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

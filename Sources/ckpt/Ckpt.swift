@@ -4,6 +4,7 @@
 // stderr naming the file, the tensor and what is wrong). Never a crash for bad input.
 
 import ArgumentParser
+import COpenBLAS
 import CkptCore
 import Formats
 import Foundation
@@ -28,6 +29,8 @@ struct Ckpt: ParsableCommand {
     )
 
     static func main() {
+        // OpenBLAS's idle workers spin at load time (COpenBLAS/shim.h); stop them until needed.
+        _ = blas_thread_shutdown_()
         installSignalHandlers()
         var command: any ParsableCommand
         // libhdf5 is not hardened against malformed files: walk each HDF5 input's structure
