@@ -95,10 +95,12 @@ public enum Checkpoint {
         if starts([0x50, 0x4B, 0x03, 0x04]) || starts([0x50, 0x4B, 0x05, 0x06]) {
             return path.lowercased().hasSuffix(".npz") ? .npz : .pytorch
         }
-        if starts([0x80]) { return .pytorch }  // legacy torch.save pickle (protocol 2+)
-        // safetensors has no magic: an 8-byte length followed by '{'. Anything else that
-        // ends in .safetensors is handed to the safetensors reader for a precise error.
+        // safetensors has no magic: an 8-byte length followed by '{' (checked before the pickle
+        // byte: a header length whose low byte is 0x80 looks like a pickle's PROTO opcode).
+        // Anything else that ends in .safetensors is handed to the safetensors reader for a
+        // precise error.
         if head.count >= 9, head[8] == UInt8(ascii: "{") { return .safetensors }
+        if starts([0x80]) { return .pytorch }  // legacy torch.save pickle (protocol 2+)
         if path.lowercased().hasSuffix(".safetensors") { return .safetensors }
         // HDF5 after a user block (MATLAB v7.3 .mat files have 512 bytes): the HDF5 spec puts
         // the superblock at 0, 512, 1024, 2048, ... bytes.

@@ -176,6 +176,20 @@ public final class CKZTensorBytes: ExternalBytes, Sendable {
     public func releaseResidentPages() {
         archive.file.dontNeed(offset: entry.dataOffset, count: entry.storedLength)
     }
+
+    /// Decodes every chunk and checks both CRC32s without materialising the tensor (as
+    /// `gzip -t` does): each thread decodes into one chunk-sized buffer, reused.
+    public func verify() throws {
+        do {
+            try archive.file.withBytes { file in
+                let stored = UnsafeRawBufferPointer(rebasing: file[entry.dataOffset..<entry.dataOffset + entry.storedLength])
+                if entry.isVerbatim { return try ChunkDecoder.verify(entry, stored: stored, jobs: jobs) }
+                try ChunkDecoder.decode(entry, stored: stored, into: nil, jobs: jobs, pool: archive.buffers)
+            }
+        } catch let e as CKZError {
+            throw FileError(path: archive.path, error: e)
+        }
+    }
 }
 
 enum ChunkDecoder {
@@ -207,9 +221,10 @@ enum ChunkDecoder {
         for i in 0..<errors.count { if let e = errors[i] { throw e } }
     }
 
-    /// Decodes every chunk into `out` (rawLength bytes), `jobs` slices in parallel. The
+    /// Decodes every chunk into `out` (rawLength bytes), `jobs` slices in parallel; with
+    /// `out` nil, each slice decodes into one reused chunk buffer (checking only). The
     /// first failing chunk (lowest index) is reported, whatever the thread timing.
-    static func decode(_ entry: CKZTensorEntry, stored: UnsafeRawBufferPointer, into out: AlignedBuffer, jobs: Int,
+    static func decode(_ entry: CKZTensorEntry, stored: UnsafeRawBufferPointer, into out: AlignedBuffer?, jobs: Int,
                        pool: BufferPool = BufferPool()) throws(CKZError) {
         let offsets = offsets(entry)
         let errors = Slots<CKZError>(count: entry.chunks.count)
@@ -221,11 +236,15 @@ enum ChunkDecoder {
             }
             defer { libdeflate_free_decompressor(decompressor) }
             let scratch = pool.take(entry.chunkSize)
-            defer { pool.give(scratch) }
+            let sink = out == nil ? pool.take(entry.chunkSize) : nil
+            defer {
+                pool.give(scratch)
+                if let sink { pool.give(sink) }
+            }
             for i in (s * entry.chunks.count / slices)..<((s + 1) * entry.chunks.count / slices) {
                 let c = entry.chunks[i]
                 let input = UnsafeRawBufferPointer(rebasing: stored[offsets[i]..<offsets[i] + c.storedLength])
-                let output = out.range(i * entry.chunkSize, entry.rawLength(ofChunk: i))
+                let output = out?.range(i * entry.chunkSize, entry.rawLength(ofChunk: i)) ?? sink!.range(0, entry.rawLength(ofChunk: i))
                 do throws(CKZError) { try decodeChunk(entry, i, c, input, output, scratch, decompressor) } catch { errors[i] = error }
             }
         }
