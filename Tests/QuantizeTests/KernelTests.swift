@@ -166,3 +166,32 @@ func edgeFloats(blocks: Int, seed: UInt64) -> [Float] {
         #expect(got == expected)
     }
 }
+
+@Suite struct StreamingQuantizeTests {
+    /// Quantizing raw f32/f16/bf16 bytes (in place, unaligned, or widened a slice at a time)
+    /// gives the bytes of quantizing the tensor's f32 values.
+    @Test(arguments: [DType.f32, .f16, .bf16], [DType.q8_0, .q4_0, .q4_k, .i4_g32])
+    func quantizingSourceBytesEqualsQuantizingFloats(source: DType, target: DType) throws {
+        let x = edgeFloats(blocks: 1024, seed: 9).map { $0.isFinite ? $0 : 1 }  // 32,768 values: several slices
+        var raw: [UInt8] = []
+        for v in x {
+            switch source {
+            case .f32: withUnsafeBytes(of: v.bitPattern.littleEndian) { raw += $0 }
+            case .f16: withUnsafeBytes(of: FloatBits.f32ToF16(v.bitPattern).littleEndian) { raw += $0 }
+            default: withUnsafeBytes(of: FloatBits.f32ToBF16(v.bitPattern).littleEndian) { raw += $0 }
+            }
+        }
+        let t = try Tensor(name: "t", dtype: source, shape: [x.count / 256, 256], data: .owned(raw))
+        let expected = try Quantizer.quantize(try Cast.floats(t)!, rowLength: 256, to: target, jobs: 1)
+        for jobs in [1, 3] {
+            let got = try raw.withUnsafeBytes { try Quantizer.quantize(bytes: $0, dtype: source, rowLength: 256, to: target, jobs: jobs) }
+            #expect(got == expected)
+        }
+        // Unaligned f32 source: copied a slice at a time.
+        let shifted = [0] + raw
+        let got = try shifted.withUnsafeBytes {
+            try Quantizer.quantize(bytes: UnsafeRawBufferPointer(rebasing: $0[1...]), dtype: source, rowLength: 256, to: target, jobs: 2)
+        }
+        #expect(got == expected)
+    }
+}
