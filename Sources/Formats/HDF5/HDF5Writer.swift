@@ -150,6 +150,14 @@ extension HDF5 {
             try H5.check(H5Pset_link_creation_order(fcpl.raw, order), "file creation properties")
             try H5.check(H5Pset_attr_creation_order(fcpl.raw, order), "file creation properties")
             let file = try H5ID(H5Fcreate(output.tempPath, chdf5_f_acc_trunc(), fcpl.raw, chdf5_p_default()), .file, "creating the file")
+            // libhdf5 opens without O_CLOEXEC and flock()s the file: a child process started
+            // meanwhile (any thread) would inherit the descriptor and keep the lock after
+            // we close it, so a later open of the file fails with "unable to lock file".
+            var handle: UnsafeMutableRawPointer?
+            if H5Fget_vfd_handle(file.raw, chdf5_p_default(), &handle) >= 0, let handle {
+                let fd = handle.load(as: Int32.self)
+                _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
+            }
             let gcpl = try H5ID(H5Pcreate(chdf5_p_group_create()), .plist, "group creation properties")
             try H5.check(H5Pset_link_creation_order(gcpl.raw, order), "group creation properties")
             try H5.check(H5Pset_attr_creation_order(gcpl.raw, order), "group creation properties")
