@@ -5,6 +5,7 @@
 // (one line; no partial or temporary output left). Never a crash for bad input.
 
 import ArgumentParser
+import COpenBLAS
 import CkptCore
 import Formats
 import Foundation
@@ -29,6 +30,8 @@ struct Ckpt: ParsableCommand {
     )
 
     static func main() {
+        // OpenBLAS's idle workers spin at load time (COpenBLAS/shim.h); stop them until needed.
+        _ = blas_thread_shutdown_()
         installSignalHandlers()
         var command: any ParsableCommand
         // libhdf5 is not hardened against malformed files: walk each HDF5 input's structure
