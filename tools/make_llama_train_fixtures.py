@@ -14,6 +14,12 @@ fixtures/train/<model>-grads.safetensors, for the random tiny models in fixtures
     loss = tau^2 * mean_positions KL(softmax(t/tau) || softmax(s/tau))
          + alpha * mean_blocks mean((h_i - target_i)^2),   tau = 2, alpha = 0.5
 
+fixtures/train/llama-student-{width,depth}.expected.safetensors: the students `ckpt distill
+    --steps 0` wrote (fixtures/train/llama-student-width: --hidden 32 --heads 2 --intermediate 64;
+    llama-student-depth: --layers 2 --heads 2 --kv-heads 2; both with --sequences 16
+    --eval-sequences 4 --length 32, seed 0) loaded by transformers: `tokens` i64 [2, 12] and their
+    `logits` f32 [2, 12, V]. Run `students` after making those directories with ckpt.
+
 fixtures/models/llama-teacher4/   a 4-layer LLaMA (hidden 64, 4 query heads, 2 key/value heads of
     16, SwiGLU width 128, RMSNorm, rope theta 10000, untied head, vocab 64, 64 positions)
     *trained* (AdamW, 800 steps) on the order-2 Markov language of gpt2-teacher4 (same chain,
@@ -103,6 +109,19 @@ def teacher():
         os.remove(gen)
 
 
+def students():
+    from transformers import AutoModelForCausalLM
+    for name in ["llama-student-width", "llama-student-depth"]:
+        model = AutoModelForCausalLM.from_pretrained(os.path.join(ROOT, "train", name), attn_implementation="eager").eval()
+        g = torch.Generator().manual_seed(12)
+        tokens = torch.randint(0, model.config.vocab_size, (2, 12), generator=g)
+        with torch.no_grad():
+            logits = model(input_ids=tokens).logits
+        save_file({"tokens": tokens.to(torch.int64), "logits": logits.float().contiguous()},
+                  os.path.join(ROOT, "train", f"{name}.expected.safetensors"), metadata={"format": "pt"})
+        print(f"{name}: logits {tuple(logits.shape)}")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     what = sys.argv[1:] or ["gradients", "teacher"]
@@ -111,3 +130,5 @@ if __name__ == "__main__":
             gradients(m)
     if "teacher" in what:
         teacher()
+    if "students" in what:
+        students()

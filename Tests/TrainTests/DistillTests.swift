@@ -217,3 +217,44 @@ let singleThreadedBLAS: Void = Transformers.setThreads(1)
         #expect(throws: TrainError.self) { try TokenData.windows(of: Array(0..<15), T: 10) }
     }
 }
+
+/// Students load in transformers and match ckpt's forward: fixtures/train/llama-student-* are the
+/// `ckpt distill --steps 0` outputs, their expected logits come from transformers
+/// (tools/make_llama_train_fixtures.py students). The same recipe rebuilds them bit for bit.
+@Suite struct StudentInteropTests {
+    init() { singleThreadedBLAS }
+
+    @Test(arguments: [("llama-student-width", DistillRecipe.width), ("llama-student-depth", DistillRecipe.depth)])
+    func studentsMatchTransformers(_ name: String, _ recipe: DistillRecipe) throws {
+        let teacher = try TrainModel(graph: try Checkpoint.open(Repo.fixture("models/llama-teacher4")).graph)
+        let rebuilt = try recipe.prepare(teacher: teacher, tokens: nil).distiller.student
+        let graph = try Checkpoint.open(Repo.fixture("train/\(name)")).graph
+        let saved = try TrainModel(graph: graph)
+        #expect(rebuilt.parameters == saved.parameters, "the committed student is what the recipe makes")
+        #expect(rebuilt.config.json == saved.config.json.filter { $0.key != "ckpt_distill" })
+
+        let fx = try Safetensors.read(path: Repo.fixture("train/\(name).expected.safetensors"))
+        let tokens = try int64s(fx, "tokens"), want = try floats(fx, "logits")
+        saved.forward(ids: tokens, B: 2, T: 12)
+        let err = relativeError(saved.logits(B: 2, T: 12), want)
+        #expect(err < 1e-5, "\(name): training forward vs transformers, relative error \(err)")
+        let reference = try Transformers.load(graph)
+        for b in 0..<2 {
+            let got = try reference.forward(.tokens(Array(tokens[b * 12..<(b + 1) * 12])), collectHidden: false).values
+            #expect(relativeError(got, Array(want[b * 12 * 64..<(b + 1) * 12 * 64])) < 1e-5)
+        }
+    }
+}
+
+extension DistillRecipe {
+    /// The recipes of the committed students (`ckpt distill --sequences 16 --eval-sequences 4 --length 32`).
+    static func small(_ f: (inout DistillRecipe) -> Void) -> DistillRecipe {
+        var r = DistillRecipe()
+        (r.sequences, r.evalSequences, r.length) = (16, 4, 32)
+        r.options.steps = 0
+        f(&r)
+        return r
+    }
+    static let width = small { ($0.hidden, $0.heads, $0.intermediate) = (32, 2, 64) }
+    static let depth = small { ($0.layers, $0.heads, $0.kvHeads) = (2, 2, 2) }
+}
