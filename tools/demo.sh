@@ -20,8 +20,8 @@ echo "== ckpt inspect build/tiny-gpt2-int8.ckz"
 echo
 echo "== ckpt convert $model -> sharded directory and back, byte-identical"
 "$ckpt" convert "$model" "$out/sharded" --max-shard-size 40KB --quiet
-"$ckpt" convert "$out/sharded" "$out/model.safetensors" --quiet
-cmp "$out/model.safetensors" "$model/model.safetensors" && echo "byte-identical to $model/model.safetensors"
+"$ckpt" convert "$out/sharded" "$out/single/" --quiet
+cmp "$out/single/model.safetensors" "$model/model.safetensors" && echo "byte-identical to $model/model.safetensors"
 echo
 echo "== ckpt forward build/tiny-gpt2-int8.ckz --tokens 1,2,3,4"
 "$ckpt" forward build/tiny-gpt2-int8.ckz --tokens 1,2,3,4

@@ -42,6 +42,11 @@ public struct WeightGraph: Sendable {
         ties = ties.filter { $0.value != name }
     }
 
+    /// Removes an alias (the tensor it names stays).
+    public mutating func removeTie(_ alias: String) {
+        ties.removeValue(forKey: alias)
+    }
+
     /// Replaces a tensor's data, dtype or shape under the same name, keeping its position.
     public mutating func replace(_ tensor: Tensor) throws(CoreError) {
         guard tensors[tensor.name] != nil else { throw .unknownTensor(tensor.name) }

@@ -5,16 +5,21 @@
 // safetensors with an index, or a single `model.safetensors`, with `config.json` beside.
 
 import CkptCore
+import Quantize
 import Foundation
 
 public enum CheckpointFormat: String, Sendable, CaseIterable, CustomStringConvertible {
     case safetensors, hdf5, ckz, gguf, npz, npy, pytorch
+    /// Keras 3's `.keras` archive (read: the weights file inside).
+    case keras
+    /// A TorchScript archive (`torch.jit.save`): recognised to say what it is, not read.
+    case torchscript
 
     public var description: String { rawValue }
 
     /// Formats ckpt can read and write today. The others are recognised so the error can
     /// say what the file is.
-    public var isReadable: Bool { [.safetensors, .hdf5, .ckz, .gguf, .npz, .npy, .pytorch].contains(self) }
+    public var isReadable: Bool { [.safetensors, .hdf5, .ckz, .gguf, .npz, .npy, .pytorch, .keras].contains(self) }
     public var isWritable: Bool { [.safetensors, .hdf5, .ckz, .gguf, .npz, .npy].contains(self) }
 
     /// Whether files of this format can hold tensors of `dtype` as they are (HDF5 and .ckz
@@ -53,6 +58,11 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
     case singleFileFormat(CheckpointFormat)
     case cannotHold(CheckpointFormat, tensor: String, dtype: DType)
     case npyNeedsOneTensor(Int)
+    case torchScript
+    case configBesideDirectory
+    case keyNeedsPyTorch(CheckpointFormat)
+    case noConfigToWrite
+    case differentConfigBeside
 
     public var description: String {
         switch self {
@@ -70,44 +80,45 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
         case .singleFileFormat(let f):
             return "\(f) output is a single file: give a file name, without --max-shard-size"
         case .cannotHold(let f, let t, let d):
-            let hint = d.isQuantized ? "write .gguf (GGUF types) or .ckz to keep it quantized, or pass --dequantize for f32" : "cast it with --dtype"
+            let hint = d.isQuantized ? "write .gguf (GGUF types) or .ckz to keep it quantized, or pass --dequantize for f32"
+                : Cast.canCast(d) ? "cast it with --dtype f32 (or f16, bf16), or leave it out with --exclude" : "leave it out with --exclude"
             return "tensor `\(t)`: \(f) cannot hold \(d); \(hint)"
         case .npyNeedsOneTensor(let n):
             return ".npy holds one array, the checkpoint has \(n) tensors; write .npz"
+        case .keyNeedsPyTorch(let f):
+            return "--key picks the state_dict inside a PyTorch pickle; this is \(f)"
+        case .configBesideDirectory:
+            return "--write-config applies to single-file outputs (a directory output always gets config.json)"
+        case .noConfigToWrite:
+            return "no model config to write beside the output (give one with --config)"
+        case .differentConfigBeside:
+            return "exists and holds a different config; not replaced (write the output elsewhere)"
+        case .torchScript:
+            return "a TorchScript archive (torch.jit.save), not a state_dict: in Python, torch.save(torch.jit.load(PATH).state_dict(), \"model.pt\") and convert that"
         }
     }
 }
 
 public enum Checkpoint {
-    /// Identifies a file by its first bytes.
+    /// Identifies a file by its structure. Each format's `sniff` checks what a file of
+    /// that format must hold (safetensors: an 8-byte length, `{`, and a header that closes
+    /// inside the file; a torch.save legacy file: the pickled magic number; a zip: its
+    /// members), so one format's magic byte never claims a valid file of another.
+    /// Only when no format's structure matches do weaker hints decide (a lone pickle opcode,
+    /// the extension), so that the reader can say precisely what is wrong.
     public static func detectFormat(path: String) throws -> CheckpointFormat {
-        let handle: FileHandle
-        do { handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path)) } catch {
-            throw IOError.cannotOpen(path: path, errno: errno == 0 ? ENOENT : errno)
+        let probe = try FormatProbe(path: path)
+        for format in CheckpointFormat.detectionOrder where format.sniff(probe) { return format }
+        // A zip we could not classify: the extension chooses the reader that explains it.
+        if probe.isZip {
+            if probe.hasExtension("npz") { return .npz }
+            if probe.hasExtension("keras") { return .keras }
+            return .pytorch
         }
-        defer { try? handle.close() }
-        let head = [UInt8]((try? handle.read(upToCount: 16)) ?? Data())
-        func starts(_ magic: [UInt8]) -> Bool { head.count >= magic.count && Array(head.prefix(magic.count)) == magic }
-        if starts(HDF5.signature) { return .hdf5 }
-        if starts(Array("GGUF".utf8)) { return .gguf }
-        if starts(CKZ.magic) { return .ckz }
-        if starts([0x93] + Array("NUMPY".utf8)) { return .npy }
-        if starts([0x50, 0x4B, 0x03, 0x04]) || starts([0x50, 0x4B, 0x05, 0x06]) {
-            return path.lowercased().hasSuffix(".npz") ? .npz : .pytorch
-        }
-        if starts([0x80]) { return .pytorch }  // legacy torch.save pickle (protocol 2+)
-        // safetensors has no magic: an 8-byte length followed by '{'. Anything else that
-        // ends in .safetensors is handed to the safetensors reader for a precise error.
-        if head.count >= 9, head[8] == UInt8(ascii: "{") { return .safetensors }
-        if path.lowercased().hasSuffix(".safetensors") { return .safetensors }
-        // HDF5 after a user block (MATLAB v7.3 .mat files have 512 bytes): the HDF5 spec puts
-        // the superblock at 0, 512, 1024, 2048, ... bytes.
-        var offset: UInt64 = 512
-        while offset <= 1 << 20 {
-            guard (try? handle.seek(toOffset: offset)) != nil, let sig = try? handle.read(upToCount: 8), sig.count == 8 else { break }
-            if [UInt8](sig) == HDF5.signature { return .hdf5 }
-            offset *= 2
-        }
+        // An 8-byte length and '{' whose header does not hold together (truncated, say),
+        // or a .safetensors name: the safetensors reader says what is wrong.
+        if probe.hasExtension("safetensors") || probe.byte(at: 8) == UInt8(ascii: "{") { return .safetensors }
+        if probe.head.first == 0x80 { return .pytorch }  // some other pickle: PyTorch's reader says what it is
         throw FileError(path: path, error: CheckpointError.unknownFormat)
     }
 
@@ -115,7 +126,8 @@ public enum Checkpoint {
     /// used. The model config comes from `configPath`, else a `config.json` beside the
     /// weights (or inside the directory).
     /// `jobs` bounds the threads that decode compressed (.ckz) tensors; nil = all cores.
-    public static func open(_ path: String, configPath: String? = nil, jobs: Int? = nil) throws -> (graph: WeightGraph, format: CheckpointFormat) {
+    /// `key`: for PyTorch checkpoints that wrap their state_dict, the dotted path to it.
+    public static func open(_ path: String, configPath: String? = nil, jobs: Int? = nil, key: String? = nil) throws -> (graph: WeightGraph, format: CheckpointFormat) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw IOError.cannotOpen(path: path, errno: ENOENT)
@@ -124,18 +136,21 @@ public enum Checkpoint {
         let format: CheckpointFormat
         let configDir: String
         if isDir.boolValue {
-            (graph, format) = try openDirectory(path)
+            (graph, format) = try openDirectory(path, key: key)
             configDir = path
         } else {
             format = try detectFormat(path: path)
+            if format == .torchscript { throw FileError(path: path, error: CheckpointError.torchScript) }
             guard format.isReadable else { throw FileError(path: path, error: CheckpointError.notSupportedYet(format, reading: true)) }
-            graph = try readFile(path, format: format, jobs: jobs)
+            graph = try readFile(path, format: format, jobs: jobs, key: key)
             configDir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         }
+        // The config: --config, else a config.json beside the weights (or in the directory),
+        // else the one the file carries (safetensors metadata, .npz member, HDF5 attribute,
+        // .ckz index, GGUF keys), so a config beside a file can correct an embedded one.
+        if key != nil, format != .pytorch { throw FileError(path: path, error: CheckpointError.keyNeedsPyTorch(format)) }
         let configFile = configPath ?? configDir + "/config.json"
-        // A .ckz or .h5 written by ckpt carries its own config: only --config replaces it.
-        let embedded = graph.config != nil
-        if configPath != nil || (!embedded && FileManager.default.fileExists(atPath: configFile)) {
+        if configPath != nil || FileManager.default.fileExists(atPath: configFile) {
             graph.config = try readConfig(configFile)
         }
         graph.applyConfigTies()
@@ -144,12 +159,12 @@ public enum Checkpoint {
 
     /// Opens a checkpoint for the forward pass: as `open`, with GGUF files' llama.cpp names
     /// and layouts mapped back to Hugging Face's.
-    public static func openModel(_ path: String, configPath: String? = nil) throws -> WeightGraph {
-        let graph = try open(path, configPath: configPath).graph
+    public static func openModel(_ path: String, configPath: String? = nil, key: String? = nil) throws -> WeightGraph {
+        let graph = try open(path, configPath: configPath, key: key).graph
         do { return try GGUFNaming.toHF(graph) } catch { throw FileError(path: path, error: error) }
     }
 
-    static func readFile(_ path: String, format: CheckpointFormat, jobs: Int? = nil) throws -> WeightGraph {
+    static func readFile(_ path: String, format: CheckpointFormat, jobs: Int? = nil, key: String? = nil) throws -> WeightGraph {
         switch format {
         case .ckz:
             return try CKZ.read(path: path, jobs: jobs)
@@ -173,15 +188,19 @@ public enum Checkpoint {
             try g.add(Npy.read(path: path, name: name))
             return g
         case .pytorch:
-            do { return try PyTorch.read(path: path) } catch let e as IOError { throw e } catch {
+            do { return try PyTorch.read(path: path, key: key) } catch let e as IOError { throw e } catch {
                 throw FileError(path: path, error: error)
             }
+        case .keras:
+            return try Keras.read(path: path)
+        case .torchscript:
+            throw FileError(path: path, error: CheckpointError.torchScript)
         }
     }
 
     /// A Hugging Face model directory: safetensors first (as transformers prefers them),
     /// then PyTorch's `pytorch_model.bin` (sharded with an index, or single).
-    static func openDirectory(_ dir: String) throws -> (WeightGraph, CheckpointFormat) {
+    static func openDirectory(_ dir: String, key: String? = nil) throws -> (WeightGraph, CheckpointFormat) {
         let fm = FileManager.default
         let index = dir + "/" + ShardedSafetensors.indexName
         if fm.fileExists(atPath: index) { return (try ShardedSafetensors.read(indexPath: index), .safetensors) }
@@ -193,10 +212,10 @@ public enum Checkpoint {
         if found.isEmpty {
             let torchIndex = dir + "/" + PyTorch.indexName
             if fm.fileExists(atPath: torchIndex) {
-                return (try ShardedSafetensors.read(indexPath: torchIndex, readShard: { try readFile($0, format: .pytorch) }), .pytorch)
+                return (try ShardedSafetensors.read(indexPath: torchIndex, readShard: { try readFile($0, format: .pytorch, key: key) }), .pytorch)
             }
             let torchSingle = dir + "/" + PyTorch.singleName
-            if fm.fileExists(atPath: torchSingle) { return (try readFile(torchSingle, format: .pytorch), .pytorch) }
+            if fm.fileExists(atPath: torchSingle) { return (try readFile(torchSingle, format: .pytorch, key: key), .pytorch) }
         }
         throw FileError(path: dir, error: CheckpointError.noCheckpointInDirectory(found: found))
     }
@@ -224,8 +243,16 @@ public enum Checkpoint {
         public var dequantize: Bool
         /// .npz: deflate members (numpy.savez_compressed) instead of storing them.
         public var deflate: Bool
+        /// Single-file output: also write the config as `config.json` beside it.
+        public var configBeside: Bool
+        /// Directory output: the model directory whose other files (tokenizer, generation
+        /// config, sentence-transformers modules ...) are copied in, byte for byte.
+        public var companionsFrom: String?
         public init(maxShardSize: Int? = nil, progress: (any ProgressSink)? = nil, hdf5: HDF5WriteOptions = .init(),
-                    ckz: CKZ.WriteOptions = .init(), dequantize: Bool = false, deflate: Bool = false) {
+                    ckz: CKZ.WriteOptions = .init(), dequantize: Bool = false, deflate: Bool = false,
+                    configBeside: Bool = false, companionsFrom: String? = nil) {
+            self.configBeside = configBeside
+            self.companionsFrom = companionsFrom
             self.maxShardSize = maxShardSize
             self.progress = progress
             self.hdf5 = hdf5
@@ -277,11 +304,25 @@ public enum Checkpoint {
             throw FileError(path: target, error: error)
         }
         let graph = prepared
+        let besideConfig = URL(fileURLWithPath: target).deletingLastPathComponent().path + "/config.json"
+        if options.configBeside {
+            // Checked before any work: the config must exist, and an existing config.json
+            // beside the output (another model's?) is not replaced by a different one.
+            guard !directory else { throw FileError(path: target, error: CheckpointError.configBesideDirectory) }
+            guard let config = graph.config else { throw FileError(path: target, error: CheckpointError.noConfigToWrite) }
+            if let existing = try? readConfig(besideConfig), existing.json != config.json {
+                throw FileError(path: besideConfig, error: CheckpointError.differentConfigBeside)
+            }
+        }
         switch (format, directory) {
         case (.safetensors, true):
-            try ShardedSafetensors.write(graph, toDirectory: target, maxShardSize: options.maxShardSize, progress: options.progress)
+            try ShardedSafetensors.write(graph, toDirectory: target, maxShardSize: options.maxShardSize, progress: options.progress,
+                                         companions: options.companionsFrom.map(Companions.list(in:)) ?? [])
         case (.safetensors, false):
-            try Safetensors.write(graph, to: target, progress: options.progress)
+            // The config travels in the metadata (read back by Safetensors.read).
+            var g = graph
+            if let config = graph.config { g.metadata[Safetensors.configKey] = String(decoding: config.serialized(), as: UTF8.self) }
+            try Safetensors.write(g, to: target, progress: options.progress)
         case (.hdf5, false):
             do { try HDF5.write(graph, to: target, options: options.hdf5, progress: options.progress) } catch let e as HDF5Error {
                 throw FileError(path: target, error: e)
@@ -309,6 +350,11 @@ public enum Checkpoint {
             }
         default:
             throw FileError(path: target, error: CheckpointError.notSupportedYet(format, reading: false))
+        }
+        if options.configBeside, let config = graph.config, (try? readConfig(besideConfig))?.json != config.json {
+            var f = try AtomicFile(target: besideConfig)
+            try f.write(config.serialized())
+            try f.commit()
         }
     }
 

@@ -23,6 +23,7 @@ import OrderedCollections
 import Prune
 import Quantize
 import Train
+import Tokenizer
 import Transformer
 import Yams
 
@@ -47,7 +48,8 @@ public struct PipelineStep: Sendable {
     static let allowed: [Kind: (required: [String], optional: [String])] = [
         .convert: (["input", "output"], ["to", "dtype", "max_shard_size", "config"]),
         .verify: (["reference", "candidate"], ["tokens", "sequences", "length", "seed", "preset",
-                                               "max_kl", "min_cosine", "min_top1", "max_abs"]),
+                                               "max_kl", "min_cosine", "min_top1", "max_abs",
+                                               "text", "context", "chunks", "tokenizer"]),
         .quantize: (["input", "output", "scheme"], ["group_size", "keep", "tensor_type", "fallback", "dequantize", "to", "config"]),
         .distill: (["input", "output"], ["layers", "layer_list", "intermediate", "heads", "kv_heads", "hidden", "steps", "batch", "lr", "temperature",
                                          "seed", "sequences", "eval_sequences", "length", "data", "to"]),
@@ -60,7 +62,8 @@ public struct PipelineStep: Sendable {
 
     var inputs: [String] {
         switch kind {
-        case .verify: return [options["reference"]?.stringValue, options["candidate"]?.stringValue].compactMap { $0 }
+        case .verify:
+            return [options["reference"]?.stringValue, options["candidate"]?.stringValue, options["text"]?.stringValue].compactMap { $0 }
         default: return [options["input"]?.stringValue].compactMap { $0 }
         }
     }
@@ -94,8 +97,26 @@ public struct PipelineSpec: Sendable {
         }
         do {
             let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
-            return PipelineSpec(steps: try parse(root), base: base)
+            let steps = try parse(root)
+            try checkOutputsDistinct(steps, base: base)
+            return PipelineSpec(steps: steps, base: base)
         } catch { throw FileError(path: path, error: error) }
+    }
+
+    /// Two steps may not write one path (the second would overwrite the first's output,
+    /// and the cache could not tell them apart): refused before any work.
+    static func checkOutputsDistinct(_ steps: [PipelineStep], base: String) throws {
+        var writer: [String: Int] = [:]
+        for (i, step) in steps.enumerated() {
+            for out in step.outputs {
+                let trimmed = out.count > 1 && out.hasSuffix("/") ? String(out.dropLast()) : out
+                let key = URL(fileURLWithPath: trimmed, relativeTo: URL(fileURLWithPath: base + "/")).standardizedFileURL.path
+                if let first = writer[key] {
+                    throw PipelineError.step(i, step.kind.rawValue, "writes `\(out)`, which step \(first + 1) already writes; give each step its own output")
+                }
+                writer[key] = i
+            }
+        }
     }
 
     static func parse(_ root: JSONValue) throws -> [PipelineStep] {
@@ -124,12 +145,30 @@ public struct PipelineSpec: Sendable {
         }
     }
 
-    /// Option values that can be checked before any work is done.
+    /// Option values that can be checked before any work is done: every step's are checked
+    /// when the pipeline is read, before the first step runs.
     static func validate(_ kind: PipelineStep.Kind, _ o: OrderedDictionary<String, JSONValue>) -> String? {
+        func positiveInt(_ key: String) -> String? {
+            guard let v = o[key] else { return nil }
+            return (v.intValue ?? 0) >= 1 ? nil : "\(key) must be a positive integer"
+        }
         switch kind {
         case .convert:
-            if let d = o["dtype"]?.stringValue, Conversion.castTarget(d) == nil { return "dtype must be f32, f16 or bf16" }
+            if let d = o["dtype"], d.stringValue.flatMap(Conversion.castTarget) == nil { return "dtype must be f32, f16 or bf16" }
+            if let v = o["max_shard_size"], v.intValue.map({ $0 < 1 }) ?? (v.stringValue.flatMap { try? Checkpoint.parseSize($0) } == nil) {
+                return "max_shard_size must be a size (examples: 5GB, 500MB, 2GiB, 1000000)"
+            }
+        case .quantize:
+            if let v = o["group_size"], v.intValue == nil { return "group_size must be an integer" }
+            do { _ = try PipelineRunner.quantizeRecipe(o) } catch { return ErrorText.line(error) }
         case .prune:
+            if let v = o["sparsity"], !(v.doubleValue.map { (0...1).contains($0) } ?? false) { return "sparsity must be a number in 0...1" }
+            for key in ["heads", "intermediate", "drop_layer_count", "calibration_sequences", "length"] {
+                if let problem = positiveInt(key) { return problem }
+            }
+            if let v = o["drop_layers"], !(v.arrayValue?.allSatisfy { $0.intValue != nil } ?? false) {
+                return "drop_layers must be a list of layer indices"
+            }
             if let nm = o["nm"], nm.stringValue.flatMap(PruneOptions.parseNM) == nil { return "nm must look like \"2:4\"" }
             if let dh = o["drop_heads"], dh.stringValue.flatMap(PruneOptions.parseDropHeads) == nil {
                 return "drop_heads must look like \"0:1,2;3:0\""
@@ -139,13 +178,35 @@ public struct PipelineSpec: Sendable {
             }
         case .verify:
             if let p = o["preset"], p.stringValue.flatMap(Gates.preset) == nil { return "unknown preset" }
+            for key in ["max_kl", "min_cosine", "min_top1", "max_abs"] where o[key] != nil && o[key]?.doubleValue == nil {
+                return "\(key) must be a number"
+            }
+            for key in ["sequences", "length"] { if let problem = positiveInt(key) { return problem } }
+            if let v = o["context"], !((v.intValue ?? 0) >= 4) { return "context must be an integer, at least 4" }
+            if let v = o["chunks"], !((v.intValue ?? 0) >= 1) { return "chunks must be a positive integer" }
         case .distill:
             // The same bounds as `ckpt distill`.
             for key in ["lr", "temperature"] where o[key] != nil && !((o[key]?.doubleValue ?? 0) > 0) { return "\(key) must be positive" }
             if let v = o["steps"], !((v.intValue ?? -1) >= 0) { return "steps must be an integer, not negative" }
             if let v = o["batch"], !((v.intValue ?? 0) >= 1) { return "batch must be at least 1" }
-        default:
-            break
+        }
+        return validateOutput(kind, o)
+    }
+
+    /// The output's format must be one ckpt writes: `to:` if given, else the extension
+    /// (a directory output, "name/", is a safetensors model directory).
+    static func validateOutput(_ kind: PipelineStep.Kind, _ o: OrderedDictionary<String, JSONValue>) -> String? {
+        guard let out = o["output"]?.stringValue else { return nil }
+        let writable = CheckpointFormat.allCases.filter(\.isWritable).map(\.rawValue)
+        if let to = o["to"] {
+            guard let name = to.stringValue, let f = CheckpointFormat(rawValue: name.lowercased()), f.isWritable else {
+                return "unknown `to:` \(to.stringValue.map { "\"\($0)\"" } ?? to.serialized()) (one of: \(writable.joined(separator: ", ")))"
+            }
+            return nil
+        }
+        if out.hasSuffix("/") || o["max_shard_size"] != nil { return nil }
+        guard let f = CheckpointFormat.forExtension(URL(fileURLWithPath: out).pathExtension), f.isWritable else {
+            return "cannot tell the format of output `\(out)` from its extension; add `to:` (one of: \(writable.joined(separator: ", ")))"
         }
         return nil
     }
@@ -272,7 +333,7 @@ public final class PipelineRunner {
             for p in step.inputs {
                 let where_ = location[p] ?? absolute(p)
                 do { inputs[p] = try Digest.sha256(path: where_) } catch {
-                    throw PipelineError.step(i, step.kind.rawValue, "input \(p): \(error)")
+                    throw PipelineError.step(i, step.kind.rawValue, "input \(p): \(ErrorText.line(error))")
                 }
             }
             let key = Digest.sha256(step.kind.rawValue + "\n" + JSONValue.object(step.options).serialized() + "\n"
@@ -306,7 +367,7 @@ public final class PipelineRunner {
             } catch let e as PipelineError {
                 throw e
             } catch {
-                throw PipelineError.step(i, step.kind.rawValue, "\(error)")
+                throw PipelineError.step(i, step.kind.rawValue, ErrorText.line(error))
             }
             if result?["passed"]?.boolValue == false { exitCode = 1 }
             state[key] = .object(["outputs": .object(outputs.mapValues { .string($0) }), "result": result ?? .null])
@@ -369,6 +430,17 @@ public final class PipelineRunner {
             if let v = step.options["min_cosine"]?.doubleValue { gates.minCosine = v }
             if let v = step.options["min_top1"]?.doubleValue { gates.minTop1 = v }
             if let v = step.options["max_abs"]?.doubleValue { gates.maxAbs = v }
+            if let textPath = path("text") {
+                // Real text, scored as `ckpt verify --text` does.
+                let tokenizer = try Tokenizer.load(path("tokenizer") ?? TextFiles.tokenizerLocation(path("reference")!))
+                let report = try TextVerifier.run(reference: reference, candidate: candidate, tokenizer: tokenizer,
+                                                  text: try TextFiles.read(textPath),
+                                                  options: TextVerifyOptions(context: step.options["context"]?.intValue,
+                                                                             chunks: step.options["chunks"]?.intValue),
+                                                  gates: gates)
+                log(report.table())
+                return report.json()
+            }
             let inputs: [ModelInput]
             if let t = path("tokens") {
                 inputs = try Verifier.tokenFile(t)
@@ -407,14 +479,17 @@ public final class PipelineRunner {
             guard !p.isEmpty else { throw PipelineError.step(i, "prune", "nothing to do") }
             let source = try Checkpoint.openModel(path("input")!, configPath: path("config"))
             if p.needsCalibration {
-                p.calibration = try path("calibration").map { try Verifier.tokenFile($0) }
+                p.calibration = try path("calibration").map {
+                    try TextFiles.tokenInputs($0, model: path("input")!, length: min(o["length"]?.intValue ?? 64, source.config?.maxPositions ?? 64))
+                }
                     ?? Verifier.randomInputs(for: source, count: o["calibration_sequences"]?.intValue ?? 8,
                                              length: o["length"]?.intValue ?? 64, seed: UInt64(o["seed"]?.intValue ?? 0))
             }
             let (pruned, report) = try Pruner.prune(source, p)
             let (format, directory) = try Checkpoint.outputFormat(for: target + (out.hasSuffix("/") ? "/" : ""),
                                                                  explicit: o["to"]?.stringValue, maxShardSize: nil)
-            try Checkpoint.write(pruned, to: target, format: format, directory: directory)
+            try Checkpoint.write(pruned, to: target, format: format, directory: directory,
+                                 options: .init(companionsFrom: directory ? Conversion.companionSource(path("input")!) : nil))
             outputs[out] = try Digest.sha256(path: target)
             staged[out] = target
             return report.json()
@@ -423,7 +498,7 @@ public final class PipelineRunner {
             let target = try prepareStaged(out)
             let o = step.options
             let scheme = o["scheme"]!.stringValue!
-            let recipe = try quantizeRecipe(o)
+            let recipe = try Self.quantizeRecipe(o)
             let (format, directory) = try Checkpoint.outputFormat(for: target + (out.hasSuffix("/") ? "/" : ""),
                                                                  explicit: o["to"]?.stringValue, maxShardSize: nil)
             let source = try Checkpoint.open(path("input")!, configPath: path("config")).graph
@@ -432,7 +507,8 @@ public final class PipelineRunner {
             let (graph, rows) = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: out,
                                                        jobs: Quantizer.defaultJobs, dequantize: dequantize, report: report,
                                                        tool: "ckpt \(CkptInfo.version)")
-            try Checkpoint.write(graph, to: target, format: format, directory: directory, options: .init(dequantize: dequantize))
+            try Checkpoint.write(graph, to: target, format: format, directory: directory,
+                                 options: .init(dequantize: dequantize, companionsFrom: directory ? Conversion.companionSource(path("input")!) : nil))
             outputs[out] = try Digest.sha256(path: target)
             staged[out] = target
             return Quantization.jsonReport(rows, report: report, recipe: recipe, input: step.options["input"]!.stringValue!,
@@ -456,7 +532,9 @@ public final class PipelineRunner {
             if let lr = o["lr"]?.doubleValue { r.options.optimizer.learningRate = Float(lr) }
             if let t = o["temperature"]?.doubleValue { r.options.temperature = Float(t) }
             let tokens = try path("data").map { file in
-                try Verifier.tokenFile(file).flatMap { input -> [Int] in if case .tokens(let t) = input { return t } else { return [] } }
+                try TextFiles.tokenInputs(file, model: path("input")!, length: r.sequenceLength(teacher: teacher)).flatMap { input -> [Int] in
+                    if case .tokens(let t) = input { return t } else { return [] }
+                }
             }
             let (spec, _, distiller) = try r.prepare(teacher: teacher, tokens: tokens)
             let student = distiller.student
@@ -479,7 +557,7 @@ public final class PipelineRunner {
     }
 
     /// A quantize step's recipe.
-    func quantizeRecipe(_ o: OrderedDictionary<String, JSONValue>) throws -> QuantizeRecipe {
+    static func quantizeRecipe(_ o: OrderedDictionary<String, JSONValue>) throws -> QuantizeRecipe {
         let list = { (key: String) -> [String] in o[key]?.arrayValue?.compactMap(\.stringValue) ?? o[key]?.stringValue.map { [$0] } ?? [] }
         var overrides: [(pattern: String, scheme: String)] = []
         for t in list("tensor_type") {

@@ -17,14 +17,14 @@ struct Ckpt: ParsableCommand {
         abstract: "Convert, shrink and verify Transformer checkpoints.",
         discussion: """
             Formats: safetensors (single file or sharded Hugging Face directory), HDF5 \
-            (.h5/.hdf5, Keras weight files included), .ckz (ckpt's compressed format, \
+            (.h5/.hdf5, Keras weight files included; Keras 3 .keras archives read), .ckz (ckpt's compressed format, \
             docs/ckz.md), GGUF, NumPy .npz/.npy, and PyTorch .bin/.pt read without executing \
             anything (also pytorch_model.bin directories).
             Exit status: 0 ok, 1 verification gate failed, 2 bad input or usage.
             """,
         version: "ckpt \(version) (libhdf5 \(LinkedLibraries.hdf5Version))",
         subcommands: [Inspect.self, Convert.self, QuantizeCommand.self, Forward.self, VerifyCommand.self, DiffCommand.self,
-                      PruneCommand.self, Distill.self, Run.self, HDF5ProbeCommand.self]
+                      PruneCommand.self, Distill.self, Run.self, TokenizeCommand.self, HDF5ProbeCommand.self]
     )
 
     static func main() {
@@ -65,7 +65,7 @@ struct Ckpt: ParsableCommand {
         } catch {
             // Anything a command throws is bad input: one line naming the file and what is
             // wrong (the errors carry the tensor), status 2.
-            let line = "\(error)".replacingOccurrences(of: "\n", with: " ")
+            let line = ErrorText.line(error)
             FileHandle.standardError.write(Data("ckpt: error: \(line)\n".utf8))
             exit(code: 2)
         }

@@ -11,8 +11,10 @@ struct Convert: ParsableCommand {
         discussion: """
             The output format follows OUT's extension (.safetensors, .h5, .hdf5, .ckz) or --to. OUT is a \
             Hugging Face model directory (shards, index, config.json) when it ends in '/', \
-            is an existing directory, or --max-shard-size is given. Tensors are streamed one \
-            at a time; the output appears only when complete.
+            is an existing directory, or --max-shard-size is given; a directory output also \
+            gets every non-weight file of an input model directory (tokenizer, generation \
+            config, ...). A single-file output carries the model config inside it. Tensors are \
+            streamed one at a time; the output appears only when complete.
             """
     )
 
@@ -25,13 +27,16 @@ struct Convert: ParsableCommand {
     @Option(help: "Output format: safetensors, hdf5, ckz, gguf, npz, npy (default: from OUT's extension).")
     var to: String?
 
+    @Option(help: "PyTorch checkpoints that wrap their state_dict ({'model': sd}): its dotted key, e.g. model or state_dict.")
+    var key: String?
+
     @Option(help: "A Hugging Face config.json to use instead of the one beside the input.")
     var config: String?
 
     @Option(help: "Write shards of at most this size (e.g. 5GB, 500MB, 2GiB) plus an index.")
     var maxShardSize: String?
 
-    @Option(help: "Cast floating-point tensors to f32, f16 or bf16 (round to nearest even).")
+    @Option(help: "Cast floating-point tensors (f8 included, widened exactly) to f32, f16 or bf16 (round to nearest even); integer and bool tensors too when the output format cannot hold them.")
     var dtype: String?
 
     @Option(help: "HDF5 output: chunked datasets, byte shuffle and deflate: gzip or gzip=LEVEL (0-9, default 4).")
@@ -48,6 +53,12 @@ struct Convert: ParsableCommand {
 
     @Flag(help: ".npz output: deflate the members (like numpy.savez_compressed).")
     var deflate = false
+
+    @Option(help: "Leave out tensors whose name matches this regular expression (repeatable).")
+    var exclude: [String] = []
+
+    @Flag(help: "Single-file output: also write the model config as config.json beside it (it always travels inside the file too).")
+    var writeConfig = false
 
     @Flag(help: "No progress bar.")
     var quiet = false
@@ -77,13 +88,18 @@ struct Convert: ParsableCommand {
         var ckzOptions = CKZ.WriteOptions(level: ckzLevel, jobs: jobs)
         if format == .ckz { ckzOptions.provenance = try provenance(level: ckzLevel) }
         let progress = ProgressBar.make(label: "convert", quiet: quiet)
-        try Conversion.convert(input, to: output, options: .init(to: to, dtype: castTarget, maxShardSize: shardSize,
-                                                                config: config, progress: progress, hdf5: hdf5,
-                                                                ckz: ckzOptions, jobs: jobs, dequantize: dequantize,
-                                                                deflate: deflate, notice: { line in
+        var options = ConvertOptions(to: to, dtype: castTarget, maxShardSize: shardSize,
+                                     config: config, progress: progress, hdf5: hdf5,
+                                     ckz: ckzOptions, jobs: jobs, dequantize: dequantize,
+                                     deflate: deflate, notice: { line in
             FileHandle.standardError.write(Data("ckpt: notice: \(line)\n".utf8))
-        }))
+        })
+        options.exclude = exclude
+        options.key = key
+        options.configBeside = writeConfig
+        let summary = try Conversion.convert(input, to: output, options: options)
         progress?.finish()
+        for line in summary.lines(input: input) { print(line) }
     }
 }
 
@@ -107,8 +123,8 @@ extension Convert {
         let besideConfig = configDir + "/config.json"
         if let config {
             files.append(config)
-        } else if FileManager.default.fileExists(atPath: besideConfig), (try? Checkpoint.detectFormat(path: input)) != .ckz {
-            files.append(besideConfig)
+        } else if FileManager.default.fileExists(atPath: besideConfig) {
+            files.append(besideConfig)  // it wins over a config embedded in the input
         }
         var recipe = "convert --level \(level.value)"
         if let dtype { recipe += " --dtype \(dtype.lowercased())" }

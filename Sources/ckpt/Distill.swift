@@ -35,7 +35,7 @@ struct Distill: ParsableCommand {
     @Option(help: "Query heads per block of the student (keeps the most important).") var heads: Int?
     @Option(help: "Key/value heads per block (default: the teacher's ratio to --heads).") var kvHeads: Int?
     @Option(help: "Hidden size of the student (keeps the most important channels everywhere).") var hidden: Int?
-    @Option(help: "Training tokens: a 2-D integer .npy or a text file of token ids (default: teacher-sampled).") var data: String?
+    @Option(help: "Training data: a text file (tokenized with the teacher's tokenizer), or token ids (a 2-D integer .npy or lines of ids) (default: teacher-sampled).") var data: String?
     @Option(help: "Teacher-sampled training sequences (when no --data).") var sequences: Int = 512
     @Option(help: "Held-out sequences (teacher-sampled; with --data the last 10 % of windows).") var evalSequences: Int = 64
     @Option(help: "Tokens per sequence (default: min(64, the model's positions)).") var length: Int?
@@ -96,7 +96,7 @@ struct Distill: ParsableCommand {
         do { spec = try r.studentSpec(teacher: t) } catch { throw CLIError("\(error)") }
         var tokens: [Int]?
         if let data {
-            tokens = try Verifier.tokenFile(data).flatMap { input -> [Int] in
+            tokens = try TextFiles.tokenInputs(data, model: teacher, length: r.sequenceLength(teacher: t)).flatMap { input -> [Int] in
                 if case .tokens(let ids) = input { return ids } else { return [] }
             }
         }

@@ -12,6 +12,9 @@ struct Inspect: ParsableCommand {
     @Argument(help: "A checkpoint file or a Hugging Face model directory.")
     var path: String
 
+    @Option(help: "PyTorch checkpoints that wrap their state_dict ({'model': sd}): its dotted key, e.g. model or state_dict.")
+    var key: String?
+
     @Option(help: "A Hugging Face config.json to use instead of the one beside the weights.")
     var config: String?
 
@@ -29,7 +32,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         if let jobs, jobs < 1 { throw CLIError("--jobs must be at least 1") }
-        let (graph, format) = try Checkpoint.open(path, configPath: config, jobs: jobs)
+        let (graph, format) = try Checkpoint.open(path, configPath: config, jobs: jobs, key: key)
         if check {
             // Every byte is read (and, for .ckz, decoded and checked); a failure throws with
             // the tensor and chunk named.

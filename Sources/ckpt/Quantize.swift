@@ -45,11 +45,20 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Output format (default: from OUT's extension).")
     var to: String?
 
+    @Option(help: "PyTorch checkpoints that wrap their state_dict ({'model': sd}): its dotted key, e.g. model or state_dict.")
+    var key: String?
+
     @Option(help: "A Hugging Face config.json to use instead of the one beside the input.")
     var config: String?
 
     @Flag(help: "Write block-quantized tensors the output format cannot hold as f32 (their quantized values).")
     var dequantize = false
+
+    @Option(help: "Leave out tensors whose name matches this regular expression (repeatable).")
+    var exclude: [String] = []
+
+    @Flag(help: "Single-file output: also write the model config as config.json beside it (it always travels inside the file too).")
+    var writeConfig = false
 
     @Flag(help: "Print the plan with sizes before and after; write nothing.")
     var dryRun = false
@@ -78,7 +87,10 @@ struct QuantizeCommand: ParsableCommand {
         let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: nil)
         guard format.isWritable || format == .ckz else { throw CLIError("\(output): writing \(format) is not supported") }
 
-        let (source, _) = try Checkpoint.open(input, configPath: config)
+        let patterns = try Conversion.compile(exclude)
+        var (source, _) = try Checkpoint.open(input, configPath: config, key: key)
+        let excluded = try Conversion.exclude(&source, patterns, path: input)
+        let companions = directory ? Conversion.companionSource(input) : nil
         let report = QuantizationReport(measures: !noErrors)
         let (graph, rows) = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: output,
                                                    jobs: jobs, dequantize: dequantize, report: report,
@@ -88,14 +100,22 @@ struct QuantizeCommand: ParsableCommand {
             let progress = ProgressBar.make(label: "quantize", quiet: quiet || json)
             progress?.start(total: graph.byteCount)
             try Checkpoint.write(graph, to: output, format: format, directory: directory,
-                                 options: .init(progress: progress, dequantize: dequantize))
+                                 options: .init(progress: progress, dequantize: dequantize, configBeside: writeConfig,
+                                                companionsFrom: companions))
             progress?.finish()
         }
+        var summary = ConversionSummary()
+        summary.excluded = excluded
+        summary.carried = dryRun ? [] : companions.map { Companions.list(in: $0).map(\.name) } ?? []
         if json {
-            print(Quantization.jsonReport(rows, report: report, recipe: recipe, input: input, output: output, dryRun: dryRun,
-                                          tool: "ckpt \(Ckpt.version)").prettyPrinted())
+            var r = Quantization.jsonReport(rows, report: report, recipe: recipe, input: input, output: output, dryRun: dryRun,
+                                            tool: "ckpt \(Ckpt.version)").objectValue ?? [:]
+            r["excluded"] = .array(excluded.map { JSONValue.string($0) })
+            r["carried"] = .array(summary.carried.map { JSONValue.string($0) })
+            print(JSONValue.object(r).prettyPrinted())
         } else {
             printReport(rows, report: report)
+            for line in summary.lines(input: input) { print(line) }
         }
     }
 

@@ -64,11 +64,11 @@ func sqnr(_ ref: [Float], _ x: [Float]) -> Double {
         let src = Repo.fixture("models/\(model)")
         var r = try CkptBinary.run("convert", src, dir.file("m.gguf"))
         #expect(r.status == 0, "\(r.stderr)")
-        r = try CkptBinary.run("convert", dir.file("m.gguf"), dir.file("back.safetensors"))
+        r = try CkptBinary.run("convert", dir.file("m.gguf"), dir.file("back") + "/")
         #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stderr)")
         // Back in Hugging Face names and layout: every original tensor, byte for byte.
         let original = try readFile(src + "/model.safetensors")
-        let back = try readFile(dir.file("back.safetensors"))
+        let back = try readFile(dir.file("back/model.safetensors"))
         #expect(original == back, "\(model): safetensors after the GGUF round trip differs")
         let ref = try forward(src, dir.file("ref.npy"))
         #expect(try forward(dir.file("m.gguf"), dir.file("g.npy")) == ref, "\(model): forward on GGUF")

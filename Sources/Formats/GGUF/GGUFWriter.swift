@@ -84,7 +84,35 @@ extension GGUF {
         var kvs = try GGUFMetadata.values(of: graph)
         let arch = kvs.removeValue(forKey: "general.architecture") ?? .string(graph.config?.modelType ?? "unknown")
         kvs.updateValue(arch, forKey: "general.architecture", insertingAt: 0)
+        // general.file_type describes the tensors: recomputed when they no longer match it
+        // (a Q8_0 file dequantized to f32 is not "mostly Q8_0" any more).
+        if let recorded = kvs[fileTypeKey], let main = mainType(of: graph) {
+            let current = recorded.intValue.flatMap { fileTypeMainType[UInt32(clamping: $0)] }
+            if current != main, let ft = fileTypeByMainType[main] { kvs[fileTypeKey] = .u32(ft) }
+        }
         return kvs
+    }
+
+    static let fileTypeKey = "general.file_type"
+
+    /// llama.cpp's `llama_ftype` (llama.h) -> the type that holds most of the weights
+    /// (the "mostly" types and the k-quant mixes S/M/L all name their main type).
+    static let fileTypeMainType: [UInt32: DType] = [
+        0: .f32, 1: .f16, 2: .q4_0, 3: .q4_1, 7: .q8_0, 8: .q5_0, 9: .q5_1, 10: .q2_k, 21: .q2_k,
+        11: .q3_k, 12: .q3_k, 13: .q3_k, 14: .q4_k, 15: .q4_k, 16: .q5_k, 17: .q5_k, 18: .q6_k, 32: .bf16,
+    ]
+    /// The plain file type of each main type (as Quantization.llamaFileType names schemes).
+    static let fileTypeByMainType: [DType: UInt32] = [
+        .f32: 0, .f16: 1, .q4_0: 2, .q4_1: 3, .q8_0: 7, .q5_0: 8, .q5_1: 9, .q2_k: 10, .q3_k: 11,
+        .q4_k: 14, .q5_k: 16, .q6_k: 18, .bf16: 32,
+    ]
+
+    /// The dtype holding the most elements among the weights (tensors of two or more
+    /// dimensions; norms and biases stay f32 in every llama.cpp file type).
+    static func mainType(of graph: WeightGraph) -> DType? {
+        var elements: [DType: Int] = [:]
+        for t in graph.tensors.values where t.shape.count >= 2 { elements[t.dtype, default: 0] += t.elementCount }
+        return elements.max { ($0.value, $0.key.rawValue) < ($1.value, $1.key.rawValue) }?.key
     }
 
     /// Writes a graph as one GGUF file. Hugging Face LLaMA/GPT-2 graphs are renamed (and

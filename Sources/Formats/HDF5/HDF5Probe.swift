@@ -81,7 +81,7 @@ public enum HDF5Probe {
         process.standardError = FileHandle.nullDevice
         let done = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in done.signal() }
-        do { try process.run() } catch { throw .probeFailed("cannot start \(s.executable): \(error)") }
+        do { try process.run() } catch { throw .probeFailed("cannot start \(s.executable): \(ErrorText.line(error))") }
         if done.wait(timeout: .now() + s.timeout) == .timedOut {
             kill(process.processIdentifier, SIGKILL)
             done.wait()

@@ -12,6 +12,11 @@ import Foundation
 
 public enum Npz {
     static let headPrefix = 10_240
+    /// The member that carries the model config (Hugging Face config.json bytes), so a
+    /// single .npz holds what the forward pass needs; `numpy.load` returns it as bytes.
+    public static let configMember = "config.json"
+    /// Cap on that member: configs are a few kB.
+    static let maxConfigBytes = 16 << 20
 
     public static func read(path: String) throws -> WeightGraph {
         let file = try MappedFile(path: path)
@@ -26,6 +31,10 @@ public enum Npz {
         let entries = try file.withBytes { (b) throws(ZipError) in try Zip.entries(b) }
         var graph = WeightGraph()
         for e in entries {
+            if e.name == configMember {
+                graph.config = try readConfig(file, e)
+                continue
+            }
             guard e.name.hasSuffix(".npy") else { throw ZipError.unsupported(member: e.name, reason: "not a .npy member") }
             let name = String(e.name.dropLast(4))
             let head: [UInt8] = try file.withBytes { (b) throws(ZipError) in
@@ -45,8 +54,20 @@ public enum Npz {
         return graph
     }
 
-    /// Writes every tensor as `<name>.npy`; `deflate` compresses members as
-    /// numpy.savez_compressed does. Tied aliases are left out (numpy has no ties).
+    static func readConfig(_ file: MappedFile, _ e: ZipEntry) throws -> ModelConfig {
+        guard e.size <= maxConfigBytes else { throw ZipError.unsupported(member: e.name, reason: "larger than 16 MiB") }
+        let bytes: [UInt8] = try file.withBytes { (b) throws(ZipError) in
+            let data = UnsafeRawBufferPointer(rebasing: b[e.dataOffset..<e.dataOffset + e.compressedSize])
+            let out = e.method == 0 ? Array(data) : try Zip.inflate(data, size: e.size, member: e.name)
+            guard out.withUnsafeBytes({ Zip.crc32($0) }) == e.crc else { throw .crcMismatch(member: e.name) }
+            return out
+        }
+        do { return try ModelConfig(jsonBytes: bytes) } catch { throw NpzError.config(error.description) }
+    }
+
+    /// Writes every tensor as `<name>.npy`, then the model config as `config.json` when the
+    /// graph has one; `deflate` compresses members as numpy.savez_compressed does. Tied
+    /// aliases are left out (numpy has no ties).
     public static func write(_ graph: WeightGraph, to path: String, deflate: Bool = false, progress: (any ProgressSink)? = nil) throws {
         var file = try AtomicFile(target: path)
         var written: [Zip.Written] = []
@@ -72,6 +93,18 @@ public enum Npz {
             written.append(w)
             progress?.advance(bytes: t.byteCount)
         }
+        if let config = graph.config {
+            let bytes = config.serialized()
+            let crc = bytes.withUnsafeBytes { Zip.crc32($0) }
+            let payload = deflate ? try bytes.withUnsafeBytes { b in try Zip.deflate(b, member: configMember) } : bytes
+            let w = Zip.Written(name: Array(configMember.utf8), method: deflate ? 8 : 0, crc: crc,
+                                compressedSize: payload.count, size: bytes.count, offset: offset)
+            let header = Zip.localHeader(w)
+            try file.write(header)
+            try file.write(payload)
+            offset += header.count + w.compressedSize
+            written.append(w)
+        }
         try file.write(Zip.centralDirectory(written, start: offset))
         try file.commit()
     }
@@ -80,11 +113,13 @@ public enum Npz {
 public enum NpzError: Error, Equatable, Sendable, CustomStringConvertible {
     case member(name: String, NpyError)
     case cannotWrite(tensor: String, NpyError)
+    case config(String)
 
     public var description: String {
         switch self {
         case .member(let n, let e): return "member `\(n)`: \(e)"
         case .cannotWrite(let t, let e): return "tensor `\(t)`: \(e) (try --dtype f32, or --dequantize)"
+        case .config(let m): return "member `\(Npz.configMember)`: \(m)"
         }
     }
 }

@@ -22,6 +22,8 @@ public enum PyTorchError: Error, Equatable, Sendable, CustomStringConvertible {
     case limitExceeded(String)
     // From the pickle to tensors.
     case notAStateDict(String)
+    case wrapped(suggestion: String)
+    case keyNotFound(key: String, reason: String)
     case badStorage(key: String, reason: String)
     case badTensor(tensor: String, reason: String)
     case duplicateTensor(String)
@@ -47,6 +49,8 @@ public enum PyTorchError: Error, Equatable, Sendable, CustomStringConvertible {
         case .malformedPickle(let m): return "malformed pickle: \(m)"
         case .limitExceeded(let m): return "pickle exceeds a safety limit: \(m)"
         case .notAStateDict(let m): return "not a state_dict (a dict of tensor names to tensors): \(m)"
+        case .wrapped(let k): return "not a state_dict itself, but the dict under `\(k)` is one: pass --key \(k)"
+        case .keyNotFound(let k, let r): return "--key \(k): \(r)"
         case .badStorage(let key, let r): return "storage `\(key)`: \(r)"
         case .badTensor(let t, let r): return "tensor `\(t)`: \(r)"
         case .duplicateTensor(let t): return "tensor `\(t)`: name appears twice in the state_dict"

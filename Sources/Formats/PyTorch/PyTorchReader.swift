@@ -34,14 +34,16 @@ public enum PyTorch {
     static let legacyProtocolVersion = 1001
 
     /// Opens a `torch.save` file (zip or legacy); tensors are views of its memory mapping.
-    public static func read(path: String) throws -> WeightGraph {
-        try read(file: MappedFile(path: path))
+    /// `key`: a dotted path into the pickled dicts where the state_dict is, for wrapped
+    /// checkpoints (`{"model": sd}`, `{"state_dict": sd, "epoch": 3}`: "model", "state_dict").
+    public static func read(path: String, key: String? = nil) throws -> WeightGraph {
+        try read(file: MappedFile(path: path), key: key)
     }
 
-    public static func read(file: MappedFile) throws(PyTorchError) -> WeightGraph {
+    public static func read(file: MappedFile, key: String? = nil) throws(PyTorchError) -> WeightGraph {
         let zipMagic: [UInt8] = [0x50, 0x4B, 0x03, 0x04]
         let isZip = file.withBytes { b in b.count >= 4 && Array(b.prefix(4)) == zipMagic }
-        let (entries, storages) = try isZip ? readZip(file) : readLegacy(file)
+        let (entries, storages) = try isZip ? readZip(file, key: key) : readLegacy(file, key: key)
         return try makeGraph(entries, storages: storages, file: file)
     }
 
@@ -54,7 +56,7 @@ public enum PyTorch {
 
     // MARK: Containers
 
-    static func readZip(_ file: MappedFile) throws(PyTorchError) -> ([(String, TorchTensorRef)], [String: StorageRegion]) {
+    static func readZip(_ file: MappedFile, key: String?) throws(PyTorchError) -> ([(String, TorchTensorRef)], [String: StorageRegion]) {
         try file.withBytes { (b) throws(PyTorchError) in
             let zip = try TorchZip.parse(b)
             if let order = zip.members["byteorder"] {
@@ -74,7 +76,7 @@ public enum PyTorch {
             guard c.remaining == 0 else {
                 throw .malformedPickle("\(c.remaining) bytes after STOP in \(zip.archiveName)/data.pkl")
             }
-            let entries = try stateDict(root, machine)
+            let entries = try stateDict(root, machine, key: key)
             var regions: [String: StorageRegion] = [:]
             for (_, t) in entries {
                 let ref = t.storage
@@ -95,7 +97,7 @@ public enum PyTorch {
         }
     }
 
-    static func readLegacy(_ file: MappedFile) throws(PyTorchError) -> ([(String, TorchTensorRef)], [String: StorageRegion]) {
+    static func readLegacy(_ file: MappedFile, key: String?) throws(PyTorchError) -> ([(String, TorchTensorRef)], [String: StorageRegion]) {
         try file.withBytes { (b) throws(PyTorchError) in
             var c = ByteCursor(b)
             var machine = PickleMachine()
@@ -115,7 +117,7 @@ public enum PyTorch {
             guard case .list(let keyValues) = machine.object(keysValue) else {
                 throw .malformedPickle("legacy storage key list is not a list")
             }
-            let entries = try stateDict(root, machine)
+            let entries = try stateDict(root, machine, key: key)
             var refs: [String: TorchStorageRef] = [:]
             for (_, t) in entries {
                 if let seen = refs[t.storage.key], seen != t.storage {
@@ -147,10 +149,29 @@ public enum PyTorch {
         }
     }
 
-    /// The pickle's result as (name, tensor) pairs: it must be a dict of string → tensor.
-    static func stateDict(_ root: PickleValue, _ m: PickleMachine) throws(PyTorchError) -> [(String, TorchTensorRef)] {
+    /// The pickle's result as (name, tensor) pairs: it (or the dict at `key`) must be a dict
+    /// of string → tensor. When it is not, but a dict inside it is, the error names the key.
+    static func stateDict(_ root: PickleValue, _ m: PickleMachine, key: String? = nil) throws(PyTorchError) -> [(String, TorchTensorRef)] {
+        var root = root
+        if let key {
+            var path: [String] = []
+            for part in key.split(separator: ".", omittingEmptySubsequences: false).map(String.init) {
+                guard case .dict(let items) = m.object(root) else {
+                    throw .keyNotFound(key: key, reason: "`\(path.joined(separator: "."))` is \(describe(root, m)), not a dict")
+                }
+                guard let next = items.first(where: { $0.key == .string(part) }) else {
+                    let keys = items.compactMap { if case .string(let s) = $0.key { return s } else { return nil } }
+                    throw .keyNotFound(key: key, reason: "no key `\(part)`\(path.isEmpty ? "" : " in `\(path.joined(separator: "."))`") (keys: \(keys.prefix(8).joined(separator: ", "))\(keys.count > 8 ? ", ..." : ""))")
+                }
+                path.append(part)
+                root = next.value
+            }
+        }
         guard case .dict(let items) = m.object(root) else {
             throw .notAStateDict("the pickled object is \(describe(root, m))")
+        }
+        if key == nil, let inner = nestedStateDict(root, m, depth: 0), !inner.isEmpty, !isStateDict(items, m) {
+            throw .wrapped(suggestion: inner)
         }
         var out: [(String, TorchTensorRef)] = []
         out.reserveCapacity(items.count)
@@ -164,6 +185,25 @@ public enum PyTorch {
             out.append((name, t))
         }
         return out
+    }
+
+    static func isStateDict(_ items: [(key: PickleValue, value: PickleValue)], _ m: PickleMachine) -> Bool {
+        items.allSatisfy { item in
+            if case .string = item.key, case .tensor = m.object(item.value) { return true }
+            return false
+        }
+    }
+
+    /// The dotted key of the first dict of tensors nested in `v` (depth-first, three levels
+    /// at most), for the error's suggestion.
+    static func nestedStateDict(_ v: PickleValue, _ m: PickleMachine, depth: Int) -> String? {
+        guard depth < 3, case .dict(let items) = m.object(v) else { return nil }
+        for (k, value) in items {
+            guard case .string(let name) = k, case .dict(let inner) = m.object(value) else { continue }
+            if !inner.isEmpty, isStateDict(inner, m) { return name }
+            if let deeper = nestedStateDict(value, m, depth: depth + 1) { return name + "." + deeper }
+        }
+        return nil
     }
 
     static func describe(_ v: PickleValue, _ m: PickleMachine) -> String {

@@ -143,10 +143,19 @@ public enum Safetensors {
         return try read(file: file)
     }
 
+    /// The `__metadata__` key under which ckpt carries the model config (Hugging Face
+    /// config.json text) in a single-file output; read back into `WeightGraph.config`.
+    public static let configKey = "ckpt.hf_config"
+
     public static func read(file: MappedFile) throws(SafetensorsError) -> WeightGraph {
         let header = try file.withBytes { (b) throws(SafetensorsError) in try parseHeader(b) }
         var graph = WeightGraph()
         graph.metadata = header.metadata
+        if let text = graph.metadata.removeValue(forKey: configKey) {
+            do { graph.config = try ModelConfig(jsonBytes: Array(text.utf8)) } catch {
+                throw .invalidMetadata("\"\(configKey)\" is not a model config: \(error)")
+            }
+        }
         for e in header.entries {
             let slice = file.slice(offset: header.dataStart + Int(e.begin), count: Int(e.end - e.begin))
             do {

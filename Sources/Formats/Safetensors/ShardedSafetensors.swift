@@ -110,10 +110,11 @@ public enum ShardedSafetensors {
     }
 
     /// Writes a graph as a Hugging Face model directory: shards (or `model.safetensors` when
-    /// everything fits in one), the index, and `config.json` when the graph has a config.
+    /// everything fits in one), the index, `config.json` when the graph has a config, and
+    /// `companions` (relative name -> source file or folder) copied byte for byte.
     public static func write(
         _ graph: WeightGraph, toDirectory target: String, maxShardSize: Int?,
-        progress: (any ProgressSink)? = nil
+        progress: (any ProgressSink)? = nil, companions: [(name: String, source: String)] = []
     ) throws {
         let tensors = Array(graph.tensors.values)
         let shards = split(tensors, maxShardSize: maxShardSize ?? Int.max)
@@ -142,10 +143,20 @@ public enum ShardedSafetensors {
             try f.write(config.serialized())
             try f.commit()
         }
-        try dir.commit(isStale: { name in
-            name == singleName || name == indexName
-                || (name.hasPrefix("model-") && name.hasSuffix(".safetensors") && name.contains("-of-"))
-        })
+        for c in companions { try Companions.copy(c.source, to: dir.path(for: c.name)) }
+        // A companion folder already in the target (an earlier conversion's 1_Pooling/) cannot
+        // be renamed over: it is moved aside, and back if the commit fails.
+        let aside = Companions.moveAsideFolders(companions.map(\.name), in: target)
+        do {
+            try dir.commit(isStale: { name in
+                name == singleName || name == indexName
+                    || (name.hasPrefix("model-") && name.hasSuffix(".safetensors") && name.contains("-of-"))
+            })
+        } catch {
+            Companions.restore(aside, in: target)
+            throw error
+        }
+        Companions.removeAside(aside)
     }
 }
 
@@ -157,5 +168,5 @@ public struct FileError: Error, CustomStringConvertible, @unchecked Sendable {
         self.path = path
         self.error = error
     }
-    public var description: String { "\(path): \(error)" }
+    public var description: String { "\(path): \(ErrorText.line(error))" }
 }
