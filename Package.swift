@@ -101,9 +101,10 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
-        // Training on CPU (issue 9): its own forward that keeps activations, the backward pass,
-        // AdamW, student configs and the distillation loop. Reads checkpoints through Formats.
-        .target(name: "Train", dependencies: ["CkptCore", "Formats", "Quantize", "COpenBLAS", "Transformer"]),
+        // Training on CPU (issues 9, 22): a forward that keeps activations and the backward pass,
+        // both from Transformer's architecture description; AdamW, students, the distillation loop.
+        .target(name: "Train", dependencies: ["CkptCore", "Formats", "Quantize", "COpenBLAS", "Transformer",
+                                              .product(name: "OrderedCollections", package: "swift-collections")]),
         .executableTarget(
             name: "ckpt",
             dependencies: [

@@ -13,7 +13,7 @@ public struct ConfigReader: Sendable {
     /// Largest size accepted: BLAS dimensions are 32-bit.
     static let maxSize = Int(Int32.max)
 
-    init(_ config: ModelConfig, graph: WeightGraph) {
+    public init(_ config: ModelConfig, graph: WeightGraph) {
         self.config = config
         self.graph = graph
     }
