@@ -15,6 +15,7 @@ public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertibl
     case tokenOutOfRange(position: Int, token: Int, vocab: Int)
     case sequenceTooLong(length: Int, max: Int)
     case badInput(String)
+    case memory(String)
 
     public var description: String {
         switch self {
@@ -27,6 +28,7 @@ public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertibl
         case .tokenOutOfRange(let p, let tok, let v): return "token \(tok) at position \(p) is outside the vocabulary (0..<\(v))"
         case .sequenceTooLong(let n, let m): return "sequence of \(n) tokens is longer than the model's \(m) positions"
         case .badInput(let m): return m
+        case .memory(let m): return m
         }
     }
 }
@@ -36,7 +38,7 @@ public enum ModelInput: Sendable {
     case tokens([Int])
     case vectors([Float], rows: Int)
 
-    var length: Int {
+    public var length: Int {
         switch self {
         case .tokens(let t): return t.count
         case .vectors(_, let rows): return rows
@@ -127,6 +129,7 @@ struct WeightStore: Sendable {
         guard let t = graph.tensor(named: name) else { throw TransformerError.missingTensor(name) }
         guard t.shape == shape else { throw TransformerError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
         guard let values = try Cast.floats(t) else { throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype) }
+        t.data.releaseResidentPages()  // widened: the mapped file's pages need not stay resident
         return values
     }
 
