@@ -16,19 +16,30 @@ import Foundation
 /// A linear layer's weights in f32, and the name its activation statistics are filed under.
 struct Linear: Sendable {
     var name: String
+    /// The weights in f32 (empty `data` when `packed`).
     var matrix: Matrix
+    /// The weights in their stored dtype, widened a panel at a time (streamed execution).
+    var packed: PackedWeights?
     var bias: [Float]?
 
     init(_ spec: LinearSpec, _ w: WeightStore) throws {
         name = spec.weightName
-        let data = try w.floats(spec.weightName, spec.weightShape)
-        matrix = Matrix(data: data, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: spec.layout == .linear ? .outIn : .inOut)
+        let layout: Matrix.Layout = spec.layout == .linear ? .outIn : .inOut
+        if w.packed, layout == .outIn, let t = w.graph.tensor(named: spec.weightName), t.shape == spec.weightShape,
+           let p = try PackedWeights(t) {
+            packed = p
+            matrix = Matrix(data: [], inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: layout)
+        } else {
+            let data = try w.floats(spec.weightName, spec.weightShape)
+            matrix = Matrix(data: data, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: layout)
+        }
         bias = spec.bias == .absent ? nil : try w.optionalFloats(spec.biasName, [spec.outFeatures])
     }
 
     /// out[T, out] = x[T, in] · W + b, recording x as this weight's input.
     func callAsFunction(_ x: [Float], T: Int, _ stats: ActivationStats?) -> [Float] {
         stats?.addInput(name, x, T: T, C: matrix.inFeatures)
+        if let packed { return packed.multiply(x, T: T, bias: bias) }
         return Kernels.linear(x, T: T, matrix, bias: bias)
     }
 }

@@ -3,6 +3,7 @@
 
 import CkptCore
 import COpenBLAS
+import Dispatch
 import Quantize
 
 public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -109,6 +110,8 @@ public enum Transformers {
 /// Access to a checkpoint's weights as f32, with shape checks against the config.
 struct WeightStore: Sendable {
     let graph: WeightGraph
+    /// Linear layers keep their stored dtype and widen a panel at a time (PackedLinear.swift).
+    var packed = false
 
     func has(_ name: String) -> Bool { graph.tensor(named: name) != nil }
 
@@ -128,9 +131,33 @@ struct WeightStore: Sendable {
     func floats(_ name: String, _ shape: [Int]) throws -> [Float] {
         guard let t = graph.tensor(named: name) else { throw TransformerError.missingTensor(name) }
         guard t.shape == shape else { throw TransformerError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
-        guard let values = try Cast.floats(t) else { throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype) }
+        let values = try widen(t)
         t.data.releaseResidentPages()  // widened: the mapped file's pages need not stay resident
         return values
+    }
+
+    /// A tensor's values as f32. Half-precision tensors are widened on every core (the
+    /// conversion, not the file, bounds a streamed pass); others through Cast.
+    func widen(_ t: Tensor) throws -> [Float] {
+        let n = t.elementCount
+        guard t.dtype == .bf16 || t.dtype == .f16, n >= 1 << 16 else {
+            guard let values = try Cast.floats(t) else { throw TransformerError.unsupportedDType(tensor: t.name, dtype: t.dtype) }
+            return values
+        }
+        let jobs = min(Quantizer.defaultJobs, 16), bf16 = t.dtype == .bf16
+        return try [Float](unsafeUninitializedCapacity: n) { buffer, count in
+            try t.data.withBytes { src in
+                let dst = UnsafeMutableRawBufferPointer(buffer)
+                // SAFETY: worker j converts values [lo, hi) only: disjoint parts of both buffers.
+                nonisolated(unsafe) let (s, d) = (src, dst)
+                DispatchQueue.concurrentPerform(iterations: jobs) { j in
+                    let lo = n * j / jobs, hi = n * (j + 1) / jobs
+                    FloatBits.convertToF32(UnsafeRawBufferPointer(rebasing: s[2 * lo..<2 * hi]),
+                                           to: UnsafeMutableRawBufferPointer(rebasing: d[4 * lo..<4 * hi]), bf16: bf16)
+                }
+            }
+            count = n
+        }
     }
 
     func optionalFloats(_ name: String, _ shape: [Int]) throws -> [Float]? {

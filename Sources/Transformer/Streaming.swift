@@ -16,6 +16,7 @@
 
 import CkptCore
 import COpenBLAS
+import Foundation
 import Quantize
 
 /// A model whose weights stay in the checkpoint until the block that needs them runs.
@@ -24,12 +25,16 @@ public final class StreamedModel: @unchecked Sendable {
     let store: WeightStore
 
     /// Vocabulary rows of the output head widened at a time: at most this many bytes of f32.
-    public static let headBlockBytes = 32 << 20
+    public static let headBlockBytes = 4 << 20
 
     /// Describes and checks the checkpoint (every slot present with its shape); reads no weights.
-    public init(_ graph: WeightGraph) throws {
+    /// `packedProducts`: linear layers multiply panel by panel from their stored dtype
+    /// (PackedLinear.swift) instead of widening each whole matrix first. Off by default: on
+    /// this project's 2-core machines widening the whole tensor was faster (BENCHMARKS.md);
+    /// CKPT_PANEL_PRODUCTS=1 turns it on for measuring.
+    public init(_ graph: WeightGraph, packedProducts: Bool = getenv("CKPT_PANEL_PRODUCTS") != nil) throws {
         description = try Transformers.describe(graph)
-        store = WeightStore(graph: graph)
+        store = WeightStore(graph: graph, packed: packedProducts)
         _ = BLAS.core
     }
 
@@ -161,14 +166,24 @@ extension WeightStore {
         guard let t = graph.tensor(named: name) else { throw TransformerError.missingTensor(name) }
         guard t.shape == shape, shape.count == 2 else { throw TransformerError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
         guard let rowBytes = t.dtype.byteCount(shape: [1, shape[1]]) else { throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype) }
+        guard t.dtype == .f32 || t.dtype == .f16 || t.dtype == .bf16 || t.dtype.isQuantized else {
+            throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype)
+        }
+        var block = [Float](repeating: 0, count: min(rowsPerBlock, shape[0]) * shape[1])  // reused
         try t.data.withBytes { src in
             var first = 0
             while first < shape[0] {
-                let n = min(rowsPerBlock, shape[0] - first)
-                let bytes = Array(UnsafeRawBufferPointer(rebasing: src[first * rowBytes..<(first + n) * rowBytes]))
-                let part = try Tensor(name: name, dtype: t.dtype, shape: [n, shape[1]], data: .owned(bytes))
-                guard let values = try Cast.floats(part) else { throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype) }
-                try values.withUnsafeBufferPointer { try body(first, n, $0) }
+                let n = min(rowsPerBlock, shape[0] - first), count = n * shape[1]
+                let part = UnsafeRawBufferPointer(rebasing: src[first * rowBytes..<(first + n) * rowBytes])
+                try block.withUnsafeMutableBufferPointer { b in
+                    let dst = UnsafeMutableBufferPointer(rebasing: b[0..<count])
+                    if t.dtype == .f32 {
+                        UnsafeMutableRawBufferPointer(dst).copyMemory(from: part)  // the file's f32 may be unaligned
+                    } else {
+                        PackedWeights.widen(part, t.dtype, count: count, into: dst)
+                    }
+                    try body(first, n, UnsafeBufferPointer(dst))
+                }
                 first += n
                 t.data.releaseResidentPages()
             }

@@ -26,10 +26,12 @@ func streamingInputs(_ name: String) throws -> [ModelInput] {
 func expectStreamedEqualsInMemory(_ graph: WeightGraph, _ inputs: [ModelInput], _ label: String,
                                   sourceLocation: SourceLocation = #_sourceLocation) throws {
     let whole = try Transformers.load(graph)
-    let streamed = try StreamedModel(graph).forward(inputs, collectHidden: true)
-    #expect(streamed.count == inputs.count)
+    let streamed = try StreamedModel(graph, packedProducts: false).forward(inputs, collectHidden: true)
+    let panels = try StreamedModel(graph, packedProducts: true).forward(inputs, collectHidden: true)
+    #expect(streamed.count == inputs.count && panels.count == inputs.count)
     for (s, input) in inputs.enumerated() {
         let want = try whole.forward(input, collectHidden: true)
+        #expect(panels[s].values == want.values, "\(label) sequence \(s): output from panel products differs", sourceLocation: sourceLocation)
         let got = streamed[s]
         #expect(got.kind == want.kind && got.rows == want.rows && got.cols == want.cols, "\(label)", sourceLocation: sourceLocation)
         #expect(got.values == want.values, "\(label) sequence \(s): streamed output differs", sourceLocation: sourceLocation)
@@ -89,6 +91,23 @@ func expectStreamedEqualsInMemory(_ graph: WeightGraph, _ inputs: [ModelInput], 
         let ids = [rows - 1, 0, 3, 3]
         let picked = try store.rows(name, [rows, C], ids)
         #expect(picked == ids.flatMap { Array(whole[$0 * C..<($0 + 1) * C]) })
+    }
+
+    /// Panel products (several panels, a bias, half and block dtypes) equal one product with
+    /// the widened matrix, bit for bit.
+    @Test(arguments: [DType.q8_0, .q4_k, .bf16, .i4_g32])
+    func panelProductsEqualTheWholeProduct(_ dtype: DType) throws {
+        let OC = 37, C = 256, T = 5
+        let w = (0..<OC * C).map { Float(($0 * 7919) % 2003) / 1000 - 1 }
+        let src = try Tensor(name: "w", dtype: .f32, shape: [OC, C], data: .owned(w.withUnsafeBytes { Array($0) }))
+        let t = dtype == .bf16 ? try Cast.cast(src, to: .bf16) : try Quantizer.quantize(src, to: dtype).tensor
+        let packed = try #require(try PackedWeights(t))
+        let widened = try #require(try Cast.floats(t))
+        let x = (0..<T * C).map { Float(($0 * 31) % 97) / 50 - 1 }
+        let bias = (0..<OC).map { Float($0) / 10 }
+        let want = Kernels.linear(x, T: T, Matrix(data: widened, inFeatures: C, outFeatures: OC, layout: .outIn), bias: bias)
+        #expect(packed.multiply(x, T: T, bias: bias, panelValues: 3 * C) == want)
+        #expect(packed.multiply(x, T: T, bias: bias) == want)
     }
 
     @Test func memoryEstimateAndChoice() throws {
