@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test demo bench bench-ckz bench-quantize bench-torch fixtures clean
+.PHONY: deps venv build test demo bench bench-ckz bench-quantize bench-torch bench-stream bench-llama fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -48,6 +48,16 @@ bench-quantize: build venv
 TORCH_PYTHON ?= python3
 bench-torch: build
 	$(TORCH_PYTHON) bench/torch_bench.py --ckpt .build/release/ckpt
+
+# Streamed vs in-memory forward/verify on a generated 0.88 GB bf16 LLaMA (numpy only; ~2 GB in /tmp).
+bench-stream: build venv
+	$(PY) bench/stream_bench.py --ckpt .build/release/ckpt
+
+# ckpt forward vs llama.cpp on a generated 1.24B Q8_0 GGUF, 128-token prompt, equal threads
+# (not in CI; needs llama-cpp-python: LLAMA_PYTHON=/path/to/python-with-llama_cpp).
+LLAMA_PYTHON ?= python3
+bench-llama: build
+	$(LLAMA_PYTHON) bench/stream_bench.py --ckpt .build/release/ckpt --skip-bf16 --llama --llama-python $(LLAMA_PYTHON)
 
 # Regenerates fixtures/ (needs torch + transformers, h5py + keras for HDF5, gguf; CI never runs this).
 fixtures:
