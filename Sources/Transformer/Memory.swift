@@ -70,7 +70,8 @@ public enum Memory {
             switch d.head.output {
             case .hiddenState: break
             case .logits(let l) where l.layout == .conv1d: headRows = l.inFeatures * l.outFeatures
-            case .logits, .tiedLogits: headRows = StreamedModel.headBlockBytes / 4
+            case .logits(let l): headRows = min(StreamedModel.headBlockBytes / 4, l.inFeatures * l.outFeatures)
+            case .tiedLogits: headRows = min(StreamedModel.headBlockBytes / 4, (d.embedding.tokens?.rows ?? 0) * (d.embedding.tokens?.width ?? 0))
             }
             let largest = d.blocks.flatMap { $0.slots() }.compactMap { graph?.tensor(named: $0.name)?.byteCount }.max() ?? 0
             streamedWeights = max(streamedWeights, 4 * (block + edge + headRows) + largest)

@@ -57,11 +57,11 @@ import TestSupport
         #expect(bad.status == 2 && bad.stderr.contains("--max-memory lots"), "\(bad.stderr)")
     }
 
-    /// A generated LLaMA-shaped model of 134 MB in bf16 (268 MB as f32, 16.8 MB per block):
-    /// streamed, the child's peak resident set stays at least 150 MB below the in-memory run's.
+    /// A generated LLaMA-shaped model of 201 MB in bf16 (402 MB as f32, 16.8 MB per block):
+    /// streamed, the child's peak resident set stays at least 120 MB below the in-memory run's.
     @Test func streamingKeepsThePeakResidentSetSmall() throws {
         let dir = TempDir()
-        let C = 512, I = 2048, L = 16, V = 512
+        let C = 512, I = 2048, L = 24, V = 512
         var graph = WeightGraph()
         var rng = SplitMix64(seed: 11)
         let noise: [UInt8] = (0..<(1 << 20)).flatMap { _ -> [UInt8] in
@@ -108,7 +108,7 @@ import TestSupport
             return line.hasSuffix("GB") ? mb * 1000 : mb
         }
         let inMemory = try peak("in-memory"), streamed = try peak("streamed")
-        print("generated 134 MB bf16 LLaMA: peak RSS in memory \(inMemory) MB, streamed \(streamed) MB")
-        #expect(streamed + 150 < inMemory, "streamed \(streamed) MB, in memory \(inMemory) MB")
+        print("generated 201 MB bf16 LLaMA: peak RSS in memory \(inMemory) MB, streamed \(streamed) MB")
+        #expect(streamed + 120 < inMemory, "streamed \(streamed) MB, in memory \(inMemory) MB")
     }
 }

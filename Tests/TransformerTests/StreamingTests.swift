@@ -1,6 +1,7 @@
 // Layer-streamed execution gives the in-memory pass's outputs bit for bit: for every
-// registered family fixture, for several sequences of different lengths at once, for block-
-// quantized and bf16 weights, and with the output head split into vocabulary blocks.
+// registered family fixture, for several sequences of different lengths at once, and for
+// block-quantized and bf16 weights. Splitting a product into column blocks (a big head, panel
+// products) changes only the rounding of OpenBLAS's edge columns: within 1e-6 relative.
 
 import CkptCore
 import Foundation
@@ -58,7 +59,8 @@ func expectStreamedEqualsInMemory(_ graph: WeightGraph, _ inputs: [ModelInput], 
         }
     }
 
-    /// A head bigger than one block of vocabulary rows is applied block by block.
+    /// A head bigger than one block of vocabulary rows is applied block by block: the same
+    /// rows, and the same logits within 1e-6 relative.
     @Test func headInSeveralBlocksEqualsOneProduct() throws {
         let graph = try Checkpoint.open(Repo.fixture("models/llama-gqa")).graph
         let d = try Transformers.describe(graph)
@@ -86,7 +88,9 @@ func expectStreamedEqualsInMemory(_ graph: WeightGraph, _ inputs: [ModelInput], 
         try store.forEachRowBlock(name, [rows, C], rowsPerBlock: 7) { first, n, w in
             Kernels.linearColumns(x, T: 3, C: C, weightRows: w, count: n, into: &byBlocks, column: first, total: rows)
         }
-        #expect(byBlocks == one)
+        // Edge kernels for each block's last columns may round differently: within 1e-6.
+        let (rel, _) = relativeError(byBlocks, one)
+        #expect(rel <= 1e-6, "head by blocks differs by \(rel) relative")
         // Rows picked by id equal the table's rows.
         let ids = [rows - 1, 0, 3, 3]
         let picked = try store.rows(name, [rows, C], ids)
@@ -106,8 +110,11 @@ func expectStreamedEqualsInMemory(_ graph: WeightGraph, _ inputs: [ModelInput], 
         let x = (0..<T * C).map { Float(($0 * 31) % 97) / 50 - 1 }
         let bias = (0..<OC).map { Float($0) / 10 }
         let want = Kernels.linear(x, T: T, Matrix(data: widened, inFeatures: C, outFeatures: OC, layout: .outIn), bias: bias)
-        #expect(packed.multiply(x, T: T, bias: bias, panelValues: 3 * C) == want)
+        // One panel: the same sgemm call, bit for bit. Several panels: OpenBLAS's edge kernels
+        // for each panel's last columns may round differently, within 1e-6 relative.
         #expect(packed.multiply(x, T: T, bias: bias) == want)
+        let (rel, _) = relativeError(packed.multiply(x, T: T, bias: bias, panelValues: 3 * C), want)
+        #expect(rel <= 1e-6, "\(dtype): panels differ by \(rel) relative")
     }
 
     @Test func memoryEstimateAndChoice() throws {
