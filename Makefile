@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test fuzz demo bench bench-ckz bench-quantize bench-quantize-llamacpp bench-hdf5 bench-torch bench-tokenize fixtures clean
+.PHONY: deps venv build test fuzz demo bench bench-ckz bench-quantize bench-quantize-llamacpp bench-hdf5 bench-torch bench-tokenize bench-stream bench-llama fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -70,6 +70,16 @@ bench-hdf5: build venv
 TORCH_PYTHON ?= python3
 bench-torch: build
 	$(TORCH_PYTHON) bench/torch_bench.py --ckpt .build/release/ckpt
+
+# Streamed vs in-memory forward/verify on a generated 0.88 GB bf16 LLaMA (numpy only; ~2 GB in /tmp).
+bench-stream: build venv
+	$(PY) bench/stream_bench.py --ckpt .build/release/ckpt
+
+# ckpt forward vs llama.cpp on a generated 1.24B Q8_0 GGUF, 128-token prompt, equal threads
+# (not in CI; needs llama-cpp-python: LLAMA_PYTHON=/path/to/python-with-llama_cpp).
+LLAMA_PYTHON ?= python3
+bench-llama: build
+	$(LLAMA_PYTHON) bench/stream_bench.py --ckpt .build/release/ckpt --skip-bf16 --llama --llama-python $(LLAMA_PYTHON)
 
 # Regenerates fixtures/ (needs torch + transformers, h5py + keras for HDF5, gguf; CI never runs this).
 fixtures:

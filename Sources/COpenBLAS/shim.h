@@ -35,4 +35,15 @@ static inline int ckpt_cpu_vector_features(void) {
 static inline int ckpt_cpu_vector_features(void) { return 0; }
 #endif
 
+
+// Streamed execution frees one block's weights before reading the next: with a fixed mmap
+// threshold every large buffer is its own mapping and goes back to the system when freed
+// (glibc otherwise raises the threshold after the first such free and keeps freed blocks in
+// the heap). See Sources/Transformer/Streaming.swift.
+#if defined(__GLIBC__)
+#include <malloc.h>
+static inline void ckpt_fixed_mmap_threshold(int bytes) { mallopt(M_MMAP_THRESHOLD, bytes); }
+#else
+static inline void ckpt_fixed_mmap_threshold(int bytes) { (void)bytes; }
+#endif
 #endif

@@ -476,9 +476,9 @@ public enum TextVerifier {
                 if !ids.isEmpty { inputs.append(.tokens(ids)) }
             }
             guard !inputs.isEmpty else { throw VerifyError.badInputs("the text has no non-empty lines") }
-            var report = try Verifier.run(reference: try Transformers.load(reference), candidate: cand,
-                                          referenceConfig: reference.config, candidateConfig: candidate.config, borrowed: borrowed,
-                                          inputs: inputs, gates: gates, progress: progress)
+            var report = try Verifier.run(reference: reference, candidate: candidate, inputs: inputs, gates: gates,
+                                          progress: progress)
+            if borrowed { report.candidateConfig += " (config from the reference)" }
             report.text = TextStats(mode: .lines, tokens: count, context: nil, windows: inputs.count, scored: inputs.count,
                                     bos: nil, referenceSource: "computed", truncatedLines: truncated)
             return report
@@ -527,7 +527,7 @@ public enum TextVerifier {
             }
             windows = windowCount(tokens: tokens.count, context: n, chunks: options.chunks)
             source = .model { try ref.forward(.tokens($0), collectHidden: false).values }
-            refDescription = Verifier.describe(ref, reference.config)
+            refDescription = Verifier.describe(ref.architecture, reference.config)
             if options.saveLogits != nil {
                 saved = LogitsFile(vocab: vocab, context: n, windows: windows, bos: bos, topK: options.topK, reference: refDescription)
                 saved?.textTokens = tokens.count
@@ -565,7 +565,7 @@ public enum TextVerifier {
             results.append(GateResult(name: "max_abs", limit: l, value: overall.maxAbs, passed: overall.maxAbs <= l))
         }
         var report = VerifyReport(referenceConfig: refDescription,
-                                  candidateConfig: Verifier.describe(cand, candidate.config) + (borrowed ? " (config from the reference)" : ""),
+                                  candidateConfig: Verifier.describe(cand.architecture, candidate.config) + (borrowed ? " (config from the reference)" : ""),
                                   outputKind: .logits, sequences: result.sequences, overall: overall, layerDrift: nil, gates: results)
         report.text = stats
         return report

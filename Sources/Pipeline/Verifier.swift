@@ -75,6 +75,10 @@ public struct VerifyReport: Sendable {
     /// `verify --text`: the windows (or lines) and llama-perplexity's statistics.
     public var text: TextStats? = nil
     public var passed: Bool { gates.allSatisfy(\.passed) }
+    /// How the models ran, the memory estimate for that, and the process's peak resident set.
+    public var execution: Execution?
+    public var estimatedMemory: Int?
+    public var peakMemory: Int?
 
     public func json() -> JSONValue {
         func metrics(_ m: SequenceMetrics) -> JSONValue {
@@ -97,6 +101,9 @@ public struct VerifyReport: Sendable {
             "overall": metrics(overall),
             "sequences": .array(sequences.map(metrics)),
             "layer_drift": layerDrift.map { .array($0.map { .double($0) }) } ?? .null,
+            "execution": execution.map { .string($0.rawValue) } ?? .null,
+            "estimated_memory_bytes": estimatedMemory.map { .int($0) } ?? .null,
+            "peak_memory_bytes": peakMemory.map { .int($0) } ?? .null,
             "gates": .array(gates.map { g in
                 .object(["name": .string(g.name), "limit": .double(g.limit), "value": .double(g.value), "passed": .bool(g.passed)])
             }),
@@ -127,6 +134,10 @@ public struct VerifyReport: Sendable {
         if let d = layerDrift {
             lines.append("layer drift (relative RMS of each block's input): " + d.map { String(format: "%.3g", $0) }.joined(separator: " "))
         }
+        if let execution, let peakMemory {
+            lines.append("execution \(execution.rawValue), peak memory \(Memory.format(peakMemory))"
+                         + (estimatedMemory.map { " (estimate \(Memory.format($0)))" } ?? ""))
+        }
         for g in gates {
             lines.append(String(format: "gate %@ %@ %.6g: %.6g  %@", g.name, g.name.hasPrefix("max") ? "<=" : ">=",
                                 g.limit, g.value, g.passed ? "pass" : "FAIL"))
@@ -139,7 +150,7 @@ public struct VerifyReport: Sendable {
 public enum Verifier {
     /// Compares two models on the inputs. Throws VerifyError when they cannot be compared.
     public static func run(reference: WeightGraph, candidate: WeightGraph, inputs: [ModelInput], gates: Gates,
-                           progress: ((Int) -> Void)? = nil) throws -> VerifyReport {
+                           execution: ExecutionOptions = ExecutionOptions(), progress: ((Int) -> Void)? = nil) throws -> VerifyReport {
         // A candidate written as a bare weights file (no config.json beside it) is read with
         // the reference's config; its tensors' shapes are still checked against it.
         var candidate = candidate
@@ -149,54 +160,30 @@ public enum Verifier {
             candidate.applyConfigTies()
             borrowed = true
         }
-        return try run(reference: try Transformers.load(reference), candidate: try Transformers.load(candidate),
-                       referenceConfig: reference.config, candidateConfig: candidate.config, borrowed: borrowed,
-                       inputs: inputs, gates: gates, progress: progress)
-    }
-
-    /// The comparison itself, on loaded models.
-    static func run(reference ref: any TransformerModel, candidate cand: any TransformerModel,
-                    referenceConfig: ModelConfig?, candidateConfig: ModelConfig?, borrowed: Bool,
-                    inputs: [ModelInput], gates: Gates, progress: ((Int) -> Void)?) throws -> VerifyReport {
-        guard ref.outputKind == cand.outputKind else {
-            throw VerifyError.incomparable("reference outputs \(ref.outputKind.rawValue), candidate \(cand.outputKind.rawValue)")
-        }
-        if let rv = ref.vocabSize, let cv = cand.vocabSize, rv != cv {
-            throw VerifyError.incomparable("different vocabularies (\(rv) and \(cv) tokens)")
-        }
-        guard !inputs.isEmpty else { throw VerifyError.badInputs("no input sequences") }
-        let sameDepth = ref.layerCount == cand.layerCount
+        // How the two models run (in memory, or streamed in lock step): PairedExecution.swift.
+        let run = try PairedExecution.run(reference: reference, candidate: candidate, inputs: inputs, options: execution,
+                                          progress: progress)
+        let outputKind = run.referenceDescription.outputKind
         var sequences: [SequenceMetrics] = []
-        var drift = [Double](repeating: 0, count: sameDepth ? ref.layerCount : 0)
         var overallTokens: [Int] = []
         var allA: [Float] = [], allB: [Float] = []
         var cols = 0
         for (i, input) in inputs.enumerated() {
-            let a = try ref.forward(input, collectHidden: sameDepth)
-            let b = try cand.forward(input, collectHidden: sameDepth)
-            guard a.cols == b.cols, a.rows == b.rows else {
-                throw VerifyError.incomparable("output sizes differ: [\(a.rows), \(a.cols)] and [\(b.rows), \(b.cols)]")
-            }
+            let a = run.reference[i], b = run.candidate[i]
             var tokens: [Int]?
             if case .tokens(let t) = input { tokens = t }
             sequences.append(Metrics.compare(reference: a.values, candidate: b.values, rows: a.rows, cols: a.cols,
                                              logits: a.kind == .logits, tokens: tokens))
-            if sameDepth, a.hiddenStates.count == b.hiddenStates.count {
-                for l in 0..<a.hiddenStates.count where a.hiddenStates[l].count == b.hiddenStates[l].count {
-                    drift[l] += Metrics.relativeRMS(reference: a.hiddenStates[l], candidate: b.hiddenStates[l]) / Double(inputs.count)
-                }
-            }
             allA += a.values
             allB += b.values
             overallTokens += tokens ?? []
             cols = a.cols
-            progress?(i + 1)
         }
         // Overall: recompute over all positions at once (perplexity from the summed NLL).
         var overall = Metrics.compare(reference: allA, candidate: allB, rows: allA.count / max(cols, 1), cols: cols,
-                                      logits: ref.outputKind == .logits)
+                                      logits: outputKind == .logits)
         overall.cosine = sequences.map(\.cosine).min() ?? 1
-        if ref.outputKind == .logits {
+        if outputKind == .logits {
             let n = sequences.reduce(0.0) { $0 + Double(max($1.positions - 1, 0)) }
             if n > 0 {
                 func pooled(_ f: (SequenceMetrics) -> Double?) -> Double {
@@ -217,14 +204,19 @@ public enum Verifier {
             results.append(GateResult(name: "min_top1", limit: l, value: v, passed: v >= l))
         }
         if let l = gates.maxAbs { results.append(GateResult(name: "max_abs", limit: l, value: overall.maxAbs, passed: overall.maxAbs <= l)) }
-        return VerifyReport(referenceConfig: describe(ref, referenceConfig),
-                            candidateConfig: describe(cand, candidateConfig) + (borrowed ? " (config from the reference)" : ""),
-                            outputKind: ref.outputKind, sequences: sequences, overall: overall,
-                            layerDrift: sameDepth ? drift : nil, gates: results)
+        var report = VerifyReport(referenceConfig: describe(run.referenceDescription.architecture, reference.config),
+                                  candidateConfig: describe(run.candidateDescription.architecture, candidate.config)
+                                      + (borrowed ? " (config from the reference)" : ""),
+                                  outputKind: outputKind, sequences: sequences, overall: overall,
+                                  layerDrift: run.layerDrift, gates: results)
+        report.execution = run.execution
+        report.estimatedMemory = run.execution == .inMemory ? run.estimate.inMemory : run.estimate.streamed
+        report.peakMemory = Memory.peakResident
+        return report
     }
 
-    static func describe(_ m: any TransformerModel, _ c: ModelConfig?) -> String {
-        "\(m.architecture) " + (c?.summary.split(separator: " ").dropFirst().joined(separator: " ") ?? "")
+    static func describe(_ architecture: String, _ c: ModelConfig?) -> String {
+        "\(architecture) " + (c?.summary.split(separator: " ").dropFirst().joined(separator: " ") ?? "")
     }
 
     // MARK: Inputs
@@ -232,7 +224,7 @@ public enum Verifier {
     /// `count` sequences of `length` tokens (or vectors, for a vector-input model), from a
     /// SplitMix64 generator seeded with `seed`: the same on every machine.
     public static func randomInputs(for graph: WeightGraph, count: Int, length: Int, seed: UInt64) throws -> [ModelInput] {
-        let model = try Transformers.load(graph)
+        let model = try Transformers.describe(graph)  // reads no weights
         var rng = SplitMix64(seed: seed)
         let maxT = graph.config?.maxPositions ?? length
         let T = max(1, min(length, maxT))

@@ -16,19 +16,30 @@ import Foundation
 /// A linear layer's weights in f32, and the name its activation statistics are filed under.
 struct Linear: Sendable {
     var name: String
+    /// The weights in f32 (empty `data` when `packed`).
     var matrix: Matrix
+    /// The weights in their stored dtype, widened a panel at a time (streamed execution).
+    var packed: PackedWeights?
     var bias: [Float]?
 
     init(_ spec: LinearSpec, _ w: WeightStore) throws {
         name = spec.weightName
-        let data = try w.floats(spec.weightName, spec.weightShape)
-        matrix = Matrix(data: data, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: spec.layout == .linear ? .outIn : .inOut)
+        let layout: Matrix.Layout = spec.layout == .linear ? .outIn : .inOut
+        if w.packed, layout == .outIn, let t = w.graph.tensor(named: spec.weightName), t.shape == spec.weightShape,
+           let p = try PackedWeights(t) {
+            packed = p
+            matrix = Matrix(data: [], inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: layout)
+        } else {
+            let data = try w.floats(spec.weightName, spec.weightShape)
+            matrix = Matrix(data: data, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: layout)
+        }
         bias = spec.bias == .absent ? nil : try w.optionalFloats(spec.biasName, [spec.outFeatures])
     }
 
     /// out[T, out] = x[T, in] · W + b, recording x as this weight's input.
     func callAsFunction(_ x: [Float], T: Int, _ stats: ActivationStats?) -> [Float] {
         stats?.addInput(name, x, T: T, C: matrix.inFeatures)
+        if let packed { return packed.multiply(x, T: T, bias: bias) }
         return Kernels.linear(x, T: T, matrix, bias: bias)
     }
 }
@@ -337,50 +348,23 @@ public struct DescribedModel: TransformerModel {
     /// x[T, C]: token (+ position, + token type) embeddings, scaled and normalised as the
     /// family says; or the input vectors themselves.
     public func embed(_ input: ModelInput) throws -> [Float] {
-        let C = description.hiddenSize
-        var x: [Float]
-        if let tokens, let V = description.vocabSize {
-            let ids = try checkTokens(input, vocab: V, maxPositions: description.maxPositions)
-            let T = ids.count
-            let E = description.embedding.tokens?.width ?? C
-            x = Kernels.embed(tokens, C: E, ids: ids)                  // [T, E]
-            if let s = description.embedding.scale { Kernels.scale(&x, s) }
-            if let p = embeddingProjection { x = p(x, T: T, nil) }       // [T, C]
-            if let positions, let pad = description.embedding.positionPaddingID {
-                var p = pad                                              // RoBERTa's position ids
-                for t in 0..<T {
-                    if ids[t] != pad { p += 1 }
-                    let row = ids[t] == pad ? pad : p
-                    for i in 0..<C { x[t * C + i] += positions[row * C + i] }
-                }
-            } else if let positions {
-                let o = description.embedding.positionOffset
-                Kernels.add(&x, Array(positions[o * C..<(o + T) * C]))
+        try Embedding.embed(input, description, projection: embeddingProjection, norm: embeddingNorm) { table, ids in
+            let values: [Float]?
+            switch table.role {
+            case .tokenEmbedding: values = tokens
+            case .positionEmbedding: values = positions
+            default: values = tokenTypes
             }
-            if let tokenTypes { for t in 0..<T { for i in 0..<C { x[t * C + i] += tokenTypes[i] } } }
-        } else {
-            guard case .vectors(let v, let T) = input else {
-                throw TransformerError.badInput("this model takes \(C)-wide vectors (--input vectors.npy), not token ids")
-            }
-            guard T > 0, v.count == T * C else { throw TransformerError.badInput("input must be [T, \(C)] vectors, got \(v.count) values") }
-            x = v
+            return Kernels.embed(values ?? [], C: table.width, ids: ids)
         }
-        if let embeddingNorm { x = embeddingNorm(x, rows: x.count / C) }
-        return x
     }
 
     /// The output from the last block's x[T, C]: logits [T, V] or the last hidden state.
     public func finish(_ x: [Float], hiddenStates: [[Float]] = []) -> ForwardOutput {
-        let C = description.hiddenSize, T = x.count / C
-        var xf = finalNorm.map { $0(x, rows: T) } ?? x
-        if let p = outputProjection { xf = p(xf, T: T, nil) }           // [T, E]
-        guard let head else {
-            return ForwardOutput(kind: .hiddenState, values: xf, rows: T, cols: xf.count / max(T, 1), hiddenStates: hiddenStates)
-        }
-        var logits = Kernels.linear(xf, T: T, head, bias: nil)           // [T, V]
-        if let s = description.head.scale { Kernels.scale(&logits, s) }
-        if let cap = description.head.softcap { Kernels.softcap(&logits, cap) }
-        return ForwardOutput(kind: .logits, values: logits, rows: T, cols: head.outFeatures, hiddenStates: hiddenStates)
+        // In memory the head cannot fail: its matrix is already widened.
+        try! OutputHead.finish(x, description, finalNorm: finalNorm, projection: outputProjection,
+                               logits: head.map { head in { xf, T in Kernels.linear(xf, T: T, head, bias: nil) } },
+                               hiddenStates: hiddenStates)
     }
 
     public func forward(_ input: ModelInput, collectHidden: Bool, stats: ActivationStats?) throws -> ForwardOutput {
@@ -393,5 +377,67 @@ public struct DescribedModel: TransformerModel {
             b.forward(&x, ctx)
         }
         return finish(x, hiddenStates: hidden)
+    }
+}
+
+/// The embedding step shared by the in-memory and the streamed model; `rows(table, ids)`
+/// returns the table's rows for those ids, [ids.count, table.width].
+enum Embedding {
+    static func embed(_ input: ModelInput, _ d: ModelDescription, projection: Linear?, norm: Norm?,
+                      rows: (EmbeddingSpec.Table, [Int]) throws -> [Float]) throws -> [Float] {
+        let C = d.hiddenSize
+        var x: [Float]
+        if let tokenTable = d.embedding.tokens, let V = d.vocabSize {
+            let ids = try checkTokens(input, vocab: V, maxPositions: d.maxPositions)
+            let T = ids.count
+            x = try rows(tokenTable, ids)                                // [T, E]
+            if let s = d.embedding.scale { Kernels.scale(&x, s) }
+            if let p = projection { x = p(x, T: T, nil) }                // [T, C]
+            if let positions = d.embedding.positions {
+                var positionIDs: [Int]
+                if let pad = d.embedding.positionPaddingID {             // RoBERTa's position ids
+                    var p = pad
+                    positionIDs = ids.map { id in
+                        if id != pad { p += 1 }
+                        return id == pad ? pad : p
+                    }
+                } else {
+                    positionIDs = Array(d.embedding.positionOffset..<d.embedding.positionOffset + T)
+                }
+                guard positionIDs.allSatisfy({ $0 >= 0 && $0 < positions.rows }) else {
+                    throw TransformerError.sequenceTooLong(length: T, max: positions.rows - d.embedding.positionOffset)
+                }
+                Kernels.add(&x, try rows(positions, positionIDs))
+            }
+            if let types = d.embedding.tokenTypes {                     // segment 0 everywhere
+                Kernels.add(&x, try rows(types, [Int](repeating: 0, count: T)))
+            }
+        } else {
+            guard case .vectors(let v, let T) = input else {
+                throw TransformerError.badInput("this model takes \(C)-wide vectors (--input vectors.npy), not token ids")
+            }
+            guard T > 0, v.count == T * C else { throw TransformerError.badInput("input must be [T, \(C)] vectors, got \(v.count) values") }
+            x = v
+        }
+        if let norm { x = norm(x, rows: x.count / C) }
+        return x
+    }
+}
+
+/// The output step shared by the in-memory and the streamed model: final norm, projection,
+/// then `logits(xf, T)` → ([T, V], V), scaled and capped; or the hidden state when there is no head.
+enum OutputHead {
+    static func finish(_ x: [Float], _ d: ModelDescription, finalNorm: Norm?, projection: Linear?,
+                       logits: (([Float], Int) throws -> [Float])?, hiddenStates: [[Float]]) throws -> ForwardOutput {
+        let C = d.hiddenSize, T = x.count / C
+        var xf = finalNorm.map { $0(x, rows: T) } ?? x
+        if let p = projection { xf = p(xf, T: T, nil) }                  // [T, E]
+        guard let logits else {
+            return ForwardOutput(kind: .hiddenState, values: xf, rows: T, cols: xf.count / max(T, 1), hiddenStates: hiddenStates)
+        }
+        var values = try logits(xf, T)                                   // [T, V]
+        if let s = d.head.scale { Kernels.scale(&values, s) }
+        if let cap = d.head.softcap { Kernels.softcap(&values, cap) }
+        return ForwardOutput(kind: .logits, values: values, rows: T, cols: values.count / max(T, 1), hiddenStates: hiddenStates)
     }
 }

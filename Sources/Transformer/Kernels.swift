@@ -47,6 +47,21 @@ enum Kernels {
         return out
     }
 
+    /// Columns [column, column + count) of out[T, total] = inp[T, C] · Wᵀ for `count` rows of a
+    /// [*, C] matrix (a block of an output head's vocabulary rows).
+    static func linearColumns(_ inp: [Float], T: Int, C: Int, weightRows w: UnsafeBufferPointer<Float>, count: Int,
+                              into out: inout [Float], column: Int, total: Int) {
+        precondition(inp.count == T * C && w.count == count * C && out.count == T * total && column + count <= total,
+                     "linearColumns: shapes disagree")
+        guard T > 0, count > 0 else { return }
+        inp.withUnsafeBufferPointer { a in
+            out.withUnsafeMutableBufferPointer { c in
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(count), Int32(C),
+                            1, a.baseAddress, Int32(C), w.baseAddress, Int32(C), 0, c.baseAddress! + column, Int32(total))
+            }
+        }
+    }
+
     /// LayerNorm over each row of x[T, C]: (x - mean) / sqrt(var + eps) · weight + bias.
     /// With `groups` > 1, weight and bias hold that many rows of C and row t uses row t mod groups.
     static func layerNorm(_ x: [Float], T: Int, C: Int, weight: [Float], bias: [Float]?, eps: Float, groups: Int = 1) -> [Float] {

@@ -3,6 +3,7 @@
 
 import CkptCore
 import COpenBLAS
+import Dispatch
 import Quantize
 
 public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -17,6 +18,7 @@ public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertibl
     case badInput(String)
     /// A stored tensor no parameter slot accounts for (model type, layer count).
     case unusedTensor(String, modelType: String, layers: Int)
+    case memory(String)
 
     public var description: String {
         switch self {
@@ -31,6 +33,7 @@ public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertibl
         case .badInput(let m): return m
         case .unusedTensor(let t, let type, let layers):
             return "tensor `\(t)`: stored but not used by the \(type) architecture as configured (\(layers) layers); pass --allow-unused to run without it"
+        case .memory(let m): return m
         }
     }
 }
@@ -40,7 +43,7 @@ public enum ModelInput: Sendable {
     case tokens([Int])
     case vectors([Float], rows: Int)
 
-    var length: Int {
+    public var length: Int {
         switch self {
         case .tokens(let t): return t.count
         case .vectors(_, let rows): return rows
@@ -86,11 +89,17 @@ public enum Transformers {
     /// says, a head it does not know) are refused rather than silently dropped.
     public static func load(_ graph: WeightGraph, allowUnused: Bool = false) throws -> any TransformerModel {
         let description = try describe(graph)
+        try requireAllUsed(description, graph, allowUnused: allowUnused)
+        _ = BLAS.core  // choose fast kernels before the first matrix product
+        return try DescribedModel(description, weights: WeightStore(graph: graph))
+    }
+
+    /// Refuses a stored tensor the description does not read (or know as a buffer), unless
+    /// `allowUnused`: shared by the in-memory and the streamed model.
+    static func requireAllUsed(_ description: ModelDescription, _ graph: WeightGraph, allowUnused: Bool) throws {
         if !allowUnused, let name = description.unusedTensors(in: graph).first {
             throw TransformerError.unusedTensor(name, modelType: description.modelType, layers: description.blocks.count)
         }
-        _ = BLAS.core  // choose fast kernels before the first matrix product
-        return try DescribedModel(description, weights: WeightStore(graph: graph))
     }
 
     /// The architecture description of a checkpoint: its blocks, parameter slots and prunable
@@ -117,6 +126,8 @@ public enum Transformers {
 /// Access to a checkpoint's weights as f32, with shape checks against the config.
 struct WeightStore: Sendable {
     let graph: WeightGraph
+    /// Linear layers keep their stored dtype and widen a panel at a time (PackedLinear.swift).
+    var packed = false
 
     func has(_ name: String) -> Bool { graph.tensor(named: name) != nil }
 
@@ -136,8 +147,33 @@ struct WeightStore: Sendable {
     func floats(_ name: String, _ shape: [Int]) throws -> [Float] {
         guard let t = graph.tensor(named: name) else { throw TransformerError.missingTensor(name) }
         guard t.shape == shape else { throw TransformerError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
-        guard let values = try Cast.floats(t) else { throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype) }
+        let values = try widen(t)
+        t.data.releaseResidentPages()  // widened: the mapped file's pages need not stay resident
         return values
+    }
+
+    /// A tensor's values as f32. Half-precision tensors are widened on every core (the
+    /// conversion, not the file, bounds a streamed pass); others through Cast.
+    func widen(_ t: Tensor) throws -> [Float] {
+        let n = t.elementCount
+        guard t.dtype == .bf16 || t.dtype == .f16, n >= 1 << 16 else {
+            guard let values = try Cast.floats(t) else { throw TransformerError.unsupportedDType(tensor: t.name, dtype: t.dtype) }
+            return values
+        }
+        let jobs = min(Quantizer.defaultJobs, 16), bf16 = t.dtype == .bf16
+        return try [Float](unsafeUninitializedCapacity: n) { buffer, count in
+            try t.data.withBytes { src in
+                let dst = UnsafeMutableRawBufferPointer(buffer)
+                // SAFETY: worker j converts values [lo, hi) only: disjoint parts of both buffers.
+                nonisolated(unsafe) let (s, d) = (src, dst)
+                DispatchQueue.concurrentPerform(iterations: jobs) { j in
+                    let lo = n * j / jobs, hi = n * (j + 1) / jobs
+                    FloatBits.convertToF32(UnsafeRawBufferPointer(rebasing: s[2 * lo..<2 * hi]),
+                                           to: UnsafeMutableRawBufferPointer(rebasing: d[4 * lo..<4 * hi]), bf16: bf16)
+                }
+            }
+            count = n
+        }
     }
 
     func optionalFloats(_ name: String, _ shape: [Int]) throws -> [Float]? {

@@ -17,7 +17,9 @@ struct Forward: ParsableCommand {
             or block-quantized dtype (GGUF's types, ckpt's int8/int4) are used as f32. Writes \
             logits [T, V] or the last hidden state [T, C] as a float32 .npy. A stored tensor \
             the configured architecture does not read (e.g. more layers than the config says) \
-            is refused unless --allow-unused.
+            is refused unless --allow-unused. Weights are used all at once (in memory), or one \
+            block at a time when the model would not fit under --max-memory (streamed; \
+            --execution chooses).
             """
     )
 
@@ -51,6 +53,8 @@ struct Forward: ParsableCommand {
     @Option(help: "Run the forward pass this many times and report the median time (benchmarking).")
     var `repeat`: Int = 1
 
+    @OptionGroup var executionFlags: ExecutionFlags
+
     func run() throws {
         let modelInput: ModelInput
         switch (tokens, input) {
@@ -73,33 +77,50 @@ struct Forward: ParsableCommand {
         // GGUF files use llama.cpp's names and rotary layout; the forward pass wants Hugging Face's.
         let graph: WeightGraph
         do { graph = try GGUFNaming.toHF(opened) } catch { throw FileError(path: checkpoint, error: error) }
-        let model: any TransformerModel
         let out: ForwardOutput
+        let architecture: String, flops: (Int) -> Double
         let start = Date()
-        do {
-            model = try Transformers.load(graph, allowUnused: allowUnused)
-        } catch { throw FileError(path: checkpoint, error: error) }
-        let loaded = Date()
+        var loaded = start
         var times: [Double] = []
         var result: ForwardOutput?
-        for _ in 0..<max(1, self.repeat) {
-            let t0 = Date()
-            do {
-                result = try model.forward(modelInput, collectHidden: false)
-            } catch { throw FileError(path: checkpoint, error: error) }
-            times.append(Date().timeIntervalSince(t0))
-        }
+        let chosen: Execution
+        do {
+            let description = try Transformers.describe(graph)
+            let estimate = Memory.estimate([description], storedBytes: [graph], sequences: 1, tokens: modelInput.length)
+            chosen = try Memory.choose(try executionFlags.options(), estimate)
+            architecture = description.architecture
+            flops = description.flops(tokens:)
+            if chosen == .inMemory {
+                let model = try Transformers.load(graph, allowUnused: allowUnused)
+                loaded = Date()
+                for _ in 0..<max(1, self.repeat) {
+                    let t0 = Date()
+                    result = try model.forward(modelInput, collectHidden: false)
+                    times.append(Date().timeIntervalSince(t0))
+                }
+            } else {
+                // Streamed: every run reads the weights again, block by block (no load step).
+                let model = try StreamedModel(graph, allowUnused: allowUnused)
+                loaded = Date()
+                for _ in 0..<max(1, self.repeat) {
+                    let t0 = Date()
+                    result = try model.forward([modelInput])[0]
+                    times.append(Date().timeIntervalSince(t0))
+                }
+            }
+        } catch let e as CLIError { throw e } catch { throw FileError(path: checkpoint, error: error) }
         out = result!
         let seconds = times.sorted()[times.count / 2]
 
         if let output {
             try Npy.write(Npy.encode(floats: out.values, shape: [out.rows, out.cols]), to: output)
         }
-        print("\(model.architecture): \(out.kind.rawValue) [\(out.rows), \(out.cols)]"
+        print("\(architecture): \(out.kind.rawValue) [\(out.rows), \(out.cols)]"
               + String(format: "  load %.3f s, forward %.4f s%@, %.1f tokens/s, %.1f GFLOP/s",
                        loaded.timeIntervalSince(start), seconds, times.count > 1 ? " (median of \(times.count))" : "",
                        Double(out.rows) / seconds,
-                       model.flops(tokens: out.rows) / seconds / 1e9))
+                       flops(out.rows) / seconds / 1e9))
+        print("execution \(chosen.rawValue), peak memory \(Memory.format(Memory.peakResident))")
         for t in 0..<min(out.rows, 8) {
             let row = out.values[t * out.cols..<(t + 1) * out.cols]
             let head = row.prefix(4).map { String(format: "%.5f", $0) }.joined(separator: ", ")

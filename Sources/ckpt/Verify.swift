@@ -44,6 +44,7 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "With --text: the tokenizer (model directory or tokenizer.json; default: the reference's directory).") var tokenizer: String?
     @Flag(help: "Print the report as JSON on stdout.") var json = false
     @Option(help: "Also write the JSON report to this file.") var report: String?
+    @OptionGroup var executionFlags: ExecutionFlags
 
     func run() throws {
         var gates = Gates()
@@ -77,7 +78,8 @@ struct VerifyCommand: ParsableCommand {
         do {
             let inputs = try tokens.map { try Verifier.tokenFile($0) }
                 ?? Verifier.randomInputs(for: ref, count: randomTokens, length: length, seed: seed)
-            result = try Verifier.run(reference: ref, candidate: cand, inputs: inputs, gates: gates)
+            result = try Verifier.run(reference: ref, candidate: cand, inputs: inputs, gates: gates,
+                                      execution: try executionFlags.options())
         } catch let e as TransformerError {
             throw CLIError("\(reference) vs \(candidate): \(e)")
         } catch let e as VerifyError {
