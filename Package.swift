@@ -54,7 +54,8 @@ let package = Package(
         .target(
             name: "Formats",
             dependencies: [
-                "CkptCore", "CHDF5", "CDeflate", "CZlib", "Quantize",
+                // Transformer: GGUF names and keys come from the architecture description.
+                "CkptCore", "CHDF5", "CDeflate", "CZlib", "Quantize", "Transformer",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -91,7 +92,7 @@ let package = Package(
         .testTarget(name: "CkptCoreTests", dependencies: ["CkptCore", "Quantize", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "TestSupport"]),
         .testTarget(name: "QuantizeTests", dependencies: ["CkptCore", "Formats", "Quantize", "TestSupport"]),
-        .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Transformer", "TestSupport"]),
+        .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Quantize", "Transformer", "TestSupport"]),
         .testTarget(name: "PruneTests", dependencies: ["CkptCore", "Formats", "Transformer", "Prune", "Pipeline", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["CkptCore", "Formats", "Transformer", "Train", "TestSupport"]),

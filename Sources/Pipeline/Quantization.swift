@@ -30,11 +30,7 @@ public enum Quantization {
         // GGUF output: rename to llama.cpp's layout first, so GPT-2's Conv1D weights are
         // transposed while still float and blocks run along each output row.
         let renamed = format == .gguf ? try GGUFNaming.toGGUF(source) : try GGUFNaming.toHF(source)
-        var hfNames: [String: String] = [:]
-        if format == .gguf, !GGUFNaming.isGGUFNamed(source) {
-            let back = try GGUFNaming.toHF(renamed)
-            for (a, b) in zip(renamed.tensors.keys, back.tensors.keys) { hfNames[a] = b }
-        }
+        let hfNames = format == .gguf ? GGUFNaming.hfNames(of: renamed) : [:]
         var rows: [QuantizePlanRow] = []
         var graph = renamed
         for t in renamed.tensors.values {
