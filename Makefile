@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test demo bench bench-ckz bench-quantize bench-torch fixtures clean
+.PHONY: deps venv build test demo bench bench-ckz bench-quantize bench-torch bench-tokenize fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -44,6 +44,11 @@ bench-ckz: build venv
 bench-quantize: build venv
 	$(PY) bench/quantize_bench.py --ckpt .build/release/ckpt
 
+# `ckpt tokenize` against the tokenizers library on 1 MB of text (same ids checked).
+bench-tokenize: build venv
+	$(PY) -m pip install -q --disable-pip-version-check tokenizers
+	$(PY) bench/tokenize_bench.py --ckpt .build/release/ckpt
+
 # PyTorch .bin conversion against torch.load + save_file (needs a Python with torch).
 TORCH_PYTHON ?= python3
 bench-torch: build
@@ -56,6 +61,7 @@ fixtures:
 	$(PYTHON) tools/make_quant_fixtures.py
 	$(PYTHON) tools/make_torch_fixtures.py
 	$(PYTHON) tools/make_family_fixtures.py
+	$(PYTHON) tools/make_tokenizer_fixtures.py
 
 clean:
 	rm -rf .build $(VENV)

@@ -8,6 +8,7 @@
 //   Transformer  the reference forward pass (GPT-2, BERT, LLaMA, the seed encoder), BLAS-backed
 //   Prune     unstructured, N:M and structured pruning into a smaller config
 //   Pipeline  model comparison metrics and gates, checkpoint diff, `ckpt run` pipelines
+//   Tokenizer Hugging Face tokenizers (tokenizer.json, BERT vocab.txt): text <-> token ids
 //   Train     training on CPU: GPT-2 backward pass, AdamW, student configs, distillation
 //   ckpt      the command-line tool, one file per subcommand
 import PackageDescription
@@ -67,14 +68,30 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "Transformer", dependencies: ["CkptCore", "Quantize", "COpenBLAS"]),
+        // Oniguruma from Debian's libonig-dev: the regex engine of Hugging Face `tokenizers`
+        // itself (via the `onig` crate), so pre-tokenizer patterns (GPT-2's and Llama-3's
+        // lookahead, \p{L}/\p{N}, (?i:…)) match exactly as in the reference, and on UTF-8 bytes.
+        // Swift Regex (on Unicode scalars) finds the same pieces but was 8-11x slower on 1 MB of
+        // text with GPT-2's and Llama-3's patterns (bench/regex_bench.swift; README, "Tokenizers").
+        .systemLibrary(
+            name: "COniguruma",
+            pkgConfig: "oniguruma",
+            providers: [.apt(["libonig-dev"])]
+        ),
+        // Tokenizers: tokenizer.json / vocab.txt, encode and decode as the `tokenizers` library.
+        .target(
+            name: "Tokenizer",
+            dependencies: ["CkptCore", "COniguruma", .product(name: "HeapModule", package: "swift-collections")]
+        ),
         // Unstructured, N:M and structured pruning (heads, neurons, layers) of a weight graph.
         .target(name: "Prune", dependencies: ["CkptCore", "Quantize", "Transformer"]),
         // Comparing two models (verify), two checkpoints (diff), and build pipelines (run).
         .target(
             name: "Pipeline",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer", "Prune", "Train",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Prune", "Train", "Tokenizer",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -84,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "ckpt",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train", "Tokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -94,7 +111,8 @@ let package = Package(
         .testTarget(name: "QuantizeTests", dependencies: ["CkptCore", "Formats", "Quantize", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Quantize", "Transformer", "TestSupport"]),
         .testTarget(name: "PruneTests", dependencies: ["CkptCore", "Formats", "Transformer", "Prune", "Pipeline", "TestSupport"]),
-        .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "Tokenizer", "TestSupport"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["CkptCore", "Tokenizer", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["CkptCore", "Formats", "Transformer", "Train", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "TestSupport"]),
     ],

@@ -11,6 +11,7 @@ packages=(
   libdeflate-dev      # fast whole-buffer deflate for .ckz
   libopenblas-dev     # matrix products in the reference forward pass
   zstd                # a peer in the compression benchmark
+  libonig-dev         # Oniguruma, the regex engine of the tokenizers (Sources/COniguruma)
 )
 
 missing=()

@@ -75,11 +75,21 @@ extension JSONValue {
     public static func parse(_ text: String) throws(JSONError) -> JSONValue {
         try parse(Array(text.utf8))
     }
+
+    /// Like `parse`, but the object values of the keys in `entryKeys` are returned as an array
+    /// of `[key, value]` pairs whose keys are told apart by their bytes. Swift compares strings
+    /// by canonical equivalence ("é" == "e\u{301}"), which a tokenizer vocabulary must not do.
+    public static func parse(_ bytes: some Collection<UInt8>, entriesOf entryKeys: Set<String>) throws(JSONError) -> JSONValue {
+        var parser = JSONParser(bytes: Array(bytes))
+        parser.entryKeys = entryKeys
+        return try parser.parseDocument()
+    }
 }
 
 private struct JSONParser {
     let bytes: [UInt8]
     var pos = 0
+    var entryKeys: Set<String> = []
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -145,7 +155,8 @@ private struct JSONParser {
             guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             pos += 1
             skipWhitespace()
-            let value = try parseValue(depth: depth)
+            let value = entryKeys.contains(key) && pos < bytes.count && bytes[pos] == UInt8(ascii: "{")
+                ? try parseEntries(depth: depth + 1) : try parseValue(depth: depth)
             if object.updateValue(value, forKey: key) != nil {
                 throw JSONError(message: "duplicate key \"\(key)\"", offset: keyStart, duplicateKey: key)
             }
@@ -153,6 +164,39 @@ private struct JSONParser {
             guard pos < bytes.count else { throw fail("unexpected end of JSON") }
             if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
             if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(object) }
+            throw fail("expected ',' or '}'")
+        }
+    }
+
+    /// An object as `[[key, value], …]`, duplicate keys detected by their bytes.
+    mutating func parseEntries(depth: Int) throws(JSONError) -> JSONValue {
+        guard depth <= JSONValue.maxDepth else { throw fail("JSON nested deeper than \(JSONValue.maxDepth)") }
+        pos += 1  // {
+        var entries: [JSONValue] = []
+        var seen = Set<[UInt8]>()
+        skipWhitespace()
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") {
+            pos += 1
+            return .array(entries)
+        }
+        while true {
+            skipWhitespace()
+            guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+            let keyStart = pos
+            let key = try parseString()
+            skipWhitespace()
+            guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+            pos += 1
+            skipWhitespace()
+            let value = try parseValue(depth: depth)
+            guard seen.insert(Array(key.utf8)).inserted else {
+                throw JSONError(message: "duplicate key \"\(key)\"", offset: keyStart, duplicateKey: key)
+            }
+            entries.append(.array([.string(key), value]))
+            skipWhitespace()
+            guard pos < bytes.count else { throw fail("unexpected end of JSON") }
+            if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
+            if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .array(entries) }
             throw fail("expected ',' or '}'")
         }
     }

@@ -23,6 +23,7 @@ import OrderedCollections
 import Prune
 import Quantize
 import Train
+import Tokenizer
 import Transformer
 import Yams
 
@@ -47,7 +48,8 @@ public struct PipelineStep: Sendable {
     static let allowed: [Kind: (required: [String], optional: [String])] = [
         .convert: (["input", "output"], ["to", "dtype", "max_shard_size", "config"]),
         .verify: (["reference", "candidate"], ["tokens", "sequences", "length", "seed", "preset",
-                                               "max_kl", "min_cosine", "min_top1", "max_abs"]),
+                                               "max_kl", "min_cosine", "min_top1", "max_abs",
+                                               "text", "context", "chunks", "tokenizer"]),
         .quantize: (["input", "output", "scheme"], ["group_size", "keep", "tensor_type", "fallback", "dequantize", "to", "config"]),
         .distill: (["input", "output"], ["layers", "layer_list", "intermediate", "steps", "batch", "lr", "temperature",
                                          "seed", "sequences", "eval_sequences", "length", "data", "to"]),
@@ -60,7 +62,8 @@ public struct PipelineStep: Sendable {
 
     var inputs: [String] {
         switch kind {
-        case .verify: return [options["reference"]?.stringValue, options["candidate"]?.stringValue].compactMap { $0 }
+        case .verify:
+            return [options["reference"]?.stringValue, options["candidate"]?.stringValue, options["text"]?.stringValue].compactMap { $0 }
         default: return [options["input"]?.stringValue].compactMap { $0 }
         }
     }
@@ -179,6 +182,8 @@ public struct PipelineSpec: Sendable {
                 return "\(key) must be a number"
             }
             for key in ["sequences", "length"] { if let problem = positiveInt(key) { return problem } }
+            if let v = o["context"], !((v.intValue ?? 0) >= 4) { return "context must be an integer, at least 4" }
+            if let v = o["chunks"], !((v.intValue ?? 0) >= 1) { return "chunks must be a positive integer" }
         case .distill:
             // The same bounds as `ckpt distill`.
             for key in ["lr", "temperature"] where o[key] != nil && !((o[key]?.doubleValue ?? 0) > 0) { return "\(key) must be positive" }
@@ -425,6 +430,17 @@ public final class PipelineRunner {
             if let v = step.options["min_cosine"]?.doubleValue { gates.minCosine = v }
             if let v = step.options["min_top1"]?.doubleValue { gates.minTop1 = v }
             if let v = step.options["max_abs"]?.doubleValue { gates.maxAbs = v }
+            if let textPath = path("text") {
+                // Real text, scored as `ckpt verify --text` does.
+                let tokenizer = try Tokenizer.load(path("tokenizer") ?? TextFiles.tokenizerLocation(path("reference")!))
+                let report = try TextVerifier.run(reference: reference, candidate: candidate, tokenizer: tokenizer,
+                                                  text: try TextFiles.read(textPath),
+                                                  options: TextVerifyOptions(context: step.options["context"]?.intValue,
+                                                                             chunks: step.options["chunks"]?.intValue),
+                                                  gates: gates)
+                log(report.table())
+                return report.json()
+            }
             let inputs: [ModelInput]
             if let t = path("tokens") {
                 inputs = try Verifier.tokenFile(t)
@@ -463,7 +479,9 @@ public final class PipelineRunner {
             guard !p.isEmpty else { throw PipelineError.step(i, "prune", "nothing to do") }
             let source = try Checkpoint.openModel(path("input")!, configPath: path("config"))
             if p.needsCalibration {
-                p.calibration = try path("calibration").map { try Verifier.tokenFile($0) }
+                p.calibration = try path("calibration").map {
+                    try TextFiles.tokenInputs($0, model: path("input")!, length: min(o["length"]?.intValue ?? 64, source.config?.maxPositions ?? 64))
+                }
                     ?? Verifier.randomInputs(for: source, count: o["calibration_sequences"]?.intValue ?? 8,
                                              length: o["length"]?.intValue ?? 64, seed: UInt64(o["seed"]?.intValue ?? 0))
             }
@@ -518,7 +536,7 @@ public final class PipelineRunner {
             let T = min(o["length"]?.intValue ?? 64, teacher.shape.maxT)
             let data: TokenData
             if let file = path("data") {
-                let ids = try Verifier.tokenFile(file).flatMap { input -> [Int] in
+                let ids = try TextFiles.tokenInputs(file, model: path("input")!, length: T).flatMap { input -> [Int] in
                     if case .tokens(let t) = input { return t } else { return [] }
                 }
                 data = try TokenData.windows(of: ids, T: T)

@@ -72,6 +72,8 @@ public struct VerifyReport: Sendable {
     /// Relative RMS drift of each block's input, averaged over sequences (same depth only).
     public var layerDrift: [Double]?
     public var gates: [GateResult]
+    /// `verify --text`: the windows (or lines) and llama-perplexity's statistics.
+    public var text: TextStats? = nil
     public var passed: Bool { gates.allSatisfy(\.passed) }
 
     public func json() -> JSONValue {
@@ -87,7 +89,7 @@ public struct VerifyReport: Sendable {
             if let v = m.perplexityCandidate { o["perplexity_candidate"] = .double(v) }
             return .object(o)
         }
-        return .object([
+        var out: OrderedDictionary<String, JSONValue> = [
             "passed": .bool(passed),
             "reference": .string(referenceConfig),
             "candidate": .string(candidateConfig),
@@ -98,7 +100,9 @@ public struct VerifyReport: Sendable {
             "gates": .array(gates.map { g in
                 .object(["name": .string(g.name), "limit": .double(g.limit), "value": .double(g.value), "passed": .bool(g.passed)])
             }),
-        ])
+        ]
+        if let text { out["text"] = text.json() }
+        return .object(out)
     }
 
     /// A short human table.
@@ -119,6 +123,7 @@ public struct VerifyReport: Sendable {
         }
         for (i, m) in sequences.enumerated() { lines.append(row("  \(i)", m)) }
         lines.append(row("  all", overall))
+        if let text { lines.append(text.table()) }
         if let d = layerDrift {
             lines.append("layer drift (relative RMS of each block's input): " + d.map { String(format: "%.3g", $0) }.joined(separator: " "))
         }
@@ -144,8 +149,15 @@ public enum Verifier {
             candidate.applyConfigTies()
             borrowed = true
         }
-        let ref = try Transformers.load(reference)
-        let cand = try Transformers.load(candidate)
+        return try run(reference: try Transformers.load(reference), candidate: try Transformers.load(candidate),
+                       referenceConfig: reference.config, candidateConfig: candidate.config, borrowed: borrowed,
+                       inputs: inputs, gates: gates, progress: progress)
+    }
+
+    /// The comparison itself, on loaded models.
+    static func run(reference ref: any TransformerModel, candidate cand: any TransformerModel,
+                    referenceConfig: ModelConfig?, candidateConfig: ModelConfig?, borrowed: Bool,
+                    inputs: [ModelInput], gates: Gates, progress: ((Int) -> Void)?) throws -> VerifyReport {
         guard ref.outputKind == cand.outputKind else {
             throw VerifyError.incomparable("reference outputs \(ref.outputKind.rawValue), candidate \(cand.outputKind.rawValue)")
         }
@@ -205,8 +217,8 @@ public enum Verifier {
             results.append(GateResult(name: "min_top1", limit: l, value: v, passed: v >= l))
         }
         if let l = gates.maxAbs { results.append(GateResult(name: "max_abs", limit: l, value: overall.maxAbs, passed: overall.maxAbs <= l)) }
-        return VerifyReport(referenceConfig: describe(ref, reference.config),
-                            candidateConfig: describe(cand, candidate.config) + (borrowed ? " (config from the reference)" : ""),
+        return VerifyReport(referenceConfig: describe(ref, referenceConfig),
+                            candidateConfig: describe(cand, candidateConfig) + (borrowed ? " (config from the reference)" : ""),
                             outputKind: ref.outputKind, sequences: sequences, overall: overall,
                             layerDrift: sameDepth ? drift : nil, gates: results)
     }

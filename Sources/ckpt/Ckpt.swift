@@ -24,7 +24,7 @@ struct Ckpt: ParsableCommand {
             """,
         version: "ckpt \(version) (libhdf5 \(LinkedLibraries.hdf5Version))",
         subcommands: [Inspect.self, Convert.self, QuantizeCommand.self, Forward.self, VerifyCommand.self, DiffCommand.self,
-                      PruneCommand.self, Distill.self, Run.self, HDF5ProbeCommand.self]
+                      PruneCommand.self, Distill.self, Run.self, TokenizeCommand.self, HDF5ProbeCommand.self]
     )
 
     static func main() {

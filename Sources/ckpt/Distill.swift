@@ -31,7 +31,7 @@ struct Distill: ParsableCommand {
     @Option(help: "Teacher blocks to keep, comma-separated (e.g. 0,3).") var layerList: String?
     @Option(help: "Keep every k-th teacher block (0, k, 2k, ...).") var every: Int?
     @Option(help: "MLP width of the student (keeps the highest-magnitude units).") var intermediate: Int?
-    @Option(help: "Training tokens: a 2-D integer .npy or a text file of token ids (default: teacher-sampled).") var data: String?
+    @Option(help: "Training data: a text file (tokenized with the teacher's tokenizer), or token ids (a 2-D integer .npy or lines of ids) (default: teacher-sampled).") var data: String?
     @Option(help: "Teacher-sampled training sequences (when no --data).") var sequences: Int = 512
     @Option(help: "Held-out sequences (teacher-sampled; with --data the last 10 % of windows).") var evalSequences: Int = 64
     @Option(help: "Tokens per sequence (default: min(64, the model's positions)).") var length: Int?
@@ -80,7 +80,7 @@ struct Distill: ParsableCommand {
         let T = min(length ?? 64, t.shape.maxT)
         let tokenData: TokenData
         if let data {
-            let seqs = try Verifier.tokenFile(data).map { input -> [Int] in
+            let seqs = try TextFiles.tokenInputs(data, model: teacher, length: T).map { input -> [Int] in
                 if case .tokens(let ids) = input { return ids } else { return [] }
             }
             do { tokenData = try TokenData.windows(of: seqs.flatMap { $0 }, T: T) } catch { throw FileError(path: data, error: error) }

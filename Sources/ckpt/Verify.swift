@@ -3,6 +3,7 @@ import CkptCore
 import Formats
 import Foundation
 import Pipeline
+import Tokenizer
 import Transformer
 
 struct VerifyCommand: ParsableCommand {
@@ -14,6 +15,9 @@ struct VerifyCommand: ParsableCommand {
             sequences) and reports max/mean abs error and cosine of the outputs; for language \
             models also KL(reference ‖ candidate) of next-token distributions, top-1 agreement \
             and each model's perplexity; and per-layer drift when both have the same depth. \
+            --text FILE scores real text instead, tokenized with the reference's tokenizer, as \
+            llama-perplexity does: windows of --context tokens, the second half of each scored \
+            (KL, top-1 agreement, Δp, perplexity of both); for encoders each line is one sequence. \
             Exit status: 0 every gate passed, 1 a gate failed, 2 the models cannot be compared.
             """
     )
@@ -31,6 +35,13 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Gate: maximum absolute difference of any output value.") var maxAbs: Double?
     @Option(help: "Config for the reference (default: beside it).") var referenceConfig: String?
     @Option(help: "Config for the candidate (default: beside it).") var candidateConfig: String?
+    @Option(help: "Score this UTF-8 text (tokenized with the reference's tokenizer) instead of token ids.") var text: String?
+    @Option(help: "With --text: tokens per window (default min(512, the model's positions)).") var context: Int?
+    @Option(help: "With --text: at most this many windows.") var chunks: Int?
+    @Option(help: "With --text: save the reference's outputs (top log-probabilities) to this file.") var saveLogits: String?
+    @Option(help: "With --text: take the reference's outputs from a --save-logits file instead of running it.") var referenceLogits: String?
+    @Option(help: "With --save-logits: most log-probabilities kept per position.") var logitsTopK: Int = 256
+    @Option(help: "With --text: the tokenizer (model directory or tokenizer.json; default: the reference's directory).") var tokenizer: String?
     @Flag(help: "Print the report as JSON on stdout.") var json = false
     @Option(help: "Also write the JSON report to this file.") var report: String?
 
@@ -47,6 +58,22 @@ struct VerifyCommand: ParsableCommand {
         let ref = try Checkpoint.openModel(reference, configPath: referenceConfig)
         let cand = try Checkpoint.openModel(candidate, configPath: candidateConfig)
         let result: VerifyReport
+        if text != nil || referenceLogits != nil {
+            guard tokens == nil else { throw CLIError("give --text or --tokens, not both") }
+            guard logitsTopK >= 1 else { throw CLIError("--logits-top-k must be at least 1") }
+            do {
+                let tok = try Tokenizer.load(tokenizer ?? TextFiles.tokenizerLocation(reference))
+                let body = try text.map { try TextFiles.read($0) }
+                result = try TextVerifier.run(reference: ref, candidate: cand, tokenizer: tok, text: body,
+                                              options: TextVerifyOptions(context: context, chunks: chunks, saveLogits: saveLogits,
+                                                                         referenceLogits: referenceLogits, topK: logitsTopK),
+                                              gates: gates)
+            } catch let e as TransformerError {
+                throw CLIError("\(reference) vs \(candidate): \(e)")
+            } catch let e as VerifyError {
+                throw CLIError("\(reference) vs \(candidate): \(e)")
+            }
+        } else {
         do {
             let inputs = try tokens.map { try Verifier.tokenFile($0) }
                 ?? Verifier.randomInputs(for: ref, count: randomTokens, length: length, seed: seed)
@@ -55,6 +82,7 @@ struct VerifyCommand: ParsableCommand {
             throw CLIError("\(reference) vs \(candidate): \(e)")
         } catch let e as VerifyError {
             throw CLIError("\(reference) vs \(candidate): \(e)")
+        }
         }
         let text = result.json().prettyPrinted() + "\n"
         if let report { try writeText(text, to: report) }
