@@ -56,7 +56,8 @@ let package = Package(
             name: "Formats",
             dependencies: [
                 // Transformer: GGUF names and keys come from the architecture description.
-                "CkptCore", "CHDF5", "CDeflate", "CZlib", "Quantize", "Transformer",
+                // Tokenizer: a model's tokenizer becomes GGUF's tokenizer.ggml.* keys.
+                "CkptCore", "CHDF5", "CDeflate", "CZlib", "Quantize", "Transformer", "Tokenizer",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -105,7 +105,8 @@ struct QuantizeCommand: ParsableCommand {
             progress?.start(total: graph.byteCount)
             try Checkpoint.write(graph, to: output, format: format, directory: directory,
                                  options: .init(progress: progress, dequantize: dequantize, configBeside: writeConfig,
-                                                companionsFrom: companions))
+                                                companionsFrom: companions,
+                                                tokenizerFrom: format == .gguf ? GGUFTokenizer.source(for: input) : nil))
             progress?.finish()
         }
         var summary = ConversionSummary()
