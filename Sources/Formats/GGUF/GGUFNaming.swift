@@ -224,6 +224,10 @@ public enum GGUFNaming {
         }
         kvs["general.architecture"] = .string(arch)
         for (k, v) in plan.keys { kvs[k] = value(v) }
+        // As the converter, which always writes it (a quantizer replaces it with its preset's).
+        if graph.metadata[GGUF.fileTypeKey] == nil, let main = GGUF.mainType(of: out), let ft = GGUF.fileTypeByMainType[main] {
+            kvs[GGUF.fileTypeKey] = .u32(ft)
+        }
         kvs[hfConfigKey] = .string(String(decoding: config.serialized(), as: UTF8.self))
         kvs[hfNamesKey] = .array(.string, names)
         GGUFMetadata.store(kvs, into: &out)
@@ -254,7 +258,7 @@ public enum GGUFNaming {
         var kvs = (try? GGUFMetadata.values(of: graph)) ?? [:]
         let arch = kvs["general.architecture"].flatMap { if case .string(let s) = $0 { return s } else { return nil } } ?? ""
         for k in kvs.keys where k == "general.architecture" || k == hfConfigKey || k == hfNamesKey || k.hasPrefix(arch + ".")
-            || ["general.type", "general.name", "general.size_label", "general.quantization_version"].contains(k) { kvs.removeValue(forKey: k) }
+            || ["general.type", "general.name", "general.size_label", "general.quantization_version", GGUF.fileTypeKey].contains(k) { kvs.removeValue(forKey: k) }
         GGUFMetadata.store(kvs, into: &out)
         for t in graph.tensors.values {
             guard let hf = map[t.name] else {

@@ -86,9 +86,7 @@ extension GGUF {
         kvs.updateValue(arch, forKey: "general.architecture", insertingAt: 0)
         // general.file_type describes the tensors: recomputed when they no longer match it
         // (a Q8_0 file dequantized to f32 is not "mostly Q8_0" any more).
-        if kvs[fileTypeKey] == nil, let main = mainType(of: graph), let ft = fileTypeByMainType[main] {
-            kvs[fileTypeKey] = .u32(ft)  // as llama.cpp's converter, which always writes it
-        } else if let recorded = kvs[fileTypeKey], let main = mainType(of: graph) {
+        if let recorded = kvs[fileTypeKey], let main = mainType(of: graph) {
             let current = recorded.intValue.flatMap { fileTypeMainType[UInt32(clamping: $0)] }
             // A quantized mix (Q4_K_M with Q6_K and fallback types) keeps the preset's value.
             let stillQuantized = main.isQuantized && current?.isQuantized == true
