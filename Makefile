@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test fuzz demo bench bench-ckz bench-quantize bench-quantize-llamacpp bench-hdf5 bench-torch bench-tokenize bench-stream bench-llama fixtures clean
+.PHONY: deps venv build test test-llamacpp fuzz demo bench bench-ckz bench-quantize bench-quantize-llamacpp bench-hdf5 bench-torch bench-tokenize bench-stream bench-llama fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -32,6 +32,24 @@ test: venv
 # Fuzz targets (Fuzz/run.sh): FUZZ_SECONDS per target, FUZZ_TARGETS to pick some.
 fuzz: deps
 	./Fuzz/run.sh
+
+# llama.cpp itself against ckpt's GGUF files (never in CI: llama-cpp-python compiles llama.cpp from
+# source, ~20 minutes on 2 cores, cached by pip afterwards). Tiny LLaMA-3 / LLaMA-2 / Qwen2 models
+# with tokenizers are made by transformers (GEN_PYTHON needs torch, transformers, tokenizers);
+# LLAMACPP_PYTHON defaults to its own venv with llama-cpp-python 0.3.36, numpy and gguf.
+GEN_PYTHON ?= python3
+LLAMACPP_VENV := .venv-llamacpp
+LLAMACPP_PYTHON ?= $(LLAMACPP_VENV)/bin/python
+LLAMACPP_WORK ?= .build/llamacpp
+
+$(LLAMACPP_VENV)/.ready:
+	$(PYTHON) -m venv $(LLAMACPP_VENV)
+	$(LLAMACPP_VENV)/bin/pip install -q --disable-pip-version-check llama-cpp-python==0.3.36 numpy gguf
+	touch $@
+
+test-llamacpp: build $(if $(filter $(LLAMACPP_VENV)/bin/python,$(LLAMACPP_PYTHON)),$(LLAMACPP_VENV)/.ready)
+	$(GEN_PYTHON) tools/make_llamacpp_models.py $(LLAMACPP_WORK)/models
+	$(LLAMACPP_PYTHON) tools/llamacpp_check.py --ckpt .build/release/ckpt --models $(LLAMACPP_WORK)/models --work $(LLAMACPP_WORK)/files
 
 demo: build
 	./tools/demo.sh .build/release/ckpt

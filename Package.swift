@@ -62,7 +62,9 @@ let package = Package(
         .target(
             name: "Formats",
             dependencies: [
-                "CkptCore", "CHDF5", "CDeflate", "CZlib", "Quantize", "CKernels",
+                // Transformer: GGUF names and keys come from the architecture description.
+                // Tokenizer: a model's tokenizer becomes GGUF's tokenizer.ggml.* keys.
+                "CkptCore", "CHDF5", "CDeflate", "CZlib", "Quantize", "CKernels", "Transformer", "Tokenizer",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -116,7 +118,7 @@ let package = Package(
         .testTarget(name: "CkptCoreTests", dependencies: ["CkptCore", "Quantize", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "CKernels", "TestSupport"]),
         .testTarget(name: "QuantizeTests", dependencies: ["CkptCore", "Formats", "Quantize", "CKernels", "TestSupport"]),
-        .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Transformer", "TestSupport"]),
+        .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Quantize", "Transformer", "TestSupport"]),
         .testTarget(name: "PruneTests", dependencies: ["CkptCore", "Formats", "Transformer", "Prune", "Pipeline", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "Tokenizer", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["CkptCore", "Tokenizer", "TestSupport"]),

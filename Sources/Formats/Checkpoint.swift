@@ -249,9 +249,13 @@ public enum Checkpoint {
         /// Directory output: the model directory whose other files (tokenizer, generation
         /// config, sentence-transformers modules ...) are copied in, byte for byte.
         public var companionsFrom: String?
+        /// GGUF output: the model directory whose tokenizer becomes tokenizer.ggml.* keys
+        /// (GGUFTokenizer), unless the graph already has them.
+        public var tokenizerFrom: String? = nil
         public init(maxShardSize: Int? = nil, progress: (any ProgressSink)? = nil, hdf5: HDF5WriteOptions = .init(),
                     ckz: CKZ.WriteOptions = .init(), dequantize: Bool = false, deflate: Bool = false,
-                    configBeside: Bool = false, companionsFrom: String? = nil) {
+                    configBeside: Bool = false, companionsFrom: String? = nil, tokenizerFrom: String? = nil) {
+            self.tokenizerFrom = tokenizerFrom
             self.configBeside = configBeside
             self.companionsFrom = companionsFrom
             self.maxShardSize = maxShardSize
@@ -335,6 +339,14 @@ public enum Checkpoint {
         case (.ckz, true):
             throw FileError(path: target, error: CheckpointError.singleFileFormat(.ckz))
         case (.gguf, false):
+            var graph = graph
+            if let dir = options.tokenizerFrom, graph.metadata["tokenizer.ggml.model"] == nil {
+                do {
+                    if let kv = try GGUFTokenizer.keys(directory: dir, config: graph.config) { GGUFMetadata.store(kv, into: &graph) }
+                } catch {
+                    throw FileError(path: (dir as NSString).appendingPathComponent("tokenizer.json"), error: error)
+                }
+            }
             do { try GGUF.write(graph, to: target, progress: options.progress) } catch let e as IOError { throw e } catch let e as FileError { throw e } catch {
                 throw FileError(path: target, error: error)
             }

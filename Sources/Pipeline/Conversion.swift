@@ -105,7 +105,8 @@ public enum Conversion {
         try Checkpoint.write(graph, to: output, format: format, directory: directory,
                              options: .init(maxShardSize: options.maxShardSize, progress: options.progress, hdf5: options.hdf5,
                                            ckz: options.ckz, dequantize: true, deflate: options.deflate,
-                                           configBeside: options.configBeside, companionsFrom: companions))
+                                           configBeside: options.configBeside, companionsFrom: companions,
+                                           tokenizerFrom: format == .gguf ? GGUFTokenizer.source(for: input) : nil))
         return summary
     }
 

@@ -30,11 +30,9 @@ public enum Quantization {
         // GGUF output: rename to llama.cpp's layout first, so GPT-2's Conv1D weights are
         // transposed while still float and blocks run along each output row.
         let renamed = format == .gguf ? try GGUFNaming.toGGUF(source) : try GGUFNaming.toHF(source)
-        var hfNames: [String: String] = [:]
-        if format == .gguf, !GGUFNaming.isGGUFNamed(source) {
-            let back = try GGUFNaming.toHF(renamed)
-            for (a, b) in zip(renamed.tensors.keys, back.tensors.keys) { hfNames[a] = b }
-        }
+        let hfNames = format == .gguf ? GGUFNaming.hfNames(of: renamed) : [:]
+        var recipe = recipe
+        if format == .gguf, recipe.preset != nil { recipe.presetModel = presetModel(renamed) }
         var rows: [QuantizePlanRow] = []
         var graph = renamed
         for t in renamed.tensors.values {
@@ -65,10 +63,21 @@ public enum Quantization {
         return (graph, rows)
     }
 
+    /// What llama-quantize's preset rules read from a GGUF-named graph's keys.
+    static func presetModel(_ g: WeightGraph) -> LlamaPreset.Model? {
+        guard let kvs = try? GGUFMetadata.values(of: g), case .string(let arch)? = kvs["general.architecture"] else { return nil }
+        let layers = kvs[arch + ".block_count"]?.intValue ?? g.tensors.keys.compactMap { LlamaPreset.layerIndex($0) }.max().map { $0 + 1 } ?? 0
+        let heads = kvs[arch + ".attention.head_count"]?.intValue ?? 1
+        let kv = kvs[arch + ".attention.head_count_kv"]?.intValue ?? heads
+        return LlamaPreset.Model(layers: layers, gqa: kv > 0 ? heads / kv : 1, experts: kvs[arch + ".expert_count"]?.intValue ?? 0,
+                                 hasOutput: g.tensors["output.weight"] != nil, falcon: arch == "falcon")
+    }
+
     /// llama.cpp's `llama_ftype` for a recipe's main scheme (llama.h), so llama.cpp tools
     /// describe the file as they would their own.
     public static func llamaFileType(_ scheme: String) -> UInt32? {
-        ["f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q2_k": 10,
+        if let p = LlamaPreset(rawValue: scheme.lowercased()) { return p.fileType }
+        return ["f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q2_k": 10,
          "q3_k": 11, "q4_k": 14, "q5_k": 16, "q6_k": 18, "bf16": 32][scheme.lowercased()]
     }
 

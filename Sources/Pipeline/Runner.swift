@@ -509,7 +509,8 @@ public final class PipelineRunner {
                                                        jobs: Quantizer.defaultJobs, dequantize: dequantize, report: report,
                                                        tool: "ckpt \(CkptInfo.version)")
             try Checkpoint.write(graph, to: target, format: format, directory: directory,
-                                 options: .init(dequantize: dequantize, companionsFrom: directory ? Conversion.companionSource(path("input")!) : nil))
+                                 options: .init(dequantize: dequantize, companionsFrom: directory ? Conversion.companionSource(path("input")!) : nil,
+                                                tokenizerFrom: format == .gguf ? GGUFTokenizer.source(for: path("input")!) : nil))
             outputs[out] = try Digest.sha256(path: target)
             staged[out] = target
             return Quantization.jsonReport(rows, report: report, recipe: recipe, input: step.options["input"]!.stringValue!,

@@ -5,11 +5,14 @@
 //   2. tensors with fewer than 2 dimensions (norms, biases, scalars) stay in float;
 //   3. `--keep REGEX` keeps matching tensors in their float type;
 //   4. `--tensor-type REGEX=SCHEME` gives matching tensors that scheme (the first matching
-//      override wins, as in llama-quantize);
-//   5. everything else gets `--scheme`.
-// Patterns are searched in the tensor's name (unanchored, like llama-quantize's
-// --tensor-type); with GGUF output the names are llama.cpp's (`blk.0.attn_q.weight`) and a
-// pattern may match either that or the Hugging Face name.
+//      override wins; llama-quantize lets the last one win);
+//   5. everything else gets `--scheme` — for a llama-quantize preset (q4_k_m, q8_0, ...;
+//      LlamaPresets.swift) writing GGUF, the type llama-quantize's rules pick per tensor.
+// `--keep` patterns are searched anywhere in the name. `--tensor-type` patterns must match at
+// name-part boundaries (`\b(?:REGEX)\b`, `_` and digits being word characters): `output`
+// matches `output.weight` but not `blk.0.attn_output.weight` (llama-quantize searches
+// anywhere, so there it hits both). With GGUF output the names are llama.cpp's
+// (`blk.0.attn_q.weight`) and a pattern may match either that or the Hugging Face name.
 //
 // When a tensor's rows are not a whole number of the scheme's blocks it falls back, and the
 // plan says so: k-quants as llama.cpp's llama-quantize falls back (q2_k, q3_k -> q4_0;
@@ -37,6 +40,7 @@ public enum Scheme {
         case "int4", "int4-sym", "i4": return group("i4", groupSize ?? 32)
         case "int4-asym", "uint4", "u4": return group("u4", groupSize ?? 32)
         default:
+            if let p = LlamaPreset(rawValue: n), p.base.rawValue != n { return try resolve(p.base.rawValue, groupSize: groupSize, rowLength: rowLength) }
             guard let d = DType(rawValue: n), d.isQuantized || d == .f16 || d == .bf16 || d == .f32 else { throw .unknownScheme(name) }
             if case .block(let v, _) = d.layout, rowLength % v != 0 { return nil }
             return d
@@ -61,6 +65,12 @@ public struct QuantizeRecipe: Sendable {
     public var keep: [String]
     public var overrides: [(pattern: String, scheme: String)]
     public var fallback: String
+    /// The model llama-quantize's preset rules look at (set for GGUF output, whose tensors
+    /// carry llama.cpp's names); without it a preset gives every tensor its main type.
+    public var presetModel: LlamaPreset.Model? = nil
+
+    /// The llama-quantize preset `scheme` names (q4_k_m, q8_0, ...), if any.
+    public var preset: LlamaPreset? { LlamaPreset(rawValue: scheme.lowercased()) }
 
     public init(scheme: String, groupSize: Int? = nil, keep: [String] = [], overrides: [(pattern: String, scheme: String)] = [], fallback: String = "f16") {
         self.scheme = scheme
@@ -74,8 +84,12 @@ public struct QuantizeRecipe: Sendable {
     public func validate() throws(QuantizeError) -> [NSRegularExpression] {
         for s in [scheme, fallback] + overrides.map(\.scheme) { _ = try Scheme.resolve(s, groupSize: groupSize, rowLength: 256 * 7) }
         var out: [NSRegularExpression] = []
-        for p in keep + overrides.map(\.pattern) {
+        for p in keep {
             guard let r = try? NSRegularExpression(pattern: p) else { throw .invalidPattern(p) }
+            out.append(r)
+        }
+        for p in overrides.map(\.pattern) {
+            guard let r = try? NSRegularExpression(pattern: Self.anchored(p)) else { throw .invalidPattern(p) }
             out.append(r)
         }
         return out
@@ -90,6 +104,11 @@ public struct QuantizeRecipe: Sendable {
         public var fellBackFrom: String?
     }
 
+    /// A --tensor-type pattern matches at name-part boundaries: not inside a longer word
+    /// (`_` and digits count as word characters), so `output` matches `output.weight` but not
+    /// `blk.0.attn_output.weight`, and `blk\.1\.` not `blk.11.`.
+    static func anchored(_ pattern: String) -> String { "\\b(?:" + pattern + ")\\b" }
+
     static func matches(_ pattern: String, _ names: [String]) -> Bool {
         guard let r = try? NSRegularExpression(pattern: pattern) else { return false }
         return names.contains { r.firstMatch(in: $0, range: NSRange($0.startIndex..., in: $0)) != nil }
@@ -101,11 +120,13 @@ public struct QuantizeRecipe: Sendable {
         guard shape.count >= 2 else { return Decision(target: nil, reason: "1-D") }
         if keep.contains(where: { Self.matches($0, names) }) { return Decision(target: nil, reason: "--keep") }
         var asked = scheme, reason = "scheme"
-        if let o = overrides.first(where: { Self.matches($0.pattern, names) }) {
-            asked = o.scheme
-            reason = "--tensor-type"
-        }
         let row = shape.last ?? 1
+        if let o = overrides.first(where: { Self.matches(Self.anchored($0.pattern), names) }) {
+            asked = o.scheme
+            reason = "--tensor-type \(o.pattern)=\(o.scheme)"
+        } else if let p = preset, let m = presetModel, let name = names.first {
+            return try presetDecision(p, model: m, name: name, dtype: dtype, shape: shape)
+        }
         if let d = try Scheme.resolve(asked, groupSize: groupSize, rowLength: row) {
             return Decision(target: d == dtype ? nil : d, reason: reason)
         }
@@ -114,6 +135,19 @@ public struct QuantizeRecipe: Sendable {
         }
         let d = try Scheme.resolve(fallback, groupSize: groupSize, rowLength: row) ?? .f16
         return Decision(target: d == dtype ? nil : d, reason: reason, fellBackFrom: asked)
+    }
+
+    /// llama-quantize's choice for one GGUF tensor (LlamaPresets.swift).
+    func presetDecision(_ p: LlamaPreset, model m: LlamaPreset.Model, name: String, dtype: DType, shape: [Int]) throws(QuantizeError) -> Decision {
+        guard LlamaPreset.quantizes(name, rank: shape.count) else { return Decision(target: nil, reason: "\(p.rawValue) keeps it") }
+        let row = shape.last ?? 1
+        let (t, why) = p.rule(for: name, rowLength: row, model: m)
+        if row % LlamaPreset.blockSize(t) == 0 { return Decision(target: t == dtype ? nil : t, reason: why) }
+        if let f = LlamaPreset.fallback(t), row % LlamaPreset.blockSize(f.type) == 0 {
+            return Decision(target: f.type, reason: why + (f.substituted ? "; llama-quantize: iq4_nl, which ckpt does not write" : ""), fellBackFrom: t.rawValue)
+        }
+        let d = try Scheme.resolve(fallback, groupSize: groupSize, rowLength: row) ?? .f16
+        return Decision(target: d == dtype ? nil : d, reason: why, fellBackFrom: t.rawValue)
     }
 
     /// The recipe as JSON text, recorded in the output's metadata.

@@ -14,7 +14,11 @@ struct QuantizeCommand: ParsableCommand {
             Schemes: q8_0 q4_0 q4_1 q5_0 q5_1 (byte-identical to llama.cpp/gguf-py), q2_k q3_k \
             q4_k q5_k q6_k (ggml's reference algorithm), int8 (symmetric, groups of up to 256 \
             along each output row), int4 / int4-asym (groups of --group-size, default 32), \
-            f16, bf16. 1-D tensors stay float. Rows that are not a whole number of blocks fall \
+            f16, bf16. llama-quantize's presets q2_k q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s \
+            q5_k_m q6_k q4_0 q4_1 q5_0 q5_1 q8_0 pick each GGUF tensor's type as llama-quantize \
+            does (attn_v/ffn_down/attn_output/attn_qkv rules by layer, output.weight Q6_K) and \
+            set general.file_type to the preset's llama_ftype; other formats get the preset's \
+            main type throughout. 1-D tensors stay float. Rows that are not a whole number of blocks fall \
             back (reported). The output format follows OUT's extension: .gguf holds GGUF's \
             types; .ckz holds all; .safetensors holds none (use --dequantize to write the \
             quantized values as f32). Recipe and tool version go into the output's metadata.
@@ -36,7 +40,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Keep tensors whose name matches this regular expression in float (repeatable).")
     var keep: [String] = []
 
-    @Option(help: "REGEX=SCHEME: a different scheme for matching tensors (repeatable; first match wins).")
+    @Option(help: "REGEX=SCHEME: a different scheme for matching tensors (repeatable; first match wins). REGEX must match at name-part boundaries: `output` hits output.weight, not attn_output; --dry-run shows what matched.")
     var tensorType: [String] = []
 
     @Option(help: "Scheme for tensors whose rows do not fit the scheme's blocks (after llama.cpp's k-quant fallbacks).")
@@ -101,7 +105,8 @@ struct QuantizeCommand: ParsableCommand {
             progress?.start(total: graph.byteCount)
             try Checkpoint.write(graph, to: output, format: format, directory: directory,
                                  options: .init(progress: progress, dequantize: dequantize, configBeside: writeConfig,
-                                                companionsFrom: companions))
+                                                companionsFrom: companions,
+                                                tokenizerFrom: format == .gguf ? GGUFTokenizer.source(for: input) : nil))
             progress?.finish()
         }
         var summary = ConversionSummary()
@@ -134,8 +139,9 @@ struct QuantizeCommand: ParsableCommand {
                 line += String(format: "  %.3e  %.3e  %7.2f", e.rmse, e.maxAbs, e.sqnrDB)
             }
             if let from = r.decision.fellBackFrom {
-                line += "  (fallback: rows of \(r.shape.last ?? 0) do not fit \(from))"
-            } else if r.decision.target == nil {
+                line += "  (fallback: rows of \(r.shape.last ?? 0) do not fit \(from)"
+                    + (r.decision.reason == "scheme" ? ")" : "; \(r.decision.reason))")
+            } else if r.decision.target == nil || r.decision.reason != "scheme" {
                 line += "  (\(r.decision.reason))"
             }
             print(line)

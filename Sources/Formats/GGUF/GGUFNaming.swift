@@ -1,42 +1,27 @@
-// Tensor and metadata names between Hugging Face checkpoints and llama.cpp's GGUF files,
-// following llama.cpp's converter (convert_hf_to_gguf.py, gguf-py's constants.py and
-// tensor_mapping.py) for the two architectures ckpt's forward pass shares with it:
+// Tensor and metadata names between Hugging Face checkpoints and llama.cpp's GGUF files.
 //
-//   LLaMA (also Mistral, which llama.cpp converts as "llama")
-//     model.embed_tokens.weight            token_embd.weight
-//     model.norm.weight                    output_norm.weight
-//     lm_head.weight                       output.weight          (absent when tied)
-//     model.layers.N.input_layernorm       blk.N.attn_norm
-//     model.layers.N.self_attn.q_proj      blk.N.attn_q           rows permuted, see below
-//     ...self_attn.k_proj / v_proj / o_proj   attn_k (permuted) / attn_v / attn_output
-//     model.layers.N.post_attention_layernorm  blk.N.ffn_norm
-//     ...mlp.gate_proj / up_proj / down_proj   ffn_gate / ffn_up / ffn_down
-//   GPT-2
-//     wte / wpe / ln_f                     token_embd / position_embd / output_norm
-//     h.N.ln_1 / ln_2                      blk.N.attn_norm / ffn_norm
-//     h.N.attn.c_attn / attn.c_proj        blk.N.attn_qkv / attn_output     (weights transposed)
-//     h.N.mlp.c_fc / mlp.c_proj            blk.N.ffn_up / ffn_down          (weights transposed)
-//     (attn.bias / attn.masked_bias are causal-mask buffers, not weights: dropped, as the
-//      converter drops them)
+// Writing: the architecture description says what each parameter is (its role); Transformer/
+// LlamaCpp.swift turns roles into llama.cpp's names (`blk.N.attn_q.weight`), the rearrangements
+// llama.cpp's loader expects (rotary q/k row permutation, grouped q/k/v to q|k|v, Conv1D
+// transposes, Gemma's 1 + w norms) and the `general.*` / `<arch>.*` keys. This file applies
+// that plan to a graph. 1-D tensors are written as f32 whatever their dtype. The Hugging Face
+// config.json is kept verbatim under `ckpt.hf_config` and every tensor's Hugging Face name
+// under `ckpt.hf_names`, so reading ckpt's GGUF back undoes the plan exactly.
 //
-// Rotary layout: Hugging Face's LLaMA rotates the two halves of each head (rotate_half);
-// llama.cpp rotates adjacent pairs. The converter therefore permutes the rows of q and k
-// (and their biases): within each head of hs rows, viewed as [2, hs/2], the two axes swap, so
-// GGUF row h·hs + 2i + j is Hugging Face row h·hs + j·hs/2 + i. k uses the key/value head
-// count. toHF applies the inverse, so the forward pass sees Hugging Face's layout again.
-// Conv1D weights are [in, out] in GPT-2 checkpoints and [out, in] in GGUF.
-//
-// Metadata: `general.architecture` and `<arch>.context_length`, `.embedding_length`,
-// `.block_count`, `.feed_forward_length`, `.attention.head_count(_kv)`,
-// `.attention.layer_norm_rms_epsilon` (LLaMA) / `.attention.layer_norm_epsilon` (GPT-2),
-// `.rope.freq_base`, `.rope.dimension_count`, `.vocab_size`. The Hugging Face config.json is
-// also kept verbatim under `ckpt.hf_config`, so a round trip restores it exactly; GGUF files
-// from elsewhere get a config rebuilt from the keys above. Other architectures keep their
-// Hugging Face names and carry their config the same way.
+// Reading GGUF files from elsewhere (no `ckpt.hf_names`): LLaMA and GPT-2 are mapped back by
+// the name tables below and their config rebuilt from llama.cpp's keys:
+//   model.embed_tokens / model.norm / lm_head      token_embd / output_norm / output
+//   model.layers.N.input_layernorm ... mlp.down_proj   blk.N.attn_norm ... blk.N.ffn_down
+//   (q and k rows un-permuted: GGUF row h·hs + 2i + j is Hugging Face row h·hs + j·hs/2 + i)
+//   GPT-2: wte / wpe / ln_f / h.N.ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj
+//   (Conv1D weights transposed back).
+// Other architectures from elsewhere keep llama.cpp's names.
 
 import CkptCore
 import Foundation
 import OrderedCollections
+import Quantize
+import Transformer
 
 public enum GGUFNaming {
     public static let hfConfigKey = "ckpt.hf_config"
@@ -44,15 +29,6 @@ public enum GGUFNaming {
     /// Whether the graph already uses llama.cpp's names.
     public static func isGGUFNamed(_ g: WeightGraph) -> Bool {
         g.tensors["token_embd.weight"] != nil || g.tensors.keys.contains { $0.hasPrefix("blk.") }
-    }
-
-    /// llama.cpp's architecture name for a Hugging Face model_type, when ckpt maps its names.
-    static func ggufArchitecture(_ modelType: String?) -> String? {
-        switch modelType {
-        case "llama", "mistral": return "llama"
-        case "gpt2": return "gpt2"
-        default: return nil
-        }
     }
 
     // MARK: Name tables
@@ -82,22 +58,6 @@ public enum GGUFNaming {
     static func isConv1D(_ ggufName: String) -> Bool {
         let parts = ggufName.split(separator: ".")
         return parts.count == 4 && parts[0] == "blk" && parts[3] == "weight" && gpt2Conv1D.contains(String(parts[2]))
-    }
-
-    /// GGUF name for a Hugging Face name (nil: not a weight of this architecture).
-    static func ggufName(_ hf: String, arch: String) -> String? {
-        var name = hf
-        if arch == "gpt2", name.hasPrefix("transformer.") { name.removeFirst("transformer.".count) }
-        let (global, layer, layerPrefix) = arch == "llama" ? (llamaGlobal, llamaLayer, "model.layers.") : (gpt2Global, gpt2Layer, "h.")
-        if let g = global.first(where: { $0.hf == name }) { return g.gguf }
-        guard name.hasPrefix(layerPrefix) else { return nil }
-        let rest = name.dropFirst(layerPrefix.count)
-        guard let dot = rest.firstIndex(of: "."), let n = Int(rest[..<dot]) else { return nil }
-        let tail = rest[rest.index(after: dot)...]
-        for (h, g) in layer {
-            for suffix in [".weight", ".bias"] where tail == h + suffix { return "blk.\(n).\(g)\(suffix)" }
-        }
-        return nil
     }
 
     /// Hugging Face name for a GGUF name (nil: not one ckpt maps).
@@ -153,97 +113,175 @@ public enum GGUFNaming {
 
     // MARK: Hugging Face -> GGUF
 
-    /// Renames a Hugging Face LLaMA/GPT-2 graph to llama.cpp's names and layouts and adds
-    /// the architecture's keys. Graphs already in GGUF naming, and other architectures
-    /// (names kept, config carried in `ckpt.hf_config`), pass through with only their keys set.
+    /// Metadata key listing, for a file ckpt wrote, each GGUF tensor's Hugging Face name as
+    /// "gguf=hf" strings: reading the file back maps names and layouts exactly back.
+    public static let hfNamesKey = "ckpt.hf_names"
+
+    /// Tensors Hugging Face checkpoints store that are buffers, not weights (dropped, as the
+    /// converter drops them).
+    static func isBuffer(_ name: String) -> Bool {
+        name.hasSuffix(".attn.bias") || name.hasSuffix(".attn.masked_bias") || name.hasSuffix("rotary_emb.inv_freq")
+    }
+
+    /// Where warnings about what llama.cpp will not run go (stderr by default).
+    nonisolated(unsafe) public static var warn: (String) -> Void = { line in
+        FileHandle.standardError.write(Data(("warning: " + line + "\n").utf8))
+    }
+
+    /// The Hugging Face name of every GGUF tensor in a graph ckpt renamed (empty otherwise).
+    public static func hfNames(of graph: WeightGraph) -> [String: String] {
+        guard let text = graph.metadata[hfNamesKey], let list = (try? JSONValue.parse(text))?.arrayValue else { return [:] }
+        var out: [String: String] = [:]
+        for e in list {
+            guard let s = e.stringValue, let eq = s.firstIndex(of: "=") else { continue }
+            out[String(s[..<eq])] = String(s[s.index(after: eq)...])
+        }
+        return out
+    }
+
+    static func value(_ v: LlamaCpp.Value) -> GGUFValue {
+        switch v {
+        case .u32(let x): return .u32(x)
+        case .f32(let x): return .f32(x)
+        case .bool(let x): return .bool(x)
+        case .string(let x): return .string(x)
+        }
+    }
+
+    /// Applies a llama.cpp rearrangement (or, `inverse`, undoes it).
+    static func apply(_ transform: LlamaCpp.Transform, to t: Tensor, name: String, inverse: Bool) throws -> Tensor {
+        switch transform {
+        case .none:
+            var r = t
+            r.name = name
+            return r
+        case .transpose:
+            return try transposed(t, name: name)
+        case .rows(let order):
+            guard t.shape.first == order.count else {
+                throw GGUFError.cannotWrite(tensor: t.name, reason: "\(t.shape.first ?? 0) rows, expected \(order.count) for llama.cpp's q/k/v layout")
+            }
+            var o = order
+            if inverse { for (r, s) in order.enumerated() { o[s] = r } }
+            return try Tensor(name: name, dtype: t.dtype, shape: t.shape, data: .external(RowPermutedBytes(source: t, order: o)))
+        case .plusOne:
+            guard var f = try Cast.floats(t) else { throw GGUFError.cannotWrite(tensor: t.name, reason: "\(t.dtype) is not a float type") }
+            for i in f.indices { f[i] += inverse ? -1 : 1 }
+            return try Tensor(name: name, dtype: .f32, shape: t.shape, data: .owned(f.withUnsafeBytes { Array($0) }))
+        }
+    }
+
+    /// 1-D float tensors (norms, biases) as f32: ggml's CPU kernels multiply f32 activations
+    /// only by f32 vectors, and llama.cpp aborts on f16/bf16 norms (its converter writes f32).
+    static func oneDimensionalAsF32(_ t: Tensor) throws -> Tensor {
+        guard t.shape.count < 2, t.dtype != .f32, Cast.floatSources.contains(t.dtype) else { return t }
+        return try Cast.lazyCast(t, to: .f32)
+    }
+
+    /// Renames a Hugging Face graph to llama.cpp's names and layouts and adds its keys, from
+    /// the architecture description (Transformer/LlamaCpp.swift). Graphs already in GGUF
+    /// naming pass through; a family llama.cpp cannot run keeps its Hugging Face names (with
+    /// its config in `ckpt.hf_config`) and a warning line says so.
     public static func toGGUF(_ graph: WeightGraph) throws -> WeightGraph {
         if isGGUFNamed(graph) { return graph }
         var out = WeightGraph()
         out.metadata = graph.metadata
         out.config = graph.config
-        let config = graph.config
         var kvs = OrderedDictionary<String, GGUFValue>()
-        guard let config, let arch = ggufArchitecture(config.modelType) else {
-            if graph.metadata["general.architecture"] == nil || config?.modelType != nil {
-                kvs["general.architecture"] = .string(config?.modelType ?? "unknown")
+        let prepared = graph.metadata["general.architecture"] != nil && graph.metadata[hfConfigKey] != nil
+        var plan = LlamaCpp.Plan()
+        if let config = graph.config {
+            do {
+                plan = LlamaCpp.plan(try Transformers.describe(graph), config: config)
+            } catch {
+                plan.warnings.append("\(config.modelType ?? "model"): \(error); tensors keep their Hugging Face names and llama.cpp will not load the file")
             }
-            if let config { kvs[hfConfigKey] = .string(String(decoding: config.serialized(), as: UTF8.self)) }
-            for t in graph.tensors.values { try out.add(t) }
+        } else if !prepared {
+            plan.warnings.append("no config.json: tensors keep their names and llama.cpp will not load the file")
+        }
+        if !prepared { for w in plan.warnings { warn(w) } }
+        guard let arch = plan.arch, let config = graph.config else {
+            if !prepared, graph.metadata["general.architecture"] == nil || graph.config?.modelType != nil {
+                kvs["general.architecture"] = .string(graph.config?.modelType ?? "unknown")
+            }
+            if let config = graph.config { kvs[hfConfigKey] = .string(String(decoding: config.serialized(), as: UTF8.self)) }
+            for t in graph.tensors.values { try out.add(oneDimensionalAsF32(t)) }
             GGUFMetadata.store(kvs, into: &out)
             return out
         }
-        let heads = config.numHeads ?? 0, kvHeads = config.numKeyValueHeads ?? heads
+        var names: [GGUFValue] = []
         for t in graph.tensors.values {
-            guard let name = ggufName(t.name, arch: arch) else {
-                if arch == "gpt2", t.name.hasSuffix(".attn.bias") || t.name.hasSuffix(".attn.masked_bias") { continue }
-                if t.name.hasSuffix("rotary_emb.inv_freq") { continue }
-                try out.add(t)  // kept under its own name
+            guard let e = plan.tensors[t.name] else {
+                if isBuffer(t.name) { continue }
+                // As the converter drops BERT's pooler: llama.cpp refuses files with tensors it
+                // does not know, and neither it nor ckpt's forward pass reads this one.
+                warn("\(t.name): not read by \(config.modelType ?? arch)'s forward pass; left out of the GGUF file (llama.cpp refuses unknown tensors)")
                 continue
             }
-            var r = t
-            r.name = name
-            if arch == "llama", name.hasSuffix(".attn_q.weight") || name.hasSuffix(".attn_q.bias") {
-                r = try permuteRows(r, heads: heads, toGGUF: true)
-            } else if arch == "llama", name.hasSuffix(".attn_k.weight") || name.hasSuffix(".attn_k.bias") {
-                r = try permuteRows(r, heads: kvHeads, toGGUF: true)
-            } else if arch == "gpt2", isConv1D(name) {
-                guard !t.dtype.isQuantized else {
-                    throw GGUFError.cannotWrite(tensor: t.name, reason: "GPT-2 Conv1D weights are [in, out] and GGUF stores them transposed, which a quantized tensor cannot be; quantize straight to .gguf instead (ckpt quantize renames first)")
-                }
-                r = try transposed(r, name: name)
+            if t.dtype.isQuantized, e.transform == LlamaCpp.Transform.transpose || e.transform == LlamaCpp.Transform.plusOne {
+                throw GGUFError.cannotWrite(tensor: t.name, reason: "llama.cpp's layout rearranges it, which a quantized tensor cannot be; quantize straight to .gguf instead (ckpt quantize rearranges first)")
             }
-            try out.add(r)
+            try out.add(oneDimensionalAsF32(apply(e.transform, to: t, name: e.gguf, inverse: false)))
+            names.append(.string(e.gguf + "=" + t.name))
+        }
+        for x in plan.extraTensors where out.tensors[x.name] == nil {
+            try out.add(Tensor(name: x.name, dtype: .f32, shape: x.shape, data: .owned(x.values.withUnsafeBytes { Array($0) })))
         }
         kvs["general.architecture"] = .string(arch)
-        kvs.merge(architectureKeys(config, arch: arch, graph: graph)) { _, new in new }
+        for (k, v) in plan.keys { kvs[k] = value(v) }
+        // As the converter, which always writes it (a quantizer replaces it with its preset's).
+        if graph.metadata[GGUF.fileTypeKey] == nil, let main = GGUF.mainType(of: out), let ft = GGUF.fileTypeByMainType[main] {
+            kvs[GGUF.fileTypeKey] = .u32(ft)
+        }
         kvs[hfConfigKey] = .string(String(decoding: config.serialized(), as: UTF8.self))
+        kvs[hfNamesKey] = .array(.string, names)
         GGUFMetadata.store(kvs, into: &out)
         return out
     }
 
-    static func architectureKeys(_ c: ModelConfig, arch: String, graph: WeightGraph) -> OrderedDictionary<String, GGUFValue> {
-        var kv = OrderedDictionary<String, GGUFValue>()
-        func u32(_ k: String, _ v: Int?) { if let v, v >= 0, v <= Int(UInt32.max) { kv[arch + "." + k] = .u32(UInt32(v)) } }
-        u32("context_length", c.maxPositions)
-        u32("embedding_length", c.hiddenSize)
-        u32("block_count", c.numLayers)
-        if arch == "llama" {
-            u32("feed_forward_length", c.intermediateSize)
-            u32("attention.head_count", c.numHeads)
-            u32("attention.head_count_kv", c.numKeyValueHeads)
-            let eps = c["rms_norm_eps"]?.doubleValue ?? 1e-6
-            kv["llama.attention.layer_norm_rms_epsilon"] = .f32(Float(eps))
-            let params = c["rope_parameters"]?.objectValue ?? c["rope_scaling"]?.objectValue
-            let theta = params?["rope_theta"]?.doubleValue ?? c["rope_theta"]?.doubleValue ?? 10000
-            kv["llama.rope.freq_base"] = .f32(Float(theta))
-            if let h = c.hiddenSize, let n = c.numHeads, n > 0 {
-                let hs = c["head_dim"]?.intValue ?? h / n
-                u32("rope.dimension_count", hs)
-                if hs != h / n {
-                    u32("attention.key_length", hs)
-                    u32("attention.value_length", hs)
-                }
-            }
-            u32("vocab_size", c.vocabSize)
-        } else {
-            u32("feed_forward_length", c.intermediateSize ?? c.hiddenSize.map { 4 * $0 })
-            u32("attention.head_count", c.numHeads)
-            kv["gpt2.attention.layer_norm_epsilon"] = .f32(Float(c["layer_norm_epsilon"]?.doubleValue ?? 1e-5))
-        }
-        return kv
-    }
-
     // MARK: GGUF -> Hugging Face
 
-    /// Renames a GGUF-named LLaMA/GPT-2 graph back to Hugging Face's names and layouts (q/k
-    /// rows un-permuted, Conv1D weights transposed back — quantized ones dequantized to f32,
-    /// since blocks cannot be transposed). Other graphs pass through unchanged.
+    /// Renames a GGUF-named graph back to Hugging Face's names and layouts: exactly, from
+    /// `ckpt.hf_names` and the description, for files ckpt wrote; from the name tables for
+    /// LLaMA/GPT-2 files made elsewhere. Other graphs pass through unchanged.
     public static func toHF(_ graph: WeightGraph) throws -> WeightGraph {
-        guard isGGUFNamed(graph), case .string(let arch)? = try? GGUFMetadata.values(of: graph)["general.architecture"],
+        guard isGGUFNamed(graph) else { return graph }
+        let map = hfNames(of: graph)
+        guard !map.isEmpty, let config = graph.config else { return try legacyToHF(graph) }
+        var renamed = WeightGraph()
+        renamed.config = config
+        for t in graph.tensors.values {
+            guard let hf = map[t.name] else { continue }  // rope_freqs and other derived tensors
+            var r = t
+            r.name = hf
+            try renamed.add(r)
+        }
+        renamed.applyConfigTies()
+        let plan = LlamaCpp.plan(try LlamaCpp.describeNames(renamed), config: config)
+        var out = WeightGraph()
+        out.config = config
+        var kvs = (try? GGUFMetadata.values(of: graph)) ?? [:]
+        let arch = kvs["general.architecture"].flatMap { if case .string(let s) = $0 { return s } else { return nil } } ?? ""
+        for k in kvs.keys where k == "general.architecture" || k == hfConfigKey || k == hfNamesKey || k.hasPrefix(arch + ".")
+            || ["general.type", "general.name", "general.size_label", "general.quantization_version", GGUF.fileTypeKey].contains(k) { kvs.removeValue(forKey: k) }
+        GGUFMetadata.store(kvs, into: &out)
+        for t in graph.tensors.values {
+            guard let hf = map[t.name] else {
+                if plan.extraTensors.contains(where: { $0.name == t.name }) { continue }
+                try out.add(t)
+                continue
+            }
+            try out.add(apply(plan.tensors[hf]?.transform ?? .none, to: t, name: hf, inverse: true))
+        }
+        out.applyConfigTies()
+        return out
+    }
+
+    /// LLaMA/GPT-2 GGUF files made by llama.cpp's converter (no `ckpt.hf_names`).
+    static func legacyToHF(_ graph: WeightGraph) throws -> WeightGraph {
+        guard case .string(let arch)? = try? GGUFMetadata.values(of: graph)["general.architecture"],
               arch == "llama" || arch == "gpt2" else { return graph }
         var out = WeightGraph()
-        // The keys toGGUF derives from the config go away again (the config is carried
-        // separately); everything else (tokenizer, provenance) stays.
         var kvs = (try? GGUFMetadata.values(of: graph)) ?? [:]
         out.config = graph.config ?? config(fromKVs: kvs, graph: graph)
         for k in kvs.keys where k == "general.architecture" || k == hfConfigKey || k.hasPrefix(arch + ".") { kvs.removeValue(forKey: k) }
@@ -251,6 +289,7 @@ public enum GGUFNaming {
         GGUFMetadata.store(kvs, into: &out)
         let heads = out.config?.numHeads ?? 0, kvHeads = out.config?.numKeyValueHeads ?? heads
         for t in graph.tensors.values {
+            if t.name == "rope_freqs.weight" { continue }
             guard let name = hfName(t.name, arch: arch) else {
                 try out.add(t)
                 continue

@@ -88,7 +88,9 @@ extension GGUF {
         // (a Q8_0 file dequantized to f32 is not "mostly Q8_0" any more).
         if let recorded = kvs[fileTypeKey], let main = mainType(of: graph) {
             let current = recorded.intValue.flatMap { fileTypeMainType[UInt32(clamping: $0)] }
-            if current != main, let ft = fileTypeByMainType[main] { kvs[fileTypeKey] = .u32(ft) }
+            // A quantized mix (Q4_K_M with Q6_K and fallback types) keeps the preset's value.
+            let stillQuantized = main.isQuantized && current?.isQuantized == true
+            if current != main, !stillQuantized, let ft = fileTypeByMainType[main] { kvs[fileTypeKey] = .u32(ft) }
         }
         return kvs
     }

@@ -1,0 +1,175 @@
+// llama.cpp's tokenizer.ggml.* keys from a Hugging Face tokenizer (tokenizer.json read by the
+// Tokenizer module, tokenizer_config.json for special tokens and the chat template), as
+// llama.cpp's converter writes them:
+//
+//   byte-level BPE (ByteLevel pre-tokenizer/decoder)   model "gpt2": tokens, token_type, merges
+//   BPE with byte fallback (SentencePiece-style, "▁")  model "llama": tokens, scores, token_type
+//   WordPiece                                          model "bert": tokens ("##x" -> "x", others
+//                                                      "▁x", [..] kept), token_type
+// tokenizer.ggml.pre says which pre-tokenizer llama.cpp runs. convert_hf_to_gguf.py recognises
+// it by hashing the tokenization of a test text; ckpt reads the pre-tokenizer itself and
+// compares its regex and options with llama.cpp's: Llama-3's pattern -> "llama-bpe", Qwen2's ->
+// "qwen2", GPT-2's ByteLevel(use_regex) -> "gpt-2". Anything else is refused with one line
+// naming the pattern, rather than guessed.
+//
+// token_type: 1 normal, 2 unknown, 3 control (special added tokens), 4 user-defined (other added
+// tokens), 5 unused (ids nothing maps to, written as [PADn]), 6 byte (<0xXX>).
+// SentencePiece-style BPE has no scores in tokenizer.json; llama.cpp's SPM tokenizer merges the
+// highest-scoring pair first, so each token gets -(rank of the merge that makes it), 0 for
+// tokens no merge makes — the order Hugging Face's BPE merges in.
+// Special ids: bos/eos/unknown/padding/separator/mask from tokenizer_config.json (by
+// content, looked up in the vocabulary), add_bos_token/add_eos_token from tokenizer_config.json
+// or else from the post-processor (a special token before / after the sequence).
+// tokenizer.chat_template: tokenizer_config.json's chat_template (the "default" one of a list),
+// or chat_template.jinja beside it.
+
+import CkptCore
+import Foundation
+import OrderedCollections
+import Tokenizer
+
+public enum GGUFTokenizer {
+    public struct Refusal: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    /// llama.cpp's pre-tokenizer names by the regex a Split pre-tokenizer uses before a
+    /// ByteLevel(use_regex: false).
+    static let preByPattern: [String: String] = [llama3Pattern: "llama-bpe", qwen2Pattern: "qwen2"]
+
+    /// The directory holding a model's tokenizer: the input directory, or the directory of an
+    /// input file with a tokenizer.json beside it.
+    public static func source(for input: String) -> String? {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDir) else { return nil }
+        let dir = isDir.boolValue ? input : (input as NSString).deletingLastPathComponent
+        let json = (dir as NSString).appendingPathComponent("tokenizer.json")
+        return FileManager.default.fileExists(atPath: json) ? dir : nil
+    }
+
+    /// llama.cpp's name for the byte-level BPE pre-tokenizer, or a refusal naming it.
+    static func bytePre(_ pre: JSONValue?) throws -> String {
+        guard let pre, pre != .null else { throw Refusal(description: "byte-level BPE without a pre-tokenizer: no llama.cpp pre-tokenizer matches") }
+        let type = pre["type"]?.stringValue
+        if type == "ByteLevel" {
+            if pre["use_regex"]?.boolValue ?? true, !(pre["add_prefix_space"]?.boolValue ?? false) { return "gpt-2" }
+            throw Refusal(description: "pre-tokenizer ByteLevel(add_prefix_space: true or use_regex: false): no llama.cpp pre-tokenizer matches")
+        }
+        if type == "Sequence", let list = pre["pretokenizers"]?.arrayValue, list.count == 2,
+           list[0]["type"]?.stringValue == "Split", list[1]["type"]?.stringValue == "ByteLevel" {
+            let split = list[0], bl = list[1]
+            let pattern = split["pattern"]?["Regex"]?.stringValue ?? split["pattern"]?["String"]?.stringValue ?? "?"
+            guard split["behavior"]?.stringValue == "Isolated", split["invert"]?.boolValue != true,
+                  bl["use_regex"]?.boolValue == false, bl["add_prefix_space"]?.boolValue != true else {
+                throw Refusal(description: "pre-tokenizer Split(\(pattern)) with options llama.cpp does not have (behavior \(split["behavior"]?.stringValue ?? "?"), ByteLevel use_regex/add_prefix_space)")
+            }
+            if let name = preByPattern[pattern] { return name }
+            throw Refusal(description: "pre-tokenizer regex \(pattern) matches no llama.cpp pre-tokenizer (known: Llama-3's, Qwen2's, GPT-2's)")
+        }
+        throw Refusal(description: "pre-tokenizer \(type ?? "?") (\(pre.serialized().prefix(120))) matches no llama.cpp pre-tokenizer")
+    }
+
+    static func isByteLevel(_ j: JSONValue?) -> Bool {
+        guard let j, j != .null else { return false }
+        if j["type"]?.stringValue == "ByteLevel" { return true }
+        for key in ["pretokenizers", "decoders", "processors"] {
+            if let list = j[key]?.arrayValue, list.contains(where: { $0["type"]?.stringValue == "ByteLevel" }) { return true }
+        }
+        return false
+    }
+
+    static func readJSON(_ path: String) -> JSONValue? {
+        guard let data = FileManager.default.contents(atPath: path), data.count < 64 << 20 else { return nil }
+        return try? JSONValue.parse([UInt8](data))
+    }
+
+    /// The tokenizer.ggml.* keys for the tokenizer in `directory` (nil: none there).
+    /// `config`: the model's config.json, for special ids tokenizer_config.json lacks.
+    public static func keys(directory: String, config: ModelConfig?) throws -> OrderedDictionary<String, GGUFValue>? {
+        guard source(for: directory) == directory else { return nil }
+        let tok = try Tokenizer.load((directory as NSString).appendingPathComponent("tokenizer.json"))
+        let def = tok.definition
+        let tc = readJSON((directory as NSString).appendingPathComponent("tokenizer_config.json"))
+        var kv = OrderedDictionary<String, GGUFValue>()
+        let texts = tok.tokens
+        let added = Dictionary(tok.addedTokens.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var types = [Int32](repeating: 1, count: texts.count)
+        var tokens = [String](repeating: "", count: texts.count)
+        for (i, t) in texts.enumerated() {
+            guard let t else { tokens[i] = "[PAD\(i)]"; types[i] = 5; continue }
+            tokens[i] = t
+            if let a = added[i] { types[i] = a.special ? 3 : 4 }
+        }
+        if let u = tok.unknownTokenID, u < types.count { types[u] = 2 }
+        switch tok.modelType {
+        case "BPE" where tok.byteFallback:
+            kv["tokenizer.ggml.model"] = .string("llama")
+            kv["tokenizer.ggml.pre"] = .string("default")
+            var rank: [String: Int] = [:]
+            for (r, m) in tok.merges.enumerated() where rank[m.0 + m.1] == nil { rank[m.0 + m.1] = r }
+            let scores: [GGUFValue] = tokens.map { .f32(rank[$0].map { -Float($0) } ?? 0) }
+            for (i, t) in tokens.enumerated() where added[i] == nil && isByteToken(t) { types[i] = 6 }
+            kv["tokenizer.ggml.tokens"] = .array(.string, tokens.map { .string($0) })
+            kv["tokenizer.ggml.scores"] = .array(.f32, scores)
+            kv["tokenizer.ggml.token_type"] = .array(.i32, types.map { .i32($0) })
+            // A "▁" put before the text (Prepend normalizer or Metaspace prepend_scheme).
+            let normalizer = def?["normalizer"]?.serialized() ?? "", pre = def?["pre_tokenizer"]
+            let spacePrefix = normalizer.contains("\"Prepend\"") || (pre?["type"]?.stringValue == "Metaspace" && pre?["prepend_scheme"]?.stringValue != "never")
+            kv["tokenizer.ggml.add_space_prefix"] = .bool(spacePrefix)
+        case "BPE":
+            guard isByteLevel(def?["pre_tokenizer"]) || isByteLevel(def?["decoder"]) else {
+                throw Refusal(description: "BPE without byte fallback or byte-level pre-tokenizer: llama.cpp has no tokenizer for it")
+            }
+            kv["tokenizer.ggml.model"] = .string("gpt2")
+            kv["tokenizer.ggml.pre"] = .string(try bytePre(def?["pre_tokenizer"]))
+            kv["tokenizer.ggml.tokens"] = .array(.string, tokens.map { .string($0) })
+            kv["tokenizer.ggml.token_type"] = .array(.i32, types.map { .i32($0) })
+            kv["tokenizer.ggml.merges"] = .array(.string, tok.merges.map { .string($0.0 + " " + $0.1) })
+        case "WordPiece":
+            kv["tokenizer.ggml.model"] = .string("bert")
+            kv["tokenizer.ggml.pre"] = .string("default")
+            let phantom = tokens.enumerated().map { i, t -> String in
+                if types[i] == 5 || (t.hasPrefix("[") && t.hasSuffix("]")) { return t }
+                return t.hasPrefix("##") ? String(t.dropFirst(2)) : "\u{2581}" + t
+            }
+            kv["tokenizer.ggml.tokens"] = .array(.string, phantom.map { .string($0) })
+            kv["tokenizer.ggml.token_type"] = .array(.i32, types.map { .i32($0) })
+        default:
+            throw Refusal(description: "\(tok.modelType) tokenizer: ckpt writes llama.cpp's gpt2, llama (BPE with byte fallback) and bert vocabularies only")
+        }
+        // Special tokens.
+        func content(_ key: String) -> String? { tc?[key]?.stringValue ?? tc?[key]?["content"]?.stringValue }
+        func special(_ key: String, _ ggufKey: String, configKey: String? = nil) {
+            if let c = content(key), let id = tok.id(for: c) { kv["tokenizer.ggml.\(ggufKey)"] = .u32(UInt32(id)) }
+            else if let k = configKey, let id = config?[k]?.intValue, id >= 0, id < tokens.count { kv["tokenizer.ggml.\(ggufKey)"] = .u32(UInt32(id)) }
+        }
+        special("bos_token", "bos_token_id", configKey: "bos_token_id")
+        special("eos_token", "eos_token_id", configKey: "eos_token_id")
+        if let u = tok.unknownTokenID { kv["tokenizer.ggml.unknown_token_id"] = .u32(UInt32(u)) }
+        special("sep_token", "seperator_token_id")
+        special("pad_token", "padding_token_id", configKey: "pad_token_id")
+        special("mask_token", "mask_token_id")
+        let prefix = tok.specialPrefix, suffix = tok.specialSuffix
+        kv["tokenizer.ggml.add_bos_token"] = .bool(tc?["add_bos_token"]?.boolValue ?? !prefix.isEmpty)
+        kv["tokenizer.ggml.add_eos_token"] = .bool(tc?["add_eos_token"]?.boolValue ?? !suffix.isEmpty)
+        if let template = chatTemplate(tc, directory: directory) { kv["tokenizer.chat_template"] = .string(template) }
+        return kv
+    }
+
+    static func isByteToken(_ t: String) -> Bool {
+        let u = Array(t.utf8)
+        return u.count == 6 && t.hasPrefix("<0x") && t.hasSuffix(">") && UInt8(String(t.dropFirst(3).prefix(2)), radix: 16) != nil
+    }
+
+    static func chatTemplate(_ tc: JSONValue?, directory: String) -> String? {
+        if let s = tc?["chat_template"]?.stringValue { return s }
+        if let list = tc?["chat_template"]?.arrayValue {
+            return list.first(where: { $0["name"]?.stringValue == "default" })?["template"]?.stringValue ?? list.first?["template"]?.stringValue
+        }
+        let jinja = (directory as NSString).appendingPathComponent("chat_template.jinja")
+        if let d = FileManager.default.contents(atPath: jinja), d.count < 1 << 20 { return String(decoding: d, as: UTF8.self) }
+        return nil
+    }
+}

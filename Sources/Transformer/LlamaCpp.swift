@@ -1,0 +1,313 @@
+// llama.cpp's view of a model: for every parameter slot of the description its GGUF name and
+// the rearrangement llama.cpp's loader expects, and the `<arch>.*` keys — all derived from
+// roles and the description, learned from llama.cpp's converter (convert_hf_to_gguf.py) and
+// gguf-py's tensor names (constants.py). Formats/GGUF/GGUFNaming applies the plan.
+//
+// Names by role (blk.N. for block parameters; .weight / .bias kept):
+//   tokenEmbedding token_embd · positionEmbedding position_embd · tokenTypeEmbedding token_types
+//   embeddingNorm token_embd_norm · finalNorm output_norm · head output
+//   attentionNorm attn_norm · query/key/value attn_q/attn_k/attn_v · qkv attn_qkv
+//   queryNorm/keyNorm attn_q_norm/attn_k_norm · attentionOutput attn_output
+//   postAttentionNorm post_attention_norm · attentionResidualNorm (post-LN) attn_output_norm
+//   mlpNorm ffn_norm (attn_norm_2 in Falcon's two-norm blocks) · gate ffn_gate · up and
+//   gateUp ffn_up · down ffn_down · postMLPNorm post_ffw_norm · mlpResidualNorm layer_output_norm
+// Rearrangements:
+//   - rotary permutation: Hugging Face rotates the two halves of a head, llama.cpp's "normal"
+//     rope type (LLaMA, Granite) adjacent pairs, so q and k rows (and biases) are permuted
+//     within each head, as the converter does; "neox" rope archs (Qwen, Gemma, Phi-3, ...) keep
+//     Hugging Face's order;
+//   - fused q/k/v stored per key/value group (GPT-NeoX, Falcon) become q | k | v;
+//   - GPT-2's Conv1D weights ([in, out]) are transposed;
+//   - Gemma's norms store w and compute x·(1+w); the converter writes 1+w.
+// llama3 rope scaling becomes the `rope_freqs.weight` tensor the converter computes.
+// Families llama.cpp cannot run (or features it lacks) come back as `warnings`, never silently.
+
+import CkptCore
+import Foundation
+
+public enum LlamaCpp {
+    /// How llama.cpp knows one Hugging Face family.
+    public struct Arch: Sendable {
+        public var name: String
+        /// llama.cpp's "normal" rope type: q/k rows are permuted to adjacent pairs.
+        public var interleavedRope = false
+        /// Keys llama.cpp reads that only this arch has (e.g. parallel residual).
+        public var parallelResidualKey = false
+        /// Why llama.cpp cannot run it (names and keys are still written where they map).
+        public var unsupported: String? = nil
+    }
+
+    /// model_type -> llama.cpp architecture: the one table of llama.cpp's architecture names.
+    public static let architectures: [String: Arch] = [
+        "llama": Arch(name: "llama", interleavedRope: true),
+        "mistral": Arch(name: "llama", interleavedRope: true),
+        "granite": Arch(name: "granite", interleavedRope: true),
+        "qwen2": Arch(name: "qwen2"),
+        "qwen3": Arch(name: "qwen3"),
+        "gemma": Arch(name: "gemma"),
+        "gemma2": Arch(name: "gemma2"),
+        "gemma3_text": Arch(name: "gemma3"),
+        "phi3": Arch(name: "phi3"),
+        "starcoder2": Arch(name: "starcoder2"),
+        "olmo2": Arch(name: "olmo2"),
+        "stablelm": Arch(name: "stablelm"),
+        "gpt_neox": Arch(name: "gptneox", parallelResidualKey: true),
+        "falcon": Arch(name: "falcon"),
+        "gpt2": Arch(name: "gpt2"),
+        "bert": Arch(name: "bert"),
+    ]
+
+    public enum Transform: Sendable, Equatable {
+        case none
+        /// Conv1D [in, out] -> [out, in].
+        case transpose
+        /// Rows: gguf row r = hf row order[r].
+        case rows([Int])
+        /// w -> w + 1 (inverse w - 1).
+        case plusOne
+    }
+
+    public struct Entry: Sendable {
+        public var gguf: String
+        public var transform: Transform
+    }
+
+    public enum Value: Sendable, Equatable {
+        case u32(UInt32), f32(Float), bool(Bool), string(String)
+    }
+
+    public struct Plan: Sendable {
+        /// llama.cpp's architecture name, nil when ckpt cannot name its tensors.
+        public var arch: String?
+        /// Hugging Face name -> GGUF name and rearrangement.
+        public var tensors: [String: Entry] = [:]
+        /// `general.*` and `<arch>.*` keys, in the order to write them.
+        public var keys: [(String, Value)] = []
+        /// Tensors llama.cpp needs that the checkpoint does not store (name, shape, f32 values).
+        public var extraTensors: [(name: String, shape: [Int], values: [Float])] = []
+        /// One line each: what llama.cpp will not run or will compute differently.
+        public var warnings: [String] = []
+
+        public init(arch: String? = nil, warnings: [String] = []) {
+            self.arch = arch
+            self.warnings = warnings
+        }
+    }
+
+    /// The description of a checkpoint whose tensors carry Hugging Face names but maybe GGUF
+    /// layouts (shapes are not checked): what reading a GGUF back needs.
+    public static func describeNames(_ graph: WeightGraph) throws -> ModelDescription {
+        guard let config = graph.config, let family = Architectures.family(for: config.modelType) else {
+            throw TransformerError.unsupportedArchitecture(graph.config?.modelType ?? "(no config)")
+        }
+        return try family.describe(ConfigReader(config, graph: graph))
+    }
+
+    static func roleName(_ role: ParamRole, block: BlockSpec?) -> String? {
+        switch role {
+        case .tokenEmbedding: return "token_embd"
+        case .positionEmbedding: return "position_embd"
+        case .tokenTypeEmbedding: return "token_types"
+        case .embeddingNorm: return "token_embd_norm"
+        case .finalNorm: return "output_norm"
+        case .head: return "output"
+        case .attentionNorm: return "attn_norm"
+        case .query: return "attn_q"
+        case .key: return "attn_k"
+        case .value: return "attn_v"
+        case .qkv: return "attn_qkv"
+        case .queryNorm: return "attn_q_norm"
+        case .keyNorm: return "attn_k_norm"
+        case .attentionOutput: return "attn_output"
+        case .postAttentionNorm: return "post_attention_norm"
+        // Falcon's parallel blocks with two input norms: the second is attn_norm_2.
+        case .mlpNorm: return block?.parallel == true ? "attn_norm_2" : "ffn_norm"
+        case .gate: return "ffn_gate"
+        case .up, .gateUp: return "ffn_up"
+        case .down: return "ffn_down"
+        case .postMLPNorm: return "post_ffw_norm"
+        case .router: return "ffn_gate_inp"
+        case .sharedExpertGate: return "ffn_gate_inp_shexp"
+        case .embeddingProjection, .outputProjection: return nil
+        }
+    }
+
+    /// Residual norms have no role of their own: BERT's post-LN norms by their place in the block.
+    static func residualNormName(_ name: String, block: BlockSpec) -> String? {
+        if block.attentionResidualNorm?.name == name { return "attn_output_norm" }
+        if block.mlpResidualNorm?.name == name { return "layer_output_norm" }
+        return nil
+    }
+
+    /// Rows of a rotary q/k matrix in llama.cpp's adjacent-pair order.
+    public static func rotaryOrder(rows: Int, heads: Int) -> [Int]? {
+        guard heads > 0, rows % heads == 0, (rows / heads) % 2 == 0 else { return nil }
+        let hs = rows / heads, half = hs / 2
+        var order = [Int](repeating: 0, count: rows)
+        for h in 0..<heads { for i in 0..<half { for j in 0..<2 { order[h * hs + 2 * i + j] = h * hs + j * half + i } } }
+        return order
+    }
+
+    /// Rows of a fused q/k/v stored per key/value group, reordered to q | k | v.
+    static func groupedOrder(heads: Int, kvHeads: Int, headDim hs: Int) -> [Int] {
+        let perGroup = heads / kvHeads + 2
+        var q: [Int] = [], k: [Int] = [], v: [Int] = []
+        for g in 0..<kvHeads {
+            let base = g * perGroup * hs
+            for h in 0..<(perGroup - 2) { q += (0..<hs).map { base + h * hs + $0 } }
+            k += (0..<hs).map { base + (perGroup - 2) * hs + $0 }
+            v += (0..<hs).map { base + (perGroup - 1) * hs + $0 }
+        }
+        return q + k + v
+    }
+
+    /// "1K", "135M", "8B", as gguf-py rounds parameter counts.
+    static func sizeLabel(_ n: Int) -> String {
+        let x = Double(n)
+        let (s, u) = x > 1e12 ? (x * 1e-12, "T") : x > 1e9 ? (x * 1e-9, "B") : x > 1e6 ? (x * 1e-6, "M") : (x * 1e-3, "K")
+        return "\(Int(s.rounded()))\(u)"
+    }
+
+    /// llama.cpp's plan for a described checkpoint.
+    public static func plan(_ d: ModelDescription, config: ModelConfig) -> Plan {
+        var p = Plan()
+        guard let arch = architectures[d.modelType] else {
+            p.warnings.append("llama.cpp has no architecture for model_type \(d.modelType): tensors keep their Hugging Face names and llama.cpp will not load the file")
+            return p
+        }
+        if let u = arch.unsupported { p.warnings.append("llama.cpp cannot run \(d.modelType): \(u)") }
+        if d.blocks.contains(where: { $0.moe != nil }) || d.embedding.projection != nil || d.head.projection != nil {
+            p.warnings.append("llama.cpp layout for \(d.modelType) \(d.blocks.contains { $0.moe != nil } ? "mixture-of-experts blocks (experts stacked per layer)" : "embedding projections") is not written by ckpt: tensors keep their Hugging Face names and llama.cpp will not load the file")
+            return p
+        }
+        let slots = d.slots()
+        var blocks: [Int: BlockSpec] = [:]
+        for b in d.blocks { blocks[b.index] = b }
+        var names: [String: Entry] = [:]
+        // Norms computing x·(offset + w) (Gemma's 1 + w): llama.cpp multiplies by the stored weight.
+        let allNorms = d.blocks.flatMap(\.norms) + [d.head.finalNorm, d.embedding.norm].compactMap { $0 }
+        let offsetNorms = Set(allNorms.filter { $0.weightOffset == 1 }.flatMap(\.parameterNames))
+        for s in slots {
+            let block = s.layer.flatMap { blocks[$0] }
+            let base = s.isBias ? String(s.name.dropLast(".bias".count)) : (s.name.hasSuffix(".weight") ? String(s.name.dropLast(".weight".count)) : s.name)
+            guard let stem = block.flatMap({ residualNormName(base, block: $0) }) ?? roleName(s.role, block: block) else {
+                p.warnings.append("\(s.name): llama.cpp has no tensor for role \(s.role.rawValue); the file keeps its Hugging Face names")
+                return Plan(arch: nil, warnings: p.warnings)
+            }
+            if block?.norms.first(where: { $0.perHead != nil && $0.parameterNames.contains(where: { base.hasPrefix($0) }) }) != nil {
+                p.warnings.append("\(s.name): per-head norm weights (stacked in llama.cpp) are not written by ckpt; the file keeps its Hugging Face names")
+                return Plan(arch: nil, warnings: p.warnings)
+            }
+            let gguf = (s.layer.map { "blk.\($0)." } ?? "") + stem + (s.isBias ? ".bias" : ".weight")
+            var t = Transform.none
+            if let block {
+                let a = block.attention
+                if arch.interleavedRope, a.rope != nil, s.role == .query || s.role == .key {
+                    let heads = s.role == .query ? a.heads : a.kvHeads
+                    if let order = rotaryOrder(rows: s.shape[0], heads: heads) { t = .rows(order) }
+                }
+                if s.role == .qkv, case .fused(_, .grouped) = a.projections {
+                    t = .rows(groupedOrder(heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim))
+                }
+                if s.role == .qkv || s.role == .attentionOutput || s.role == .up || s.role == .down,
+                   !s.isBias, (a.linears + (block.mlp?.linears ?? [])).contains(where: { $0.weightName == s.name && $0.layout == .conv1d }) {
+                    t = .transpose
+                }
+            }
+            if !s.isBias, offsetNorms.contains(base) { t = .plusOne }
+            if let other = names.values.first(where: { $0.gguf == gguf }) {
+                p.warnings.append("\(s.name): two tensors map to \(other.gguf); the file keeps its Hugging Face names")
+                return Plan(arch: nil, warnings: p.warnings)
+            }
+            names[s.name] = Entry(gguf: gguf, transform: t)
+        }
+        p.arch = arch.name
+        p.tensors = names
+        p.keys = keys(d, config: config, arch: arch, slots: slots, plan: &p)
+        return p
+    }
+
+    static func isNorm(_ r: ParamRole) -> Bool {
+        [.attentionNorm, .mlpNorm, .postAttentionNorm, .postMLPNorm, .finalNorm, .queryNorm, .keyNorm, .embeddingNorm].contains(r)
+    }
+
+    static func keys(_ d: ModelDescription, config c: ModelConfig, arch: Arch, slots: [ParamSlot], plan p: inout Plan) -> [(String, Value)] {
+        let a = arch.name
+        var kv: [(String, Value)] = []
+        func u32(_ k: String, _ v: Int?) { if let v, v >= 0, v <= Int(UInt32.max) { kv.append((a + "." + k, .u32(UInt32(v)))) } }
+        func f32(_ k: String, _ v: Double?) { if let v { kv.append((a + "." + k, .f32(Float(v)))) } }
+        kv.append(("general.type", .string("model")))
+        let name = c["_name_or_path"]?.stringValue.flatMap { $0.split(separator: "/").last.map(String.init) } ?? d.architecture
+        kv.append(("general.name", .string(name)))
+        let params = slots.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        kv.append(("general.size_label", .string(sizeLabel(params))))
+        kv.append(("general.quantization_version", .u32(2)))
+        let first = d.blocks.first
+        u32("context_length", d.maxPositions ?? c.maxPositions)
+        u32("embedding_length", d.hiddenSize)
+        u32("block_count", d.blocks.count)
+        u32("feed_forward_length", first?.mlp?.width)
+        if let at = first?.attention {
+            u32("attention.head_count", at.heads)
+            u32("attention.head_count_kv", at.kvHeads)
+            u32("attention.key_length", at.headDim)
+            u32("attention.value_length", at.headDim)
+            if !at.causal { kv.append((a + ".attention.causal", .bool(false))) }
+            if let w = d.blocks.compactMap({ $0.attention.window }).first {
+                u32("attention.sliding_window", w)
+                if !["gemma2", "gemma3"].contains(a) {
+                    p.warnings.append("\(d.modelType): llama.cpp's \(a) runs every layer with full attention; ckpt and transformers mask keys older than \(w) positions, so outputs differ beyond \(w) tokens")
+                }
+            }
+            if let cap = at.softcap { f32("attn_logit_softcapping", Double(cap)) }
+            if a != "granite", abs(at.scale * Float(at.headDim).squareRoot() - 1) > 1e-6 {
+                p.warnings.append("\(d.modelType): attention scale \(at.scale) is not 1/sqrt(head_dim); llama.cpp's \(a) may use its own")
+            }
+        }
+        if let cap = d.head.softcap { f32("final_logit_softcapping", Double(cap)) }
+        if let n = first?.norms.first ?? d.head.finalNorm {
+            f32(n.kind == .rmsNorm ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon", Double(n.eps))
+        }
+        if arch.parallelResidualKey { kv.append((a + ".use_parallel_residual", .bool(first?.parallel ?? false))) }
+        if let rope = first?.attention.rope {
+            u32("rope.dimension_count", rope.rotaryDim)
+            f32("rope.freq_base", rope.theta)
+            switch rope.scaling {
+            case .none: break
+            case .linear(let f):
+                kv.append((a + ".rope.scaling.type", .string("linear"))); f32("rope.scaling.factor", f)
+            case .yarn(let f, let orig, let fast, let slow, let attn, _):
+                kv.append((a + ".rope.scaling.type", .string("yarn"))); f32("rope.scaling.factor", f)
+                u32("rope.scaling.original_context_length", orig)
+                f32("rope.scaling.yarn_beta_fast", fast); f32("rope.scaling.yarn_beta_slow", slow)
+                f32("rope.scaling.attn_factor", attn)
+            case .llama3(let f, let lo, let hi, let orig):
+                // As the converter: per-frequency factors in rope_freqs.weight.
+                let hs = rope.rotaryDim
+                var factors: [Float] = []
+                for i in stride(from: 0, to: hs, by: 2) {
+                    let freq = 1 / pow(rope.theta, Double(i) / Double(hs)), wavelen = 2 * Double.pi / freq
+                    let loWave = Double(orig) / lo, hiWave = Double(orig) / hi
+                    if wavelen < hiWave { factors.append(1) } else if wavelen > loWave { factors.append(Float(f)) } else {
+                        let smooth = (Double(orig) / wavelen - lo) / (hi - lo)
+                        factors.append(Float(1 / ((1 - smooth) / f + smooth)))
+                    }
+                }
+                p.extraTensors.append((name: "rope_freqs.weight", shape: [hs / 2], values: factors))
+            case .dynamic:
+                p.warnings.append("\(d.modelType): llama.cpp has no dynamic NTK rope scaling; it runs unscaled rotary")
+            case .longrope:
+                p.warnings.append("\(d.modelType): longrope factors (rope_factors_long/short) are not written by ckpt; llama.cpp runs unscaled rotary")
+            }
+        }
+        // Granite's multipliers.
+        if a == "granite" {
+            if let s = first?.attention.scale { f32("attention.scale", Double(s)) }
+            if let s = d.embedding.scale { f32("embedding_scale", Double(s)) }
+            if let s = first?.residualScale { f32("residual_scale", Double(s)) }
+            if let s = d.head.scale, s != 0 { f32("logit_scale", 1 / Double(s)) }
+        }
+        u32("vocab_size", d.vocabSize)
+        return kv
+    }
+}

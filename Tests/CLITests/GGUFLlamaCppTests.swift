@@ -1,0 +1,96 @@
+// What llama.cpp's loader reads, checked with gguf-py's reader on files ckpt writes: the
+// architecture keys and types convert_hf_to_gguf.py writes, tokenizer keys, f32 norms for
+// f16/bf16 and quantized files, llama-quantize's file type for a preset, and the plan's
+// reasons in --dry-run. (llama.cpp itself runs in `make test-llamacpp`.)
+
+import CkptCore
+import Foundation
+import Testing
+import TestSupport
+
+@Suite struct GGUFLlamaCppTests {
+    /// fixtures/models/llama-gqa with the Llama-3 tokenizer fixture beside it.
+    func modelWithTokenizer(_ dir: TempDir, model: String = "llama-gqa") throws -> String {
+        let m = dir.file("model")
+        try FileManager.default.createDirectory(atPath: m, withIntermediateDirectories: true)
+        for f in ["config.json", "model.safetensors"] { try FileManager.default.copyItem(atPath: Repo.fixture("models/\(model)/\(f)"), toPath: m + "/" + f) }
+        try FileManager.default.copyItem(atPath: Repo.fixture("tokenizers/llama3/tokenizer.json"), toPath: m + "/tokenizer.json")
+        try #"{"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "chat_template": "{{ messages }}"}"#
+            .write(toFile: m + "/tokenizer_config.json", atomically: true, encoding: .utf8)
+        return m
+    }
+
+    static let check = """
+    import sys, json, gguf
+    r = gguf.GGUFReader(sys.argv[1])
+    f = r.fields
+    def v(k): return f[k].contents() if k in f else None
+    def t(k): return f[k].types[-1].name if k in f else None
+    out = {k: [v(k), t(k)] for k in ["general.architecture", "general.file_type", "general.quantization_version", "general.name", "general.size_label",
+        "llama.context_length", "llama.embedding_length", "llama.block_count", "llama.feed_forward_length", "llama.attention.head_count",
+        "llama.attention.head_count_kv", "llama.attention.key_length", "llama.attention.value_length", "llama.rope.dimension_count",
+        "llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon", "tokenizer.ggml.model", "tokenizer.ggml.pre",
+        "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.chat_template"]}
+    out["n_tokens"] = len(f["tokenizer.ggml.tokens"].data) if "tokenizer.ggml.tokens" in f else 0
+    out["n_merges"] = len(f["tokenizer.ggml.merges"].data) if "tokenizer.ggml.merges" in f else 0
+    out["tensors"] = {x.name: x.tensor_type.name for x in r.tensors}
+    print(json.dumps(out))
+    """
+
+    func read(_ path: String) throws -> JSONValue {
+        let r = try Python.run(Self.check, [path])
+        #expect(r.status == 0, "\(r.stderr)")
+        return try JSONValue.parse(Array(r.stdout.utf8))
+    }
+
+    @Test func convertWritesWhatLlamaCppReads() throws {
+        let dir = TempDir()
+        let m = try modelWithTokenizer(dir)
+        let cfg = try JSONValue.parse(try readFile(m + "/config.json"))
+        for dtype in ["f16", "bf16"] {
+            let out = dir.file("\(dtype).gguf")
+            let r = try CkptBinary.run("convert", m, out, "--dtype", dtype)
+            #expect(r.status == 0, "\(r.stderr)")
+            let j = try read(out)
+            func val(_ k: String) -> JSONValue? { j[k]?.arrayValue?.first }
+            func type(_ k: String) -> String? { j[k]?.arrayValue?.last?.stringValue }
+            #expect(val("general.architecture")?.stringValue == "llama")
+            #expect(val("general.file_type")?.intValue == (dtype == "f16" ? 1 : 32))
+            #expect(val("general.quantization_version")?.intValue == 2 && val("general.size_label")?.stringValue != nil)
+            #expect(val("llama.embedding_length")?.intValue == cfg["hidden_size"]?.intValue)
+            #expect(val("llama.block_count")?.intValue == cfg["num_hidden_layers"]?.intValue)
+            #expect(val("llama.feed_forward_length")?.intValue == cfg["intermediate_size"]?.intValue)
+            #expect(val("llama.attention.head_count_kv")?.intValue == cfg["num_key_value_heads"]?.intValue)
+            for k in ["llama.context_length", "llama.block_count", "llama.attention.head_count", "llama.attention.key_length", "llama.rope.dimension_count"] {
+                #expect(type(k) == "UINT32", "\(k): \(type(k) ?? "missing")")
+            }
+            #expect(type("llama.attention.layer_norm_rms_epsilon") == "FLOAT32" && type("llama.rope.freq_base") == "FLOAT32")
+            #expect(val("tokenizer.ggml.model")?.stringValue == "gpt2" && val("tokenizer.ggml.pre")?.stringValue == "llama-bpe")
+            #expect(val("tokenizer.ggml.bos_token_id")?.intValue != nil && val("tokenizer.ggml.eos_token_id")?.intValue != nil)
+            #expect(val("tokenizer.chat_template")?.stringValue == "{{ messages }}")
+            #expect((j["n_tokens"]?.intValue ?? 0) > 256 && (j["n_merges"]?.intValue ?? 0) > 0)
+            let tensors = j["tensors"]?.objectValue ?? [:]
+            #expect(tensors.keys.allSatisfy { $0.hasPrefix("blk.") || ["token_embd.weight", "output_norm.weight", "output.weight"].contains($0) }, "\(tensors.keys)")
+            for (name, t) in tensors where name.hasSuffix("norm.weight") { #expect(t.stringValue == "F32", "\(dtype): \(name) is \(t)") }
+        }
+    }
+
+    @Test func q4KMPresetAndDryRunPlan() throws {
+        let dir = TempDir()
+        // Hidden size 32: rows fit q5_0 (q4_k's fallback), so the file is quantized.
+        let m = try modelWithTokenizer(dir, model: "llama-yarn")
+        let out = dir.file("q.gguf")
+        let r = try CkptBinary.run("quantize", m, out, "--scheme", "q4_k_m", "--no-errors", "--quiet", "--tensor-type", "output=f16")
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try read(out)
+        #expect(j["general.file_type"]?.arrayValue?.first?.intValue == 15)
+        let tensors = j["tensors"]?.objectValue ?? [:]
+        // `output` is anchored at name-part boundaries: output.weight, not blk.N.attn_output.weight.
+        #expect(tensors["output.weight"]?.stringValue == "F16")
+        #expect(tensors.filter { $0.key.contains("attn_output") }.allSatisfy { $0.value.stringValue == "Q5_0" }, "\(tensors)")
+        for (name, t) in tensors where name.hasSuffix("norm.weight") { #expect(t.stringValue == "F32") }
+        let plan = try CkptBinary.run("quantize", m, dir.file("p.gguf"), "--scheme", "q4_k_m", "--dry-run", "--tensor-type", "output=f16")
+        #expect(plan.status == 0 && plan.stdout.contains("--tensor-type output=f16") && plan.stdout.contains("fallback"), "\(plan.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("p.gguf")))
+    }
+}

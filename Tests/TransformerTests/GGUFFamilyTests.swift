@@ -1,0 +1,93 @@
+// Every family fixture through GGUF: Hugging Face directory -> ckpt's GGUF (llama.cpp's names,
+// layouts and keys, from the architecture description) -> read back -> forward pass equal to
+// PyTorch's outputs (1e-4 relative). Families llama.cpp can run must come out fully renamed,
+// with llama.cpp's architecture name and 1-D tensors in f32; the others keep their names.
+
+import CkptCore
+import Foundation
+import Formats
+import Quantize
+import Testing
+import TestSupport
+import Transformer
+
+@Suite struct GGUFFamilyTests {
+    /// Fixtures whose family llama.cpp runs (LlamaCpp.architectures) and ckpt names in full.
+    static let mapped: Set<String> = [
+        "llama-yarn", "llama-dynamic", "llama-linear-bias", "llama-base", "mistral-swa", "qwen2-swa", "qwen3", "qwen3-base",
+        "gemma", "gemma2-softcap", "gemma3-text", "phi3", "phi3-longrope", "gpt-neox", "gpt-neox-seq-base",
+        "falcon-new", "falcon-mq", "stablelm-parallel", "olmo2", "starcoder2", "granite", "bert-gelunew", "st-bert-mean",
+    ]
+
+    @Test(arguments: FamilyFixture.supported)
+    func roundTripsThroughGGUF(_ f: FamilyFixture) throws {
+        let dir = TempDir()
+        let path = dir.file("m.gguf")
+        let source = try Checkpoint.open(Repo.fixture("models/\(f.name)")).graph
+        try GGUF.write(source, to: path)
+        let raw = try GGUF.read(path: path)
+        let kvs = try GGUFMetadata.values(of: raw)
+        if Self.mapped.contains(f.name) {
+            let arch = try #require(LlamaCpp.architectures[f.modelType]).name
+            #expect(kvs["general.architecture"] == .string(arch), "\(f.name)")
+            let foreign = raw.tensors.keys.filter { !$0.hasPrefix("blk.") && !["token_embd", "position_embd", "token_types", "token_embd_norm", "output_norm", "output", "rope_freqs"].contains($0.split(separator: ".").first.map(String.init) ?? "") }
+            #expect(foreign.isEmpty, "\(f.name): tensors not in llama.cpp's names: \(foreign)")
+            #expect(kvs["\(arch).block_count"] != nil && kvs["\(arch).embedding_length"] != nil && kvs["\(arch).attention.head_count"] != nil)
+            #expect(kvs["general.quantization_version"] == .u32(2) && kvs["general.size_label"] != nil && kvs["general.name"] != nil)
+        }
+        for t in raw.tensors.values where t.shape.count < 2 { #expect(t.dtype == .f32, "\(f.name): \(t.name) is \(t.dtype)") }
+        let graph = try Checkpoint.openModel(path)
+        let (out, expected) = try runFixture(f.name, graph: graph)
+        let (rel, maxAbs) = relativeError(out.values, try expected.floats("output"))
+        print("\(f.name) via GGUF (\(kvs["general.architecture"].map { GGUFMetadata.text($0) } ?? "?")): max abs error \(maxAbs), relative \(rel)")
+        #expect(rel <= 1e-4, "\(f.name): relative error \(rel) after GGUF")
+    }
+
+    /// f16 / bf16 checkpoints keep their norms and biases in f32 (llama.cpp aborts otherwise).
+    @Test func halfPrecisionNormsAreF32() throws {
+        let dir = TempDir()
+        var g = try Checkpoint.open(Repo.fixture("models/qwen2-swa")).graph
+        for t in g.tensors.values { try g.replace(Cast.cast(t, to: .bf16)) }
+        try GGUF.write(g, to: dir.file("h.gguf"))
+        let raw = try GGUF.read(path: dir.file("h.gguf"))
+        for t in raw.tensors.values {
+            #expect(t.dtype == (t.shape.count < 2 ? .f32 : .bf16), "\(t.name): \(t.dtype)")
+        }
+    }
+
+    /// The q/k permutation for LLaMA's rotary, and Gemma's 1 + w, as llama.cpp's converter writes them.
+    @Test func llamaAndGemmaRearrangements() throws {
+        let dir = TempDir()
+        for (name, arch) in [("llama-yarn", "llama"), ("gemma", "gemma")] {
+            let source = try Checkpoint.open(Repo.fixture("models/\(name)")).graph
+            try GGUF.write(source, to: dir.file("\(name).gguf"))
+            let raw = try GGUF.read(path: dir.file("\(name).gguf"))
+            #expect(raw.metadata["general.architecture"] == arch)
+            if arch == "llama" {
+                let q = try #require(source.tensors["model.layers.0.self_attn.q_proj.weight"])
+                let gq = try #require(raw.tensors["blk.0.attn_q.weight"])
+                let hf = try #require(try Cast.floats(q)), gg = try #require(try Cast.floats(gq))
+                let heads = try #require(source.config?.numHeads), rows = q.shape
+                let hs = rows[0] / heads, cols = rows[1]
+                // GGUF row 1 of head 0 is Hugging Face row hs/2.
+                #expect(Array(gg[cols..<2 * cols]) == Array(hf[(hs / 2) * cols..<(hs / 2 + 1) * cols]))
+            } else {
+                let n = try #require(source.tensors["model.norm.weight"]), gn = try #require(raw.tensors["output_norm.weight"])
+                let hf = try #require(try Cast.floats(n)), gg = try #require(try Cast.floats(gn))
+                #expect(zip(hf, gg).allSatisfy { $1 == $0 + 1 })
+            }
+        }
+    }
+}
+
+func runFixture(_ name: String, graph: WeightGraph) throws -> (ForwardOutput, Expected) {
+    let expected = try Expected(Repo.fixture("models/\(name).expected.safetensors"))
+    let model = try Transformers.load(graph)
+    let input: ModelInput
+    if let shape = expected.tensors["input"]?.shape {
+        input = .vectors(try expected.floats("input"), rows: shape[0])
+    } else {
+        input = .tokens(try expected.ints("tokens"))
+    }
+    return (try model.forward(input, collectHidden: false), expected)
+}
