@@ -94,6 +94,7 @@ func outputError(_ w: [Float], _ q: [Float], _ x: [Double], rows: Int, cols: Int
         let ours = try GPTQ.quantize(weight: w, rows: rows, cols: cols, hessian: h, to: dtype, options: GPTQOptions(actOrder: actOrder))
         let reference = try referenceGPTQ(w, h, rows: rows, cols: cols, dtype: dtype, actOrder: actOrder)
         #expect(ours.bytes.count == reference.count)
+        print("GPTQ \(dtype) act order \(actOrder): bytes \(ours.bytes == reference ? "identical to" : "differ from") the NumPy reference")
         if ours.bytes != reference {
             // Ties may round differently between the two: then the errors must agree to 1e-6.
             let refValues = try reference.withUnsafeBytes { try Quantizer.dequantize($0, dtype: dtype, count: w.count) }
