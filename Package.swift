@@ -21,6 +21,9 @@ let package = Package(
         .library(name: "CkptCore", targets: ["CkptCore"]),
         .library(name: "Formats", targets: ["Formats"]),
         .library(name: "Quantize", targets: ["Quantize"]),
+        // For the fuzz targets in Fuzz/ (their own package): the model config and pipeline files.
+        .library(name: "Transformer", targets: ["Transformer"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,6 +50,10 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // Hot loops in C with AVX2 paths picked at run time and scalar fallbacks giving the same
+        // bytes: the .ckz plane filter and histogram, HDF5 shuffle, float casts, GGUF 32-value
+        // quantizers. No library does these exact byte layouts; the kernels are ~500 lines.
+        .target(name: "CKernels"),
         .target(
             name: "CkptCore",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
@@ -55,12 +62,12 @@ let package = Package(
         .target(
             name: "Formats",
             dependencies: [
-                "CkptCore", "CHDF5", "CDeflate", "CZlib", "Quantize",
+                "CkptCore", "CHDF5", "CDeflate", "CZlib", "Quantize", "CKernels",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // OpenBLAS: GPTQ's Hessian factorisation (LAPACK) and lazy batch updates (BLAS).
-        .target(name: "Quantize", dependencies: ["CkptCore", "COpenBLAS"]),
+        .target(name: "Quantize", dependencies: ["CkptCore", "CKernels", "COpenBLAS"]),
         // OpenBLAS from Debian's libopenblas-dev, for the forward pass's matrix products.
         .systemLibrary(
             name: "COpenBLAS",
@@ -101,14 +108,14 @@ let package = Package(
         .executableTarget(
             name: "ckpt",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train", "Tokenizer",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train", "Tokenizer", "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(name: "TestSupport", dependencies: ["CkptCore"], path: "Tests/TestSupport"),
         .testTarget(name: "CkptCoreTests", dependencies: ["CkptCore", "Quantize", "TestSupport"]),
-        .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "TestSupport"]),
-        .testTarget(name: "QuantizeTests", dependencies: ["CkptCore", "Formats", "Quantize", "TestSupport"]),
+        .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "CKernels", "TestSupport"]),
+        .testTarget(name: "QuantizeTests", dependencies: ["CkptCore", "Formats", "Quantize", "CKernels", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Transformer", "TestSupport"]),
         .testTarget(name: "PruneTests", dependencies: ["CkptCore", "Formats", "Transformer", "Prune", "Pipeline", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "Tokenizer", "TestSupport"]),

@@ -78,8 +78,9 @@ public struct PipelineSpec: Sendable {
     /// Reads a pipeline file (.yaml/.yml/.json; YAML is a superset of JSON, so anything else
     /// is read as YAML too).
     public static func load(path: String) throws -> PipelineSpec {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw IOError.cannotOpen(path: path, errno: ENOENT)
+        // A pipeline is a few kB; special files (a FIFO would block) are refused.
+        guard let text = String(validating: try RegularFile.read(path, cap: 16 << 20), as: UTF8.self) else {
+            throw FileError(path: path, error: PipelineError.invalid("not UTF-8 text"))
         }
         let root: JSONValue
         do {

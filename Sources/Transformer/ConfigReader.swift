@@ -101,6 +101,10 @@ public struct ConfigReader: Sendable {
 
     public func string(_ key: String) -> String? { config[key]?.stringValue }
 
+    /// `tie_word_embeddings` as stated, else the family's default (its transformers config
+    /// class's: true for GPT-2, BERT, Gemma, OPT, Falcon..., false for LLaMA, Mistral, Qwen...).
+    public func tieWordEmbeddings(default familyDefault: Bool) -> Bool { config.tieWordEmbeddings(default: familyDefault) }
+
     public func bool(_ key: String, default d: Bool) throws -> Bool {
         guard let v = config[key], v != .null else { return d }
         guard let b = v.boolValue else { throw invalid("\(key) is not true or false") }
