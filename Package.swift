@@ -68,7 +68,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .target(name: "Quantize", dependencies: ["CkptCore", "CKernels"]),
+        // OpenBLAS: GPTQ's Hessian factorisation (LAPACK) and lazy batch updates (BLAS).
+        .target(name: "Quantize", dependencies: ["CkptCore", "CKernels", "COpenBLAS"]),
         // OpenBLAS from Debian's libopenblas-dev, for the forward pass's matrix products.
         .systemLibrary(
             name: "COpenBLAS",

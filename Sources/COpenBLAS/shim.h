@@ -2,6 +2,13 @@
 #ifndef CKPT_COPENBLAS_SHIM_H
 #define CKPT_COPENBLAS_SHIM_H
 #include <cblas.h>
+#include <stddef.h>
+
+// LAPACK's Cholesky routines, which OpenBLAS exports (Fortran calling convention: every argument
+// by pointer, column-major; the trailing hidden length of the `uplo` string is passed explicitly).
+// GPTQ (Sources/Quantize/GPTQ.swift) factors its Hessians with them.
+void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t uplo_len);
+void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t uplo_len);
 
 // OpenBLAS picks its kernels ("core") when the library loads, from the CPU's identity. On
 // virtual CPUs it may not recognise the model and fall back to a pre-AVX core (Prescott),

@@ -26,7 +26,7 @@ public enum Quantization {
     /// and one row per tensor for the report.
     public static func apply(_ source: WeightGraph, recipe: QuantizeRecipe, scheme: String, format: CheckpointFormat,
                              output: String, jobs: Int, dequantize: Bool, report: QuantizationReport,
-                             tool: String) throws -> (graph: WeightGraph, rows: [QuantizePlanRow]) {
+                             tool: String, calibration: Calibration? = nil) throws -> (graph: WeightGraph, rows: [QuantizePlanRow]) {
         // GGUF output: rename to llama.cpp's layout first, so GPT-2's Conv1D weights are
         // transposed while still float and blocks run along each output row.
         let renamed = format == .gguf ? try GGUFNaming.toGGUF(source) : try GGUFNaming.toHF(source)
@@ -48,7 +48,13 @@ public enum Quantization {
                 }
                 after = target.byteCount(shape: t.shape) ?? 0
                 if target.isQuantized, !format.canHold(target) { after = t.elementCount * 4 }
-                try graph.replace(Quantizer.lazyQuantize(t, to: target, jobs: jobs, report: report))
+                if target.isQuantized, let calibration,
+                   let q = try calibration.quantize(t, modelName: hfNames[t.name] ?? t.name, target: target,
+                                                    transposed: format == .gguf, report: report) {
+                    try graph.replace(q)
+                } else {
+                    try graph.replace(Quantizer.lazyQuantize(t, to: target, jobs: jobs, report: report))
+                }
             }
             rows.append(QuantizePlanRow(name: t.name, shape: t.shape, before: t.dtype, decision: d,
                                         bytesBefore: t.byteCount, bytesAfter: after))
@@ -85,7 +91,8 @@ public enum Quantization {
 
     /// The per-tensor report as JSON (`ckpt quantize --json`, pipeline step results).
     public static func jsonReport(_ rows: [QuantizePlanRow], report: QuantizationReport, recipe: QuantizeRecipe,
-                                  input: String, output: String, dryRun: Bool, tool: String) -> JSONValue {
+                                  input: String, output: String, dryRun: Bool, tool: String,
+                                  calibration: Calibration? = nil) -> JSONValue {
         let tensors: [JSONValue] = rows.map { r in
             var o: OrderedDictionary<String, JSONValue> = [
                 "name": .string(r.name),
@@ -104,10 +111,17 @@ public enum Quantization {
                 o["sqnr_db"] = number(e.sqnrDB)
                 o["relative_rmse"] = number(e.relativeRMSE)
             }
+            if let c = calibration?.layer(r.name) {
+                o["calibration"] = .object([
+                    "method": .string(c.method),
+                    "output_error_rtn": number(c.errorBefore),
+                    "output_error": number(c.errorAfter),
+                ])
+            }
             return .object(o)
         }
         let before = rows.reduce(0) { $0 + $1.bytesBefore }, after = rows.reduce(0) { $0 + $1.bytesAfter }
-        return .object([
+        var o: OrderedDictionary<String, JSONValue> = [
             "input": .string(input),
             "output": .string(output),
             "dry_run": .bool(dryRun),
@@ -118,6 +132,19 @@ public enum Quantization {
             "bytes_after": .int(after),
             "fallbacks": .int(rows.filter { $0.decision.fellBackFrom != nil }.count),
             "quantize_seconds": .double(report.quantizeSeconds),
-        ])
+        ]
+        if let c = calibration {
+            o["calibration"] = .object([
+                "file": .string(c.options.file),
+                "method": .string(c.method(forScheme: recipe.scheme, groupSize: recipe.groupSize)),
+                "sequences": .int(c.sequences),
+                "tokens": .int(c.tokens),
+                "context": .int(c.options.context),
+                "collect_seconds": .double(c.collectSeconds),
+                "calibrated_quantize_seconds": .double(c.quantizeSeconds),
+                "layers": .int(rows.filter { c.layer($0.name) != nil }.count),
+            ])
+        }
+        return .object(o)
     }
 }

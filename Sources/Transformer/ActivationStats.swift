@@ -1,6 +1,7 @@
 // Activation statistics gathered during forward passes on calibration inputs: what
 // activation-based pruning importance (Wanda, Minitron-style) is computed from.
 
+import COpenBLAS
 import Foundation
 
 public final class ActivationStats: @unchecked Sendable {
@@ -18,13 +19,43 @@ public final class ActivationStats: @unchecked Sendable {
     public internal(set) var blockInfluence: [Int: Double] = [:]
     /// Tokens seen.
     public internal(set) var tokens = 0
+    /// Per linear weight, when `collectGram`: Σ over tokens of x·xᵀ, [C, C] row-major in f64
+    /// (GPTQ's Hessian is 2/N of it). Only the upper triangle is accumulated; `gram(_:)` fills
+    /// the lower one.
+    public internal(set) var inputGrams: [String: [Double]] = [:]
+    /// Per linear weight, when `collectGram`: Σ over tokens of |x_j| (AWQ's channel magnitude).
+    public internal(set) var inputAbs: [String: [Double]] = [:]
+    /// Per linear weight: tokens seen by that layer.
+    public internal(set) var inputTokens: [String: Int] = [:]
+    /// Whether to accumulate `inputGrams` and `inputAbs` (C² doubles per linear layer).
+    public var collectGram: Bool
 
-    public init() {}
+    public init(collectGram: Bool = false) { self.collectGram = collectGram }
 
     func addInput(_ name: String, _ x: [Float], T: Int, C: Int) {
         var acc = inputSquares[name] ?? [Double](repeating: 0, count: C)
         for t in 0..<T { for j in 0..<C { let v = Double(x[t * C + j]); acc[j] += v * v } }
         inputSquares[name] = acc
+        inputTokens[name, default: 0] += T
+        guard collectGram, T > 0, C > 0 else { return }
+        let xd = x.prefix(T * C).map(Double.init)
+        var g = inputGrams.removeValue(forKey: name) ?? [Double](repeating: 0, count: C * C)
+        xd.withUnsafeBufferPointer { a in
+            g.withUnsafeMutableBufferPointer { c in
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(C), Int32(T), 1, a.baseAddress, Int32(C), 1, c.baseAddress, Int32(C))
+            }
+        }
+        inputGrams[name] = g
+        var ab = inputAbs[name] ?? [Double](repeating: 0, count: C)
+        for t in 0..<T { for j in 0..<C { ab[j] += abs(xd[t * C + j]) } }
+        inputAbs[name] = ab
+    }
+
+    /// The full symmetric Σ x·xᵀ of a linear weight's inputs, or nil.
+    public func gram(_ name: String) -> [Double]? {
+        guard var g = inputGrams[name], let C = inputSquares[name]?.count else { return nil }
+        for i in 0..<C { for j in 0..<i { g[i * C + j] = g[j * C + i] } }
+        return g
     }
 
     /// `out` is [T, heads·hs].

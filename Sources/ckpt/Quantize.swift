@@ -79,6 +79,24 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "No progress bar.")
     var quiet = false
 
+    @Option(help: "Calibrate on this text (tokenized with the model's tokenizer) or token file (.npy, or lines of ids).")
+    var calibrate: String?
+
+    @Option(help: "Calibration method: gptq or rtn (default: gptq for q8_0/q4_0/q4_1/q5_0/q5_1/int8/int4, rtn otherwise).")
+    var method: String?
+
+    @Option(help: "Calibration sequences used (at most).")
+    var calibrationSamples: Int = 128
+
+    @Option(help: "Tokens per calibration sequence.")
+    var context: Int = 512
+
+    @Option(help: "GPTQ dampening: this fraction of the Hessian's mean diagonal is added to it.")
+    var damp: Double = 0.01
+
+    @Flag(help: "GPTQ: quantize columns in order of decreasing activation energy (grids fixed first).")
+    var actOrder = false
+
     func run() throws {
         var overrides: [(pattern: String, scheme: String)] = []
         for t in tensorType {
@@ -96,9 +114,20 @@ struct QuantizeCommand: ParsableCommand {
         let excluded = try Conversion.exclude(&source, patterns, path: input)
         let companions = directory ? Conversion.companionSource(input) : nil
         let report = QuantizationReport(measures: !noErrors)
+        if calibrate == nil, method != nil || actOrder { throw CLIError("--method and --act-order need --calibrate FILE") }
+        guard damp > 0, damp.isFinite else { throw CLIError("--damp must be a positive number") }
+        let calibration = try calibrate.map { file in
+            try Calibration.collect(source, checkpoint: input, options: CalibrationOptions(
+                file: file, method: method?.lowercased(), samples: calibrationSamples, context: context,
+                percdamp: damp, actOrder: actOrder))
+        }
+        if let calibration, !json {
+            print("calibration: \(calibration.sequences) sequence(s), \(calibration.tokens) tokens from \(calibration.options.file) "
+                  + String(format: "(%.2f s); method %@", calibration.collectSeconds, calibration.method(forScheme: scheme, groupSize: groupSize)))
+        }
         let (graph, rows) = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: output,
                                                    jobs: jobs, dequantize: dequantize, report: report,
-                                                   tool: "ckpt \(Ckpt.version)")
+                                                   tool: "ckpt \(Ckpt.version)", calibration: calibration)
 
         if !dryRun {
             let progress = ProgressBar.make(label: "quantize", quiet: quiet || json)
@@ -114,14 +143,22 @@ struct QuantizeCommand: ParsableCommand {
         summary.carried = dryRun ? [] : companions.map { Companions.list(in: $0).map(\.name) } ?? []
         if json {
             var r = Quantization.jsonReport(rows, report: report, recipe: recipe, input: input, output: output, dryRun: dryRun,
-                                            tool: "ckpt \(Ckpt.version)").objectValue ?? [:]
+                                            tool: "ckpt \(Ckpt.version)", calibration: calibration).objectValue ?? [:]
             r["excluded"] = .array(excluded.map { JSONValue.string($0) })
             r["carried"] = .array(summary.carried.map { JSONValue.string($0) })
             print(JSONValue.object(r).prettyPrinted())
         } else {
             printReport(rows, report: report)
+            if let calibration { printCalibration(rows, calibration) }
             for line in summary.lines(input: input) { print(line) }
         }
+    }
+
+    func printCalibration(_ rows: [QuantizePlanRow], _ c: Calibration) {
+        let layers = rows.compactMap { r in c.layer(r.name).map { (r.name, $0) } }
+        guard !layers.isEmpty else { print("  calibration: no layer calibrated (round-to-nearest everywhere)"); return }
+        print("  output error on the calibration activations, ‖WX − ŴX‖/‖WX‖ (rtn -> calibrated):")
+        for (name, l) in layers { print(String(format: "    %@  %.4e -> %.4e  (%@)", name, l.errorBefore, l.errorAfter, l.method)) }
     }
 
     func printReport(_ rows: [QuantizePlanRow], report: QuantizationReport) {
