@@ -18,9 +18,18 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "ckpt", targets: ["ckpt"]),
+        // Every stage is a library an app can link without the CLI (Examples/ shows one).
         .library(name: "CkptCore", targets: ["CkptCore"]),
         .library(name: "Formats", targets: ["Formats"]),
         .library(name: "Quantize", targets: ["Quantize"]),
+        .library(name: "Transformer", targets: ["Transformer"]),  // the forward pass
+        .library(name: "Tokenizer", targets: ["Tokenizer"]),
+        .library(name: "Prune", targets: ["Prune"]),
+        .library(name: "Train", targets: ["Train"]),  // distillation
+        // Verification (Verifier, TextVerifier, the HTML report), checkpoint diff, pipelines.
+        .library(name: "Pipeline", targets: ["Pipeline"]),
+        // All of the above behind one `import CkptKit`.
+        .library(name: "CkptKit", targets: ["CkptKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -97,6 +106,8 @@ let package = Package(
         // Training on CPU (issue 9): its own forward that keeps activations, the backward pass,
         // AdamW, student configs and the distillation loop. Reads checkpoints through Formats.
         .target(name: "Train", dependencies: ["CkptCore", "Formats", "Quantize", "COpenBLAS", "Transformer"]),
+        // The umbrella module: re-exports every library target.
+        .target(name: "CkptKit", dependencies: ["CkptCore", "Formats", "Quantize", "Transformer", "Tokenizer", "Prune", "Train", "Pipeline"]),
         .executableTarget(
             name: "ckpt",
             dependencies: [
@@ -113,7 +124,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "Tokenizer", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["CkptCore", "Tokenizer", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["CkptCore", "Formats", "Transformer", "Train", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "TestSupport", "CZlib"]),
     ],
     swiftLanguageModes: [.v6]
 )
