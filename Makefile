@@ -1,13 +1,14 @@
 # ckpt: the two commands the README promises, and their helpers.
 #   make demo   build ckpt and run the main job on the bundled tiny GPT-2
 #   make test   run the test suite (installs system packages and a Python venv if missing)
+#   make example  build and run Examples/, an app using ckpt as a library
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test demo bench bench-ckz bench-quantize bench-torch bench-tokenize fixtures clean
+.PHONY: deps venv build test example demo bench bench-ckz bench-quantize bench-torch bench-tokenize fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -27,6 +28,12 @@ build: deps
 
 test: venv
 	CKPT_PYTHON=$(abspath $(PY)) swift test $(SWIFT_TEST_FLAGS)
+
+# Examples/: a separate package depending on this one by path, as an app would. It loads the
+# tiny GPT-2, quantizes it in memory, verifies it against the original and writes it.
+example: deps
+	swift build --package-path Examples
+	swift run --package-path Examples --skip-build QuantizeAndVerify fixtures/tiny-gpt2 build/example/tiny-gpt2-q8_0.ckz
 
 demo: build
 	./tools/demo.sh .build/release/ckpt

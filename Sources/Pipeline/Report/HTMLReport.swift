@@ -216,13 +216,13 @@ public struct VerifyHTMLReport: Sendable {
     }
 
     func modelsSection() -> String {
-        var s = "<h2>Models</h2><table class=\"models\"><thead><tr><th></th><th>path</th><th>format</th><th class=\"num\">size</th><th class=\"num\">parameters</th><th>dtypes</th></tr></thead><tbody>"
+        var s = "<h2>Models</h2><div class=\"scroll\"><table class=\"models\"><thead><tr><th></th><th>path</th><th>format</th><th class=\"num\">size</th><th class=\"num\">parameters</th><th>dtypes</th></tr></thead><tbody>"
         for m in models {
-            s += "<tr><th>\(escapeHTML(m.role))</th><td class=\"mono path\">\(escapeHTML(m.path))</td><td>\(escapeHTML(m.format))</td>"
+            s += "<tr><th>\(escapeHTML(m.role))</th><td class=\"mono nowrap\">\(escapeHTML(m.path))</td><td>\(escapeHTML(m.format))</td>"
             s += "<td class=\"num\">\(m.bytes.map(VerifyHTMLReport.bytes) ?? "–")</td><td class=\"num\">\(VerifyHTMLReport.count(m.parameters))</td>"
             s += "<td>\(m.dtypes.map { "\(escapeHTML($0.dtype)) ×\($0.tensors)" }.joined(separator: ", "))</td></tr>"
         }
-        s += "</tbody></table><ul class=\"configs\">"
+        s += "</tbody></table></div><ul class=\"configs\">"
         for m in models { s += "<li><b>\(escapeHTML(m.role))</b> <span class=\"mono\">\(escapeHTML(m.summary))</span></li>" }
         if models.count == 2, let a = models[0].bytes, let b = models[1].bytes, a > 0 {
             s += "<li>the candidate is <b>\(String(format: "%.1f", 100 * Double(b) / Double(a)))%</b> of the reference's size on disk</li>"
@@ -262,7 +262,7 @@ public struct VerifyHTMLReport: Sendable {
             plot.bar(x0: Double(i) - 0.36, x1: Double(i) + 0.36, value: d, color: Palette.blue,
                      title: "block \(i): \(shortNumber(d, digits: 4))")
         }
-        s += "<figure>" + plot.svg(id: "chart-drift", label: "relative RMS drift of each block's input")
+        s += "<figure><div class=\"wide\">" + plot.svg(id: "chart-drift", label: "relative RMS drift of each block's input") + "</div>"
         s += "<figcaption>‖h<sub>cand</sub> − h<sub>ref</sub>‖ / ‖h<sub>ref</sub>‖ of each block's input, averaged over the \(report.sequences.count) sequences. Growth along the depth shows where error accumulates; a jump at one block points at that block's weights.</figcaption></figure>"
         return s
     }
@@ -364,7 +364,7 @@ public struct VerifyHTMLReport: Sendable {
             plot.vrule(limit, color: Palette.vermillion, label: "gate \(gate) \(shortNumber(isLM ? limit : 1 - limit, digits: 4))",
                        dash: "2 3", anchorEnd: x.fraction(limit) > 0.7)
         }
-        s += "<figure>" + plot.svg(id: "chart-kl-hist", label: "distribution of \(measure) over positions")
+        s += "<figure><div class=\"wide\">" + plot.svg(id: "chart-kl-hist", label: "distribution of \(measure) over positions") + "</div>"
         s += "<figcaption>\(values.count) positions in \(bins) log-spaced bins (\(perDecade) per decade)"
         if zeros > 0 { s += "; \(zeros) position\(zeros == 1 ? "" : "s") with exactly 0 not drawn" }
         s += ". The gate\(isLM ? " on the mean KL" : "") is drawn where it applies; a long right tail means a few positions changed a lot.</figcaption></figure>"
@@ -434,17 +434,18 @@ public struct VerifyHTMLReport: Sendable {
         }
         guard !q.tensors.isEmpty else { return s + "<p class=\"note\">No tensor's stored type differs from the reference's.</p>" }
         let worst = q.tensors.map(\.error.relativeRMSE).filter(\.isFinite).max() ?? 1
-        s += "<div class=\"scroll\"><table id=\"chart-quant\" class=\"quant\"><thead><tr><th>tensor</th><th>shape</th><th>type</th><th class=\"num\">relative RMSE ▾</th><th class=\"barcol\"></th><th class=\"num\">SQNR (dB)</th><th class=\"num\">max |error|</th></tr></thead><tbody>"
+        s += "<div class=\"scroll\"><table id=\"chart-quant\" class=\"quant\"><thead><tr><th>tensor</th><th>type</th><th class=\"num\">relative RMSE ▾</th><th class=\"barcol\"></th><th class=\"hide-narrow\">shape</th><th class=\"num hide-narrow\">SQNR (dB)</th><th class=\"num hide-narrow\">max |error|</th></tr></thead><tbody>"
         var schemes: OrderedDictionary<String, Int> = [:]
         for t in q.tensors {
             if schemes[t.storedDType] == nil { schemes[t.storedDType] = schemes.count }
             let color = Palette.series[schemes[t.storedDType]! % Palette.series.count]
             let w = worst > 0 && t.error.relativeRMSE.isFinite ? 100 * t.error.relativeRMSE / worst : 0
-            s += "<tr><td class=\"mono\">\(escapeHTML(t.name))</td><td class=\"mono\">\(t.shape.map(String.init).joined(separator: "×"))</td>"
+            s += "<tr><td class=\"mono name\">\(escapeHTML(t.name))</td>"
             s += "<td class=\"mono nowrap\">\(escapeHTML(t.referenceDType)) → <b>\(escapeHTML(t.storedDType))</b></td>"
             s += "<td class=\"num\">\(String(format: "%.3f%%", 100 * t.error.relativeRMSE))</td>"
             s += "<td class=\"barcol\"><div class=\"bar\" style=\"width:\(String(format: "%.1f", max(w, 0.5)))%;background:\(color)\"></div></td>"
-            s += "<td class=\"num\">\(t.error.sqnrDB.isInfinite ? "∞" : String(format: "%.1f", t.error.sqnrDB))</td><td class=\"num\">\(shortNumber(t.error.maxAbs))</td></tr>"
+            s += "<td class=\"mono nowrap hide-narrow\">\(t.shape.map(String.init).joined(separator: "×"))</td>"
+            s += "<td class=\"num hide-narrow\">\(t.error.sqnrDB.isInfinite ? "∞" : String(format: "%.1f", t.error.sqnrDB))</td><td class=\"num hide-narrow\">\(shortNumber(t.error.maxAbs))</td></tr>"
         }
         s += "</tbody></table></div><p class=\"legend\">"
         for (name, i) in schemes { s += "<span><span class=\"swatch\" style=\"background:\(Palette.series[i % Palette.series.count]);height:10px\"></span>\(escapeHTML(name))</span>" }
@@ -518,10 +519,12 @@ public struct VerifyHTMLReport: Sendable {
         .swatch{display:inline-block;width:16px;height:3px;margin-right:6px;vertical-align:middle}
         .swatch.dashed{background:repeating-linear-gradient(90deg,#000 0 5px,transparent 5px 9px)}
         .scroll{overflow-x:auto}
+        .wide{overflow-x:auto}.wide svg.chart{min-width:600px}
         .quant td{padding:4px 10px}
         .barcol{width:28%;min-width:120px}
         .bar{height:11px;border-radius:2px;margin-top:5px}
         footer{margin-top:40px;color:var(--muted);font-size:12.5px;border-top:1px solid var(--line);padding-top:10px}
-        @media (max-width:640px){main{padding:16px 12px}h1{font-size:22px}.barcol{min-width:60px}th,td{padding:5px 6px}}
+        @media (max-width:640px){main{padding:16px 12px}h1{font-size:22px}.barcol{min-width:60px}th,td{padding:5px 6px}
+          .hide-narrow{display:none}.quant td.name{word-break:break-all}}
         """
 }
