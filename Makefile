@@ -31,9 +31,12 @@ test: venv
 
 # Examples/: a separate package depending on this one by path, as an app would. It loads the
 # tiny GPT-2, quantizes it in memory, verifies it against the original and writes it.
+# It shares this package's .build (same debug modules), so after `make test` or `swift build`
+# it compiles only the example: ~15 s here, where a separate Examples/.build took minutes.
 example: deps
-	swift build --package-path Examples
-	swift run --package-path Examples --skip-build QuantizeAndVerify fixtures/tiny-gpt2 build/example/tiny-gpt2-q8_0.ckz
+	swift build --package-path Examples --scratch-path .build
+	swift run --package-path Examples --scratch-path .build --skip-build QuantizeAndVerify \
+		fixtures/tiny-gpt2 build/example/tiny-gpt2-q8_0.ckz
 
 demo: build
 	./tools/demo.sh .build/release/ckpt
