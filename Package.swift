@@ -7,9 +7,10 @@
 //   Quantize  numerics of dtype casts and (later) quantization schemes, no file I/O
 //   Transformer  the reference forward pass (GPT-2, BERT, LLaMA, the seed encoder), BLAS-backed
 //   Prune     unstructured, N:M and structured pruning into a smaller config
-//   Pipeline  model comparison metrics and gates, checkpoint diff, `ckpt run` pipelines
+//   Pipeline  model comparison metrics and gates, the HTML verify report, checkpoint diff, `ckpt run` pipelines
 //   Tokenizer Hugging Face tokenizers (tokenizer.json, BERT vocab.txt): text <-> token ids
 //   Train     training on CPU: GPT-2 backward pass, AdamW, student configs, distillation
+//   CkptKit   umbrella: re-exports every library above (Examples/ uses it)
 //   ckpt      the command-line tool, one file per subcommand
 import PackageDescription
 

@@ -367,7 +367,8 @@ public struct VerifyHTMLReport: Sendable {
         s += "<figure><div class=\"wide\">" + plot.svg(id: "chart-kl-hist", label: "distribution of \(measure) over positions") + "</div>"
         s += "<figcaption>\(values.count) positions in \(bins) log-spaced bins (\(perDecade) per decade)"
         if zeros > 0 { s += "; \(zeros) position\(zeros == 1 ? "" : "s") with exactly 0 not drawn" }
-        s += ". The gate\(isLM ? " on the mean KL" : "") is drawn where it applies; a long right tail means a few positions changed a lot.</figcaption></figure>"
+        if limit != nil { s += ". The dotted line is the gate's limit\(isLM ? " (it applies to the mean)" : "")" }
+        s += ". A long right tail means a few positions changed a lot.</figcaption></figure>"
         s += "<p class=\"legend\"><span><span class=\"swatch\" style=\"background:\(Palette.sky);height:10px\"></span>positions per bin</span><span><span class=\"swatch\" style=\"background:\(Palette.blue)\"></span>mean</span>"
         if limit != nil { s += "<span><span class=\"swatch\" style=\"background:\(Palette.vermillion)\"></span>gate limit</span>" }
         return s + "</p>"
