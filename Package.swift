@@ -27,7 +27,8 @@ let package = Package(
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
         .library(name: "Prune", targets: ["Prune"]),
         .library(name: "Train", targets: ["Train"]),  // distillation
-        // Verification (Verifier, TextVerifier, the HTML report), checkpoint diff, pipelines.
+        // Verification (Verifier, TextVerifier, the HTML report), checkpoint diff, pipelines
+        // (also used by the fuzz targets in Fuzz/, their own package).
         .library(name: "Pipeline", targets: ["Pipeline"]),
         // All of the above behind one `import CkptKit`.
         .library(name: "CkptKit", targets: ["CkptKit"]),
@@ -57,6 +58,10 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // Hot loops in C with AVX2 paths picked at run time and scalar fallbacks giving the same
+        // bytes: the .ckz plane filter and histogram, HDF5 shuffle, float casts, GGUF 32-value
+        // quantizers. No library does these exact byte layouts; the kernels are ~500 lines.
+        .target(name: "CKernels"),
         .target(
             name: "CkptCore",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
@@ -65,11 +70,11 @@ let package = Package(
         .target(
             name: "Formats",
             dependencies: [
-                "CkptCore", "CHDF5", "CDeflate", "CZlib", "Quantize",
+                "CkptCore", "CHDF5", "CDeflate", "CZlib", "Quantize", "CKernels",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .target(name: "Quantize", dependencies: ["CkptCore"]),
+        .target(name: "Quantize", dependencies: ["CkptCore", "CKernels"]),
         // OpenBLAS from Debian's libopenblas-dev, for the forward pass's matrix products.
         .systemLibrary(
             name: "COpenBLAS",
@@ -104,22 +109,23 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
-        // Training on CPU (issue 9): its own forward that keeps activations, the backward pass,
-        // AdamW, student configs and the distillation loop. Reads checkpoints through Formats.
-        .target(name: "Train", dependencies: ["CkptCore", "Formats", "Quantize", "COpenBLAS", "Transformer"]),
+        // Training on CPU (issues 9, 22): a forward that keeps activations and the backward pass,
+        // both from Transformer's architecture description; AdamW, students, the distillation loop.
+        .target(name: "Train", dependencies: ["CkptCore", "Formats", "Quantize", "COpenBLAS", "Transformer",
+                                              .product(name: "OrderedCollections", package: "swift-collections")]),
         // The umbrella module: re-exports every library target.
         .target(name: "CkptKit", dependencies: ["CkptCore", "Formats", "Quantize", "Transformer", "Tokenizer", "Prune", "Train", "Pipeline"]),
         .executableTarget(
             name: "ckpt",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train", "Tokenizer",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train", "Tokenizer", "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(name: "TestSupport", dependencies: ["CkptCore"], path: "Tests/TestSupport"),
         .testTarget(name: "CkptCoreTests", dependencies: ["CkptCore", "Quantize", "TestSupport"]),
-        .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "TestSupport"]),
-        .testTarget(name: "QuantizeTests", dependencies: ["CkptCore", "Formats", "Quantize", "TestSupport"]),
+        .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "CKernels", "TestSupport"]),
+        .testTarget(name: "QuantizeTests", dependencies: ["CkptCore", "Formats", "Quantize", "CKernels", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Transformer", "TestSupport"]),
         .testTarget(name: "PruneTests", dependencies: ["CkptCore", "Formats", "Transformer", "Prune", "Pipeline", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "Tokenizer", "TestSupport"]),

@@ -57,6 +57,32 @@ def shell(cmd):
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+ZIPNN_SCRIPT = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+import zipnn
+path, dtype, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = open(path, "rb").read()
+z = zipnn.ZipNN(input_format="byte", bytearray_dtype=dtype, threads=1)
+cs, ds = [], []
+for _ in range(repeat):
+    t0 = time.process_time(); c = z.compress(data); t1 = time.process_time()
+    d = z.decompress(c); t2 = time.process_time()
+    cs.append(t1 - t0); ds.append(t2 - t1)
+cs.sort(); ds.sort()
+print(json.dumps({"c": cs[len(cs) // 2], "d": ds[len(ds) // 2], "size": len(c), "exact": bytes(d) == data,
+                  "version": getattr(zipnn, "__version__", "")}))
+"""
+
+
+def run_zipnn(python, path, src, repeat):
+    """ZipNN's codec on the same file bytes, one thread, CPU seconds in-process (medians)."""
+    import json
+    dtype = {"f32": "float32", "bf16": "bfloat16"}[src]
+    r = subprocess.run([python, "-c", ZIPNN_SCRIPT, path, dtype, str(repeat)], check=True, capture_output=True, text=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
@@ -64,6 +90,8 @@ def main():
     ap.add_argument("--workdir", default="/tmp/ckz-bench")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--markdown-out")
+    ap.add_argument("--zipnn-python", help="a Python with `zipnn` installed (ZipNN needs torch): adds ZipNN, "
+                    "measured in-process on the same bytes, and prints ckpt ÷ ZipNN speed ratios")
     a = ap.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
     w = lambda n: os.path.join(a.workdir, n)  # noqa: E731
@@ -94,11 +122,18 @@ def main():
                         lambda: shell(f"zstd -q -dc {w('o.zst')} > /dev/null"), w("o.zst")),
         }
         results = {k: {"c": [], "d": []} for k in tools}
+        zipnn_runs = []
         for _ in range(a.repeat):
             for name, (comp, decomp, _) in tools.items():
                 results[name]["c"].append(comp())
                 results[name]["d"].append(decomp())
+            if a.zipnn_python:  # interleaved with ckpt's runs: one ZipNN round per ckpt round
+                zipnn_runs.append(run_zipnn(a.zipnn_python, path, src, 1))
         sizes = {name: os.path.getsize(file) for name, (_, _, file) in tools.items()}
+        zipnn = None
+        if zipnn_runs:
+            zipnn = dict(zipnn_runs[0], c=statistics.median(r["c"] for r in zipnn_runs),
+                         d=statistics.median(r["d"] for r in zipnn_runs), exact=all(r["exact"] for r in zipnn_runs))
         # Start-up cost of each tool: the same commands on a tiny file.
         real_path, path = path, tiny
         baseline = {k: {"c": [], "d": []} for k in tools}
@@ -126,6 +161,16 @@ def main():
             d0 = statistics.median(cpu for _, cpu in baseline[name]["d"])
             out(f"| {name} | {100 * sizes[name] / size:.1f} % | {size / max(c - c0, 1e-9) / 1e6:.0f} ({size / c / 1e6:.0f}) "
                 f"| {size / max(d - d0, 1e-9) / 1e6:.0f} ({size / d / 1e6:.0f}) |")
+        ckz_c = size / max(statistics.median(cpu for _, cpu in results[".ckz (ckpt, level 2)"]["c"])
+                            - statistics.median(cpu for _, cpu in baseline[".ckz (ckpt, level 2)"]["c"]), 1e-9) / 1e6
+        ckz_d = size / max(statistics.median(cpu for _, cpu in results[".ckz (ckpt, level 2)"]["d"])
+                            - statistics.median(cpu for _, cpu in baseline[".ckz (ckpt, level 2)"]["d"]), 1e-9) / 1e6
+        if zipnn:
+            out(f"| ZipNN {zipnn['version']} (threads=1, in-process, bytes in memory) | {100 * zipnn['size'] / size:.1f} % "
+                f"| {size / zipnn['c'] / 1e6:.0f} | {size / zipnn['d'] / 1e6:.0f} |")
+            out(f"\n**ckpt ÷ ZipNN** ({src}, per-core speeds, same run): compress {ckz_c / (size / zipnn['c'] / 1e6):.2f}×, "
+                f"decompress {ckz_d / (size / zipnn['d'] / 1e6):.2f}×; size {sizes['.ckz (ckpt, level 2)'] / zipnn['size']:.3f}× ZipNN's. "
+                f"ZipNN round trip exact: {'yes' if zipnn['exact'] else 'NO'}.")
         out(f"\n.ckz wall clock with --jobs 2 (both cores, fsync included): compress {size / wall2c / 1e6:.0f} MB/s, "
             f"decompress + verify {size / wall2d / 1e6:.0f} MB/s.")
 

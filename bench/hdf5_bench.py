@@ -2,7 +2,7 @@
 """Benchmark: ckpt against h5py converting a >= 1 GB checkpoint to and from HDF5 (issue 3).
 
     python bench/hdf5_bench.py --ckpt .build/release/ckpt [--workdir /tmp/ckpt-h5-bench]
-        [--repeat 3] [--gzip-repeat 1] [--no-gzip] [--markdown-out FILE]
+        [--repeat 3] [--gzip-repeat 1] [--no-gzip] [--layers 24] [--markdown-out FILE]
 
 Needs numpy, safetensors and h5py (the repository's .venv has them).
 
@@ -109,14 +109,17 @@ def remove(p):
 
 
 def main():
+    global LAYERS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ckpt", default=".build/release/ckpt")
     ap.add_argument("--workdir", default="/tmp/ckpt-h5-bench")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--gzip-repeat", type=int, default=1)
     ap.add_argument("--no-gzip", action="store_true")
+    ap.add_argument("--layers", type=int, default=LAYERS, help="transformer blocks (24: 1.36 GB; 4: 0.40 GB)")
     ap.add_argument("--markdown-out")
     args = ap.parse_args()
+    LAYERS = args.layers
     ckpt = os.path.abspath(args.ckpt)
     os.makedirs(args.workdir, exist_ok=True)
     w = lambda n: os.path.join(args.workdir, n)

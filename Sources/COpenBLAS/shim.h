@@ -10,6 +10,11 @@
 void gotoblas_dynamic_init(void);
 void gotoblas_dynamic_quit(void);
 
+// Stops OpenBLAS's worker threads; the next threaded BLAS call starts them again. The pthread
+// build starts its workers when the library loads, and each busy-waits (sched_yield) for
+// about 2^28 cycles before sleeping: ~0.1 s of CPU in every ckpt process, BLAS or not.
+int blas_thread_shutdown_(void);
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 // Bit 0: AVX2 + FMA usable; bit 1: AVX-512 F/CD/BW/DQ/VL usable (CPU and OS both enable them).

@@ -53,15 +53,17 @@ public struct ModelConfig: Sendable, Equatable {
     public var intermediateSize: Int? { int("intermediate_size", "n_inner") }
     public var maxPositions: Int? { int("max_position_embeddings", "n_positions") }
 
-    /// Whether the output head shares the token embedding. Hugging Face's default is true,
-    /// except for the LLaMA family whose configs default it to false.
-    public var tieWordEmbeddings: Bool {
-        if let b = json["tie_word_embeddings"]?.boolValue { return b }
-        switch modelType {
-        case "llama", "mistral", "qwen2", "qwen3": return false
-        default: return true
-        }
-    }
+    /// `tie_word_embeddings` as the config states it (nil when absent: transformers writes it
+    /// into every config it saves, but hand-written configs may leave it out).
+    public var statedTieWordEmbeddings: Bool? { json["tie_word_embeddings"]?.boolValue }
+
+    /// Whether the output head shares the token embedding: as stated, else `familyDefault`
+    /// (each architecture description knows its config class's default).
+    public func tieWordEmbeddings(default familyDefault: Bool) -> Bool { statedTieWordEmbeddings ?? familyDefault }
+
+    /// As stated, else transformers' PretrainedConfig default (true). Where the family is
+    /// known, its description applies its own default instead (`tieWordEmbeddings(default:)`).
+    public var tieWordEmbeddings: Bool { tieWordEmbeddings(default: true) }
 
     /// A one-line summary for `inspect`.
     public var summary: String {
@@ -86,10 +88,12 @@ extension WeightGraph {
         ("lm_head.weight", ["transformer.wte.weight", "wte.weight", "model.embed_tokens.weight", "embed_tokens.weight"]),
     ]
 
-    /// Adds the ties the config implies: when `tie_word_embeddings` holds and the output
-    /// head is absent, it becomes an alias of the token embedding.
+    /// Adds the ties the config implies: when `tie_word_embeddings` is stated true and the
+    /// output head is absent, it becomes an alias of the token embedding. When the config
+    /// does not say, nothing is added: the architecture description applies its family's
+    /// default when the forward pass runs (GPT-2 ties, LLaMA does not).
     public mutating func applyConfigTies() {
-        guard let config, config.tieWordEmbeddings else { return }
+        guard let config, config.statedTieWordEmbeddings == true else { return }
         for (alias, targets) in Self.conventionalTies where tensors[alias] == nil && ties[alias] == nil {
             if let target = targets.first(where: { tensors[$0] != nil }) {
                 try? tie(alias, to: target)

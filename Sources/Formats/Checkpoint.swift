@@ -147,6 +147,7 @@ public enum Checkpoint {
             (graph, format) = try openDirectory(path, key: key)
             configDir = path
         } else {
+            try RegularFile.check(path)  // a FIFO or device would block or never end
             format = try detectFormat(path: path)
             if format == .torchscript { throw FileError(path: path, error: CheckpointError.torchScript) }
             guard format.isReadable else { throw FileError(path: path, error: CheckpointError.notSupportedYet(format, reading: true)) }

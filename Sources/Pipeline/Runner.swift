@@ -51,7 +51,7 @@ public struct PipelineStep: Sendable {
                                                "max_kl", "min_cosine", "min_top1", "max_abs",
                                                "text", "context", "chunks", "tokenizer", "report"]),
         .quantize: (["input", "output", "scheme"], ["group_size", "keep", "tensor_type", "fallback", "dequantize", "to", "config"]),
-        .distill: (["input", "output"], ["layers", "layer_list", "intermediate", "steps", "batch", "lr", "temperature",
+        .distill: (["input", "output"], ["layers", "layer_list", "intermediate", "heads", "kv_heads", "hidden", "steps", "batch", "lr", "temperature",
                                          "seed", "sequences", "eval_sequences", "length", "data", "to"]),
         .prune: (["input", "output"], ["sparsity", "global", "nm", "heads", "drop_heads", "intermediate", "drop_layers",
                                        "drop_layer_count", "importance", "calibration", "calibration_sequences",
@@ -78,8 +78,9 @@ public struct PipelineSpec: Sendable {
     /// Reads a pipeline file (.yaml/.yml/.json; YAML is a superset of JSON, so anything else
     /// is read as YAML too).
     public static func load(path: String) throws -> PipelineSpec {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw IOError.cannotOpen(path: path, errno: ENOENT)
+        // A pipeline is a few kB; special files (a FIFO would block) are refused.
+        guard let text = String(validating: try RegularFile.read(path, cap: 16 << 20), as: UTF8.self) else {
+            throw FileError(path: path, error: PipelineError.invalid("not UTF-8 text"))
         }
         let root: JSONValue
         do {
@@ -528,59 +529,45 @@ public final class PipelineRunner {
             return Quantization.jsonReport(rows, report: report, recipe: recipe, input: step.options["input"]!.stringValue!,
                                            output: out, dryRun: false, tool: "ckpt \(CkptInfo.version)")
         case .distill:
-            // GPT-2 students (the Train module's scope): the same recipe as `ckpt distill`.
+            // The same set-up as `ckpt distill` (Train.DistillRecipe): any family Train implements.
             let out = step.options["output"]!.stringValue!
             let target = try prepareStaged(out)
             let o = step.options
-            let teacherGraph = try Checkpoint.open(path("input")!).graph
-            guard let teacherConfig = teacherGraph.config else { throw PipelineError.step(i, "distill", "the teacher has no config") }
-            let teacher = try GPT2Train(graph: teacherGraph)
-            let layers: [Int]
-            if let list = o["layer_list"]?.arrayValue {
-                layers = list.compactMap(\.intValue)
-            } else if let n = o["layers"]?.intValue {
-                layers = StudentSpec.evenlySpaced(n, of: teacher.shape.L)
-            } else {
-                throw PipelineError.step(i, "distill", "give `layers` or `layer_list`")
-            }
-            let spec = StudentSpec(layers: layers, intermediate: o["intermediate"]?.intValue)
-            try spec.validate(teacher: teacher.shape)
-            let student = try Student.make(teacher: teacher, spec: spec)
-            let seed = UInt64(o["seed"]?.intValue ?? 0)
-            let T = min(o["length"]?.intValue ?? 64, teacher.shape.maxT)
-            let data: TokenData
-            if let file = path("data") {
-                let ids = try TextFiles.tokenInputs(file, model: path("input")!, length: T).flatMap { input -> [Int] in
+            let teacher = try TrainModel(graph: try Checkpoint.open(path("input")!).graph)
+            var r = DistillRecipe()
+            r.layers = o["layers"]?.intValue
+            r.layerList = o["layer_list"]?.arrayValue?.compactMap(\.intValue)
+            (r.intermediate, r.heads, r.kvHeads, r.hidden) = (o["intermediate"]?.intValue, o["heads"]?.intValue, o["kv_heads"]?.intValue, o["hidden"]?.intValue)
+            r.length = o["length"]?.intValue
+            if let n = o["sequences"]?.intValue { r.sequences = n }
+            if let n = o["eval_sequences"]?.intValue { r.evalSequences = n }
+            r.options.seed = UInt64(o["seed"]?.intValue ?? 0)
+            if let n = o["steps"]?.intValue { r.options.steps = n }
+            if let n = o["batch"]?.intValue { r.options.batch = n }
+            if let lr = o["lr"]?.doubleValue { r.options.optimizer.learningRate = Float(lr) }
+            if let t = o["temperature"]?.doubleValue { r.options.temperature = Float(t) }
+            let tokens = try path("data").map { file in
+                try TextFiles.tokenInputs(file, model: path("input")!, length: r.sequenceLength(teacher: teacher)).flatMap { input -> [Int] in
                     if case .tokens(let t) = input { return t } else { return [] }
                 }
-                data = try TokenData.windows(of: ids, T: T)
-            } else {
-                data = try TokenData.sampled(from: teacher, train: o["sequences"]?.intValue ?? 256,
-                                             eval: o["eval_sequences"]?.intValue ?? 32, T: T, seed: seed)
             }
-            var options = DistillOptions()
-            options.steps = o["steps"]?.intValue ?? 300
-            options.batch = o["batch"]?.intValue ?? 16
-            options.seed = seed
-            if let lr = o["lr"]?.doubleValue { options.optimizer.learningRate = Float(lr) }
-            if let t = o["temperature"]?.doubleValue { options.temperature = Float(t) }
-            options.optimizer.warmupSteps = max(1, options.steps / 20)
-            let distiller = try Distiller(teacher: teacher, student: student, spec: spec, data: data, options: options)
+            let (spec, _, distiller) = try r.prepare(teacher: teacher, tokens: tokens)
+            let student = distiller.student
+            let layers = spec.layers
             let initialKL = distiller.evaluate()
-            while distiller.step < options.steps { _ = distiller.trainStep() }
+            while distiller.step < distiller.options.steps { _ = distiller.trainStep() }
             let finalKL = distiller.evaluate()
-            log(String(format: "held-out KL(teacher ‖ student): %.5f -> %.5f after %d steps", initialKL, finalKL, options.steps))
+            log(String(format: "held-out KL(teacher ‖ student): %.5f -> %.5f after %d steps", initialKL, finalKL, distiller.options.steps))
             let recipe = JSONValue.object(o.merging(["held_out_kl_initial": .double(initialKL),
                                                      "held_out_kl_final": .double(finalKL)]) { $1 })
-            let graph = try student.weightGraph(config: Student.config(teacher: teacherConfig, spec: spec),
-                                                metadata: [("ckpt_distill", recipe.serialized())])
+            let graph = try student.weightGraph(metadata: [("ckpt_distill", recipe.serialized())])
             let (format, directory) = try Checkpoint.outputFormat(for: target + (out.hasSuffix("/") ? "/" : ""),
                                                                  explicit: o["to"]?.stringValue, maxShardSize: nil)
             try Checkpoint.write(graph, to: target, format: format, directory: directory)
             outputs[out] = try Digest.sha256(path: target)
             staged[out] = target
             return .object(["held_out_kl_initial": .double(initialKL), "held_out_kl_final": .double(finalKL),
-                            "steps": .int(options.steps), "teacher_layers": .array(layers.map { .int($0) })])
+                            "steps": .int(distiller.options.steps), "teacher_layers": .array(layers.map { .int($0) })])
         }
     }
 

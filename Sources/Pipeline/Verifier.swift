@@ -265,6 +265,7 @@ public enum Verifier {
             let values = try t.integerValues()!.map { Int($0) }
             return stride(from: 0, to: values.count, by: t.shape[1]).map { .tokens(Array(values[$0..<$0 + t.shape[1]])) }
         }
+        try RegularFile.check(path)  // a FIFO would block
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw IOError.cannotOpen(path: path, errno: ENOENT)

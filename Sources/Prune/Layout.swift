@@ -1,11 +1,18 @@
-// Where each architecture keeps the units structured pruning removes, in Hugging Face's
-// tensor names. Weights are 2-D and stored one of two ways:
-//   Linear  [out, in]   (torch.nn.Linear: BERT, LLaMA)   output units are rows
-//   Conv1D  [in, out]   (GPT-2's Conv1D)                 output units are columns
-// A "slice" names a tensor, the axis that indexes the unit, and how many equal blocks the axis
-// holds (3 for GPT-2's fused q|k|v `c_attn`): removing unit u removes it from every block.
+// Where a model keeps the units structured pruning removes, read from its architecture
+// description (Transformer's ModelDescription): no family is named here.
+//
+// A "cut" names a tensor, the axis that indexes units, and which lines (rows or columns) of
+// that axis belong to a set of units. Weights are stored [out, in] (torch.nn.Linear) or
+// [in, out] (GPT-2's Conv1D); biases and norm weights are 1-D.
+//   heads    removed a key/value group at a time (NH/NKV query heads with their k and v
+//            head; with NKV = NH a group is one head): q, k, v (split, fused q|k|v or fused
+//            per group), full-width q/k norms, the output projection's input;
+//   neurons  up (and gate, or the fused gate|up) rows, the down projection's input;
+//   layers   whole blocks, renumbered.
+// The description's `sizeKeys` say which config keys hold the changed sizes.
 
 import CkptCore
+import Transformer
 
 public enum PruneError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedArchitecture(String)
@@ -14,150 +21,140 @@ public enum PruneError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .unsupportedArchitecture(let a): return "structured pruning supports gpt2, bert and llama/mistral/qwen2 models, not \(a)"
+        case .unsupportedArchitecture(let a):
+            return "structured pruning of \(a) is not supported: its architecture description says nothing of where its config keeps head, MLP and layer sizes (registered architectures: \(Architectures.modelTypes.joined(separator: ", ")))"
         case .invalid(let m): return m
         case .unsupportedDType(let t, let d): return "tensor `\(t)`: cannot prune \(d) weights (prune before quantizing)"
         }
     }
 }
 
-struct UnitSlice {
+/// Lines of one tensor that belong to units.
+struct Cut {
     var tensor: String
-    /// Axis of a 2-D weight (0 rows, 1 columns), or 0 for a 1-D bias.
+    /// 0: rows (or a 1-D tensor), 1: columns.
     var axis: Int
-    /// Equal blocks along the axis (fused q|k|v: 3).
-    var blocks: Int = 1
+    /// The lines of `axis` that belong to `units`, in stored order.
+    var lines: ([Int]) -> [Int]
 }
 
-enum ArchKind: String { case gpt2, bert, llama }
-
 struct Layout {
-    var kind: ArchKind
-    var prefix: String
-    var layers: Int
-    var hidden: Int
-    /// Query heads per layer (GPT-2/BERT may differ per layer through `pruned_heads`).
-    var heads: [Int]
-    /// The config's head count (head size = hidden / this, for GPT-2/BERT).
-    var configHeads: Int
-    var kvHeads: Int
-    var headSize: Int
-    var inner: Int
+    let description: ModelDescription
+    let keys: SizeKeys
+    var layers: Int { description.blocks.count }
+    /// Block names are `blockStem + index + "."`.
+    let blockStem: String
+    /// Names of Conv1D-layout weights (stored [in, out]).
+    let conv1D: Set<String>
+    /// Names of every parameter that belongs to a block.
+    let blockParameters: Set<String>
 
     init(_ graph: WeightGraph) throws {
         guard let c = graph.config else { throw PruneError.invalid("structured pruning needs the model config") }
-        let type = c.modelType ?? "(none)"
-        switch type {
-        case "gpt2": kind = .gpt2
-        case "bert": kind = .bert
-        case "llama", "mistral", "qwen2": kind = .llama
-        default: throw PruneError.unsupportedArchitecture(type)
+        guard Architectures.family(for: c.modelType) != nil else { throw PruneError.unsupportedArchitecture(c.modelType ?? "(no model_type)") }
+        let d = try Transformers.describe(graph)
+        guard let keys = d.sizeKeys else { throw PruneError.unsupportedArchitecture(d.modelType) }
+        description = d
+        self.keys = keys
+        let stems = Set(d.blocks.map { b in String(b.prefix.dropLast("\(b.index).".count)) })
+        guard stems.count <= 1, d.blocks.allSatisfy({ $0.prefix.hasSuffix(".\($0.index).") }) else {
+            throw PruneError.invalid("\(d.modelType): block names do not follow one numbered pattern")
         }
-        guard let C = c.hiddenSize, let L = c.numLayers, let NH = c.numHeads else {
-            throw PruneError.invalid("config lacks hidden size, layer or head count")
+        blockStem = stems.first ?? ""
+        var conv = Set<String>(), inBlocks = Set<String>()
+        for b in d.blocks {
+            for l in b.attention.linears + (b.mlp?.linears ?? []) + (b.moe?.linears ?? []) where l.layout == .conv1d { conv.insert(l.weightName) }
+            for s in b.slots() { inBlocks.insert(s.name) }
         }
-        hidden = C
-        layers = L
-        configHeads = NH
-        kvHeads = c.numKeyValueHeads ?? NH
-        headSize = c["head_dim"]?.intValue ?? C / NH
-        inner = c.intermediateSize ?? 4 * C
-        let anchor = ["gpt2": "wte.weight", "bert": "embeddings.word_embeddings.weight"][type] ?? "embed_tokens.weight"
-        guard let name = graph.tensors.keys.first(where: { $0 == anchor || $0.hasSuffix("." + anchor) }) else {
-            throw PruneError.invalid("no `\(anchor)` tensor")
-        }
-        prefix = String(name.dropLast(anchor.count))
-        var counts = [Int](repeating: NH, count: L)
-        if let pruned = c["pruned_heads"]?.objectValue {
-            for (k, v) in pruned { if let l = Int(k), l < L { counts[l] = NH - (v.arrayValue?.count ?? 0) } }
-        }
-        heads = counts
+        conv1D = conv
+        blockParameters = inBlocks
     }
 
-    func block(_ i: Int) -> String {
-        switch kind {
-        case .gpt2: return prefix + "h.\(i)."
-        case .bert: return prefix + "encoder.layer.\(i)."
-        case .llama: return prefix + "layers.\(i)."
-        }
+    func isConv1D(_ name: String) -> Bool { conv1D.contains(name) }
+
+    /// Cuts of a linear's output units (its weight's output axis and its bias).
+    func outputCuts(_ l: LinearSpec, _ lines: @escaping ([Int]) -> [Int]) -> [Cut] {
+        var cuts = [Cut(tensor: l.weightName, axis: l.layout == .linear ? 0 : 1, lines: lines)]
+        if l.bias != .absent { cuts.append(Cut(tensor: l.biasName, axis: 0, lines: lines)) }
+        return cuts
     }
 
-    /// The block-level name prefix pattern (without the index), for renumbering layers.
-    var blockStem: String {
-        switch kind {
-        case .gpt2: return prefix + "h."
-        case .bert: return prefix + "encoder.layer."
-        case .llama: return prefix + "layers."
-        }
+    /// The cut of a linear's input units.
+    func inputCut(_ l: LinearSpec, _ lines: @escaping ([Int]) -> [Int]) -> Cut {
+        Cut(tensor: l.weightName, axis: l.layout == .linear ? 1 : 0, lines: lines)
     }
 
-    /// Tensors whose rows/columns are indexed by the attention width (query-head side).
-    func attentionSlices(_ i: Int) -> [UnitSlice] {
-        let b = block(i)
-        switch kind {
-        case .gpt2:
-            return [UnitSlice(tensor: b + "attn.c_attn.weight", axis: 1, blocks: 3), UnitSlice(tensor: b + "attn.c_attn.bias", axis: 0, blocks: 3),
-                    UnitSlice(tensor: b + "attn.c_proj.weight", axis: 0)]
-        case .bert:
-            return ["query", "key", "value"].flatMap { p in
-                [UnitSlice(tensor: b + "attention.self.\(p).weight", axis: 0), UnitSlice(tensor: b + "attention.self.\(p).bias", axis: 0)]
-            } + [UnitSlice(tensor: b + "attention.output.dense.weight", axis: 1)]
-        case .llama:
-            return [UnitSlice(tensor: b + "self_attn.q_proj.weight", axis: 0), UnitSlice(tensor: b + "self_attn.q_proj.bias", axis: 0),
-                    UnitSlice(tensor: b + "self_attn.o_proj.weight", axis: 1)]
+    // MARK: Heads
+
+    /// Heads can be removed only where the config states the head size: families whose
+    /// transformers code derives it as hidden_size / heads could not load fewer heads
+    /// (and transformers 5 ignores `pruned_heads`).
+    func checkHeadsResizable() throws {
+        guard keys.heads != nil, keys.headDim != nil else {
+            throw PruneError.invalid("cannot remove heads of \(description.modelType): transformers derives its head size from hidden_size / heads (and transformers 5 ignores pruned_heads), so no config would load with fewer heads; --intermediate, --drop-layers and --sparsity work")
+        }
+        let a = description.blocks.map(\.attention)
+        guard Set(a.map(\.heads)).count <= 1, Set(a.map(\.kvHeads)).count <= 1, Set(a.map(\.headDim)).count <= 1 else {
+            throw PruneError.invalid("\(description.modelType): layers differ in head counts, which one config key cannot express")
+        }
+        if keys.keyValueHeads == nil, let first = a.first, first.kvHeads != first.heads {
+            throw PruneError.invalid("cannot remove heads of \(description.modelType): its config cannot state fewer key/value heads")
         }
     }
 
-    /// LLaMA's key/value projections, indexed by key/value heads.
-    func keyValueSlices(_ i: Int) -> [UnitSlice] {
-        guard kind == .llama else { return [] }
-        let b = block(i)
-        return ["k", "v"].flatMap { p in
-            [UnitSlice(tensor: b + "self_attn.\(p)_proj.weight", axis: 0), UnitSlice(tensor: b + "self_attn.\(p)_proj.bias", axis: 0)]
+    /// Attention of block i: key/value groups (the removable units) and their query heads.
+    func attention(_ i: Int) -> AttentionSpec { description.blocks[i].attention }
+
+    /// Every tensor line belonging to key/value groups of block i.
+    func groupCuts(_ i: Int) throws -> [Cut] {
+        let a = attention(i)
+        let (NH, NKV, hs) = (a.heads, a.kvHeads, a.headDim)
+        let G = NH / NKV
+        func span(_ units: [Int], _ size: Int) -> [Int] { units.flatMap { u in (0..<size).map { u * size + $0 } } }
+        let queryLines = { (groups: [Int]) in span(groups, G * hs) }   // the group's query heads, hs each
+        let kvLines = { (groups: [Int]) in span(groups, hs) }
+        var cuts: [Cut] = []
+        switch a.projections {
+        case .split(let q, let k, let v):
+            cuts += outputCuts(q, queryLines) + outputCuts(k, kvLines) + outputCuts(v, kvLines)
+        case .fused(let qkv, .concatenated):
+            cuts += outputCuts(qkv) { groups in
+                queryLines(groups) + kvLines(groups).map { NH * hs + $0 } + kvLines(groups).map { (NH + NKV) * hs + $0 }
+            }
+        case .fused(let qkv, .grouped):
+            cuts += outputCuts(qkv) { groups in span(groups, (G + 2) * hs) }
         }
+        for (norm, lines) in [(a.queryNorm, queryLines), (a.keyNorm, kvLines)] {
+            guard let n = norm, n.width != hs else { continue }  // per-head norms (width hs) are shared by every head
+            guard n.perHead == nil, n.width == (n.role == .queryNorm ? NH : NKV) * hs else {
+                throw PruneError.invalid("layer \(i): q/k norm `\(n.name)` cannot be cut by heads")
+            }
+            cuts.append(Cut(tensor: n.name + ".weight", axis: 0, lines: lines))
+            if n.bias != .absent { cuts.append(Cut(tensor: n.name + ".bias", axis: 0, lines: lines)) }
+        }
+        cuts.append(inputCut(a.output, queryLines))
+        return cuts
     }
 
-    /// The output projection of attention (its input axis is the attention width).
-    func attentionOutput(_ i: Int) -> String {
-        switch kind {
-        case .gpt2: return block(i) + "attn.c_proj.weight"
-        case .bert: return block(i) + "attention.output.dense.weight"
-        case .llama: return block(i) + "self_attn.o_proj.weight"
-        }
-    }
+    // MARK: Neurons
 
-    /// Tensors indexed by MLP neurons.
-    func mlpSlices(_ i: Int) -> [UnitSlice] {
-        let b = block(i)
-        switch kind {
-        case .gpt2:
-            return [UnitSlice(tensor: b + "mlp.c_fc.weight", axis: 1), UnitSlice(tensor: b + "mlp.c_fc.bias", axis: 0),
-                    UnitSlice(tensor: b + "mlp.c_proj.weight", axis: 0)]
-        case .bert:
-            return [UnitSlice(tensor: b + "intermediate.dense.weight", axis: 0), UnitSlice(tensor: b + "intermediate.dense.bias", axis: 0),
-                    UnitSlice(tensor: b + "output.dense.weight", axis: 1)]
-        case .llama:
-            return ["gate", "up"].flatMap { p in
-                [UnitSlice(tensor: b + "mlp.\(p)_proj.weight", axis: 0), UnitSlice(tensor: b + "mlp.\(p)_proj.bias", axis: 0)]
-            } + [UnitSlice(tensor: b + "mlp.down_proj.weight", axis: 1)]
+    /// Every tensor line belonging to MLP neurons of block i.
+    func neuronCuts(_ i: Int) throws -> [Cut] {
+        let b = description.blocks[i]
+        guard let m = b.mlp else {
+            throw PruneError.invalid("layer \(i) has \(b.moe != nil ? "a mixture of experts" : "no MLP"): narrowing experts is not supported (--heads, --drop-layers and --sparsity work)")
         }
+        let same = { (units: [Int]) in units }
+        var cuts: [Cut] = []
+        switch m.projections {
+        case .plain(let up): cuts += outputCuts(up, same)
+        case .gated(let gate, let up): cuts += outputCuts(gate, same) + outputCuts(up, same)
+        case .fusedGated(let gu): cuts += outputCuts(gu) { units in units + units.map { m.width + $0 } }
+        }
+        cuts.append(inputCut(m.down, same))
+        return cuts
     }
 
     /// The MLP's output projection (its input axis is the MLP width).
-    func mlpOutput(_ i: Int) -> String {
-        switch kind {
-        case .gpt2: return block(i) + "mlp.c_proj.weight"
-        case .bert: return block(i) + "output.dense.weight"
-        case .llama: return block(i) + "mlp.down_proj.weight"
-        }
-    }
-
-    /// Whether a 2-D weight is stored [in, out] (GPT-2's Conv1D) rather than [out, in].
-    func isConv1D(_ name: String) -> Bool {
-        kind == .gpt2 && (name.hasSuffix("c_attn.weight") || name.hasSuffix("c_proj.weight") || name.hasSuffix("c_fc.weight"))
-    }
-
-    /// Config keys holding the MLP width and layer count.
-    var innerKey: String { kind == .gpt2 ? "n_inner" : "intermediate_size" }
-    var layersKey: String { kind == .gpt2 ? "n_layer" : "num_hidden_layers" }
+    func mlpOutput(_ i: Int) -> LinearSpec? { description.blocks[i].mlp?.down }
 }

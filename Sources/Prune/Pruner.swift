@@ -1,14 +1,16 @@
 // `ckpt prune`: the operations, applied to a weight graph in this order —
 //   1. drop whole layers (blocks), renumbering the rest;
-//   2. remove attention heads: LLaMA-style models, whole key/value groups, the same number in
-//      every layer (`head_dim` keeps the head size). GPT-2 and BERT are refused: their head
-//      size is hidden_size / heads and transformers 5 ignores `pruned_heads`, so no config
-//      would load with fewer heads (removeHeads can still slice them, for ckpt's own use);
+//   2. remove attention heads, whole key/value groups (with as many key/value heads as query
+//      heads: any heads), the same number in every layer; only for families whose config
+//      states the head size (`head_dim`): where transformers derives it as hidden_size / heads
+//      (GPT-2, BERT, GPT-NeoX, OPT, Falcon...) fewer heads cannot be expressed — transformers 5
+//      ignores `pruned_heads` — so head removal is refused up front;
 //   3. narrow the MLPs to a target width;
 //   4. unstructured sparsity (magnitude per tensor or global, or Wanda's |W|·‖X‖ per output
 //      unit) or N:M semi-structured sparsity along the input dimension.
-// Every tensor that touches a removed unit is sliced consistently and the config is updated,
-// so the reference forward pass runs on the result.
+// Every tensor that touches a removed unit is sliced consistently (Layout.swift reads which
+// from the architecture description) and the config is updated where the description says
+// the family keeps each size, so the reference forward pass and transformers run the result.
 //
 // Importance (`--importance`):
 //   magnitude   heads/neurons: Σ w² of every weight that belongs to the unit; unstructured: |w|
@@ -41,6 +43,8 @@ public struct PruneOptions: Sendable {
     public var dropHeads: [Int: [Int]]?
     /// Narrow every MLP to this many neurons.
     public var intermediate: Int?
+    /// Keep exactly these MLP neurons: layer -> neuron indices (every layer, the same count).
+    public var keepNeurons: [Int: [Int]]?
     public var dropLayers: [Int]?
     public var dropLayerCount: Int?
     public var importance: Importance = .magnitude
@@ -74,17 +78,17 @@ public struct PruneReport: Sendable {
 /// Pruning of a weight graph: unstructured (per tensor or global magnitude), N:M, and structured
 /// (attention heads, MLP neurons, whole layers) into a smaller config.
 public enum Pruner {
-/// - Parameters:
-///   - source: The model to prune (with its config for structured pruning).
-///   - o: What to prune and by which importance (magnitude, or activations from calibration).
-/// - Returns: The pruned graph (a smaller config when structure was removed) and a report of
-///   parameters before and after, per tensor.
+    /// - Parameters:
+    ///   - source: The model to prune (with its config for structured pruning).
+    ///   - o: What to prune and by which importance (magnitude, or activations from calibration).
+    /// - Returns: The pruned graph (a smaller config when structure was removed) and a report of
+    ///   parameters before and after, per tensor.
     public static func prune(_ source: WeightGraph, _ o: PruneOptions) throws -> (WeightGraph, PruneReport) {
         var g = source
         var report = PruneReport()
         report.parametersBefore = source.parameterCount
         report.bytesBefore = source.byteCount
-        let structured = o.headsPerLayer != nil || o.dropHeads != nil || o.intermediate != nil || o.dropLayers != nil || o.dropLayerCount != nil
+        let structured = o.headsPerLayer != nil || o.dropHeads != nil || o.intermediate != nil || o.keepNeurons != nil || o.dropLayers != nil || o.dropLayerCount != nil
         let layout = structured || o.importance == .activation ? try Layout(g) : (try? Layout(g))
         if let s = o.sparsity, !(0...1).contains(s) { throw PruneError.invalid("sparsity must be in 0...1") }
         if let nm = o.nm, !(nm.n > 0 && nm.n < nm.m) { throw PruneError.invalid("N:M needs 0 < N < M") }
@@ -119,25 +123,20 @@ public enum Pruner {
 
         if o.headsPerLayer != nil || o.dropHeads != nil {
             let lay = try Layout(g)
-            // GPT-2 and BERT derive the head size from hidden_size / heads, and transformers 5
-            // ignores `pruned_heads`: fewer heads in those configs cannot be expressed, so the
-            // result would not load there. Refused before any work.
-            guard lay.kind == .llama else {
-                throw PruneError.invalid("cannot remove heads of \(g.config?.modelType ?? "this model"): its head size is hidden_size / heads and transformers 5 ignores pruned_heads, so the result would not load; --intermediate, --drop-layers and --sparsity work (head removal works for LLaMA-style models, in whole key/value groups)")
-            }
+            try lay.checkHeadsResizable()
             var removal: [Int: [Int]] = [:]
             if let explicit = o.dropHeads {
                 removal = explicit
             } else if let r = o.headsPerLayer {
                 for i in 0..<lay.layers {
-                    let units = lay.kind == .llama ? lay.kvHeads : lay.heads[i]
-                    let groupSize = lay.kind == .llama ? lay.configHeads / lay.kvHeads : 1
-                    guard r % groupSize == 0, r / groupSize < units else {
-                        throw PruneError.invalid(lay.kind == .llama
+                    let a = lay.attention(i)
+                    let groupSize = a.heads / a.kvHeads
+                    guard r % groupSize == 0, r / groupSize < a.kvHeads else {
+                        throw PruneError.invalid(groupSize > 1
                             ? "--heads must be a multiple of the key/value group size \(groupSize) and leave at least one group"
-                            : "cannot remove \(r) of \(units) heads in layer \(i)")
+                            : "cannot remove \(r) of \(a.heads) heads in layer \(i)")
                     }
-                    let scores = try headScores(g, lay, layer: i, original: originalIndex[i], stats: stats, importance: o.importance)
+                    let scores = try groupScores(g, lay, layer: i, original: originalIndex[i], stats: stats, importance: o.importance)
                     let removedUnits = lowest(scores, count: r / groupSize)
                     removal[i] = removedUnits.flatMap { u in (0..<groupSize).map { u * groupSize + $0 } }.sorted()
                 }
@@ -148,21 +147,48 @@ public enum Pruner {
                 .map { "\($0.key):\($0.value.map(String.init).joined(separator: ","))" }.joined(separator: " "))
         }
 
-        if let width = o.intermediate {
+        if o.intermediate != nil || o.keepNeurons != nil {
             let lay = try Layout(g)
-            guard width > 0, width <= lay.inner else { throw PruneError.invalid("--intermediate must be in 1...\(lay.inner)") }
-            for i in 0..<lay.layers {
-                let scores = try neuronScores(g, lay, layer: i, original: originalIndex[i], stats: stats, importance: o.importance)
-                let keep = highest(scores, count: width)
-                for s in lay.mlpSlices(i) where g.tensors[s.tensor] != nil {
-                    try g.replace(Slicing.select(g.tensors[s.tensor]!, axis: s.axis, blocks: s.blocks, keep: keep))
+            guard let widthKey = lay.keys.width else {
+                throw PruneError.invalid("cannot narrow the MLPs of \(lay.description.modelType): its config has no MLP width")
+            }
+            let cuts = try (0..<lay.layers).map { try lay.neuronCuts($0) }
+            let widths = lay.description.blocks.compactMap { $0.mlp?.width }
+            guard Set(widths).count == 1, let inner = widths.first else {
+                throw PruneError.invalid("\(lay.description.modelType): the MLPs differ in width, which one config key cannot express")
+            }
+            var keep: [[Int]] = []
+            if let explicit = o.keepNeurons {
+                keep = (0..<lay.layers).map { (explicit[$0] ?? []).sorted() }
+                guard explicit.keys.allSatisfy({ $0 >= 0 && $0 < lay.layers }), let n = keep.first?.count, n > 0,
+                      keep.allSatisfy({ $0.count == n && Set($0).count == n && $0.allSatisfy { $0 >= 0 && $0 < inner } }) else {
+                    throw PruneError.invalid("neurons to keep must be the same number of distinct indices in 0..<\(inner) for each of the \(lay.layers) layers")
+                }
+            } else if let width = o.intermediate {
+                guard width > 0, width <= inner else { throw PruneError.invalid("--intermediate must be in 1...\(inner)") }
+                for i in 0..<lay.layers {
+                    let scores = try neuronScores(g, lay, layer: i, original: originalIndex[i], stats: stats, importance: o.importance)
+                    keep.append(highest(scores, count: width))
                 }
             }
+            let width = keep.first?.count ?? inner
+            for i in 0..<lay.layers { try apply(cuts[i], keep: keep[i], to: &g) }
             if var c = g.config {
-                c.json[lay.innerKey] = .int(width)
+                c.json[widthKey] = .int(width)
                 g.config = c
             }
-            report.operations.append("MLP width \(lay.inner) -> \(width)")
+            report.operations.append("MLP width \(inner) -> \(width)")
+        }
+
+        // The result must be a model its own config describes, every tensor read.
+        if structured {
+            let d: ModelDescription
+            do { d = try Transformers.describe(g) } catch {
+                throw PruneError.invalid("the pruned model's config cannot describe its weights (\(error)); nothing written")
+            }
+            if let unused = d.unusedTensors(in: g).first {
+                throw PruneError.invalid("tensor `\(unused)`: the pruned \(d.modelType) config has no place for it (e.g. a layer that cannot be renumbered); nothing written")
+            }
         }
 
         if o.sparsity != nil || o.nm != nil || !o.overrides.isEmpty {
@@ -197,135 +223,116 @@ public enum Pruner {
         return f
     }
 
-    /// Σ w² per unit of `unitSize` consecutive indices along `axis` (summed over blocks).
-    static func unitSquares(_ t: Tensor, axis: Int, blocks: Int, unitSize: Int) throws -> [Double] {
+    /// Σ w² of each line (row or column, or element of a 1-D tensor) along `axis`.
+    static func lineSquares(_ t: Tensor, axis: Int) throws -> [Double] {
         let w = try floats(t)
         let dims = t.shape.count == 1 ? [t.shape[0], 1] : t.shape
+        guard dims.count == 2 else { throw PruneError.invalid("tensor `\(t.name)`: expected 1-D or 2-D, got \(t.shape)") }
         let (rows, cols) = (dims[0], dims[1])
-        let block = (axis == 0 ? rows : cols) / blocks
-        var out = [Double](repeating: 0, count: block / unitSize)
+        var out = [Double](repeating: 0, count: axis == 0 ? rows : cols)
         for r in 0..<rows {
             for c in 0..<cols {
-                let along = axis == 0 ? r : c
                 let v = Double(w[r * cols + c])
-                out[(along % block) / unitSize] += v * v
+                out[axis == 0 ? r : c] += v * v
             }
         }
         return out
     }
 
-    /// Importance of each removable attention unit of a layer: query heads (GPT-2, BERT) or
-    /// key/value groups (LLaMA).
-    static func headScores(_ g: WeightGraph, _ lay: Layout, layer i: Int, original: Int, stats: ActivationStats?,
-                           importance: PruneOptions.Importance) throws -> [Double] {
-        let hs = lay.headSize
-        let heads = lay.kind == .llama ? lay.configHeads : lay.heads[i]
-        let group = lay.kind == .llama ? lay.configHeads / lay.kvHeads : 1
-        let outName = lay.attentionOutput(i)
-        guard let out = g.tensors[outName] else { throw PruneError.invalid("tensor `\(outName)`: missing") }
-        let outAxis = lay.isConv1D(outName) ? 0 : 1
-        var perHead: [Double]
+    /// Σ w² over the lines of `cuts` that belong to each of `units` units.
+    static func cutSquares(_ g: WeightGraph, _ cuts: [Cut], units: Int) throws -> [Double] {
+        var scores = [Double](repeating: 0, count: units)
+        for cut in cuts {
+            guard let t = g.tensors[cut.tensor] else { continue }
+            let sq = try lineSquares(t, axis: cut.axis)
+            for u in 0..<units { scores[u] += cut.lines([u]).reduce(0.0) { $0 + ($1 < sq.count ? sq[$1] : 0) } }
+        }
+        return scores
+    }
+
+    /// Keeps only the lines of `cuts` that belong to the units `keep`.
+    static func apply(_ cuts: [Cut], keep: [Int], to g: inout WeightGraph) throws {
+        for cut in cuts {
+            guard let t = g.tensors[cut.tensor] else { continue }
+            try g.replace(Slicing.take(t, axis: cut.axis, lines: cut.lines(keep)))
+        }
+    }
+
+    /// Importance of each key/value group of a layer (with NKV = NH, of each head).
+    static func groupScores(_ g: WeightGraph, _ lay: Layout, layer i: Int, original: Int, stats: ActivationStats?,
+                            importance: PruneOptions.Importance) throws -> [Double] {
+        let a = lay.attention(i)
+        let group = a.heads / a.kvHeads
         switch importance {
         case .magnitude:
-            perHead = [Double](repeating: 0, count: heads)
-            for s in lay.attentionSlices(i) {
-                guard let t = g.tensors[s.tensor] else { continue }
-                for (h, v) in try unitSquares(t, axis: s.axis, blocks: s.blocks, unitSize: hs).enumerated() { perHead[h] += v }
-            }
+            return try cutSquares(g, lay.groupCuts(i), units: a.kvHeads)
         case .activation:
-            guard let norms = stats?.headNorms[original], norms.count == heads else {
+            guard let norms = stats?.headNorms[original], norms.count == a.heads else {
                 throw PruneError.invalid("no head statistics for layer \(i)")
             }
-            let outNorms = try unitSquares(out, axis: outAxis, blocks: 1, unitSize: hs).map { $0.squareRoot() }
-            perHead = zip(norms, outNorms).map { $0 * $1 }
+            // ‖o-proj slice‖ of each query head: its hs input lines.
+            let out = lay.inputCut(a.output) { heads in heads.flatMap { h in (0..<a.headDim).map { h * a.headDim + $0 } } }
+            let outNorms = try cutSquares(g, [out], units: a.heads).map { $0.squareRoot() }
+            let perHead = zip(norms, outNorms).map { $0 * $1 }
+            return (0..<a.kvHeads).map { u in (0..<group).reduce(0.0) { $0 + perHead[u * group + $1] } }
         }
-        guard lay.kind == .llama else { return perHead }
-        var groups = (0..<lay.kvHeads).map { g in (0..<group).reduce(0.0) { $0 + perHead[g * group + $1] } }
-        if importance == .magnitude {
-            for s in lay.keyValueSlices(i) {
-                guard let t = g.tensors[s.tensor] else { continue }
-                for (k, v) in try unitSquares(t, axis: s.axis, blocks: 1, unitSize: hs).enumerated() { groups[k] += v }
-            }
-        }
-        return groups
     }
 
     static func neuronScores(_ g: WeightGraph, _ lay: Layout, layer i: Int, original: Int, stats: ActivationStats?,
                              importance: PruneOptions.Importance) throws -> [Double] {
+        guard let down = lay.mlpOutput(i), let width = lay.description.blocks[i].mlp?.width else {
+            throw PruneError.invalid("layer \(i) has no MLP")
+        }
         switch importance {
         case .magnitude:
-            var scores = [Double](repeating: 0, count: lay.inner)
-            for s in lay.mlpSlices(i) {
-                guard let t = g.tensors[s.tensor] else { continue }
-                for (n, v) in try unitSquares(t, axis: s.axis, blocks: 1, unitSize: 1).enumerated() { scores[n] += v }
-            }
-            return scores
+            return try cutSquares(g, lay.neuronCuts(i), units: width)
         case .activation:
-            let outName = lay.mlpOutput(i)
-            guard let out = g.tensors[outName], let act = stats?.neuronMagnitudes[original], act.count == lay.inner else {
+            guard let act = stats?.neuronMagnitudes[original], act.count == width else {
                 throw PruneError.invalid("no MLP statistics for layer \(i)")
             }
-            let norms = try unitSquares(out, axis: lay.isConv1D(outName) ? 0 : 1, blocks: 1, unitSize: 1).map { $0.squareRoot() }
+            let norms = try cutSquares(g, [lay.inputCut(down) { $0 }], units: width).map { $0.squareRoot() }
             return zip(act, norms).map { $0 * $1 }
         }
     }
 
     // MARK: Structural edits
 
+    /// Removes query heads, which must make whole key/value groups (with NKV = NH: any
+    /// heads), the same number in every layer (the config has one head count).
     static func removeHeads(_ g: WeightGraph, _ lay: Layout, _ removal: [Int: [Int]]) throws -> WeightGraph {
         var g = g
-        let hs = lay.headSize
-        if lay.kind == .llama {
-            let group = lay.configHeads / lay.kvHeads
-            var removedGroups: Int?
-            for i in 0..<lay.layers {
-                let heads = Set(removal[i] ?? [])
-                let groups = Set(heads.map { $0 / group })
-                guard heads.allSatisfy({ $0 >= 0 && $0 < lay.configHeads }),
-                      groups.allSatisfy({ g in (0..<group).allSatisfy { heads.contains(g * group + $0) } }) else {
-                    throw PruneError.invalid("layer \(i): LLaMA heads must be removed in whole key/value groups of \(group)")
-                }
-                if let r = removedGroups, r != groups.count {
-                    throw PruneError.invalid("LLaMA configs have one head count for all layers: remove the same number of groups from each")
-                }
-                removedGroups = groups.count
-                let keepGroups = (0..<lay.kvHeads).filter { !groups.contains($0) }
-                let keepHeads = keepGroups.flatMap { kg in (0..<group).map { kg * group + $0 } }
-                let rows = { (units: [Int]) in units.flatMap { u in (0..<hs).map { u * hs + $0 } } }
-                for s in lay.attentionSlices(i) where g.tensors[s.tensor] != nil {
-                    try g.replace(Slicing.select(g.tensors[s.tensor]!, axis: s.axis, blocks: s.blocks, keep: rows(keepHeads)))
-                }
-                for s in lay.keyValueSlices(i) where g.tensors[s.tensor] != nil {
-                    try g.replace(Slicing.select(g.tensors[s.tensor]!, axis: s.axis, blocks: s.blocks, keep: rows(keepGroups)))
-                }
-            }
-            guard let r = removedGroups, r < lay.kvHeads else { throw PruneError.invalid("cannot remove every key/value group") }
-            if var c = g.config {
-                c.json["num_attention_heads"] = .int(lay.configHeads - r * group)
-                c.json["num_key_value_heads"] = .int(lay.kvHeads - r)
-                c.json["head_dim"] = .int(hs)
-                g.config = c
-            }
-            return g
+        guard removal.keys.allSatisfy({ $0 >= 0 && $0 < lay.layers }) else {
+            throw PruneError.invalid("layers to remove heads from must be in 0..<\(lay.layers)")
         }
-        // GPT-2 / BERT: any heads per layer, recorded in pruned_heads by original index.
-        var pruned = g.config?["pruned_heads"]?.objectValue ?? [:]
-        for (i, heads) in removal.sorted(by: { $0.key < $1.key }) where !heads.isEmpty {
-            guard i >= 0, i < lay.layers, Set(heads).count == heads.count, heads.allSatisfy({ $0 >= 0 && $0 < lay.heads[i] }),
-                  heads.count < lay.heads[i] else {
-                throw PruneError.invalid("layer \(i): heads to remove must be distinct in 0..<\(lay.heads[i]), keeping at least one")
+        var removedGroups: Int?
+        for i in 0..<lay.layers {
+            let a = lay.attention(i)
+            let group = a.heads / a.kvHeads
+            let heads = Set(removal[i] ?? [])
+            let groups = Set(heads.map { $0 / group })
+            guard heads.allSatisfy({ $0 >= 0 && $0 < a.heads }), heads.count == (removal[i] ?? []).count else {
+                throw PruneError.invalid("layer \(i): heads to remove must be distinct in 0..<\(a.heads)")
             }
-            let already = Set(pruned["\(i)"]?.arrayValue?.compactMap(\.intValue) ?? [])
-            let remaining = (0..<lay.configHeads).filter { !already.contains($0) }  // current index -> original
-            let keep = (0..<lay.heads[i]).filter { !heads.contains($0) }
-            let units = keep.flatMap { h in (0..<hs).map { h * hs + $0 } }
-            for s in lay.attentionSlices(i) where g.tensors[s.tensor] != nil {
-                try g.replace(Slicing.select(g.tensors[s.tensor]!, axis: s.axis, blocks: s.blocks, keep: units))
+            guard groups.allSatisfy({ g in (0..<group).allSatisfy { heads.contains(g * group + $0) } }) else {
+                throw PruneError.invalid("layer \(i): heads must be removed in whole key/value groups of \(group)")
             }
-            pruned["\(i)"] = .array(already.union(heads.map { remaining[$0] }).sorted().map { .int($0) })
+            if let r = removedGroups, r != groups.count {
+                throw PruneError.invalid("the config has one head count for all layers: remove the same number of heads from each")
+            }
+            removedGroups = groups.count
+            guard groups.count < a.kvHeads else { throw PruneError.invalid("layer \(i): cannot remove every key/value group") }
+            try apply(lay.groupCuts(i), keep: (0..<a.kvHeads).filter { !groups.contains($0) }, to: &g)
+        }
+        guard let r = removedGroups, r > 0, let a = lay.description.blocks.first?.attention else { return g }
+        let newHeads = a.heads - r * (a.heads / a.kvHeads), C = lay.description.hiddenSize
+        if lay.keys.headsDivideHidden, C % newHeads != 0 {
+            throw PruneError.invalid("\(lay.description.modelType): transformers requires hidden_size \(C) to be a multiple of the head count, and \(newHeads) heads would remain; remove a number of heads that leaves a divisor of \(C)")
         }
         if var c = g.config {
-            c.json["pruned_heads"] = .object(pruned)
+            let group = a.heads / a.kvHeads
+            if let k = lay.keys.heads { c.json[k] = .int(a.heads - r * group) }
+            if let k = lay.keys.keyValueHeads, group > 1 || c[k] != nil { c.json[k] = .int(a.kvHeads - r) }
+            if let k = lay.keys.headDim { c.json[k] = .int(a.headDim) }
             g.config = c
         }
         return g
@@ -358,14 +365,25 @@ public enum Pruner {
             if case .some(let a?) = rename(alias), case .some(let b?) = rename(target) { try out.tie(a, to: b) }
         }
         if var c = g.config {
-            c.json[lay.layersKey] = .int(n)
+            guard let layersKey = lay.keys.layers else {
+                throw PruneError.invalid("cannot drop layers of \(lay.description.modelType): its config has no layer count")
+            }
+            // Layers that alternate by position (local/global attention) keep their kind:
+            // written out per layer when the config only implied them.
+            let windows = lay.description.blocks.map { $0.attention.window }
+            if lay.keys.perLayer.contains("layer_types"), c["layer_types"] == nil, Set(windows.map { $0 == nil }).count > 1 {
+                c.json["layer_types"] = .array(windows.map { .string($0 == nil ? "full_attention" : "sliding_attention") })
+            }
+            c.json[layersKey] = .int(n)
             if let pruned = c["pruned_heads"]?.objectValue {
                 var remapped = OrderedDictionary<String, JSONValue>()
                 for (k, v) in pruned { if let i = Int(k), let j = newIndex[i] { remapped["\(j)"] = v } }
                 c.json["pruned_heads"] = .object(remapped)
             }
-            if let types = c["layer_types"]?.arrayValue, types.count == lay.layers {
-                c.json["layer_types"] = .array(types.enumerated().filter { !dropSet.contains($0.offset) }.map(\.element))
+            for key in lay.keys.perLayer {
+                if let list = c[key]?.arrayValue, list.count == lay.layers {
+                    c.json[key] = .array(list.enumerated().filter { !dropSet.contains($0.offset) }.map(\.element))
+                }
             }
             out.config = c
         }
@@ -388,7 +406,7 @@ public enum Pruner {
                 continue
             }
             if embeddings.contains(where: { t.name == $0 || t.name.hasSuffix("." + $0) }) { continue }
-            if let layout, !t.name.hasPrefix(layout.blockStem) { continue }
+            if let layout, !layout.blockParameters.contains(t.name) { continue }
             targets.append((t.name, o.sparsity))
         }
         guard !targets.isEmpty else { throw PruneError.invalid("no tensors to sparsify (check --keep)") }
@@ -495,7 +513,7 @@ extension PruneOptions {
     /// Whether any operation was asked for.
     public var isEmpty: Bool {
         sparsity == nil && nm == nil && overrides.isEmpty && headsPerLayer == nil && dropHeads == nil
-            && intermediate == nil && dropLayers == nil && dropLayerCount == nil
+            && intermediate == nil && keepNeurons == nil && dropLayers == nil && dropLayerCount == nil
     }
 
     /// Whether the operations need calibration inputs.

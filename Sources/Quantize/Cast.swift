@@ -6,6 +6,7 @@
 // hold them, when `castAny` turns them into the target float (bool 0/1, integers rounded
 // to nearest, exact up to 2^24 in f32).
 
+import CKernels
 import CkptCore
 
 public enum Cast {
@@ -30,18 +31,46 @@ public enum Cast {
         precondition(supportedTargets.contains(target), "unsupported cast target \(target)")
         guard applies(to: tensor, target: target) || (integers && integerSources.contains(tensor.dtype)) else { return tensor }
         let n = tensor.elementCount
-        let f32 = try toF32(tensor)
-        let out: [UInt8]
-        if target == .f32 {
-            out = f32
-        } else {
-            var bytes = [UInt8](repeating: 0, count: n * 2)
-            f32.withUnsafeBytes { src in
-                bytes.withUnsafeMutableBytes { dst in FloatBits.convertF32(src, to: dst, bf16: target == .bf16) }
-            }
-            out = bytes
+        let size = target == .f32 ? 4 : 2
+        let out = try [UInt8](unsafeUninitializedCapacity: n * size) { buffer, count in
+            try tensor.data.withBytes { src in convert(src, from: tensor.dtype, to: target, count: n, into: UnsafeMutableRawBufferPointer(buffer)) }
+            count = n * size
         }
         return try Tensor(name: tensor.name, dtype: target, shape: tensor.shape, data: .owned(out))
+    }
+
+    /// Elements per block when a cast goes through f32 (f64 sources, f16 <-> bf16): 64 KiB
+    /// of f32, so no whole-tensor intermediate exists.
+    static let castBlock = 16_384
+
+    /// `n` floats of `source` dtype in `src` written as `target` (f32, f16, bf16) into `dst`.
+    /// Direct C kernels (SIMD where the CPU has it) for f32 -> f16/bf16, bf16 -> f16 and the
+    /// widenings; other pairs widen a block at a time into f32 and narrow it. Every path
+    /// rounds exactly as FloatBits does (tested against it).
+    static func convert(_ src: UnsafeRawBufferPointer, from source: DType, to target: DType, count n: Int,
+                        into dst: UnsafeMutableRawBufferPointer) {
+        guard n > 0, let s = src.baseAddress?.assumingMemoryBound(to: UInt8.self),
+              let d = dst.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        // SAFETY: src holds n elements of `source`, dst n of `target` (sized by the callers).
+        switch (source, target) {
+        case (.f32, .f16): ck_f32_to_f16(s, n, d)
+        case (.f32, .bf16): ck_f32_to_bf16(s, n, d)
+        case (.bf16, .f16): ck_bf16_to_f16(s, n, d)
+        case (_, .f32): decode(src, source, into: dst, count: n)
+        default:
+            let inSize = source.elementSize ?? 4, outSize = 2
+            withUnsafeTemporaryAllocation(byteCount: castBlock * 4, alignment: 64) { block in
+                var i = 0
+                while i < n {
+                    let m = min(castBlock, n - i)
+                    decode(UnsafeRawBufferPointer(rebasing: src[(i * inSize)..<((i + m) * inSize)]), source,
+                           into: block, count: m)
+                    let b = UnsafeRawPointer(block.baseAddress!).assumingMemoryBound(to: UInt8.self)
+                    if target == .f16 { ck_f32_to_f16(b, m, d + i * outSize) } else { ck_f32_to_bf16(b, m, d + i * outSize) }
+                    i += m
+                }
+            }
+        }
     }
 
     /// The tensor's values as f32 (f64 rounds to nearest even; f16/bf16 widen exactly; block
@@ -58,21 +87,16 @@ public enum Cast {
         }
     }
 
-    /// Little-endian f32 bytes of a float tensor.
-    static func toF32(_ tensor: Tensor) throws -> [UInt8] {
-        let n = tensor.elementCount
-        var out = [UInt8](repeating: 0, count: n * 4)
-        try tensor.data.withBytes { src in
-            out.withUnsafeMutableBytes { decode(src, tensor.dtype, into: $0, count: n) }
-        }
-        return out
-    }
-
     /// Writes `n` f32 values (little-endian) decoded from `src` holding f64/f32/f16/bf16.
     static func decode(_ src: UnsafeRawBufferPointer, _ dtype: DType, into dst: UnsafeMutableRawBufferPointer, count n: Int) {
         switch dtype {
         case .f32: dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[0..<n * 4]))
-        case .f16, .bf16: FloatBits.convertToF32(UnsafeRawBufferPointer(rebasing: src[0..<n * 2]), to: dst, bf16: dtype == .bf16)
+        case .f16, .bf16:
+            // SAFETY: src holds n 16-bit values and dst n f32 (checked by the callers).
+            precondition(src.count >= n * 2 && dst.count >= n * 4, "buffers sized by the caller")
+            guard n > 0 else { return }
+            let s = src.baseAddress!.assumingMemoryBound(to: UInt8.self), d = dst.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            if dtype == .bf16 { ck_bf16_to_f32(s, n, d) } else { ck_f16_to_f32(s, n, d) }
         case .f64:
             for i in 0..<n {
                 let d = Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))
@@ -159,6 +183,7 @@ final class LazyCastBytes: ExternalBytes {
     }
 
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        // One output buffer of the target's size; the cast streams through it in blocks.
         let converted = try Cast.cast(source, to: target, integers: true)
         source.data.releaseResidentPages()
         return try converted.data.withBytes(body)

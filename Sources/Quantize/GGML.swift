@@ -21,9 +21,13 @@
 // Every product and sum is a separate f32 operation: the references are not fused
 // (FACTS.md: with `x*id + 8.5f` fused ~1 in 44,000 q4_0 blocks differ). Swift does not
 // contract `a * b + c` into an FMA, and nothing here uses `fma`/`addingProduct`.
+// The hot path is a C kernel with AVX2 (Sources/CKernels/quant.c) doing the same operations;
+// it leaves blocks with non-finite or extreme values, and every block on CPUs without AVX2,
+// to the reference code here, and tests check both give the same bytes.
 // Dequantization computes exactly what ggml and gguf-py compute: one f32 product (and one
 // f32 sum for the types with a minimum).
 
+import CKernels
 import CkptCore
 
 enum GGML {
@@ -82,7 +86,20 @@ enum GGML {
 
     // MARK: q8_0
 
+    /// The C kernel (AVX2) for the blocks it takes, this file's reference code for the rest.
     static func quantizeQ8_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+        var b = 0
+        while b < blocks {
+            // SAFETY: blocks b..<blocks of x (32 floats each) and y (34 bytes each) exist.
+            b += ck_quantize_q8_0(x + b * 32, blocks - b, (y + b * 34).assumingMemoryBound(to: UInt8.self))
+            if b < blocks {
+                quantizeQ8_0Reference(x + b * 32, y + b * 34, blocks: 1)
+                b += 1
+            }
+        }
+    }
+
+    static func quantizeQ8_0Reference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
         for b in 0..<blocks {
             let xb = x + b * 32, yb = y + b * 34
             var amax: Float = 0
@@ -112,7 +129,20 @@ enum GGML {
 
     // MARK: q4_0
 
+    /// The C kernel (AVX2) for the blocks it takes, this file's reference code for the rest.
     static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+        var b = 0
+        while b < blocks {
+            // SAFETY: blocks b..<blocks of x (32 floats each) and y (18 bytes each) exist.
+            b += ck_quantize_q4_0(x + b * 32, blocks - b, (y + b * 18).assumingMemoryBound(to: UInt8.self))
+            if b < blocks {
+                quantizeQ4_0Reference(x + b * 32, y + b * 18, blocks: 1)
+                b += 1
+            }
+        }
+    }
+
+    static func quantizeQ4_0Reference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
         for b in 0..<blocks {
             let xb = x + b * 32, yb = y + b * 18
             let max = signedAbsMax(xb, 32)
@@ -143,7 +173,20 @@ enum GGML {
 
     // MARK: q4_1
 
+    /// The C kernel (AVX2) for the blocks it takes, this file's reference code for the rest.
     static func quantizeQ4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+        var b = 0
+        while b < blocks {
+            // SAFETY: blocks b..<blocks of x (32 floats each) and y (20 bytes each) exist.
+            b += ck_quantize_q4_1(x + b * 32, blocks - b, (y + b * 20).assumingMemoryBound(to: UInt8.self))
+            if b < blocks {
+                quantizeQ4_1Reference(x + b * 32, y + b * 20, blocks: 1)
+                b += 1
+            }
+        }
+    }
+
+    static func quantizeQ4_1Reference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
         for b in 0..<blocks {
             let xb = x + b * 32, yb = y + b * 20
             let (min, max) = minMax(xb, 32)
@@ -175,7 +218,20 @@ enum GGML {
 
     // MARK: q5_0
 
+    /// The C kernel (AVX2) for the blocks it takes, this file's reference code for the rest.
     static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+        var b = 0
+        while b < blocks {
+            // SAFETY: blocks b..<blocks of x (32 floats each) and y (22 bytes each) exist.
+            b += ck_quantize_q5_0(x + b * 32, blocks - b, (y + b * 22).assumingMemoryBound(to: UInt8.self))
+            if b < blocks {
+                quantizeQ5_0Reference(x + b * 32, y + b * 22, blocks: 1)
+                b += 1
+            }
+        }
+    }
+
+    static func quantizeQ5_0Reference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
         for b in 0..<blocks {
             let xb = x + b * 32, yb = y + b * 22
             let max = signedAbsMax(xb, 32)
@@ -212,7 +268,20 @@ enum GGML {
 
     // MARK: q5_1
 
+    /// The C kernel (AVX2) for the blocks it takes, this file's reference code for the rest.
     static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+        var b = 0
+        while b < blocks {
+            // SAFETY: blocks b..<blocks of x (32 floats each) and y (24 bytes each) exist.
+            b += ck_quantize_q5_1(x + b * 32, blocks - b, (y + b * 24).assumingMemoryBound(to: UInt8.self))
+            if b < blocks {
+                quantizeQ5_1Reference(x + b * 32, y + b * 24, blocks: 1)
+                b += 1
+            }
+        }
+    }
+
+    static func quantizeQ5_1Reference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
         for b in 0..<blocks {
             let xb = x + b * 32, yb = y + b * 24
             let (min, max) = minMax(xb, 32)

@@ -38,6 +38,19 @@ final class LazyQuantizedBytes: ExternalBytes {
     }
 
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        // Without error measurement, block types are quantized straight from the source
+        // bytes (f32 read in place, f16/bf16 widened a slice at a time inside the kernel's
+        // workers): no whole-tensor f32 copy.
+        if !report.measures, target.isQuantized, [DType.f32, .f16, .bf16].contains(source.dtype) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let bytes = try source.data.withBytes { src in
+                try Quantizer.quantize(bytes: src, dtype: source.dtype, rowLength: source.shape.last ?? 1, to: target,
+                                       name: source.name, jobs: jobs)
+            }
+            report.addTime(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            source.data.releaseResidentPages()
+            return try bytes.withUnsafeBytes(body)
+        }
         guard let original = try Cast.floats(source) else { throw QuantizeError.notFloat(tensor: source.name, dtype: source.dtype) }
         source.data.releaseResidentPages()
         let bytes: [UInt8]

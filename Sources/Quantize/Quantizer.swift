@@ -111,6 +111,42 @@ public enum Quantizer {
         return out
     }
 
+    /// Quantizes the raw little-endian f32, f16 or bf16 values in `src` (rows of `rowLength`)
+    /// without a whole-tensor f32 copy: f32 input 4-byte aligned is read in place; otherwise
+    /// each worker widens (or copies) one slice at a time into its own buffer, and encodes it.
+    /// The same bytes as quantizing `Cast.floats` of the tensor.
+    public static func quantize(bytes src: UnsafeRawBufferPointer, dtype source: DType, rowLength: Int, to dtype: DType,
+                                name: String = "", jobs: Int = defaultJobs) throws(QuantizeError) -> [UInt8] {
+        guard case .block(let per, let bytes) = dtype.layout, let (encode, _) = codec(dtype) else { throw .notABlockType(dtype) }
+        guard let inSize = source.elementSize, [DType.f32, .f16, .bf16].contains(source) else { throw .notFloat(tensor: name, dtype: source) }
+        let count = src.count / inSize
+        guard rowLength > 0, rowLength % per == 0, count % rowLength == 0 else {
+            throw .rowNotWholeBlocks(tensor: name, rowLength: rowLength, dtype: dtype, blockValues: per)
+        }
+        let blocks = count / per
+        var out = [UInt8](repeating: 0, count: blocks * bytes)
+        guard blocks > 0, let base = src.baseAddress else { return out }
+        let inPlace = source == .f32 && Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0
+        out.withUnsafeMutableBytes { dst in
+            let o = dst.baseAddress!
+            // SAFETY: slices are disjoint block ranges of src and dst (see the other quantize);
+            // a widened slice lives in a buffer local to its call.
+            forEachSlice(blocks: blocks, valuesPerBlock: per, jobs: jobs) { first, n in
+                let values = n * per
+                let from = UnsafeRawBufferPointer(start: base + first * per * inSize, count: values * inSize)
+                if inPlace {
+                    encode(from.baseAddress!.assumingMemoryBound(to: Float.self), o + first * bytes, n)
+                    return
+                }
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: values) { buffer in
+                    Cast.decode(from, source, into: UnsafeMutableRawBufferPointer(buffer), count: values)
+                    encode(UnsafePointer(buffer.baseAddress!), o + first * bytes, n)
+                }
+            }
+        }
+        return out
+    }
+
     /// Quantizes `values` (rows of `rowLength`, C order) to the block type `dtype`; `rowLength` must
     /// be a whole number of its blocks. Throws ``QuantizeError`` otherwise.
     public static func quantize(_ values: [Float], rowLength: Int, to dtype: DType, name: String = "",

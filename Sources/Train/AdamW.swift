@@ -67,7 +67,7 @@ public final class AdamW {
     /// One update of `model`'s parameters from its gradients. Returns the gradient norm before
     /// clipping.
     @discardableResult
-    public func update(_ model: GPT2Train, lr: Float) -> Double {
+    public func update(_ model: TrainModel, lr: Float) -> Double {
         let params = model.params, grads = model.grads
         precondition(params.count == m.count, "AdamW: moments for \(m.count) parameters, model has \(params.count)")
         let norm = Self.globalNorm(grads)

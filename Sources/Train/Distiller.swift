@@ -1,4 +1,4 @@
-// Distillation: train a student GPT-2 to match a teacher's next-token distributions.
+// Distillation: train a student (any family TrainModel implements) to match a teacher's next-token distributions.
 //
 //   loss = τ² · mean over positions of KL(softmax(teacher/τ) ‖ softmax(student/τ))
 //        + α · mean over student blocks i of mean((h_i - h_teacher[map(i)])²)   (optional, α > 0)
@@ -59,7 +59,7 @@ public struct TokenData: Sendable, Equatable {
     /// Sequences the teacher writes itself: a random prompt of `promptLength` tokens, then
     /// sampling from softmax(logits) one token at a time. Held-out sequences come from a
     /// separate stream of the seed.
-    public static func sampled(from teacher: GPT2Train, train: Int, eval: Int, T: Int, seed: UInt64,
+    public static func sampled(from teacher: TrainModel, train: Int, eval: Int, T: Int, seed: UInt64,
                                promptLength: Int = 2) throws(TrainError) -> TokenData {
         guard T >= 2, T <= teacher.shape.maxT else { throw .badData("sequence length \(T) must be in 2...\(teacher.shape.maxT)") }
         guard train > 0, eval > 0 else { throw .badData("need at least one training and one held-out sequence") }
@@ -69,7 +69,7 @@ public struct TokenData: Sendable, Equatable {
                              eval: sample(teacher, count: eval, T: T, prompt: promptLength, rng: &evalRNG))
     }
 
-    static func sample(_ m: GPT2Train, count: Int, T: Int, prompt: Int, rng: inout SplitMix64) -> [[Int]] {
+    static func sample(_ m: TrainModel, count: Int, T: Int, prompt: Int, rng: inout SplitMix64) -> [[Int]] {
         let V = m.shape.V, chunk = 64
         var out: [[Int]] = []
         var start = 0
@@ -113,8 +113,8 @@ public struct StepResult: Sendable {
 /// from a `StudentSpec`, and token data; call ``trainStep()`` until done and ``evaluate()`` for
 /// the held-out KL.
 public final class Distiller {
-    public let teacher: GPT2Train
-    public let student: GPT2Train
+    public let teacher: TrainModel
+    public let student: TrainModel
     public let spec: StudentSpec
     public let options: DistillOptions
     public let data: TokenData
@@ -124,9 +124,12 @@ public final class Distiller {
     let layerMap: [Int]
     private var evalTeacherLogits: [Float]?
 
-    public init(teacher: GPT2Train, student: GPT2Train, spec: StudentSpec, data: TokenData, options: DistillOptions) throws {
-        guard teacher.shape.V == student.shape.V, teacher.shape.C == student.shape.C else {
-            throw TrainError.invalidConfig("teacher and student must share vocabulary and hidden size")
+    public init(teacher: TrainModel, student: TrainModel, spec: StudentSpec, data: TokenData, options: DistillOptions) throws {
+        guard teacher.shape.V == student.shape.V else {
+            throw TrainError.invalidConfig("teacher and student must share the vocabulary")
+        }
+        guard options.hiddenWeight == 0 || teacher.shape.C == student.shape.C else {
+            throw TrainError.invalidConfig("hidden-state matching needs the teacher's hidden size (the student's is \(student.shape.C))")
         }
         guard data.T <= student.shape.maxT, data.T <= teacher.shape.maxT else {
             throw TrainError.badData("sequences of \(data.T) tokens are longer than the model's positions")

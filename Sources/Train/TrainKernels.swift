@@ -14,6 +14,7 @@
 
 import COpenBLAS
 import Foundation
+import Transformer
 
 typealias Ptr = UnsafeMutablePointer<Float>
 typealias CPtr = UnsafePointer<Float>
@@ -25,26 +26,32 @@ enum WeightLayout: Sendable { case inOut, outIn }
 enum TrainKernels {
     // MARK: embeddings
 
-    /// out[B, T, C] = wte[ids[b, t]] + wpe[t].   ids [B·T], wte [V, C], wpe [maxT, C]
-    static func encoderForward(_ out: Ptr, ids: [Int], wte: CPtr, wpe: CPtr, B: Int, T: Int, C: Int) {
+    /// out[B, T, C] = wte[ids[b, t]] (+ wpe[t]).   ids [B·T], wte [V, C], wpe [maxT, C] or nil
+    static func encoderForward(_ out: Ptr, ids: [Int], wte: CPtr, wpe: CPtr?, B: Int, T: Int, C: Int) {
         for b in 0..<B {
             for t in 0..<T {
                 let o = out + (b * T + t) * C
-                let e = wte + ids[b * T + t] * C, p = wpe + t * C
-                for i in 0..<C { o[i] = e[i] + p[i] }
+                let e = wte + ids[b * T + t] * C
+                if let wpe {
+                    let p = wpe + t * C
+                    for i in 0..<C { o[i] = e[i] + p[i] }
+                } else {
+                    for i in 0..<C { o[i] = e[i] }
+                }
             }
         }
     }
 
     /// dwte[ids[b, t]] += dout[b, t]; dwpe[t] += dout[b, t].   dout [B, T, C]
-    static func encoderBackward(dwte: Ptr, dwpe: Ptr, dout: CPtr, ids: [Int], B: Int, T: Int, C: Int) {
+    static func encoderBackward(dwte: Ptr, dwpe: Ptr?, dout: CPtr, ids: [Int], B: Int, T: Int, C: Int) {
         for b in 0..<B {
             for t in 0..<T {
                 let d = dout + (b * T + t) * C
-                let e = dwte + ids[b * T + t] * C, p = dwpe + t * C
-                for i in 0..<C {
-                    e[i] += d[i]
-                    p[i] += d[i]
+                let e = dwte + ids[b * T + t] * C
+                for i in 0..<C { e[i] += d[i] }
+                if let dwpe {
+                    let p = dwpe + t * C
+                    for i in 0..<C { p[i] += d[i] }
                 }
             }
         }
@@ -53,7 +60,7 @@ enum TrainKernels {
     // MARK: layernorm
 
     /// out[N, C] = (inp - mean) · rstd · weight + bias, keeping mean[N] and rstd[N] for backward.
-    static func layerNormForward(_ out: Ptr, mean: Ptr, rstd: Ptr, inp: CPtr, weight: CPtr, bias: CPtr,
+    static func layerNormForward(_ out: Ptr, mean: Ptr, rstd: Ptr, inp: CPtr, weight: CPtr, bias: CPtr?,
                                  N: Int, C: Int, eps: Float) {
         for n in 0..<N {
             let x = inp + n * C, o = out + n * C
@@ -64,7 +71,7 @@ enum TrainKernels {
             for i in 0..<C { let d = x[i] - m; v += d * d }
             v /= Float(C)  // biased variance, as torch.nn.LayerNorm
             let s = 1 / (v + eps).squareRoot()
-            for i in 0..<C { o[i] = (x[i] - m) * s * weight[i] + bias[i] }
+            for i in 0..<C { o[i] = (x[i] - m) * s * weight[i] + (bias?[i] ?? 0) }
             mean[n] = m
             rstd[n] = s
         }
@@ -73,7 +80,7 @@ enum TrainKernels {
     /// With x̂ = (x - mean)·rstd and g = dout·weight:
     ///   dweight += Σ_n dout·x̂,  dbias += Σ_n dout,  dinp += rstd · (g - mean(g) - x̂·mean(g·x̂)).
     /// dinp, inp [N, C]; weight, dweight, dbias [C]; mean, rstd [N].
-    static func layerNormBackward(dinp: Ptr, dweight: Ptr, dbias: Ptr, dout: CPtr, inp: CPtr, weight: CPtr,
+    static func layerNormBackward(dinp: Ptr, dweight: Ptr, dbias: Ptr?, dout: CPtr, inp: CPtr, weight: CPtr,
                                   mean: CPtr, rstd: CPtr, N: Int, C: Int) {
         for n in 0..<N {
             let d = dout + n * C, x = inp + n * C, dx = dinp + n * C
@@ -89,60 +96,96 @@ enum TrainKernels {
             gxMean /= Float(C)
             for i in 0..<C {
                 let xh = (x[i] - m) * s
-                dbias[i] += d[i]
+                dbias?[i] += d[i]
                 dweight[i] += d[i] * xh
                 dx[i] += s * (d[i] * weight[i] - gMean - xh * gxMean)
             }
         }
     }
 
+    // MARK: RMSNorm
+
+    /// out[N, C] = x · rstd · weight with rstd = 1/√(mean(x²) + eps), keeping rstd[N].
+    static func rmsNormForward(_ out: Ptr, rstd: Ptr, inp: CPtr, weight: CPtr, N: Int, C: Int, eps: Float) {
+        for n in 0..<N {
+            let x = inp + n * C, o = out + n * C
+            var ss: Float = 0
+            for i in 0..<C { ss += x[i] * x[i] }
+            let s = 1 / (ss / Float(C) + eps).squareRoot()
+            for i in 0..<C { o[i] = x[i] * s * weight[i] }
+            rstd[n] = s
+        }
+    }
+
+    /// With x̂ = x·rstd and g = dout·weight:
+    ///   dweight += Σ_n dout·x̂,  dinp += rstd · (g - x̂·mean(g·x̂)).
+    /// dinp, inp [N, C]; weight, dweight [C]; rstd [N].
+    static func rmsNormBackward(dinp: Ptr, dweight: Ptr, dout: CPtr, inp: CPtr, weight: CPtr, rstd: CPtr, N: Int, C: Int) {
+        for n in 0..<N {
+            let d = dout + n * C, x = inp + n * C, dx = dinp + n * C
+            let s = rstd[n]
+            var gxMean: Float = 0
+            for i in 0..<C { gxMean += d[i] * weight[i] * x[i] * s }
+            gxMean /= Float(C)
+            for i in 0..<C {
+                let xh = x[i] * s
+                dweight[i] += d[i] * xh
+                dx[i] += s * (d[i] * weight[i] - xh * gxMean)
+            }
+        }
+    }
+
     // MARK: matmul
 
-    /// out[N, OC] = inp[N, C] · W (+ bias[OC]); W [C, OC] (.inOut) or [OC, C] (.outIn).
+    /// out[N, OC] = inp[N, C] · W (+ bias[OC]); W [C, OC] (.inOut) or [OC, C] (.outIn). Rows of
+    /// out are `ldo` apart (≥ OC: a column block of a wider matrix).
     static func matmulForward(_ out: Ptr, inp: CPtr, weight: CPtr, bias: CPtr?, N: Int, C: Int, OC: Int,
-                              layout: WeightLayout) {
+                              layout: WeightLayout, ldo: Int? = nil) {
         guard N > 0, OC > 0 else { return }
+        let ldo = ldo ?? OC
         if let bias {
-            for n in 0..<N { (out + n * OC).update(from: bias, count: OC) }
+            for n in 0..<N { (out + n * ldo).update(from: bias, count: OC) }
         }
         let beta: Float = bias == nil ? 0 : 1
         switch layout {
         case .inOut:
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(OC), Int32(C),
-                        1, inp, Int32(C), weight, Int32(OC), beta, out, Int32(OC))
+                        1, inp, Int32(C), weight, Int32(OC), beta, out, Int32(ldo))
         case .outIn:
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(N), Int32(OC), Int32(C),
-                        1, inp, Int32(C), weight, Int32(C), beta, out, Int32(OC))
+                        1, inp, Int32(C), weight, Int32(C), beta, out, Int32(ldo))
         }
     }
 
     /// dinp[N, C] += dout[N, OC] · Wᵀ (in the W layout's sense); dweight += inpᵀ · dout (shaped like
-    /// W); dbias[OC] += Σ_n dout. dinp may be nil when the input is not trainable.
+    /// W); dbias[OC] += Σ_n dout. dinp may be nil when the input is not trainable. Rows of dout
+    /// are `ldd` apart (≥ OC).
     static func matmulBackward(dinp: Ptr?, dweight: Ptr, dbias: Ptr?, dout: CPtr, inp: CPtr, weight: CPtr,
-                               N: Int, C: Int, OC: Int, layout: WeightLayout) {
+                               N: Int, C: Int, OC: Int, layout: WeightLayout, ldd: Int? = nil) {
         guard N > 0, OC > 0, C > 0 else { return }
+        let ldd = ldd ?? OC
         switch layout {
         case .inOut:
             if let dinp {  // [N, OC] · [C, OC]ᵀ
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(N), Int32(C), Int32(OC),
-                            1, dout, Int32(OC), weight, Int32(OC), 1, dinp, Int32(C))
+                            1, dout, Int32(ldd), weight, Int32(OC), 1, dinp, Int32(C))
             }
             // dW[C, OC] += inp[N, C]ᵀ · dout[N, OC]
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(C), Int32(OC), Int32(N),
-                        1, inp, Int32(C), dout, Int32(OC), 1, dweight, Int32(OC))
+                        1, inp, Int32(C), dout, Int32(ldd), 1, dweight, Int32(OC))
         case .outIn:
             if let dinp {  // [N, OC] · [OC, C]
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(OC),
-                            1, dout, Int32(OC), weight, Int32(C), 1, dinp, Int32(C))
+                            1, dout, Int32(ldd), weight, Int32(C), 1, dinp, Int32(C))
             }
             // dW[OC, C] += dout[N, OC]ᵀ · inp[N, C]
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(OC), Int32(C), Int32(N),
-                        1, dout, Int32(OC), inp, Int32(C), 1, dweight, Int32(C))
+                        1, dout, Int32(ldd), inp, Int32(C), 1, dweight, Int32(C))
         }
         if let dbias {
             // Summed row by row in order, so the result does not depend on any thread count.
             for n in 0..<N {
-                let d = dout + n * OC
+                let d = dout + n * ldd
                 for o in 0..<OC { dbias[o] += d[o] }
             }
         }
@@ -150,18 +193,20 @@ enum TrainKernels {
 
     // MARK: attention
 
-    /// Causal multi-head attention. qkv [B, T, 3C] holds q, k, v side by side (GPT-2's c_attn);
-    /// out [B, T, C]; att [B, NH, T, T] keeps softmax(q·kᵀ/√hs) (zero above the diagonal).
-    static func attentionForward(_ out: Ptr, att: Ptr, qkv: CPtr, B: Int, T: Int, C: Int, NH: Int) {
-        let hs = C / NH, C3 = 3 * C
-        let scale = 1 / Float(hs).squareRoot()
+    /// Causal attention with NKV ≤ NH key/value heads (query head h reads key/value head
+    /// h / (NH/NKV): MHA, GQA, MQA). qkv [B, T, W] holds q (NH·hs) | k (NKV·hs) | v (NKV·hs) per
+    /// row, W = (NH + 2·NKV)·hs; out [B, T, NH·hs]; att [B, NH, T, T] keeps softmax(scale·q·kᵀ)
+    /// (zero above the diagonal).
+    static func attentionForward(_ out: Ptr, att: Ptr, qkv: CPtr, B: Int, T: Int, NH: Int, NKV: Int, hs: Int, scale: Float) {
+        let W = (NH + 2 * NKV) * hs, CQ = NH * hs, group = NH / NKV
         for b in 0..<B {
             for h in 0..<NH {
-                let q = qkv + b * T * C3 + h * hs, k = q + C, v = q + 2 * C
+                let row0 = qkv + b * T * W, g = h / group
+                let q = row0 + h * hs, k = row0 + CQ + g * hs, v = row0 + CQ + NKV * hs + g * hs
                 let a = att + (b * NH + h) * T * T
                 // a[T, T] = scale · q[T, hs] · k[T, hs]ᵀ
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(hs),
-                            scale, q, Int32(C3), k, Int32(C3), 0, a, Int32(T))
+                            scale, q, Int32(W), k, Int32(W), 0, a, Int32(T))
                 for i in 0..<T {
                     let row = a + i * T
                     var m = -Float.infinity
@@ -174,29 +219,29 @@ enum TrainKernels {
                 }
                 // out_h[T, hs] = a[T, T] · v[T, hs]
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
-                            1, a, Int32(T), v, Int32(C3), 0, out + b * T * C + h * hs, Int32(C))
+                            1, a, Int32(T), v, Int32(W), 0, out + b * T * CQ + h * hs, Int32(CQ))
             }
         }
     }
 
-    /// Backward of attentionForward: dqkv [B, T, 3C] += from dout [B, T, C]. scratch [2·T·T].
+    /// Backward of attentionForward: dqkv [B, T, W] += from dout [B, T, NH·hs]. scratch [2·T·T].
     ///   dA = dout_h · vᵀ;  dv += Aᵀ · dout_h;  dS = A ∘ (dA - rowsum(A ∘ dA))  (softmax);
-    ///   dq += scale · dS · k;  dk += scale · dSᵀ · q.
+    ///   dq += scale · dS · k;  dk += scale · dSᵀ · q   (k and v summed over the heads sharing them).
     static func attentionBackward(dqkv: Ptr, dout: CPtr, qkv: CPtr, att: CPtr, scratch: Ptr,
-                                  B: Int, T: Int, C: Int, NH: Int) {
-        let hs = C / NH, C3 = 3 * C
-        let scale = 1 / Float(hs).squareRoot()
+                                  B: Int, T: Int, NH: Int, NKV: Int, hs: Int, scale: Float) {
+        let W = (NH + 2 * NKV) * hs, CQ = NH * hs, group = NH / NKV
         let dA = scratch, dS = scratch + T * T
         for b in 0..<B {
             for h in 0..<NH {
-                let q = qkv + b * T * C3 + h * hs, k = q + C, v = q + 2 * C
-                let dq = dqkv + b * T * C3 + h * hs, dk = dq + C, dv = dq + 2 * C
+                let g = h / group, kOff = CQ + g * hs, vOff = CQ + NKV * hs + g * hs
+                let q = qkv + b * T * W + h * hs, k = qkv + b * T * W + kOff, v = qkv + b * T * W + vOff
+                let dq = dqkv + b * T * W + h * hs, dk = dqkv + b * T * W + kOff, dv = dqkv + b * T * W + vOff
                 let a = att + (b * NH + h) * T * T
-                let dout = dout + b * T * C + h * hs
+                let dout = dout + b * T * CQ + h * hs
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(hs),
-                            1, dout, Int32(C), v, Int32(C3), 0, dA, Int32(T))
+                            1, dout, Int32(CQ), v, Int32(W), 0, dA, Int32(T))
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
-                            1, a, Int32(T), dout, Int32(C), 1, dv, Int32(C3))
+                            1, a, Int32(T), dout, Int32(CQ), 1, dv, Int32(W))
                 for i in 0..<T {
                     let ar = a + i * T, dar = dA + i * T, dsr = dS + i * T
                     var dot: Float = 0
@@ -205,10 +250,93 @@ enum TrainKernels {
                     for j in (i + 1)..<T { dsr[j] = 0 }
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
-                            scale, dS, Int32(T), k, Int32(C3), 1, dq, Int32(C3))
+                            scale, dS, Int32(T), k, Int32(W), 1, dq, Int32(W))
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
-                            scale, dS, Int32(T), q, Int32(C3), 1, dk, Int32(C3))
+                            scale, dS, Int32(T), q, Int32(W), 1, dk, Int32(W))
             }
+        }
+    }
+
+    // MARK: rotary positions
+
+    /// Rotates, in place, the first `rotaryDim` channels of each of the `heads` hs-wide heads at
+    /// the start of every row of x [B, T, stride] by the position's angles (rotate-half, as
+    /// transformers): (a, b) → (a·cos − b·sin, b·cos + a·sin) with cos, sin [T, rotaryDim/2]
+    /// (any scaling, including an attention factor, is already in the tables). `inverse`
+    /// rotates by −θ: the backward pass of the rotation, applied to the gradients.
+    static func rope(_ x: Ptr, B: Int, T: Int, heads: Int, hs: Int, rotaryDim: Int, stride: Int, cos: [Float], sin: [Float], inverse: Bool) {
+        let half = rotaryDim / 2, sign: Float = inverse ? -1 : 1
+        for b in 0..<B {
+            for t in 0..<T {
+                let row = x + (b * T + t) * stride
+                for h in 0..<heads {
+                    let base = row + h * hs
+                    for i in 0..<half {
+                        let c = cos[t * half + i], s = sign * sin[t * half + i]
+                        let a = base[i], bb = base[i + half]
+                        base[i] = a * c - bb * s
+                        base[i + half] = bb * c + a * s
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: MLP activations
+
+    /// out = act(inp).   [count]
+    static func activationForward(_ act: Activation, _ out: Ptr, inp: CPtr, count: Int) {
+        switch act {
+        case .geluTanh: geluForward(out, inp: inp, count: count)
+        case .geluExact: for i in 0..<count { let x = inp[i]; out[i] = 0.5 * x * (1 + erff(x / Float(2).squareRoot())) }
+        case .relu: for i in 0..<count { out[i] = max(inp[i], 0) }
+        case .silu: for i in 0..<count { let x = inp[i]; out[i] = x / (1 + expf(-x)) }
+        }
+    }
+
+    /// act'(x) for one value.
+    @inline(__always) static func derivative(_ act: Activation, _ x: Float) -> Float {
+        switch act {
+        case .geluTanh:
+            let u = geluScale * (x + 0.044715 * x * x * x)
+            let s = 1 / (1 + expf(-2 * u))
+            return s + x * 2 * s * (1 - s) * geluScale * (1 + 3 * 0.044715 * x * x)
+        case .geluExact:  // Φ(x) + x·φ(x)
+            return 0.5 * (1 + erff(x / Float(2).squareRoot())) + x * expf(-0.5 * x * x) / (2 * Float.pi).squareRoot()
+        case .relu: return x > 0 ? 1 : 0
+        case .silu:  // σ(x)·(1 + x·(1 − σ(x)))
+            let s = 1 / (1 + expf(-x))
+            return s * (1 + x * (1 - s))
+        }
+    }
+
+    @inline(__always) static func value(_ act: Activation, _ x: Float) -> Float {
+        switch act {
+        case .geluTanh: return x / (1 + expf(-2 * geluScale * (x + 0.044715 * x * x * x)))
+        case .geluExact: return 0.5 * x * (1 + erff(x / Float(2).squareRoot()))
+        case .relu: return max(x, 0)
+        case .silu: return x / (1 + expf(-x))
+        }
+    }
+
+    /// dinp += dout · act'(inp).   [count]
+    static func activationBackward(_ act: Activation, dinp: Ptr, inp: CPtr, dout: CPtr, count: Int) {
+        if act == .geluTanh { return geluBackward(dinp: dinp, inp: inp, dout: dout, count: count) }
+        for i in 0..<count { dinp[i] += dout[i] * derivative(act, inp[i]) }
+    }
+
+    /// x ∘= y.   [count]
+    static func multiply(_ x: Ptr, _ y: CPtr, count: Int) {
+        for i in 0..<count { x[i] *= y[i] }
+    }
+
+    /// Backward of out = act(gate) ∘ up (SwiGLU, GeGLU):
+    ///   dup += dout ∘ act(gate);  dgate += dout ∘ up ∘ act'(gate).   [count]
+    static func gatedBackward(_ act: Activation, dgate: Ptr, dup: Ptr, dout: CPtr, gate: CPtr, up: CPtr, count: Int) {
+        for i in 0..<count {
+            let g = gate[i]
+            dup[i] += dout[i] * value(act, g)
+            dgate[i] += dout[i] * up[i] * derivative(act, g)
         }
     }
 

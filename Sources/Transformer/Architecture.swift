@@ -15,6 +15,7 @@
 // hs head size, I MLP width, V vocabulary.
 
 import CkptCore
+import Foundation
 
 /// What a parameter is for. Consumers (pruning, GGUF naming, training) dispatch on roles,
 /// never on family names.
@@ -130,12 +131,44 @@ public struct AttentionSpec: Sendable {
     public var keyNorm: NormSpec? = nil
     public var rope: RopeSpec? = nil
     public var causal: Bool
-    /// Keys older than this many positions are masked.
+    /// Keys this many positions away or more are masked: older ones, and (not causal) newer ones.
     public var window: Int? = nil
     /// scores = cap · tanh(scores / cap) (Gemma 2).
     public var softcap: Float? = nil
     /// Multiplies q·kᵀ; 1/√hs unless the family says otherwise.
     public var scale: Float
+    /// A linear position bias in place of rotary positions (Falcon-RW, BLOOM).
+    public var alibi: ALiBi? = nil
+
+    /// ALiBi: the score of query head h and key position j gets slope_h · j (times the score
+    /// scale); per query row only differences matter, so this is slope_h · (j − i) up to a
+    /// constant. `bf16`: slopes and products rounded to bfloat16, as transformers computes them.
+    public struct ALiBi: Sendable {
+        public var slopes: [Float]
+        public var bf16: Bool
+
+        /// The slopes of `heads` heads: 2^(−8k/n) for k = 1…n with n the largest power of two
+        /// ≤ heads, then the odd powers of 2^(−4/n) for the remaining heads.
+        public init(heads: Int, bf16: Bool) {
+            let n = 1 << (Int.bitWidth - 1 - heads.leadingZeroBitCount)
+            let base = powf(2, -powf(2, -(log2f(Float(n)) - 3)))
+            var s = (1...n).map { powf(base, Float($0)) }
+            if n != heads {
+                let extra = powf(2, -powf(2, -(log2f(Float(2 * n)) - 3)))
+                s += stride(from: 1, to: 1 + 2 * min(n, heads - n), by: 2).map { powf(extra, Float($0)) }
+            }
+            self.bf16 = bf16
+            slopes = bf16 ? s.map(ALiBi.roundBF16) : s
+        }
+
+        static func roundBF16(_ x: Float) -> Float { Float(bitPattern: FloatBits.bf16ToF32(FloatBits.f32ToBF16(x.bitPattern))) }
+
+        @inline(__always)
+        func bias(head h: Int, key j: Int) -> Float {
+            let b = slopes[h] * Float(j)
+            return bf16 ? ALiBi.roundBF16(b) : b
+        }
+    }
 }
 
 public struct MLPSpec: Sendable {
@@ -239,6 +272,32 @@ public struct HeadSpec: Sendable {
     public var scale: Float? = nil
 }
 
+/// The config keys a family reads its sizes from, so that tools which change sizes (structured
+/// pruning) write the new sizes where transformers will read them. nil: the family's config
+/// cannot express that change.
+public struct SizeKeys: Sendable {
+    /// Query heads (e.g. num_attention_heads, n_head).
+    public var heads: String? = "num_attention_heads"
+    /// Key/value heads; nil when the family has none of its own (MHA only, or multi-query).
+    public var keyValueHeads: String? = "num_key_value_heads"
+    /// An explicit head size. nil: transformers derives it as hidden_size / heads, so heads
+    /// cannot be removed without changing the head size.
+    public var headDim: String? = "head_dim"
+    /// The MLP width.
+    public var width: String? = "intermediate_size"
+    public var layers: String? = "num_hidden_layers"
+    /// Per-layer lists (one entry per layer) filtered when layers are dropped.
+    public var perLayer: [String] = ["layer_types"]
+    /// Whether transformers' config class refuses a head count that does not divide
+    /// hidden_size, even with an explicit head_dim (LlamaConfig, Gemma2Config, Gemma3TextConfig).
+    public var headsDivideHidden = false
+
+    public init() {}
+    public init(heads: String?, keyValueHeads: String?, headDim: String?, width: String?, layers: String?, perLayer: [String] = []) {
+        (self.heads, self.keyValueHeads, self.headDim, self.width, self.layers, self.perLayer) = (heads, keyValueHeads, headDim, width, layers, perLayer)
+    }
+}
+
 /// Everything the forward pass, pruning, conversion and training need to know about one model.
 public struct ModelDescription: Sendable {
     /// e.g. "LlamaForCausalLM"
@@ -251,6 +310,13 @@ public struct ModelDescription: Sendable {
     public var embedding: EmbeddingSpec
     public var blocks: [BlockSpec]
     public var head: HeadSpec
+    /// Where the config keeps the sizes structured pruning changes (nil: not resizable).
+    public var sizeKeys: SizeKeys? = SizeKeys()
+    /// Name fragments of stored tensors that are not parameters of this computation: buffers
+    /// (rotary inv_freq, position_ids, causal masks, llama.cpp's precomputed rope_freqs) and
+    /// parts ckpt does not run (an encoder's pooler and pre-training heads).
+    public var buffers: [String] = ModelDescription.commonBuffers
+    public static let commonBuffers = ["position_ids", "rotary_emb.inv_freq", "rope_freqs"]
 
     public var outputKind: ForwardOutput.Kind {
         if case .hiddenState = head.output { return .hiddenState }
@@ -349,6 +415,12 @@ extension ModelDescription {
         // A parameter read in several places (a shared norm) is listed once.
         var seen = Set<String>()
         return s.filter { seen.insert($0.name).inserted }
+    }
+
+    /// Stored tensors (in stored order) that no slot reads and that are not known buffers.
+    public func unusedTensors(in graph: WeightGraph) -> [String] {
+        let read = Set(slots().map(\.name))
+        return graph.tensors.keys.filter { name in !read.contains(name) && !buffers.contains { name.contains($0) } }
     }
 
     public var prunableUnits: PrunableUnits {

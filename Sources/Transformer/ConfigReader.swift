@@ -13,7 +13,7 @@ public struct ConfigReader: Sendable {
     /// Largest size accepted: BLAS dimensions are 32-bit.
     static let maxSize = Int(Int32.max)
 
-    init(_ config: ModelConfig, graph: WeightGraph) {
+    public init(_ config: ModelConfig, graph: WeightGraph) {
         self.config = config
         self.graph = graph
     }
@@ -100,6 +100,10 @@ public struct ConfigReader: Sendable {
     }
 
     public func string(_ key: String) -> String? { config[key]?.stringValue }
+
+    /// `tie_word_embeddings` as stated, else the family's default (its transformers config
+    /// class's: true for GPT-2, BERT, Gemma, OPT, Falcon..., false for LLaMA, Mistral, Qwen...).
+    public func tieWordEmbeddings(default familyDefault: Bool) -> Bool { config.tieWordEmbeddings(default: familyDefault) }
 
     public func bool(_ key: String, default d: Bool) throws -> Bool {
         guard let v = config[key], v != .null else { return d }

@@ -127,7 +127,7 @@ struct Attention: Sendable {
             Kernels.rope(&k, T: T, heads: NKV, hs: hs, rotaryDim: rope.rotaryDim, cos: cos, sin: sin)
         }
         let a = Kernels.attention(q: q, k: k, v: v, .init(T: T, NH: NH, NKV: NKV, hs: hs, causal: spec.causal, window: spec.window,
-                                                          scale: spec.scale, softcap: spec.softcap))
+                                                          scale: spec.scale, softcap: spec.softcap, alibi: spec.alibi))
         ctx.stats?.addHeads(layer: layer, a, T: T, heads: NH, hs: hs)
         return output(a, T: T, ctx.stats)
     }

@@ -176,12 +176,15 @@ enum Kernels {
         var NKV: Int
         var hs: Int
         var causal: Bool
-        /// Keys older than this many positions are masked (Mistral's sliding window).
+        /// Keys this many positions away or more are masked: older ones (Mistral's sliding
+        /// window), and newer ones too when not causal (ModernBERT's local attention).
         var window: Int?
         /// Multiplies q·kᵀ (default 1/√hs).
         var scale: Float? = nil
         /// Scores become cap · tanh(scores / cap) before the mask (Gemma 2).
         var softcap: Float? = nil
+        /// ALiBi: bias(h, j) · scale is added to the scores of query head h and key j.
+        var alibi: AttentionSpec.ALiBi? = nil
     }
 
     /// Scaled dot-product attention, per head: softmax(q·kᵀ / √hs + mask) · v.
@@ -208,9 +211,12 @@ enum Kernels {
             scores.withUnsafeMutableBufferPointer { sc in
                 for i in 0..<T {
                     // Visible keys for query i: [lo, hi).
-                    let hi = s.causal ? i + 1 : T
+                    let hi = s.causal ? i + 1 : s.window.map { min(T, i + $0) } ?? T
                     let lo = s.window.map { max(0, i - $0 + 1) } ?? 0
                     let row = i * T
+                    if let alibi = s.alibi {
+                        for j in lo..<hi { sc[row + j] += alibi.bias(head: h, key: j) * scale }
+                    }
                     if let cap = s.softcap {
                         for j in lo..<hi { sc[row + j] = cap * tanhf(sc[row + j] / cap) }
                     }

@@ -15,6 +15,8 @@ public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertibl
     case tokenOutOfRange(position: Int, token: Int, vocab: Int)
     case sequenceTooLong(length: Int, max: Int)
     case badInput(String)
+    /// A stored tensor no parameter slot accounts for (model type, layer count).
+    case unusedTensor(String, modelType: String, layers: Int)
 
     public var description: String {
         switch self {
@@ -27,6 +29,8 @@ public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertibl
         case .tokenOutOfRange(let p, let tok, let v): return "token \(tok) at position \(p) is outside the vocabulary (0..<\(v))"
         case .sequenceTooLong(let n, let m): return "sequence of \(n) tokens is longer than the model's \(m) positions"
         case .badInput(let m): return m
+        case .unusedTensor(let t, let type, let layers):
+            return "tensor `\(t)`: stored but not used by the \(type) architecture as configured (\(layers) layers); pass --allow-unused to run without it"
         }
     }
 }
@@ -65,12 +69,12 @@ public protocol TransformerModel: Sendable {
     /// Floating-point operations for one sequence of `T` tokens (matrix products dominate).
     func flops(tokens T: Int) -> Double
     /// Runs one sequence. With `stats`, also accumulates activation statistics into it.
-/// - Parameters:
-///   - input: Token ids (or, for the seed encoder, input vectors), at most the model's positions.
-///   - collectHidden: Also return each block's input (for per-layer drift).
-///   - stats: Accumulates activation statistics (for activation-aware pruning) when given.
-/// - Returns: Logits `[T, V]` for language models, the last hidden state `[T, C]` for encoders.
-/// - Throws: ``TransformerError`` for a token outside the vocabulary or a sequence too long.
+    /// - Parameters:
+    ///   - input: Token ids (or, for the seed encoder, input vectors), at most the model's positions.
+    ///   - collectHidden: Also return each block's input (for per-layer drift).
+    ///   - stats: Accumulates activation statistics (for activation-aware pruning) when given.
+    /// - Returns: Logits `[T, V]` for language models, the last hidden state `[T, C]` for encoders.
+    /// - Throws: ``TransformerError`` for a token outside the vocabulary or a sequence too long.
     func forward(_ input: ModelInput, collectHidden: Bool, stats: ActivationStats?) throws -> ForwardOutput
 }
 
@@ -83,13 +87,21 @@ extension TransformerModel {
 public enum Transformers {
     /// Builds the forward pass for a checkpoint from its config, through the family registered
     /// for its `model_type` (Registry.swift).
-    /// - Parameter graph: A checkpoint with a config (``Checkpoint/openModel(_:configPath:key:)`` in
-    ///   Formats gives one); weights of any float or block type are widened to f32.
+    /// Every stored tensor must be read by the description (or be one of its known buffers),
+    /// unless `allowUnused`: weights the config does not account for (more layers than it
+    /// says, a head it does not know) are refused rather than silently dropped.
+    /// - Parameters:
+    ///   - graph: A checkpoint with a config (``Checkpoint/openModel(_:configPath:key:)`` in
+    ///     Formats gives one); weights of any float or block type are widened to f32.
+    ///   - allowUnused: Accept tensors the description does not read.
     /// - Returns: A model whose ``TransformerModel/forward(_:collectHidden:)`` runs sequences.
     /// - Throws: ``TransformerError`` when the config is missing or unsupported, or a tensor is
-    ///   missing or has the wrong shape.
-    public static func load(_ graph: WeightGraph) throws -> any TransformerModel {
+    ///   missing, unused or has the wrong shape.
+    public static func load(_ graph: WeightGraph, allowUnused: Bool = false) throws -> any TransformerModel {
         let description = try describe(graph)
+        if !allowUnused, let name = description.unusedTensors(in: graph).first {
+            throw TransformerError.unusedTensor(name, modelType: description.modelType, layers: description.blocks.count)
+        }
         _ = BLAS.core  // choose fast kernels before the first matrix product
         return try DescribedModel(description, weights: WeightStore(graph: graph))
     }

@@ -28,6 +28,7 @@ public enum Architectures {
         GPTNeoXFamily.self,
         OPTFamily.self,
         DistilBertFamily.self,
+        ModernBertFamily.self,
         Starcoder2Family.self,
         Olmo2Family.self,
         GraniteFamily.self,

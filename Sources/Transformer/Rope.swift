@@ -163,7 +163,7 @@ extension RopeSpec {
     }
 
     /// cos and sin tables [T, rotaryDim/2].
-    func tables(T: Int) -> (cos: [Float], sin: [Float]) {
+    public func tables(T: Int) -> (cos: [Float], sin: [Float]) {
         let (inv, scaling) = inverseFrequencies(T: T)
         return Kernels.ropeTables(T: T, invFreq: inv, attentionScaling: scaling)
     }

@@ -1,9 +1,11 @@
 // ckpt: convert, shrink and verify Transformer checkpoints.
 //
 // Exit status: 0 success; 1 a verification gate failed; 2 bad input or usage (one line on
-// stderr naming the file, the tensor and what is wrong). Never a crash for bad input.
+// stderr naming the file, the tensor and what is wrong); 130/143 interrupted by SIGINT/SIGTERM
+// (one line; no partial or temporary output left). Never a crash for bad input.
 
 import ArgumentParser
+import COpenBLAS
 import CkptCore
 import Formats
 import Foundation
@@ -28,6 +30,8 @@ struct Ckpt: ParsableCommand {
     )
 
     static func main() {
+        // OpenBLAS's idle workers spin at load time (COpenBLAS/shim.h); stop them until needed.
+        _ = blas_thread_shutdown_()
         installSignalHandlers()
         var command: any ParsableCommand
         // libhdf5 is not hardened against malformed files: walk each HDF5 input's structure
@@ -46,8 +50,7 @@ struct Ckpt: ParsableCommand {
                 if !message.isEmpty { print(message) }
                 exit(code: 0)
             }
-            FileHandle.standardError.write(Data((message + "\n").utf8))
-            exit(code: 2)
+            exit(code: 2, error: message)
         }
         do {
             try command.run()
@@ -60,19 +63,20 @@ struct Ckpt: ParsableCommand {
                 print(message)
                 exit(code: 0)
             }
-            FileHandle.standardError.write(Data((message + "\n").utf8))
-            exit(code: 2)
+            exit(code: 2, error: message)
         } catch {
             // Anything a command throws is bad input: one line naming the file and what is
             // wrong (the errors carry the tensor), status 2.
-            let line = ErrorText.line(error)
-            FileHandle.standardError.write(Data("ckpt: error: \(line)\n".utf8))
-            exit(code: 2)
+            exit(code: 2, error: "ckpt: error: \(ErrorText.line(error))")
         }
         exit(code: 0)
     }
 
-    static func exit(code: Int32) -> Never {
+    /// The end of every run. Output steps stop first (an interruption arriving now finds the
+    /// run over and waits), so the status and the last line are this run's, not a handler's.
+    static func exit(code: Int32, error: String? = nil) -> Never {
+        TempFiles.shared.holdForExit()
+        if let error { FileHandle.standardError.write(Data((error + "\n").utf8)) }
         fflush(nil)  // flushes every output stream, stdout included
         Foundation.exit(code)
     }
@@ -100,20 +104,39 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// On SIGINT/SIGTERM, remove temporary outputs before exiting, so an interrupted run
-/// leaves nothing behind. Handlers run on a dispatch queue, not in signal context.
+/// SIGINT/SIGTERM: the signal is taken by a dispatch source on a serial queue of its own (a
+/// thread, not a signal context, never starved by busy work queues). Its handler stops every
+/// output step for good and removes the temporary paths (`TempFiles.interrupt`), prints one
+/// line and ends the process with `_exit(128 + signal)`: not `exit()`, whose atexit handlers
+/// (libhdf5's library shutdown among them) would run while other threads still use them.
 private nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []
 
 func installSignalHandlers() {
+    // The HDF5 probe child keeps the default actions: an interrupted probe just dies and the
+    // parent, interrupted too, reports (dispositions set to ignore would be inherited).
+    if CommandLine.arguments.count > 1, CommandLine.arguments[1] == HDF5ProbeCommand.configuration.commandName {
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+        return
+    }
+    let queue = DispatchQueue(label: "ckpt.signals")
     for sig in [SIGINT, SIGTERM] {
         signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler {
-            TempFiles.shared.removeAll()
-            FileHandle.standardError.write(Data("\nckpt: interrupted; no output written\n".utf8))
-            Foundation.exit(128 + sig)
-        }
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+        source.setEventHandler { interrupted(by: sig) }
         source.resume()
         signalSources.append(source)
     }
+}
+
+private func interrupted(by sig: Int32) -> Never {
+    let published = TempFiles.shared.interrupt()
+    let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
+    let line = published.isEmpty
+        ? "ckpt: interrupted (\(name)); no output written"
+        : "ckpt: interrupted (\(name)); complete before it: \(published.joined(separator: ", ")); nothing else written"
+    // One line, after the progress bar's unfinished one.
+    let bytes = Array(("\n" + line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    _exit(128 + sig)
 }

@@ -74,10 +74,11 @@ struct Convert: ParsableCommand {
         }
         if let jobs, jobs < 1 { throw CLIError("--jobs must be at least 1") }
         let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: shardSize)
-        var hdf5 = HDF5WriteOptions()
+        var hdf5 = HDF5WriteOptions(jobs: jobs)
         if let compression {
             guard format == .hdf5, !directory else { throw CLIError("--compression applies to HDF5 output only") }
             do { hdf5 = try HDF5WriteOptions.parse(compression: compression) } catch { throw CLIError(error.description) }
+            hdf5.jobs = HDF5WriteOptions(jobs: jobs).jobs
         }
         var ckzLevel = CKZ.Level.default
         if let level {

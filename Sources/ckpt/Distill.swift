@@ -8,12 +8,13 @@ import Transformer
 
 struct Distill: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Distil a teacher GPT-2 into a smaller student initialised from its own layers.",
+        abstract: "Distil a teacher (GPT-2, LLaMA, Mistral, Qwen2, ...) into a smaller student pruned from its own weights.",
         discussion: """
             The student keeps --layers N of the teacher's blocks (evenly spaced, first and last \
-            included), or --layer-list/--every, and optionally a narrower MLP (--intermediate, \
-            the highest-magnitude units), or takes n_layer/n_inner/ckpt_teacher_layers from \
-            --student config.json. It is trained with AdamW (warmup + cosine decay, global-norm \
+            included), or --layer-list/--every, and optionally fewer MLP neurons \
+            (--intermediate), heads (--heads, --kv-heads) and hidden channels (--hidden), each \
+            chosen by activation importance on training sequences (Minitron), or takes its sizes \
+            from --student config.json. --steps 0 writes the initialised, untrained student. It is trained with AdamW (warmup + cosine decay, global-norm \
             clipping) on τ²·KL(teacher ‖ student) of temperature-scaled logits, plus optional \
             hidden-state MSE (--hidden-weight). Data: --data tokens (.npy or text, one sequence \
             per line; cut into windows, the last 10 % held out) or sequences the teacher samples \
@@ -24,13 +25,16 @@ struct Distill: ParsableCommand {
             """
     )
 
-    @Argument(help: "The teacher checkpoint (GPT-2, file or model directory).") var teacher: String
+    @Argument(help: "The teacher checkpoint (GPT-2 or LLaMA-style, file or model directory).") var teacher: String
     @Argument(help: "The student output: a file (config.json is written beside it) or a directory.") var output: String
-    @Option(help: "Student config.json: n_layer, n_inner, optionally ckpt_teacher_layers [list].") var student: String?
+    @Option(help: "Student config.json of the teacher's family: its layer count (or ckpt_teacher_layers [list]), hidden, heads, key/value heads, intermediate.") var student: String?
     @Option(help: "Number of teacher blocks to keep, evenly spaced (first and last included).") var layers: Int?
     @Option(help: "Teacher blocks to keep, comma-separated (e.g. 0,3).") var layerList: String?
     @Option(help: "Keep every k-th teacher block (0, k, 2k, ...).") var every: Int?
-    @Option(help: "MLP width of the student (keeps the highest-magnitude units).") var intermediate: Int?
+    @Option(help: "MLP width of the student (keeps the most important neurons).") var intermediate: Int?
+    @Option(help: "Query heads per block of the student (keeps the most important).") var heads: Int?
+    @Option(help: "Key/value heads per block (default: the teacher's ratio to --heads).") var kvHeads: Int?
+    @Option(help: "Hidden size of the student (keeps the most important channels everywhere).") var hidden: Int?
     @Option(help: "Training data: a text file (tokenized with the teacher's tokenizer), or token ids (a 2-D integer .npy or lines of ids) (default: teacher-sampled).") var data: String?
     @Option(help: "Teacher-sampled training sequences (when no --data).") var sequences: Int = 512
     @Option(help: "Held-out sequences (teacher-sampled; with --data the last 10 % of windows).") var evalSequences: Int = 64
@@ -63,45 +67,49 @@ struct Distill: ParsableCommand {
         let statePath = state ?? output.trimmingSuffix("/") + ".distill-state.safetensors"
         if resume, !FileManager.default.fileExists(atPath: statePath) { throw CLIError("--resume: no state file \(statePath)") }
         let teacherGraph = try Checkpoint.open(teacher).graph
-        let t: GPT2Train
-        do { t = try GPT2Train(graph: teacherGraph) } catch { throw FileError(path: teacher, error: error) }
-        guard let teacherConfig = teacherGraph.config else { throw CLIError("\(teacher): no config.json") }
-
-        // The student.
-        let spec = try studentSpec(teacher: t.shape)
-        let studentConfig = Train.Student.config(teacher: teacherConfig, spec: spec)
-        let s = try Train.Student.make(teacher: t, spec: spec)
+        let t: TrainModel
+        do { t = try TrainModel(graph: teacherGraph) } catch { throw FileError(path: teacher, error: error) }
 
         // The output's directory (and the state file's, beside it) is created when missing.
         let outputDir = URL(fileURLWithPath: output.trimmingSuffix("/")).deletingLastPathComponent().path
         try? FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
 
-        // The data.
-        let T = min(length ?? 64, t.shape.maxT)
-        let tokenData: TokenData
+        // Student, data and options: the set-up `ckpt run` shares (Train.DistillRecipe).
+        var r = DistillRecipe()
+        (r.layers, r.every, r.intermediate, r.heads, r.kvHeads, r.hidden) = (layers, every, intermediate, heads, kvHeads, hidden)
+        if let layerList {
+            let parts = layerList.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { throw CLIError("--layer-list must be comma-separated integers, e.g. 0,3") }
+            r.layerList = parts.map { $0! }
+        }
+        if let student { r.studentConfig = try Checkpoint.readConfig(student) }
+        (r.sequences, r.evalSequences, r.length, r.warmup) = (sequences, evalSequences, length, warmup)
+        r.options.steps = max(0, steps)
+        r.options.batch = max(1, batch)
+        r.options.temperature = temperature
+        r.options.hiddenWeight = hiddenWeight
+        r.options.seed = seed
+        r.options.optimizer.learningRate = lr
+        r.options.optimizer.weightDecay = weightDecay
+        r.options.optimizer.clipNorm = clip > 0 ? clip : nil
+        let spec: StudentSpec
+        do { spec = try r.studentSpec(teacher: t) } catch { throw CLIError("\(error)") }
+        var tokens: [Int]?
         if let data {
-            let seqs = try TextFiles.tokenInputs(data, model: teacher, length: T).map { input -> [Int] in
+            tokens = try TextFiles.tokenInputs(data, model: teacher, length: r.sequenceLength(teacher: t)).flatMap { input -> [Int] in
                 if case .tokens(let ids) = input { return ids } else { return [] }
             }
-            do { tokenData = try TokenData.windows(of: seqs.flatMap { $0 }, T: T) } catch { throw FileError(path: data, error: error) }
-        } else {
-            tokenData = try TokenData.sampled(from: t, train: sequences, eval: evalSequences, T: T, seed: seed)
         }
-
+        let tokenData: TokenData
+        do { tokenData = try r.data(teacher: t, tokens: tokens) } catch { throw FileError(path: data ?? teacher, error: error) }
+        let T = tokenData.T
         if let saveEvalTokens {
             try writeText(tokenData.eval.map { $0.map(String.init).joined(separator: ",") }.joined(separator: "\n") + "\n", to: saveEvalTokens)
         }
-
-        var options = DistillOptions()
-        options.steps = max(0, steps)
-        options.batch = max(1, batch)
-        options.temperature = temperature
-        options.hiddenWeight = hiddenWeight
-        options.seed = seed
-        options.optimizer.learningRate = lr
-        options.optimizer.warmupSteps = warmup ?? max(1, steps / 20)
-        options.optimizer.weightDecay = weightDecay
-        options.optimizer.clipNorm = clip > 0 ? clip : nil
+        let options = r.resolvedOptions
+        let s: TrainModel
+        do { s = try Train.Student.make(teacher: t, spec: spec, calibration: tokenData.train) } catch { throw FileError(path: teacher, error: error) }
+        let studentConfig = s.config
         let distiller: Distiller
         do { distiller = try Distiller(teacher: t, student: s, spec: spec, data: tokenData, options: options) } catch {
             throw FileError(path: data ?? teacher, error: error)
@@ -117,13 +125,13 @@ struct Distill: ParsableCommand {
         // The baseline: the student as initialised by layer selection, on the held-out set.
         let initialKL: Double
         if resume {
-            initialKL = try Distiller(teacher: t, student: Train.Student.make(teacher: t, spec: spec), spec: spec,
+            initialKL = try Distiller(teacher: t, student: Train.Student.make(teacher: t, spec: spec, calibration: tokenData.train), spec: spec,
                                       data: tokenData, options: options).evaluate()
         } else {
             initialKL = distiller.evaluate()
         }
-        log(String(format: "student: %d of %d layers %@, intermediate %d; %d parameters (teacher %d); %d training / %d held-out sequences of %d tokens",
-                   spec.layers.count, t.shape.L, "\(spec.layers)", s.shape.I, s.parameterCount, t.parameterCount,
+        log(String(format: "student: %d of %d layers %@, %@; %d parameters (teacher %d); %d training / %d held-out sequences of %d tokens",
+                   spec.layers.count, t.shape.L, "\(spec.layers)", studentConfig.summary, s.parameterCount, t.parameterCount,
                    tokenData.train.count, tokenData.eval.count, T))
         log(String(format: "held-out KL(teacher ‖ student) at initialisation: %.5f nats", initialKL))
 
@@ -178,43 +186,6 @@ struct Distill: ParsableCommand {
         if !report.passed { throw ExitCode(1) }
     }
 
-    func studentSpec(teacher s: GPT2Shape) throws -> StudentSpec {
-        var layerIndices: [Int]?
-        var inner = intermediate
-        if let student {
-            let c = try Checkpoint.readConfig(student)
-            if let list = c["ckpt_teacher_layers"]?.arrayValue {
-                let ints = list.compactMap(\.intValue)
-                guard ints.count == list.count else { throw CLIError("\(student): ckpt_teacher_layers must be a list of integers") }
-                layerIndices = ints
-            } else if let n = c.numLayers {
-                layerIndices = StudentSpec.evenlySpaced(n, of: s.L)
-            }
-            if inner == nil, let i = c.intermediateSize { inner = i }
-        }
-        let given = [layers != nil, layerList != nil, every != nil].filter { $0 }.count
-        guard given <= 1 else { throw CLIError("give at most one of --layers, --layer-list, --every") }
-        if let layers {
-            guard layers >= 1, layers <= s.L else { throw CLIError("--layers must be in 1...\(s.L)") }
-            layerIndices = StudentSpec.evenlySpaced(layers, of: s.L)
-        }
-        if let layerList {
-            let parts = layerList.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { throw CLIError("--layer-list must be comma-separated integers, e.g. 0,3") }
-            layerIndices = parts.map { $0! }
-        }
-        if let every {
-            guard every >= 1 else { throw CLIError("--every must be at least 1") }
-            layerIndices = StudentSpec.everyKth(every, of: s.L)
-        }
-        guard let layerIndices else {
-            throw CLIError("say which layers the student keeps: --layers N, --layer-list, --every or --student config.json")
-        }
-        let spec = StudentSpec(layers: layerIndices, intermediate: inner)
-        do { try spec.validate(teacher: s) } catch { throw CLIError("\(error)") }
-        return spec
-    }
-
     /// Everything that determines the run, recorded in the output's metadata and checked on
     /// --resume.
     func recipeJSON(spec: StudentSpec, options o: DistillOptions, data d: TokenData) -> JSONValue {
@@ -222,7 +193,9 @@ struct Distill: ParsableCommand {
             "teacher": .string(teacher),
             "teacher_layers": .array(spec.layers.map { .int($0) }),
             "intermediate": spec.intermediate.map { .int($0) } ?? .null,
-            "mlp_selection": .string(spec.intermediate == nil ? "all" : "magnitude"),
+            "heads": spec.heads.map { .int($0) } ?? .null, "kv_heads": spec.kvHeads.map { .int($0) } ?? .null,
+            "hidden": spec.hidden.map { .int($0) } ?? .null,
+            "width_selection": .string("activation importance on up to 16 training sequences"),
             "data": .string(data ?? "teacher-sampled"),
             "train_sequences": .int(d.train.count), "eval_sequences": .int(d.eval.count), "length": .int(d.T),
             "steps": .int(o.steps), "batch": .int(o.batch), "lr": .double(Double(o.optimizer.learningRate)),

@@ -9,10 +9,15 @@ struct Forward: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the reference forward pass on one sequence.",
         discussion: """
-            Architectures: GPT-2, BERT-style encoders, LLaMA-style decoders (also Mistral and \
-            Qwen2 configs) and the seed article's encoder, chosen by the config's model_type. \
-            Weights in any float or block-quantized dtype (GGUF's types, ckpt's int8/int4) are used as f32. Writes logits [T, V] (language models) \
-            or the last hidden state [T, C] (encoders) as a float32 .npy.
+            The architecture is chosen by the config's model_type: decoders llama, mistral, \
+            mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2, gemma3_text, phi3, \
+            gpt_neox, opt, falcon, stablelm, olmo2, starcoder2, granite, gpt2 (logits; a bare \
+            XxxModel gives the last hidden state); encoders bert, roberta, xlm-roberta, \
+            distilbert (last hidden state); and the seed article's encoder. Weights in any float \
+            or block-quantized dtype (GGUF's types, ckpt's int8/int4) are used as f32. Writes \
+            logits [T, V] or the last hidden state [T, C] as a float32 .npy. A stored tensor \
+            the configured architecture does not read (e.g. more layers than the config says) \
+            is refused unless --allow-unused.
             """
     )
 
@@ -33,6 +38,12 @@ struct Forward: ParsableCommand {
 
     @Option(help: "A Hugging Face config.json to use instead of the one beside the weights.")
     var config: String?
+
+    @Option(help: "A sentence-transformers directory: write its sentence embedding (the pooling and normalisation modules.json declares) as a float32 .npy here.")
+    var embedding: String?
+
+    @Flag(help: "Run even if the checkpoint holds tensors the configured architecture does not read.")
+    var allowUnused = false
 
     @Option(help: "Threads for matrix products (default: all cores).")
     var threads: Int?
@@ -66,7 +77,7 @@ struct Forward: ParsableCommand {
         let out: ForwardOutput
         let start = Date()
         do {
-            model = try Transformers.load(graph)
+            model = try Transformers.load(graph, allowUnused: allowUnused)
         } catch { throw FileError(path: checkpoint, error: error) }
         let loaded = Date()
         var times: [Double] = []
@@ -99,5 +110,16 @@ struct Forward: ParsableCommand {
             }
         }
         if out.rows > 8 { print("  ... \(out.rows - 8) more rows") }
+        // sentence-transformers directories: the pooled (and normalised) sentence embedding.
+        var isDirectory: ObjCBool = false
+        if out.kind == .hiddenState, FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDirectory), isDirectory.boolValue,
+           let pooling = try SentencePooling.read(directory: checkpoint) {
+            let e = pooling.embed(out.values, rows: out.rows, cols: out.cols)
+            let head = e.prefix(4).map { String(format: "%.5f", $0) }.joined(separator: ", ")
+            print("  sentence embedding [\(e.count)] (\(pooling.modes.map(\.rawValue).joined(separator: "+"))\(pooling.normalize ? ", normalised" : "")): [\(head), ...]")
+            if let embedding { try Npy.write(Npy.encode(floats: e, shape: [e.count]), to: embedding) }
+        } else if embedding != nil {
+            throw CLIError("--embedding needs a sentence-transformers directory (modules.json with a Pooling module) of an encoder")
+        }
     }
 }

@@ -12,8 +12,10 @@ struct PruneCommand: ParsableCommand {
         abstract: "Prune a model: unstructured, N:M, or whole heads, MLP neurons and layers into a smaller config.",
         discussion: """
             Structured pruning (--heads, --drop-heads, --intermediate, --drop-layers, \
-            --drop-layer-count) supports GPT-2, BERT and LLaMA-style models and updates the \
-            config. --importance activation runs the forward pass on calibration inputs \
+            --drop-layer-count) works on every registered architecture (see `ckpt forward --help`) \
+            and writes the new sizes into the config where the family keeps them; heads only \
+            where the config states head_dim (LLaMA, Qwen, Gemma, Phi-3, Mixtral...), in whole \
+            key/value groups. --importance activation runs the forward pass on calibration inputs \
             (--calibration FILE, or seeded random sequences). With --verify, the result is \
             compared with the original and written only if the gates pass (exit 1 otherwise).
             """
@@ -26,7 +28,7 @@ struct PruneCommand: ParsableCommand {
     @Option(help: "N:M semi-structured sparsity along the input dimension, e.g. 2:4.") var nm: String?
     @Option(help: "Regex of tensors to leave alone (repeatable).") var keep: [String] = []
     @Option(help: "REGEX=SPARSITY for matching tensors (repeatable).") var override: [String] = []
-    @Option(help: "Remove this many attention heads from every layer (LLaMA: whole key/value groups).") var heads: Int?
+    @Option(help: "Remove this many attention heads from every layer (whole key/value groups).") var heads: Int?
     @Option(help: "Remove exactly these heads, e.g. \"0:1,2;3:0\" (layer:heads).") var dropHeads: String?
     @Option(help: "Narrow every MLP to this many neurons.") var intermediate: Int?
     @Option(help: "Drop these layers, e.g. 3,5.") var dropLayers: String?

@@ -272,3 +272,35 @@ import TestSupport
         #expect((report["overall"]?["kl_mean"]?.doubleValue ?? 0) > 1e-9 && report["overall"]?["kl_max"] != nil)
     }
 }
+
+@Suite struct ForwardUnusedWeightsCommandTests {
+    /// `forward --config` with fewer layers than the weights: refused with one line naming the
+    /// first unused tensor (exit 2), unless --allow-unused.
+    @Test func fewerLayersInTheConfigIsRefusedUnlessAllowed() throws {
+        let dir = TempDir()
+        var config = try JSONValue.parse(String(decoding: try Data(contentsOf: URL(fileURLWithPath: Repo.fixture("models/llama-gqa/config.json"))), as: UTF8.self)).objectValue!
+        config["num_hidden_layers"] = .int(1)
+        try Data(JSONValue.object(config).serialized().utf8).write(to: URL(fileURLWithPath: dir.file("config.json")))
+        let weights = Repo.fixture("models/llama-gqa/model.safetensors")
+        let r = try CkptBinary.run("forward", weights, "--config", dir.file("config.json"), "--tokens", "1,2,3")
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("tensor `model.layers.1.") && r.stderr.contains("--allow-unused"), "\(r.stderr)")
+        #expect(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1, "\(r.stderr)")
+        let ok = try CkptBinary.run("forward", weights, "--config", dir.file("config.json"), "--tokens", "1,2,3", "--allow-unused")
+        #expect(ok.status == 0, "\(ok.stderr)")
+    }
+}
+
+@Suite struct ForwardSentenceEmbeddingCommandTests {
+    /// A sentence-transformers directory: forward also reports (and with --embedding writes)
+    /// the pooled, normalised sentence embedding.
+    @Test func sentenceTransformersDirectoryReportsItsEmbedding() throws {
+        let dir = TempDir()
+        let r = try CkptBinary.run("forward", Repo.fixture("models/st-bert-mean"), "--tokens", "5,17,3,9", "--embedding", dir.file("e.npy"))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("sentence embedding [32] (mean, normalised)"), "\(r.stdout)")
+        #expect(FileManager.default.fileExists(atPath: dir.file("e.npy")))
+        let plain = try CkptBinary.run("forward", Repo.fixture("models/bert-a"), "--tokens", "5,17,3", "--embedding", dir.file("x.npy"))
+        #expect(plain.status == 2 && plain.stderr.contains("sentence-transformers"), "\(plain.stderr)")
+    }
+}

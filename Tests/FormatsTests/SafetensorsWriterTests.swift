@@ -262,6 +262,9 @@ func tensorBytes(_ dtype: DType, _ shape: [Int], seed: UInt8) -> [UInt8] {
             ("a.npz", [0x50, 0x4B, 0x03, 0x04, 0, 0], .npz),
             ("pytorch_model.bin", [0x50, 0x4B, 0x03, 0x04, 0, 0], .pytorch),
             ("x.weights", safetensorsBytes(header: "{}"), .safetensors),
+            // A header of 0x0C80 bytes: the first byte, 0x80, is also a pickle's PROTO opcode.
+            ("y.weights", safetensorsBytes(header: "{}" + String(repeating: " ", count: 0x0C80 - 2)), .safetensors),
+            ("legacy.pt", [0x80, 0x02, 0x7D, 0x71, 0x00, 0x2E], .pytorch),
         ]
         for (name, bytes, format) in cases {
             try writeFile(dir.file(name), bytes)

@@ -188,6 +188,24 @@ struct ExpectedMetrics: Decodable {
         #expect(r.steps[1].result?["candidate"]?.stringValue?.contains("layers=2") == true)
     }
 
+    /// A LLaMA teacher into a narrower student (the set-up `ckpt distill` uses, Train.DistillRecipe).
+    @Test func distillStepsAcceptLlamaTeachers() throws {
+        let dir = TempDir()
+        try FileManager.default.copyItem(atPath: Repo.fixture("models/llama-teacher4"), toPath: dir.file("teacher"))
+        let path = try write(dir, "p.yaml", """
+            steps:
+              - distill: {input: teacher, output: student/, hidden: 32, heads: 2, intermediate: 64, steps: 10, batch: 4, sequences: 16, eval_sequences: 4, length: 16, lr: 0.003}
+              - verify: {reference: teacher, candidate: student/, sequences: 2, length: 16}
+            """)
+        let r = try PipelineRunner(path: path).run()
+        let result = try #require(r.steps.first?.result)
+        let before = try #require(result["held_out_kl_initial"]?.doubleValue), after = try #require(result["held_out_kl_final"]?.doubleValue)
+        #expect(after < before, "KL \(before) -> \(after)")
+        #expect(r.exitCode == 0)
+        let config = try #require(try Checkpoint.open(dir.file("student")).graph.config)
+        #expect(config.hiddenSize == 32 && config.numHeads == 2 && config["num_key_value_heads"]?.intValue == 1)
+    }
+
     @Test func aFailingGatePublishesNothingAndExitsOne() throws {
         let dir = TempDir()
         try FileManager.default.copyItem(atPath: Repo.fixture("models/gpt2-a"), toPath: dir.file("model"))

@@ -50,21 +50,29 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
     /// projection: an independent check that every slice is consistent.
     @Test func removingAHeadOrNeuronEqualsZeroingItsOutput() throws {
         let source = try model("gpt2-a")
-        // GPT-2 head removal is refused up front (transformers 5 could not load the result);
-        // the slicing itself stays checked here.
+        // GPT-2 heads: refused up front (the head size is n_embd / n_head in transformers, and
+        // transformers 5 ignores pruned_heads). Heads of a multi-head LLaMA (each head its own
+        // key/value group): removing them equals zeroing their columns of o_proj.
+        var refused = PruneOptions()
+        refused.dropHeads = [0: [1], 1: [3]]
+        #expect(throws: PruneError.self) { try Pruner.prune(source, refused) }
+        let mha = try model("llama-mha-tied")  // 8 heads of 8, C = 64
         var o = PruneOptions()
-        o.dropHeads = [0: [1], 1: [0, 3]]
-        #expect(throws: PruneError.self) { try Pruner.prune(source, o) }
-        let noHeads = try Pruner.removeHeads(source, Layout(source), [0: [1], 1: [0, 3]])
-        var zeroed = source
-        for (layer, heads) in [(0, [1]), (1, [0, 3])] {
-            let name = "transformer.h.\(layer).attn.c_proj.weight"  // [C, C] Conv1D: rows are the attention width
-            var mask = [Bool](repeating: false, count: 32 * 32)
-            for h in heads { for r in h * 8..<(h + 1) * 8 { for c in 0..<32 { mask[r * 32 + c] = true } } }
+        // transformers' LlamaConfig refuses a head count that does not divide hidden_size.
+        o.dropHeads = [0: [1, 6], 1: [0, 3]]
+        #expect(throws: PruneError.self) { try Pruner.prune(mha, o) }
+        o.dropHeads = [0: [1, 2, 5, 6], 1: [0, 3, 4, 7]]
+        let (noHeads, _) = try Pruner.prune(mha, o)
+        #expect(noHeads.config?.numHeads == 4 && noHeads.config?["num_key_value_heads"]?.intValue == 4)
+        var zeroed = mha
+        for (layer, heads) in [(0, [1, 2, 5, 6]), (1, [0, 3, 4, 7])] {
+            let name = "model.layers.\(layer).self_attn.o_proj.weight"  // [C, NH·hs]: columns are the attention width
+            var mask = [Bool](repeating: false, count: 64 * 64)
+            for h in heads { for r in 0..<64 { for c in h * 8..<(h + 1) * 8 { mask[r * 64 + c] = true } } }
             try zeroed.replace(Slicing.zeroing(zeroed.tensors[name]!, mask: mask))
         }
-        #expect(noHeads.config?["pruned_heads"]?["1"] == .array([.int(0), .int(3)]))
-        #expect(maxRelDiff(try logits(noHeads, someTokens), try logits(zeroed, someTokens)) < 1e-5)
+        let few = [5, 17, 3, 9, 42, 0, 61, 64, 8, 1]  // vocabulary 90
+        #expect(maxRelDiff(try logits(noHeads, few), try logits(zeroed, few)) < 1e-5)
 
         var n = PruneOptions()
         n.intermediate = 100
@@ -82,21 +90,6 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
             try zeroedMLP.replace(Slicing.zeroing(zeroedMLP.tensors[name]!, mask: mask))
         }
         #expect(maxRelDiff(try logits(narrow, someTokens), try logits(zeroedMLP, someTokens)) < 1e-5)
-    }
-
-    @Test func llamaGQAHeadRemovalMatchesPyTorch() throws {
-        let expected = try Safetensors.read(path: Repo.fixture("prune/llama-gqa-heads.expected.safetensors"))
-        let tb = try expected.tensors["tokens"]!.data.load()
-        let tokens = (0..<tb.count / 8).map { Int(tb[$0 * 8]) }
-        let want = try floatsOf(expected, "output")
-        var o = PruneOptions()
-        o.dropHeads = [0: [2, 3], 1: [0, 1]]
-        let (pruned, _) = try Pruner.prune(try model("llama-gqa"), o)
-        #expect(pruned.config?.numHeads == 2 && pruned.config?.numKeyValueHeads == 1 && pruned.config?["head_dim"]?.intValue == 12)
-        #expect(pruned.tensors["model.layers.0.self_attn.k_proj.weight"]?.shape == [12, 48])
-        let rel = maxRelDiff(try logits(pruned, tokens), want)
-        print("llama GQA head removal vs PyTorch: max relative error \(rel)")
-        #expect(rel < 1e-4)
     }
 
     @Test func llamaHeadsGoInWholeGroups() throws {
@@ -138,10 +131,76 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         #expect(pruned.metadata["ckpt.prune"]?.contains("activation") == true)
     }
 
+    /// A result the family's config cannot describe is refused, not written: ModernBERT's
+    /// first layer has no attention norm, so another layer cannot become layer 0.
+    @Test func aResultTheConfigCannotDescribeIsRefused() throws {
+        var o = PruneOptions()
+        o.dropLayers = [0]
+        #expect(throws: PruneError.self) { try Pruner.prune(try model("modernbert"), o) }
+        o.dropLayers = [1]
+        let (pruned, _) = try Pruner.prune(try model("modernbert"), o)
+        // The implied local/global pattern is written out for the layers that remain.
+        #expect(pruned.config?["layer_types"] == .array([.string("full_attention"), .string("full_attention")]))
+    }
+
     @Test func unknownArchitecturesAreRefusedForStructuredPruning() throws {
         var o = PruneOptions()
         o.intermediate = 4
         #expect(throws: PruneError.unsupportedArchitecture("seed_transformer")) { try Pruner.prune(try model("seed-encoder"), o) }
+    }
+
+    /// Families whose transformers code derives the head size from hidden_size / heads cannot
+    /// load fewer heads; mixtures of experts are not narrowed. Each refusal is one line.
+    @Test(arguments: [("gpt-neox", "heads"), ("opt-pre", "heads"), ("falcon-new", "heads"), ("bert-a", "heads"),
+                      ("distilbert", "heads"), ("stablelm", "heads"), ("mixtral-top2", "neurons"), ("qwen2-moe", "neurons")])
+    func refusedUnits(_ name: String, _ unit: String) throws {
+        var o = PruneOptions()
+        if unit == "heads" { o.dropHeads = [0: [0]] } else { o.intermediate = 8 }
+        do {
+            _ = try Pruner.prune(try model(name), o)
+            Issue.record("\(name): \(unit) pruning was not refused")
+        } catch let e as PruneError {
+            #expect(!e.description.contains("\n"))
+            #expect(e.description.contains(unit == "heads" ? "hidden_size / heads" : "mixture of experts"), "\(e)")
+        }
+    }
+}
+
+/// ckpt's structured pruning against transformers: tools/make_prune_fixtures.py slices each
+/// family fixture in PyTorch by the indices recorded in the fixture's metadata, loads the result
+/// with from_pretrained and records its logits; ckpt prunes with the same indices.
+@Suite struct PruneAgainstTransformersTests {
+    static let cases = ["llama-gqa-heads", "qwen3-heads-neurons", "gemma2-layers-neurons", "gemma3-layers-heads",
+                        "phi3-heads-neurons", "olmo2-heads", "mixtral-layers-heads", "gpt-neox-layers-neurons",
+                        "opt-layers-neurons", "falcon-layers-neurons", "gpt2-layers-neurons", "bert-layers-neurons",
+                        "distilbert-layers-neurons", "modernbert-layers-neurons", "qwen2-heads-neurons", "mistral-heads",
+                        "llama-mha-heads", "granite-layers-heads", "starcoder2-layers-neurons"]
+
+    @Test(arguments: cases)
+    func matchesTransformers(_ name: String) throws {
+        let expected = try Safetensors.read(path: Repo.fixture("prune/\(name).expected.safetensors"))
+        let meta = expected.metadata
+        let tb = try expected.tensors["tokens"]!.data.load()
+        let tokens = (0..<tb.count / 8).map { Int(tb[$0 * 8]) }
+        var o = PruneOptions()
+        if let d = meta["drop_layers"], !d.isEmpty { o.dropLayers = d.split(separator: ",").map { Int($0)! } }
+        if let h = meta["drop_heads"], !h.isEmpty { o.dropHeads = PruneOptions.parseDropHeads(h) }
+        if let n = meta["keep_neurons"], let obj = try JSONValue.parse(n).objectValue, !obj.isEmpty {
+            o.keepNeurons = Dictionary(uniqueKeysWithValues: obj.map { (Int($0.key)!, $0.value.arrayValue!.compactMap(\.intValue)) })
+        }
+        let source = try #require(meta["model"])
+        let (pruned, _) = try Pruner.prune(try model(source), o)
+        // The written config has the sizes transformers was given.
+        let configText = try #require(meta["config"])
+        let changes = try #require(try JSONValue.parse(configText).objectValue)
+        for (key, value) in changes { #expect(pruned.config?[key] == value, "\(name): config \(key)") }
+        // Written and read back as a directory, as a user would hand it to transformers.
+        let dir = TempDir()
+        try Checkpoint.write(pruned, to: dir.file("out"), format: .safetensors, directory: true)
+        let reread = try Checkpoint.open(dir.file("out")).graph
+        let rel = maxRelDiff(try logits(reread, tokens), try floatsOf(expected, "output"))
+        print("prune \(name) vs transformers: max relative error \(rel)")
+        #expect(rel < 1e-4)
     }
 }
 
@@ -217,6 +276,6 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(try CkptBinary.run("forward", dir.file("ok"), "--tokens", "1,2,3").status == 0)
         let bad = try CkptBinary.run("prune", Repo.fixture("models/seed-encoder"), dir.file("x") + "/", "--heads", "1")
-        #expect(bad.status == 2 && bad.stderr.contains("structured pruning supports"))
+        #expect(bad.status == 2 && bad.stderr.contains("structured pruning of seed_transformer is not supported"))
     }
 }

@@ -4,7 +4,7 @@
 import CkptCore
 import Foundation
 import Testing
-import Transformer
+@testable import Transformer
 @testable import Train
 
 /// Deterministic pseudo-random floats in [-scale, scale).
@@ -104,7 +104,7 @@ func dot(_ out: FloatBuffer, _ w: [Float]) -> Double {
         let qkv0 = randomFloats(B * T * 3 * C, seed: 9, scale: 1.5), dout = randomFloats(B * T * C, seed: 10)
         func forward(_ qkv: [Float]) -> (FloatBuffer, FloatBuffer) {
             let out = FloatBuffer(count: B * T * C), att = FloatBuffer(count: B * NH * T * T)
-            withBuffers(qkv) { v in TrainKernels.attentionForward(out.p, att: att.p, qkv: v[0].p, B: B, T: T, C: C, NH: NH) }
+            withBuffers(qkv) { v in TrainKernels.attentionForward(out.p, att: att.p, qkv: v[0].p, B: B, T: T, NH: NH, NKV: NH, hs: hs, scale: 1 / Float(hs).squareRoot()) }
             return (out, att)
         }
         // Naive reference: causal softmax(q·kᵀ/√hs)·v per batch and head.
@@ -131,9 +131,143 @@ func dot(_ out: FloatBuffer, _ w: [Float]) -> Double {
         let dqkv = FloatBuffer(count: B * T * 3 * C), scratch = FloatBuffer(count: 2 * T * T)
         withBuffers(dout, qkv0) { v in
             TrainKernels.attentionBackward(dqkv: dqkv.p, dout: v[0].p, qkv: v[1].p, att: att.p, scratch: scratch.p,
-                                           B: B, T: T, C: C, NH: NH)
+                                           B: B, T: T, NH: NH, NKV: NH, hs: hs, scale: 1 / Float(hs).squareRoot())
         }
         #expect(gradientError(dqkv.array, numericGradient(qkv0) { dot(forward($0).0, dout) }) < tolerance)
+    }
+
+    /// Grouped-query attention (3 query heads per key/value head, MQA at NKV 1) with a custom scale.
+    @Test(arguments: [2, 1])
+    func groupedQueryAttention(_ NKV: Int) {
+        let B = 2, T = 4, hs = 3, NH = 6, W = (NH + 2 * NKV) * hs, group = NH / NKV, scale: Float = 0.4
+        let qkv0 = randomFloats(B * T * W, seed: 21, scale: 1.5), dout = randomFloats(B * T * NH * hs, seed: 22)
+        func forward(_ qkv: [Float]) -> FloatBuffer {
+            let out = FloatBuffer(count: B * T * NH * hs), att = FloatBuffer(count: B * NH * T * T)
+            withBuffers(qkv) { v in TrainKernels.attentionForward(out.p, att: att.p, qkv: v[0].p, B: B, T: T, NH: NH, NKV: NKV, hs: hs, scale: scale) }
+            return out
+        }
+        // Naive reference: query head h attends with key/value head h / group.
+        let out = forward(qkv0)
+        for b in 0..<B {
+            for h in 0..<NH {
+                let g = h / group
+                func q(_ t: Int, _ d: Int) -> Float { qkv0[(b * T + t) * W + h * hs + d] }
+                func k(_ t: Int, _ d: Int) -> Float { qkv0[(b * T + t) * W + NH * hs + g * hs + d] }
+                func v(_ t: Int, _ d: Int) -> Float { qkv0[(b * T + t) * W + (NH + NKV) * hs + g * hs + d] }
+                for i in 0..<T {
+                    var scores = (0...i).map { j in (0..<hs).reduce(Float(0)) { $0 + q(i, $1) * k(j, $1) } * scale }
+                    let m = scores.max()!
+                    scores = scores.map { expf($0 - m) }
+                    let z = scores.reduce(0, +)
+                    for d in 0..<hs {
+                        let want = (0...i).reduce(Float(0)) { $0 + scores[$1] / z * v($1, d) }
+                        #expect(abs(out[(b * T + i) * NH * hs + h * hs + d] - want) < 1e-5)
+                    }
+                }
+            }
+        }
+        let att = FloatBuffer(count: B * NH * T * T), o = FloatBuffer(count: B * T * NH * hs)
+        withBuffers(qkv0) { v in TrainKernels.attentionForward(o.p, att: att.p, qkv: v[0].p, B: B, T: T, NH: NH, NKV: NKV, hs: hs, scale: scale) }
+        let dqkv = FloatBuffer(count: B * T * W), scratch = FloatBuffer(count: 2 * T * T)
+        withBuffers(dout, qkv0) { v in
+            TrainKernels.attentionBackward(dqkv: dqkv.p, dout: v[0].p, qkv: v[1].p, att: att.p, scratch: scratch.p,
+                                           B: B, T: T, NH: NH, NKV: NKV, hs: hs, scale: scale)
+        }
+        #expect(gradientError(dqkv.array, numericGradient(qkv0) { dot(forward($0), dout) }) < tolerance)
+    }
+
+    @Test func rmsNorm() {
+        let N = 3, C = 6
+        let x0 = randomFloats(N * C, seed: 23, scale: 2), w0 = randomFloats(C, seed: 24)
+        let dout = randomFloats(N * C, seed: 25)
+        let out = FloatBuffer(count: N * C), r = FloatBuffer(count: N)
+        func forward(_ x: [Float], _ w: [Float]) -> Double {
+            withBuffers(x, w) { v in
+                TrainKernels.rmsNormForward(out.p, rstd: r.p, inp: v[0].p, weight: v[1].p, N: N, C: C, eps: 1e-6)
+                return dot(out, dout)
+            }
+        }
+        _ = forward(x0, w0)
+        // Naive reference: x / √(mean(x²) + eps) · w.
+        for n in 0..<N {
+            let row = Array(x0[n * C..<(n + 1) * C])
+            let s = 1 / (row.map { $0 * $0 }.reduce(0, +) / Float(C) + 1e-6).squareRoot()
+            for i in 0..<C { #expect(abs(out[n * C + i] - row[i] * s * w0[i]) < 1e-5) }
+        }
+        let dx = FloatBuffer(count: N * C), dw = FloatBuffer(count: C)
+        withBuffers(x0, w0, dout) { v in
+            TrainKernels.rmsNormBackward(dinp: dx.p, dweight: dw.p, dout: v[2].p, inp: v[0].p, weight: v[1].p, rstd: r.p, N: N, C: C)
+        }
+        #expect(gradientError(dx.array, numericGradient(x0) { forward($0, w0) }) < tolerance)
+        #expect(gradientError(dw.array, numericGradient(w0) { forward(x0, $0) }) < tolerance)
+    }
+
+    /// Rotary positions (partial rotary: 4 of 6 channels, rows wider than the rotated heads): the
+    /// forward against the rotate-half formula, and the backward (rotation by −θ) against
+    /// finite differences; rotating by θ then −θ is the identity.
+    @Test func rope() throws {
+        let B = 2, T = 5, heads = 3, hs = 6, rot = 4, stride = heads * hs + 2
+        let spec = RopeSpec(theta: 100, rotaryDim: rot, scaling: .yarn(factor: 4, originalMax: 2, betaFast: 32, betaSlow: 1, attentionFactor: 1.2, truncate: true))
+        let (cos, sin) = spec.tables(T: T)
+        let x0 = randomFloats(B * T * stride, seed: 26), dout = randomFloats(B * T * stride, seed: 27)
+        func forward(_ x: [Float]) -> FloatBuffer {
+            let b = FloatBuffer(x)
+            TrainKernels.rope(b.p, B: B, T: T, heads: heads, hs: hs, rotaryDim: rot, stride: stride, cos: cos, sin: sin, inverse: false)
+            return b
+        }
+        let out = forward(x0)
+        for b in 0..<B {
+            for t in 0..<T {
+                for h in 0..<heads {
+                    let base = (b * T + t) * stride + h * hs
+                    for i in 0..<rot / 2 {
+                        let c = cos[t * rot / 2 + i], s = sin[t * rot / 2 + i], a = x0[base + i], bb = x0[base + i + rot / 2]
+                        #expect(abs(out[base + i] - (a * c - bb * s)) < 1e-6)
+                        #expect(abs(out[base + i + rot / 2] - (bb * c + a * s)) < 1e-6)
+                    }
+                    for i in rot..<hs { #expect(out[base + i] == x0[base + i]) }
+                }
+            }
+        }
+        let d = FloatBuffer(dout)
+        TrainKernels.rope(d.p, B: B, T: T, heads: heads, hs: hs, rotaryDim: rot, stride: stride, cos: cos, sin: sin, inverse: true)
+        #expect(gradientError(d.array, numericGradient(x0) { dot(forward($0), dout) }) < tolerance)
+    }
+
+    @Test(arguments: [Activation.silu, .geluExact, .relu, .geluTanh])
+    func activationsAndGating(_ act: Activation) {
+        let n = 17
+        let g0 = randomFloats(n, seed: 28, scale: 3).map { abs($0) < 0.05 ? 0.3 : $0 }  // away from ReLU's kink
+        let u0 = randomFloats(n, seed: 29, scale: 2), dout = randomFloats(n, seed: 30)
+        func plain(_ x: [Float]) -> FloatBuffer {
+            let out = FloatBuffer(count: n)
+            withBuffers(x) { v in TrainKernels.activationForward(act, out.p, inp: v[0].p, count: n) }
+            return out
+        }
+        // Naive references.
+        let ref: (Float) -> Float = {
+            switch act {
+            case .silu: return { $0 / (1 + expf(-$0)) }
+            case .geluExact: return { 0.5 * $0 * (1 + erff($0 / Float(2).squareRoot())) }
+            case .relu: return { max($0, 0) }
+            case .geluTanh: return { 0.5 * $0 * (1 + tanhf(0.7978845608 * ($0 + 0.044715 * $0 * $0 * $0))) }
+            }
+        }()
+        let out = plain(g0)
+        for i in 0..<n { #expect(abs(out[i] - ref(g0[i])) < 1e-5) }
+        let dx = FloatBuffer(count: n)
+        withBuffers(g0, dout) { v in TrainKernels.activationBackward(act, dinp: dx.p, inp: v[0].p, dout: v[1].p, count: n) }
+        #expect(gradientError(dx.array, numericGradient(g0, eps: 1e-3) { dot(plain($0), dout) }) < tolerance)
+        // Gated: act(gate) ∘ up.
+        func gated(_ g: [Float], _ u: [Float]) -> FloatBuffer {
+            let out = plain(g)
+            withBuffers(u) { v in TrainKernels.multiply(out.p, v[0].p, count: n) }
+            return out
+        }
+        let dg = FloatBuffer(count: n), du = FloatBuffer(count: n)
+        withBuffers(dout, g0, u0) { v in TrainKernels.gatedBackward(act, dgate: dg.p, dup: du.p, dout: v[0].p, gate: v[1].p, up: v[2].p, count: n) }
+        #expect(gradientError(dg.array, numericGradient(g0, eps: 1e-3) { dot(gated($0, u0), dout) }) < tolerance)
+        #expect(gradientError(du.array, numericGradient(u0, eps: 1e-3) { dot(gated(g0, $0), dout) }) < tolerance)
     }
 
     @Test func gelu() {

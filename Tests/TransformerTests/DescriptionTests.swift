@@ -13,11 +13,6 @@ import TestSupport
     static let fixtures = ["gpt2-a", "gpt2-oddhead", "bert-a", "llama-gqa", "llama-mqa-rope3", "qwen2", "mistral-window", "seed-encoder"]
         + FamilyFixture.supported.map(\.name)
 
-    /// Tensors a checkpoint may hold that the forward pass does not read.
-    static func unread(_ name: String) -> Bool {
-        ["pooler.", "position_ids", "rotary_emb.inv_freq", "attn.masked_bias", "attn.bias"].contains { name.contains($0) }
-    }
-
     @Test(arguments: fixtures)
     func slotsAccountForEveryTensor(_ name: String) throws {
         let graph = try Checkpoint.open(Repo.fixture("models/\(name)")).graph
@@ -25,8 +20,7 @@ import TestSupport
         let slots = d.slots()
         #expect(Set(slots.map(\.name)).count == slots.count, "\(name): a slot is listed twice")
         for s in slots where s.required { #expect(graph.tensor(named: s.name) != nil, "\(name): \(s.name)") }
-        let read = Set(slots.map(\.name))
-        let extra = graph.tensors.keys.filter { !read.contains($0) && !Self.unread($0) }
+        let extra = d.unusedTensors(in: graph)
         #expect(extra.isEmpty, "\(name): stored but not described: \(extra)")
         // Every block's slots are under its prefix, except parameters shared by all blocks.
         for b in d.blocks {

@@ -13,6 +13,7 @@
 // Huffman costs one counting pass and no wasted encoding.
 
 import CDeflate
+import CKernels
 import CkptCore
 
 enum ChunkCodec {
@@ -36,25 +37,14 @@ enum ChunkCodec {
         guard n > 0, let src = raw.baseAddress, let dst = planes.baseAddress else { return }
         // SAFETY: element i is read from src[i*width..<(i+1)*width] and its bytes written to
         // dst[j*n + i] for j < width, all inside the checked buffers.
+        // The C kernels (AVX2 where the CPU has it) for 2- and 4-byte elements.
+        let p0 = dst.assumingMemoryBound(to: UInt8.self)
+        let s = src.assumingMemoryBound(to: UInt8.self)
         switch width {
         case 2:
-            let p0 = dst.assumingMemoryBound(to: UInt8.self), p1 = p0 + n
-            for i in 0..<n {
-                let v = UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
-                let r = (v &<< 1) | (v &>> 15)
-                p0[i] = UInt8(truncatingIfNeeded: r)
-                p1[i] = UInt8(truncatingIfNeeded: r &>> 8)
-            }
+            ck_split2(s, n, p0, p0 + n)
         case 4:
-            let p0 = dst.assumingMemoryBound(to: UInt8.self), p1 = p0 + n, p2 = p1 + n, p3 = p2 + n
-            for i in 0..<n {
-                let v = UInt32(littleEndian: src.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self))
-                let r = (v &<< 1) | (v &>> 31)
-                p0[i] = UInt8(truncatingIfNeeded: r)
-                p1[i] = UInt8(truncatingIfNeeded: r &>> 8)
-                p2[i] = UInt8(truncatingIfNeeded: r &>> 16)
-                p3[i] = UInt8(truncatingIfNeeded: r &>> 24)
-            }
+            ck_split4(s, n, p0, p0 + n, p0 + 2 &* n, p0 + 3 &* n)
         default:
             let p = dst.assumingMemoryBound(to: UInt8.self)
             for i in 0..<n {
@@ -74,20 +64,13 @@ enum ChunkCodec {
         guard n > 0, let dst = out.baseAddress else { return }
         // SAFETY: each plane pointer is valid for n bytes (checked by the caller); element i
         // is written to dst[i*width..<(i+1)*width].
+        let d = dst.assumingMemoryBound(to: UInt8.self)
+        func plane(_ j: Int) -> UnsafePointer<UInt8> { planes[j].assumingMemoryBound(to: UInt8.self) }
         switch width {
         case 2:
-            let p0 = planes[0].assumingMemoryBound(to: UInt8.self), p1 = planes[1].assumingMemoryBound(to: UInt8.self)
-            for i in 0..<n {
-                let r = UInt16(p0[i]) | UInt16(p1[i]) &<< 8
-                dst.storeBytes(of: ((r &>> 1) | (r &<< 15)).littleEndian, toByteOffset: i &* 2, as: UInt16.self)
-            }
+            ck_join2(plane(0), plane(1), n, d)
         case 4:
-            let p0 = planes[0].assumingMemoryBound(to: UInt8.self), p1 = planes[1].assumingMemoryBound(to: UInt8.self)
-            let p2 = planes[2].assumingMemoryBound(to: UInt8.self), p3 = planes[3].assumingMemoryBound(to: UInt8.self)
-            for i in 0..<n {
-                let r = UInt32(p0[i]) | UInt32(p1[i]) &<< 8 | UInt32(p2[i]) &<< 16 | UInt32(p3[i]) &<< 24
-                dst.storeBytes(of: ((r &>> 1) | (r &<< 31)).littleEndian, toByteOffset: i &* 4, as: UInt32.self)
-            }
+            ck_join4(plane(0), plane(1), plane(2), plane(3), n, d)
         default:
             let p = planes.map { $0.assumingMemoryBound(to: UInt8.self) }
             for i in 0..<n {
@@ -100,29 +83,15 @@ enum ChunkCodec {
 
     // MARK: Huffman-only DEFLATE
 
-    /// Byte frequencies, counted into four tables to break the store-to-load dependency
-    /// between neighbouring equal bytes (the usual trick in fast entropy coders).
+    /// Byte frequencies (C kernel: four tables, 8-byte loads).
     static func histogram(_ bytes: UnsafeRawBufferPointer) -> [Int] {
-        var counts = [UInt32](repeating: 0, count: 4 * 256)
-        counts.withUnsafeMutableBufferPointer { c in
-            guard let src = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
-            let n = bytes.count
-            var i = 0
-            // SAFETY: reads src[0..<n]; table indices are bytes plus 0/256/512/768 < 1024.
-            // UInt32 counts cannot overflow: chunks are at most 64 MiB (CKZ.maxChunkSize).
-            while i &+ 4 <= n {
-                c[Int(src[i])] &+= 1
-                c[256 &+ Int(src[i &+ 1])] &+= 1
-                c[512 &+ Int(src[i &+ 2])] &+= 1
-                c[768 &+ Int(src[i &+ 3])] &+= 1
-                i &+= 4
-            }
-            while i < n {
-                c[Int(src[i])] &+= 1
-                i &+= 1
-            }
+        var counts = [UInt32](repeating: 0, count: 256)
+        if let src = bytes.baseAddress, bytes.count > 0 {
+            // SAFETY: reads src[0..<count], writes the 256 counts. UInt32 counts cannot
+            // overflow: chunks are at most 64 MiB (CKZ.maxChunkSize).
+            counts.withUnsafeMutableBufferPointer { ck_histogram(src.assumingMemoryBound(to: UInt8.self), bytes.count, $0.baseAddress!) }
         }
-        return (0..<256).map { Int(counts[$0]) + Int(counts[256 + $0]) + Int(counts[512 + $0]) + Int(counts[768 + $0]) }
+        return counts.map { Int($0) }
     }
 
     /// A planned Huffman-only DEFLATE block: its code and its exact size.

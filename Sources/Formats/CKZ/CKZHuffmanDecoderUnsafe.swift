@@ -1,9 +1,10 @@
 // A fast decoder for the DEFLATE streams ckpt's Huffman-only encoder writes: one final
 // dynamic-Huffman block of literals. libdeflate 1.14 decodes such streams at ~300 MB/s of
 // output here (one literal per iteration of a loop built for matches), which kept .ckz
-// decompression under its 500 MB/s-per-core target; this loop decodes up to four literals
-// per 64-bit refill through an 11-bit table (about 2.6 bits per exponent on trained weights,
-// so nearly every code is short).
+// decompression under its 500 MB/s-per-core target. This loop looks up 11 bits at a time in
+// a table whose entries hold every literal those bits start with (up to six; about 2.6 bits
+// per exponent on trained weights, so ~4 per lookup), stores them with one 8-byte write, and
+// does five lookups per 64-bit refill.
 //
 // It handles exactly that shape and nothing else: a stream with stored or fixed blocks,
 // several blocks, a length/distance pair, an incomplete or over-subscribed code, or that
@@ -15,6 +16,8 @@
 
 enum LiteralInflater {
     static let tableBits = 11
+    /// Literals one table entry can hold (bytes 0...5 of its 64-bit word).
+    static let maxPerEntry = 6
 
     /// Decodes `input` into exactly `out.count` bytes; false = not handled (see above).
     static func inflate(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) -> Bool {
@@ -81,38 +84,38 @@ enum LiteralInflater {
         }
         guard let lit = Canonical(lengths: Array(lengths[0..<hlit]), maxBits: 15), lengths[256] > 0 else { return false }
 
-        // Two-literal table (see `pairTable`); the hot loop keeps the bit buffer in locals,
+        // Multi-literal table (see `multiTable`); the hot loop keeps the bit buffer in locals,
         // not in variables captured by the helper closures above, so they stay in registers.
-        let pairs = lit.pairTable(bits: tableBits)
-        let t = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: pairs.count)
-        _ = t.initialize(from: pairs)
+        let t = lit.multiTable(bits: tableBits)
         defer { t.deallocate() }
         let mask = UInt64((1 << tableBits) - 1)
         var o = 0
         var b = buf, n = bits, p = pos
         var done = false
+        let raw = UnsafeMutableRawPointer(dst)
         decoding: do {
             while true {
-                // SAFETY: as in refill(): 8-byte loads only with 8 bytes left; each entry
-                // writes two bytes, so the loop stops 2 bytes before the end of `dst`.
-                if p &+ 8 <= inCount && o &+ 8 <= outCount {
+                // SAFETY: as in refill(): 8-byte loads only with 8 bytes left. Each lookup
+                // stores 8 bytes at dst+o and advances o by at most `maxPerEntry`, so five
+                // lookups write below o + 4·maxPerEntry + 8 ≤ outCount.
+                if p &+ 8 <= inCount && o &+ (4 &* maxPerEntry &+ 8) <= outCount {
                     b |= UInt64(littleEndian: UnsafeRawPointer(src + p).loadUnaligned(as: UInt64.self)) &<< UInt64(n)
                     p &+= (63 &- n) &>> 3
                     n |= 56
-                    // 4 lookups of at most 11 bits each: 44 ≤ 56 bits available; up to 8 bytes out.
+                    // 5 lookups of at most 11 bits each: 55 ≤ 56 bits available.
                     var k = 0
-                    while k < 4 {
+                    while k < 5 {
                         let e = t[Int(b & mask)]
-                        if e == 0 { break }
-                        let len = Int(e & 15)
-                        dst[o] = UInt8(truncatingIfNeeded: e &>> 8)
-                        dst[o &+ 1] = UInt8(truncatingIfNeeded: e &>> 16)
-                        o &+= Int((e &>> 4) & 3)
-                        b &>>= UInt64(len)
-                        n &-= len
+                        let count = Int((e &>> 48) & 0xFF)
+                        if count == 0 { break }
+                        raw.storeBytes(of: e.littleEndian, toByteOffset: o, as: UInt64.self)
+                        o &+= count
+                        let len = e &>> 56
+                        b &>>= len
+                        n &-= Int(len)
                         k &+= 1
                     }
-                    if k == 4 { continue }
+                    if k == 5 { continue }
                 }
                 // Slow path: a long code, end of block, or near either end of the buffers.
                 buf = b; bits = n; pos = p
@@ -176,30 +179,43 @@ enum LiteralInflater {
             return nil
         }
 
-        /// Entry for every `bits`-bit pattern: the one or two literals it starts with, when
-        /// their codes fit in `bits` bits together. Layout: literal 1 << 8 | literal 2 << 16 |
-        /// count (1 or 2) << 4 | total code length; 0 = a code longer than `bits`, or a
-        /// non-literal symbol (end of block, match), for the slow path. Two literals per lookup
-        /// halve the chain of dependent table loads that bounds the decoding speed.
-        func pairTable(bits: Int) -> [UInt32] {
-            var table = [UInt32](repeating: 0, count: 1 << bits)
+        /// Entry for every `bits`-bit pattern: the literals whose codes it starts with, as
+        /// many as fit in `bits` bits (at most `maxPerEntry`), decoded greedily. Layout of
+        /// the 64-bit entry: bytes 0..<6 the literals in order (the rest zero), byte 6 their
+        /// count, byte 7 the total code length; count 0 = the first code is longer than
+        /// `bits` or not a literal (end of block, match), for the slow path. One lookup
+        /// yields ~4 exponents of trained weights (~2.6 bits each), so the chain of dependent
+        /// table loads that bounds decoding is a quarter as long as one symbol per lookup.
+        /// The caller deallocates the table.
+        func multiTable(bits: Int) -> UnsafeMutableBufferPointer<UInt64> {
+            let size = 1 << bits
+            // One literal per pattern first: (symbol, length), length 0 = none.
+            var single = [UInt16](repeating: 0, count: size)
+            var singleLength = [UInt8](repeating: 0, count: size)
             let codes = ChunkCodec.canonicalCodes(lengths)
-            let short = (0..<min(256, lengths.count)).filter { lengths[$0] > 0 && Int(lengths[$0]) <= bits }
-            for s1 in short {
-                let l1 = Int(lengths[s1])
-                var k = Int(codes[s1])
-                while k < table.count {
-                    table[k] = UInt32(s1) << 8 | 1 << 4 | UInt32(l1)
-                    k += 1 << l1
+            for s in 0..<min(256, lengths.count) where lengths[s] > 0 && Int(lengths[s]) <= bits {
+                let l = Int(lengths[s])
+                var k = Int(codes[s])
+                while k < size {
+                    single[k] = UInt16(s)
+                    singleLength[k] = UInt8(l)
+                    k += 1 << l
                 }
-                for s2 in short where l1 + Int(lengths[s2]) <= bits {
-                    let l = l1 + Int(lengths[s2])
-                    var k = Int(codes[s1]) | Int(codes[s2]) << l1
-                    while k < table.count {
-                        table[k] = UInt32(s1) << 8 | UInt32(s2) << 16 | 2 << 4 | UInt32(l)
-                        k += 1 << l
-                    }
+            }
+            let table = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: size)
+            for pattern in 0..<size {
+                var entry: UInt64 = 0, used = 0, count = 0, rest = pattern
+                while count < LiteralInflater.maxPerEntry {
+                    let l = Int(singleLength[rest])
+                    // `rest` has bits - used valid bits (zeros above): a code of length l
+                    // read from it is genuine only if l fits in what is left.
+                    guard l > 0, used + l <= bits else { break }
+                    entry |= UInt64(single[rest]) << UInt64(8 * count)
+                    count += 1
+                    used += l
+                    rest >>= l
                 }
+                table[pattern] = count == 0 ? 0 : entry | UInt64(count) << 48 | UInt64(used) << 56
             }
             return table
         }

@@ -4,6 +4,7 @@
 
 import CkptCore
 import Dispatch
+import Foundation
 
 /// One result slot per work item. Each slot is written by exactly one iteration of
 /// `Parallel.forEach`, and read only after it returns.
@@ -80,5 +81,29 @@ final class AlignedBuffer: @unchecked Sendable {
     // SAFETY: callers write disjoint ranges from different threads (one chunk each).
     func range(_ offset: Int, _ count: Int) -> UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<offset + count])
+    }
+}
+
+/// A few AlignedBuffers kept for reuse (the smallest that fits is handed out). Holds at most
+/// `limit` idle buffers; a buffer in use belongs to its taker alone until given back.
+final class BufferPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var idle: [AlignedBuffer] = []
+    private let limit = 4
+
+    func take(_ count: Int) -> AlignedBuffer {
+        lock.withLock {
+            var best: Int?
+            for (i, b) in idle.enumerated() where b.count >= count && (best == nil || b.count < idle[best!].count) { best = i }
+            if let best { return idle.remove(at: best) }
+            return AlignedBuffer(count: count)
+        }
+    }
+
+    func give(_ buffer: AlignedBuffer) {
+        lock.withLock {
+            idle.append(buffer)
+            if idle.count > limit, let i = idle.indices.min(by: { idle[$0].count < idle[$1].count }) { idle.remove(at: i) }
+        }
     }
 }

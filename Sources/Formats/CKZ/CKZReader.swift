@@ -17,6 +17,9 @@ public final class CKZArchive: Sendable {
     let file: MappedFile
     let index: CKZIndex
     let indexOffset: Int
+    /// Decode buffers handed back after use, so reading tensor after tensor reuses pages
+    /// already faulted in instead of mapping (and zeroing) fresh ones each time.
+    let buffers = BufferPool()
 
     public convenience init(path: String) throws {
         let file = try MappedFile(path: path)
@@ -160,8 +163,9 @@ public final class CKZTensorBytes: ExternalBytes, Sendable {
                     try ChunkDecoder.verify(entry, stored: stored, jobs: jobs)
                     return try body(stored)
                 }
-                let out = AlignedBuffer(count: entry.rawLength)
-                try ChunkDecoder.decode(entry, stored: stored, into: out, jobs: jobs)
+                let out = archive.buffers.take(entry.rawLength)
+                defer { archive.buffers.give(out) }
+                try ChunkDecoder.decode(entry, stored: stored, into: out, jobs: jobs, pool: archive.buffers)
                 return try body(UnsafeRawBufferPointer(out.range(0, entry.rawLength)))
             }
         } catch let e as CKZError {
@@ -171,6 +175,20 @@ public final class CKZTensorBytes: ExternalBytes, Sendable {
 
     public func releaseResidentPages() {
         archive.file.dontNeed(offset: entry.dataOffset, count: entry.storedLength)
+    }
+
+    /// Decodes every chunk and checks both CRC32s without materialising the tensor (as
+    /// `gzip -t` does): each thread decodes into one chunk-sized buffer, reused.
+    public func verify() throws {
+        do {
+            try archive.file.withBytes { file in
+                let stored = UnsafeRawBufferPointer(rebasing: file[entry.dataOffset..<entry.dataOffset + entry.storedLength])
+                if entry.isVerbatim { return try ChunkDecoder.verify(entry, stored: stored, jobs: jobs) }
+                try ChunkDecoder.decode(entry, stored: stored, into: nil, jobs: jobs, pool: archive.buffers)
+            }
+        } catch let e as CKZError {
+            throw FileError(path: archive.path, error: e)
+        }
     }
 }
 
@@ -203,9 +221,11 @@ enum ChunkDecoder {
         for i in 0..<errors.count { if let e = errors[i] { throw e } }
     }
 
-    /// Decodes every chunk into `out` (rawLength bytes), `jobs` slices in parallel. The
+    /// Decodes every chunk into `out` (rawLength bytes), `jobs` slices in parallel; with
+    /// `out` nil, each slice decodes into one reused chunk buffer (checking only). The
     /// first failing chunk (lowest index) is reported, whatever the thread timing.
-    static func decode(_ entry: CKZTensorEntry, stored: UnsafeRawBufferPointer, into out: AlignedBuffer, jobs: Int) throws(CKZError) {
+    static func decode(_ entry: CKZTensorEntry, stored: UnsafeRawBufferPointer, into out: AlignedBuffer?, jobs: Int,
+                       pool: BufferPool = BufferPool()) throws(CKZError) {
         let offsets = offsets(entry)
         let errors = Slots<CKZError>(count: entry.chunks.count)
         let slices = max(1, min(jobs, entry.chunks.count))
@@ -215,11 +235,16 @@ enum ChunkDecoder {
                 return
             }
             defer { libdeflate_free_decompressor(decompressor) }
-            let scratch = AlignedBuffer(count: entry.chunkSize)
+            let scratch = pool.take(entry.chunkSize)
+            let sink = out == nil ? pool.take(entry.chunkSize) : nil
+            defer {
+                pool.give(scratch)
+                if let sink { pool.give(sink) }
+            }
             for i in (s * entry.chunks.count / slices)..<((s + 1) * entry.chunks.count / slices) {
                 let c = entry.chunks[i]
                 let input = UnsafeRawBufferPointer(rebasing: stored[offsets[i]..<offsets[i] + c.storedLength])
-                let output = out.range(i * entry.chunkSize, entry.rawLength(ofChunk: i))
+                let output = out?.range(i * entry.chunkSize, entry.rawLength(ofChunk: i)) ?? sink!.range(0, entry.rawLength(ofChunk: i))
                 do throws(CKZError) { try decodeChunk(entry, i, c, input, output, scratch, decompressor) } catch { errors[i] = error }
             }
         }

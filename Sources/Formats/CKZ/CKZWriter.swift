@@ -1,8 +1,9 @@
 // .ckz: writing. Tensors are streamed in graph order into an AtomicFile: a batch of
 // consecutive tensors (up to 64 MiB of raw bytes, or one larger tensor) is cut into chunks,
-// the chunks are compressed in parallel into their own slots, and one sequential writer
-// appends them in order. The index and trailer come last, so nothing is buffered but the
-// batch: memory follows the largest tensor. Output is identical for any `jobs`.
+// the chunks are compressed in parallel, a 16 MiB window at a time, into their own regions
+// of one reused arena, and one sequential writer appends them in order. The index and
+// trailer come last, so nothing is buffered but a window: memory follows the largest tensor
+// (whose bytes a lazy source computes whole). Output is identical for any `jobs`.
 
 import CDeflate
 import CkptCore
@@ -28,10 +29,16 @@ extension CKZ {
     /// Raw bytes gathered into one parallel pass.
     static let batchBytes = 64 << 20
 
+    /// A chunk's record and where its stored bytes lie in the batch's arena.
     struct EncodedChunk {
         var record: CKZChunk
-        var payload: [UInt8]
+        var offset: Int
+        var length: Int
     }
+
+    /// Bytes each chunk's arena region has beyond its raw size (the Huffman encoder's 8-byte
+    /// stores run past its end).
+    static let regionSlack = 64
 
     public static func write(_ graph: WeightGraph, to path: String, options: WriteOptions = .init(),
                              progress: (any ProgressSink)? = nil) throws {
@@ -61,6 +68,11 @@ extension CKZ {
         header += [UInt8](repeating: 0, count: headerSize - header.count)
         try file.write(header)
 
+        // Chunks are compressed a window at a time (≤ windowBytes of raw bytes, possibly
+        // part of one large tensor) into one arena reused window after window, so its pages
+        // are faulted in once; each window is written before the next is encoded.
+        // (Pages of the arena that no window reaches are never touched, so never faulted in.)
+        let arena = AlignedBuffer(count: windowBytes + options.chunkSize + regionSlack)
         var start = 0
         while start < tensors.count {
             var end = start + 1
@@ -69,21 +81,48 @@ extension CKZ {
                 batch += tensors[end].byteCount
                 end += 1
             }
-            let slice = tensors[start..<end]
-            let encoded = try withBytesOfAll(slice) { raws in
-                try encodeBatch(Array(slice), raws: raws, options: options)
+            let group = Array(tensors[start..<end])
+            try withBytesOfAll(tensors[start..<end]) { raws in
+                var jobs: [(tensor: Int, chunk: Int)] = []
+                for (i, t) in group.enumerated() {
+                    for c in 0..<(t.byteCount + options.chunkSize - 1) / options.chunkSize { jobs.append((i, c)) }
+                }
+                var window: [EncodedChunk] = [], windowStart = 0
+                func chunk(_ j: Int) -> EncodedChunk {
+                    if j >= windowStart + window.count {
+                        var hi = j, bytes = 0
+                        while hi < jobs.count {
+                            let t = group[jobs[hi].tensor]
+                            // Region bytes: the first chunk always fits (chunkSize + slack).
+                            let n = min(options.chunkSize, t.byteCount - jobs[hi].chunk * options.chunkSize) + regionSlack
+                            if hi > j && bytes + n > windowBytes { break }
+                            bytes += n
+                            hi += 1
+                        }
+                        windowStart = j
+                        window = encodeWindow(Array(jobs[j..<hi]), tensors: group, raws: raws, options: options, arena: arena)
+                    }
+                    return window[j - windowStart]
+                }
+                var next = 0
+                for (i, t) in group.enumerated() {
+                    try file.writeZeros(padding(file.bytesWritten))
+                    let offset = file.bytesWritten
+                    var records: [CKZChunk] = []
+                    while next < jobs.count && jobs[next].tensor == i {
+                        let c = chunk(next)
+                        try file.write(UnsafeRawBufferPointer(arena.range(c.offset, c.length)))
+                        records.append(c.record)
+                        next += 1
+                    }
+                    index.tensors.append(CKZTensorEntry(
+                        name: t.name, dtype: t.dtype, shape: t.shape, quantization: "",
+                        dataOffset: offset, storedLength: file.bytesWritten - offset, rawLength: t.byteCount,
+                        chunkSize: options.chunkSize, chunks: records))
+                    progress?.advance(bytes: t.byteCount)
+                }
             }
-            for (t, chunks) in zip(slice, encoded) {
-                try file.writeZeros(padding(file.bytesWritten))
-                let offset = file.bytesWritten
-                for c in chunks { try file.write(c.payload) }
-                index.tensors.append(CKZTensorEntry(
-                    name: t.name, dtype: t.dtype, shape: t.shape, quantization: "",
-                    dataOffset: offset, storedLength: file.bytesWritten - offset, rawLength: t.byteCount,
-                    chunkSize: options.chunkSize, chunks: chunks.map(\.record)))
-                t.data.releaseResidentPages()
-                progress?.advance(bytes: t.byteCount)
-            }
+            for t in group { t.data.releaseResidentPages() }
             start = end
         }
 
@@ -107,86 +146,103 @@ extension CKZ {
 
     static func padding(_ offset: Int) -> Int { (alignment - offset % alignment) % alignment }
 
-    /// Compresses every chunk of a batch of tensors, in parallel, into per-chunk slots.
-    static func encodeBatch(_ tensors: [Tensor], raws: [UnsafeRawBufferPointer], options: WriteOptions) throws -> [[EncodedChunk]] {
-        var jobs: [(tensor: Int, chunk: Int)] = []
-        for (i, t) in tensors.enumerated() {
-            let count = (t.byteCount + options.chunkSize - 1) / options.chunkSize
-            for c in 0..<count { jobs.append((i, c)) }
+    /// Raw bytes compressed per window (see `write`): enough chunks for every core.
+    static let windowBytes = 16 << 20
+
+    /// Compresses the chunks `window` lists (of `tensors`, whose bytes are `raws`), in
+    /// parallel, each into its own region of `arena` (raw size + regionSlack bytes, in order).
+    static func encodeWindow(_ window: [(tensor: Int, chunk: Int)], tensors: [Tensor], raws: [UnsafeRawBufferPointer],
+                             options: WriteOptions, arena: AlignedBuffer) -> [EncodedChunk] {
+        var jobs: [(tensor: Int, chunk: Int, region: Int)] = []
+        var region = 0
+        for (i, c) in window {
+            jobs.append((i, c, region))
+            region += min(options.chunkSize, tensors[i].byteCount - c * options.chunkSize) + regionSlack
         }
+        precondition(region <= arena.count, "arena sized by the caller")
         let slots = Slots<EncodedChunk>(count: jobs.count)
         let size = options.chunkSize
-        Parallel.forEach(jobs.count, jobs: options.jobs) { j in
-            let (ti, ci) = jobs[j]
-            let raw = raws[ti]
-            let lo = ci * size, hi = min(raw.count, lo + size)
-            slots[j] = encodeChunk(UnsafeRawBufferPointer(rebasing: raw[lo..<hi]),
-                                   width: planeWidth(for: tensors[ti].dtype), level: options.level)
+        let slices = max(1, min(options.jobs, jobs.count))
+        Parallel.forEach(slices, jobs: slices) { s in
+            // Per-thread scratch for a plane's DEFLATE stream before it is placed.
+            let scratch = AlignedBuffer(count: size + regionSlack)
+            for j in (s * jobs.count / slices)..<((s + 1) * jobs.count / slices) {
+                let (ti, ci, at) = jobs[j]
+                let raw = raws[ti]
+                let lo = ci * size, hi = min(raw.count, lo + size)
+                let (record, length) = encodeChunk(UnsafeRawBufferPointer(rebasing: raw[lo..<hi]),
+                                                   width: planeWidth(for: tensors[ti].dtype), level: options.level,
+                                                   into: arena.range(at, hi - lo + regionSlack), scratch: scratch.bytes)
+                slots[j] = EncodedChunk(record: record, offset: at, length: length)
+            }
         }
-        var out = [[EncodedChunk]](repeating: [], count: tensors.count)
-        for (j, job) in jobs.enumerated() { out[job.tensor].append(slots[j]!) }
-        return out
+        return (0..<jobs.count).map { slots[$0]! }
     }
 
-    /// The smallest of the encodings `level` allows for one chunk.
-    static func encodeChunk(_ raw: UnsafeRawBufferPointer, width: Int?, level: Level) -> EncodedChunk {
+    /// The smallest of the encodings `level` allows for one chunk, written to `region`
+    /// (raw.count + regionSlack bytes); returns its record and stored length.
+    static func encodeChunk(_ raw: UnsafeRawBufferPointer, width: Int?, level: Level,
+                            into region: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer) -> (CKZChunk, Int) {
         let rawCRC = ChunkCodec.crc32(raw)
-        func verbatim() -> EncodedChunk {
-            EncodedChunk(record: CKZChunk(filter: .none, rawCRC: rawCRC, storedCRC: rawCRC,
-                                          planes: [CKZPlane(codec: .stored, length: raw.count)]),
-                         payload: Array(raw))
+        let dst = region.baseAddress!
+        func verbatim() -> (CKZChunk, Int) {
+            if raw.count > 0 { dst.copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+            return (CKZChunk(filter: .none, rawCRC: rawCRC, storedCRC: rawCRC,
+                             planes: [CKZPlane(codec: .stored, length: raw.count)]), raw.count)
         }
         guard level.compresses, raw.count > 0 else { return verbatim() }
-        var payload: [UInt8] = []
         var planes: [CKZPlane] = []
         let filter: Filter
+        var at = 0
+        // SAFETY: region holds raw.count + regionSlack bytes: the split planes fill
+        // [0, raw.count); each plane's result goes to [at, at + length) with at ≤ its own
+        // start and length < its size (or = for stored), so it never reaches a plane not yet
+        // read; memmove handles the overlap with the plane being moved.
         if let w = width, raw.count % w == 0 {
             filter = .planes
-            var split = [UInt8](repeating: 0, count: raw.count)
-            split.withUnsafeMutableBytes { ChunkCodec.splitPlanes(raw, width: w, into: $0) }
+            ChunkCodec.splitPlanes(raw, width: w, into: UnsafeMutableRawBufferPointer(rebasing: region[0..<raw.count]))
             let n = raw.count / w
-            payload.reserveCapacity(raw.count)
-            split.withUnsafeBytes { s in
-                for j in 0..<w {
-                    let plane = UnsafeRawBufferPointer(rebasing: s[j * n..<(j + 1) * n])
-                    if let coded = encodePlane(plane, deflateLevel: level.deflateLevelAll, minimumSaving: level.minimumSaving) {
-                        planes.append(CKZPlane(codec: .deflate, length: coded.count))
-                        payload += coded
-                    } else {
-                        planes.append(CKZPlane(codec: .stored, length: n))
-                        payload.append(contentsOf: plane)
-                    }
+            for j in 0..<w {
+                let plane = UnsafeRawBufferPointer(rebasing: region[j * n..<(j + 1) * n])
+                if let coded = encodePlane(plane, deflateLevel: level.deflateLevelAll, minimumSaving: level.minimumSaving, into: scratch) {
+                    planes.append(CKZPlane(codec: .deflate, length: coded))
+                    (dst + at).copyMemory(from: scratch.baseAddress!, byteCount: coded)
+                    at += coded
+                } else {
+                    planes.append(CKZPlane(codec: .stored, length: n))
+                    if at != j * n { memmove(dst + at, dst + j * n, n) }
+                    at += n
                 }
             }
             if planes.allSatisfy({ $0.codec == .stored }) { return verbatim() }
         } else {
             filter = .none
-            guard let coded = encodePlane(raw, deflateLevel: level.deflateLevelUnfiltered, minimumSaving: level.minimumSaving) else {
+            guard let coded = encodePlane(raw, deflateLevel: level.deflateLevelUnfiltered, minimumSaving: level.minimumSaving, into: scratch) else {
                 return verbatim()
             }
-            planes = [CKZPlane(codec: .deflate, length: coded.count)]
-            payload = coded
+            planes = [CKZPlane(codec: .deflate, length: coded)]
+            dst.copyMemory(from: scratch.baseAddress!, byteCount: coded)
+            at = coded
         }
-        let storedCRC = payload.withUnsafeBytes { ChunkCodec.crc32($0) }
-        return EncodedChunk(record: CKZChunk(filter: filter, rawCRC: rawCRC, storedCRC: storedCRC, planes: planes),
-                            payload: payload)
+        let storedCRC = ChunkCodec.crc32(UnsafeRawBufferPointer(rebasing: region[0..<at]))
+        return (CKZChunk(filter: filter, rawCRC: rawCRC, storedCRC: storedCRC, planes: planes), at)
     }
 
-    /// A DEFLATE stream for `plane` if one saves at least `minimumSaving` of its size:
-    /// Huffman-only (its size is known exactly before encoding), or LZ-matching DEFLATE at
-    /// `deflateLevel` when that is smaller still. nil: store the plane.
-    static func encodePlane(_ plane: UnsafeRawBufferPointer, deflateLevel: Int32?, minimumSaving: Double) -> [UInt8]? {
+    /// Writes a DEFLATE stream for `plane` into `out` (plane.count + regionSlack bytes) if
+    /// one saves at least `minimumSaving` of its size: Huffman-only (its size is known
+    /// exactly before encoding), or LZ-matching DEFLATE at `deflateLevel` when that is
+    /// smaller still. Returns its length; nil: store the plane.
+    static func encodePlane(_ plane: UnsafeRawBufferPointer, deflateLevel: Int32?, minimumSaving: Double,
+                            into out: UnsafeMutableRawBufferPointer) -> Int? {
         let limit = Int(Double(plane.count) * (1 - minimumSaving))
-        var best: [UInt8]?
+        var best: Int?
         let plan = ChunkCodec.planHuffman(histogram: ChunkCodec.histogram(plane))
         if plan.byteCount <= limit {
-            var out = [UInt8](repeating: 0, count: plan.byteCount + 8)
-            let n = out.withUnsafeMutableBytes { ChunkCodec.encodeHuffman(plane, plan: plan, into: $0) }
-            out.removeLast(out.count - n)
-            best = out
+            best = ChunkCodec.encodeHuffman(plane, plan: plan, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<(plan.byteCount + 8)]))
         }
-        if let deflateLevel, let d = ChunkCodec.deflate(plane, level: deflateLevel, limit: min(best?.count ?? limit + 1, limit + 1)) {
-            best = d
+        if let deflateLevel, let d = ChunkCodec.deflate(plane, level: deflateLevel, limit: min(best ?? limit + 1, limit + 1)) {
+            d.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: d.count) }
+            best = d.count
         }
         return best
     }

@@ -17,6 +17,7 @@ public enum GGUFError: Error, Equatable, Sendable, CustomStringConvertible {
     case duplicateTensor(String)
     case tooManyDimensions(tensor: String, count: UInt32)
     case negativeDimension(tensor: String, dims: [Int64])
+    case dimensionPastFile(tensor: String, dims: [Int64], fileSize: Int)
     case unknownTensorType(tensor: String, type: UInt32)
     case unsupportedTensorType(tensor: String, type: String)
     case rowNotWholeBlocks(tensor: String, rowLength: Int64, type: String, blockValues: Int)
@@ -44,6 +45,8 @@ public enum GGUFError: Error, Equatable, Sendable, CustomStringConvertible {
         case .duplicateTensor(let t): return "tensor `\(t)`: name appears twice"
         case .tooManyDimensions(let t, let n): return "tensor `\(t)`: \(n) dimensions (GGUF allows at most \(GGUF.maxDims))"
         case .negativeDimension(let t, let d): return "tensor `\(t)`: negative dimension in \(d)"
+        case .dimensionPastFile(let t, let d, let size):
+            return "tensor `\(t)`: empty tensor with dimensions \(d): an empty tensor's dimensions may not exceed the file's size (\(size) bytes) or 2^24"
         case .unknownTensorType(let t, let ty): return "tensor `\(t)`: unknown ggml type \(ty)"
         case .unsupportedTensorType(let t, let ty): return "tensor `\(t)`: ggml type \(ty) is not supported by ckpt"
         case .rowNotWholeBlocks(let t, let n, let ty, let b): return "tensor `\(t)`: row of \(n) values is not a whole number of \(ty) blocks of \(b)"

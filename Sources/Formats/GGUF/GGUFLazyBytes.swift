@@ -49,6 +49,8 @@ final class TransposedBytes: ExternalBytes {
 
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let a = source.shape[0], b = source.shape[1], es = elementSize
+        // Empty ([2^40, 0]): nothing to move, and no loop over the untrusted dimensions.
+        if count == 0 { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         var out = [UInt8](repeating: 0, count: count)
         if source.dtype.isQuantized {
             let values = try Cast.floats(source) ?? []

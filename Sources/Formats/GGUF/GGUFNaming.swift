@@ -134,8 +134,13 @@ public enum GGUFNaming {
     }
 
     static func permuteRows(_ t: Tensor, heads: Int, toGGUF: Bool) throws -> Tensor {
-        guard let rows = t.shape.first, let order = ropeRowOrder(rows: rows, heads: heads, toGGUF: toGGUF) else {
-            throw GGUFError.cannotWrite(tensor: t.name, reason: "\(t.shape[0]) rows do not split into \(heads) heads of even size")
+        guard let rows = t.shape.first, heads > 0, rows % heads == 0, (rows / heads) % 2 == 0 else {
+            throw GGUFError.cannotWrite(tensor: t.name, reason: "\(t.shape.first ?? 0) rows do not split into \(heads) heads of even size")
+        }
+        // An empty tensor has no rows to move: nothing is sized by its (untrusted) dimensions.
+        if t.byteCount == 0 { return t }
+        guard let order = ropeRowOrder(rows: rows, heads: heads, toGGUF: toGGUF) else {
+            throw GGUFError.cannotWrite(tensor: t.name, reason: "\(rows) rows do not split into \(heads) heads of even size")
         }
         return try Tensor(name: t.name, dtype: t.dtype, shape: t.shape, data: .external(RowPermutedBytes(source: t, order: order)))
     }

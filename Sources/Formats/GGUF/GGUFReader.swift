@@ -158,6 +158,11 @@ public enum GGUF {
             var dims: [Int64] = []
             for _ in 0..<Int(nDims) { dims.append(Int64(bitPattern: try r.load(UInt64.self, "tensor `\(name)` dims"))) }
             guard dims.allSatisfy({ $0 >= 0 }) else { throw .negativeDimension(tensor: name, dims: dims) }
+            // A tensor with elements is bounded by its bytes in the file (checked below); an
+            // empty one ([0, 2^40]) by nothing (InputLimits).
+            guard InputLimits.emptyTensorFits(dims.map { Int($0) }, fileSize: file.count) else {
+                throw .dimensionPastFile(tensor: name, dims: dims, fileSize: file.count)
+            }
             let rawType = try r.load(UInt32.self, "tensor `\(name)` type")
             guard let dtype = dtypeByID[rawType] else {
                 if let other = otherTypeNames[rawType] { throw .unsupportedTensorType(tensor: name, type: other) }

@@ -89,7 +89,15 @@ public enum HDF5Probe {
         }
         switch process.terminationReason {
         case .uncaughtSignal:
-            throw .probeCrashed(signal: process.terminationStatus)
+            let sig = process.terminationStatus
+            if sig == SIGINT || sig == SIGTERM {
+                // Ctrl-C reaches the whole process group: this process was interrupted too.
+                // Its own handling (the CLI's: clean up, one line, 130/143) decides, not a
+                // "probe crashed" error racing it.
+                kill(getpid(), sig)
+                Thread.sleep(forTimeInterval: 5)
+            }
+            throw .probeCrashed(signal: sig)
         case .exit:
             // 0: fine. 2: a clean error, which the in-process walk reproduces and reports.
             guard process.terminationStatus == 0 || process.terminationStatus == 2 else {

@@ -18,6 +18,10 @@
 // Compression (`--compression gzip[=LEVEL]`, level 4 by default as in h5py): chunks of about
 // 1 MiB (whole trailing rows where they fit), byte shuffle, then deflate. Without it datasets
 // are contiguous, which ckpt (and h5py users via `id.get_offset()`) can memory-map.
+// libhdf5 runs its filters on one thread, so ckpt does not hand it the data: it gathers,
+// shuffles and zlib-compresses (libdeflate) the chunks itself on all cores, then stores each
+// with `H5Dwrite_chunk` (HDF5ChunksUnsafe.swift). The dataset keeps the same filter pipeline
+// (shuffle + deflate), so every HDF5 reader decodes the chunks as if libhdf5 had made them.
 //
 // Data is written in slabs of whole chunk rows straight from the source tensor's bytes
 // (memory-mapped for safetensors), one tensor at a time; the file appears under its name
@@ -31,7 +35,12 @@ import OrderedCollections
 public struct HDF5WriteOptions: Sendable, Equatable {
     /// deflate level (0-9) for chunked, shuffled, deflated datasets; nil for contiguous ones.
     public var gzipLevel: Int?
-    public init(gzipLevel: Int? = nil) { self.gzipLevel = gzipLevel }
+    /// Threads compressing chunks (default: all cores); the file's bytes do not depend on it.
+    public var jobs: Int
+    public init(gzipLevel: Int? = nil, jobs: Int? = nil) {
+        self.gzipLevel = gzipLevel
+        self.jobs = max(1, jobs ?? ProcessInfo.processInfo.activeProcessorCount)
+    }
 
     /// Parses `gzip` or `gzip=LEVEL` (h5py's default level is 4).
     public static func parse(compression: String) throws(HDF5Error) -> HDF5WriteOptions {
@@ -45,8 +54,9 @@ public struct HDF5WriteOptions: Sendable, Equatable {
 
 extension HDF5 {
     /// Target bytes of one chunk when compressing (h5py aims for 16 KiB-1 MiB; larger chunks
-    /// compress better and cost fewer index entries for multi-GB tensors).
-    static let chunkBytes = 1 << 20
+    /// compress better and cost fewer index entries for multi-GB tensors). Task-local so the
+    /// tests can make small tensors span many chunks.
+    @TaskLocal static var chunkBytes = 1 << 20
 
     /// Where each tensor and tie alias goes: dataset path per name, and the groups to create
     /// (in order). Decided before anything is written; see the header comment for the rules.
@@ -139,7 +149,15 @@ extension HDF5 {
             let order = UInt32(H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED)
             try H5.check(H5Pset_link_creation_order(fcpl.raw, order), "file creation properties")
             try H5.check(H5Pset_attr_creation_order(fcpl.raw, order), "file creation properties")
-            let file = try H5ID(H5Fcreate(output.tempPath, chdf5_f_acc_trunc(), fcpl.raw, chdf5_p_default()), .file, "creating the file")
+            let file = try H5ID(output.opening { H5Fcreate($0, chdf5_f_acc_trunc(), fcpl.raw, chdf5_p_default()) }, .file, "creating the file")
+            // libhdf5 opens without O_CLOEXEC and flock()s the file: a child process started
+            // meanwhile (any thread) would inherit the descriptor and keep the lock after
+            // we close it, so a later open of the file fails with "unable to lock file".
+            var handle: UnsafeMutableRawPointer?
+            if H5Fget_vfd_handle(file.raw, chdf5_p_default(), &handle) >= 0, let handle {
+                let fd = handle.load(as: Int32.self)
+                _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
+            }
             let gcpl = try H5ID(H5Pcreate(chdf5_p_group_create()), .plist, "group creation properties")
             try H5.check(H5Pset_link_creation_order(gcpl.raw, order), "group creation properties")
             try H5.check(H5Pset_attr_creation_order(gcpl.raw, order), "group creation properties")
@@ -166,7 +184,7 @@ extension HDF5 {
             for tensor in graph.tensors.values {
                 try createGroups(for: tensor.name)
                 try writeTensor(tensor, path: plan.paths[tensor.name]!, storedName: plan.storedNames.contains(tensor.name),
-                                file: file.raw, lcpl: lcpl.raw, gzipLevel: options.gzipLevel)
+                                file: file.raw, lcpl: lcpl.raw, gzipLevel: options.gzipLevel, jobs: options.jobs)
                 tensor.data.releaseResidentPages()
                 progress?.advance(bytes: tensor.byteCount)
             }
@@ -202,7 +220,7 @@ extension HDF5 {
         try H5.check(status, context)
     }
 
-    static func writeTensor(_ t: Tensor, path: String, storedName: Bool, file: hid_t, lcpl: hid_t, gzipLevel: Int?) throws {
+    static func writeTensor(_ t: Tensor, path: String, storedName: Bool, file: hid_t, lcpl: hid_t, gzipLevel: Int?, jobs: Int) throws {
         let context = "tensor `\(t.name)`"
         let type = try H5Types.create(for: t.dtype, tensor: t.name)
         let packed = t.dtype.elementSize == nil
@@ -214,8 +232,10 @@ extension HDF5 {
         let dcpl = try H5ID(H5Pcreate(chdf5_p_dataset_create()), .plist, context)
         try H5.check(H5Pset_fill_time(dcpl.raw, H5D_FILL_TIME_NEVER), context)
         var chunkRows = 1
+        var chunked: [Int]?
         if let level = gzipLevel, !shape.isEmpty, t.byteCount > 0 {
             var chunk = chunkShape(shape, elementSize: elementSize).map { hsize_t($0) }
+            chunked = chunk.map { Int($0) }
             chunkRows = Int(chunk[0])
             try H5.check(H5Pset_chunk(dcpl.raw, Int32(chunk.count), &chunk), context)
             if elementSize > 1 { try H5.check(H5Pset_shuffle(dcpl.raw), context) }
@@ -234,6 +254,13 @@ extension HDF5 {
             try H5.check(H5Awrite(a.raw, chdf5_native_int64(), &values), context)
         }
         guard t.byteCount > 0 else { return try ds.close(context) }
+        if let chunk = chunked, let level = gzipLevel {
+            try t.data.withBytes { (bytes: UnsafeRawBufferPointer) throws in
+                try ChunkWriter.write(bytes, dataset: ds.raw, shape: shape, chunk: chunk, elementSize: elementSize,
+                                      level: level, jobs: jobs, context: context)
+            }
+            return try ds.close(context)
+        }
         try t.data.withBytes { (bytes: UnsafeRawBufferPointer) throws in
             // SAFETY: each H5Dwrite reads n rows × rowBytes bytes starting at row `start`,
             // inside `bytes` (count = rows × rowBytes, checked by Tensor's initialiser).

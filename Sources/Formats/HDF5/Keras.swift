@@ -6,6 +6,9 @@
 
 import CkptCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public enum Keras {
     /// The member that holds the weights.
@@ -26,11 +29,12 @@ public enum Keras {
             throw FileError(path: path, error: ZipError.unsupported(member: e.name, reason: "larger than 64 GiB"))
         }
         let temp = FileManager.default.temporaryDirectory.path + "/ckpt-keras-\(getpid())-\(UUID().uuidString).h5"
-        TempFiles.shared.register(temp)  // removed on Ctrl-C/SIGTERM too
-        defer {
-            unlink(temp)
-            TempFiles.shared.unregister(temp)
-        }
+        // Created under TempFiles' lock and registered there, so Ctrl-C/SIGTERM removes it too.
+        let (fd, createErrno) = TempFiles.shared.create(temp) { open($0, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600) }
+        guard fd >= 0 else { throw IOError.cannotCreate(path: temp, errno: createErrno) }
+        defer { TempFiles.shared.remove(temp) }
+        var file: Int32? = fd
+        defer { if let file { close(file) } }
         do {
             try archive.withBytes { (all) throws in
                 let data = UnsafeRawBufferPointer(rebasing: all[e.dataOffset..<e.dataOffset + e.compressedSize])
@@ -42,9 +46,14 @@ public enum Keras {
                     bytes = try Zip.inflate(data, size: e.size, member: e.name)
                     guard bytes.withUnsafeBytes({ Zip.crc32($0) }) == e.crc else { throw ZipError.crcMismatch(member: e.name) }
                 }
-                guard FileManager.default.createFile(atPath: temp, contents: Data(bytes)) else {
-                    throw IOError.cannotCreate(path: temp, errno: errno)
+                var written = 0
+                while written < bytes.count {
+                    let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                    guard n > 0 else { throw IOError.cannotCreate(path: temp, errno: n < 0 ? errno : EIO) }
+                    written += n
                 }
+                close(fd)
+                file = nil
             }
         } catch let error as IOError {
             throw error

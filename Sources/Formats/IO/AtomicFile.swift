@@ -3,9 +3,15 @@
 // Bytes go to a hidden temporary file beside the target (same directory, so the final
 // rename(2) is atomic on one file system). `commit()` flushes, fsyncs, renames and fsyncs
 // the directory; if the value is dropped without a commit (an error was thrown), the
-// temporary file is removed. A run killed by SIGINT/SIGTERM removes its temporary files
-// through `TempFiles` (the CLI installs the handlers); only SIGKILL can leave one behind,
-// and never under the target's name.
+// temporary file is removed.
+//
+// Interruption (SIGINT/SIGTERM): every step that creates a temporary path or renames one
+// into place runs under `TempFiles`' lock; the CLI's handler takes that lock for good,
+// removes the registered temporary paths and ends the process with _exit, so no output step
+// can start or finish behind its back, and a path is either published (complete) or
+// removed. Only SIGKILL (or a power cut) can leave a temporary path behind — never under the
+// target's name — and the next run that writes into that directory removes those of dead
+// processes (`TempFiles.removeStale`).
 
 #if canImport(Glibc)
 import Glibc
@@ -32,26 +38,24 @@ public struct AtomicFile: ~Copyable {
         let url = URL(fileURLWithPath: target)
         let dir = url.deletingLastPathComponent().path
         let name = url.lastPathComponent
+        TempFiles.removeStale(in: dir)
         var path = ""
         var fd: Int32 = -1
+        var error: Int32 = 0
         for _ in 0..<8 {
-            path = dir + "/." + name + ".ckpt-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            if fd >= 0 || errno != EEXIST { break }
+            path = TempFiles.tempName(dir: dir, name: name)
+            (fd, error) = TempFiles.shared.create(path) { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+            if fd >= 0 || error != EEXIST { break }
         }
-        guard fd >= 0 else { throw .cannotCreate(path: target, errno: errno) }
+        guard fd >= 0 else { throw .cannotCreate(path: target, errno: error) }
         self.fd = fd
         self.tempPath = path
         self.buffer = .allocate(byteCount: Self.bufferSize, alignment: 64)
-        TempFiles.shared.register(path)
     }
 
     deinit {
         if fd >= 0 { close(fd) }
-        if !committed {
-            unlink(tempPath)
-        }
-        TempFiles.shared.unregister(tempPath)
+        if !committed { TempFiles.shared.remove(tempPath) }
         buffer.deallocate()
     }
 
@@ -67,6 +71,7 @@ public struct AtomicFile: ~Copyable {
                 buffered = bytes.count
             } else {
                 try writeAll(bytes)
+                TempFiles.testPoint("wrote")
             }
         }
         bytesWritten += bytes.count
@@ -92,6 +97,7 @@ public struct AtomicFile: ~Copyable {
         guard buffered > 0 else { return }
         try writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<buffered]))
         buffered = 0
+        TempFiles.testPoint("wrote")
     }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws(IOError) {
@@ -112,7 +118,8 @@ public struct AtomicFile: ~Copyable {
         guard fsync(fd) == 0 else { throw .writeFailed(path: target, errno: errno) }
         close(fd)
         fd = -1
-        guard rename(tempPath, target) == 0 else { throw .cannotRename(from: tempPath, to: target, errno: errno) }
+        let error = TempFiles.shared.publish(tempPath, as: target) { rename($0, $1) }
+        guard error == 0 else { throw .cannotRename(from: tempPath, to: target, errno: error) }
         committed = true
         syncDirectory(of: target)
     }
@@ -128,83 +135,9 @@ func syncDirectory(of path: String) {
     }
 }
 
-/// Temporary paths that must not outlive an interrupted run.
-public final class TempFiles: @unchecked Sendable {
-    public static let shared = TempFiles()
-    private let lock = NSLock()
-    private var paths: Set<String> = []
-
-    func register(_ path: String) { lock.withLock { _ = paths.insert(path) } }
-    func unregister(_ path: String) { lock.withLock { _ = paths.remove(path) } }
-
-    /// Removes every registered temporary file or directory (called on SIGINT/SIGTERM).
-    public func removeAll() {
-        let all = lock.withLock { paths }
-        for p in all { try? FileManager.default.removeItem(atPath: p) }
-    }
-}
-
 #if canImport(Glibc)
 private let posixWrite = Glibc.write
 #else
 private let posixWrite = Darwin.write
 #endif
 
-/// A directory output (sharded checkpoints) that appears only when complete: files are
-/// written into a hidden staging directory beside the target, then moved in, JSON index
-/// last, so a reader never sees an index pointing at missing shards.
-public struct AtomicDirectory: ~Copyable {
-    public let target: String
-    public let stagePath: String
-    private var committed = false
-
-    public init(target: String) throws(IOError) {
-        self.target = target
-        let url = URL(fileURLWithPath: target)
-        let stage = url.deletingLastPathComponent().path + "/." + url.lastPathComponent
-            + ".ckpt-tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard mkdir(stage, 0o755) == 0 else { throw .cannotCreate(path: target, errno: errno) }
-        self.stagePath = stage
-        TempFiles.shared.register(stage)
-    }
-
-    deinit {
-        if !committed { try? FileManager.default.removeItem(atPath: stagePath) }
-        TempFiles.shared.unregister(stagePath)
-    }
-
-    /// Where to write the file `name` of the output.
-    public func path(for name: String) -> String { stagePath + "/" + name }
-
-    /// Moves the staged files into place. Into an existing directory, files are moved one by
-    /// one (index last) and then files matching `isStale` that this output did not write are
-    /// removed (old shards of an earlier conversion).
-    public consuming func commit(isStale: (String) -> Bool = { _ in false }) throws(IOError) {
-        var isDir: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: target, isDirectory: &isDir) {
-            guard rename(stagePath, target) == 0 else {
-                throw .cannotRename(from: stagePath, to: target, errno: errno)
-            }
-            committed = true
-            syncDirectory(of: target)
-            return
-        }
-        guard isDir.boolValue else { throw .notADirectory(path: target) }
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: stagePath)) ?? [])
-            .sorted { ($0.hasSuffix(".json") ? 1 : 0, $0) < ($1.hasSuffix(".json") ? 1 : 0, $1) }
-        for name in names {
-            let to = target + "/" + name
-            guard rename(stagePath + "/" + name, to) == 0 else {
-                throw .cannotRename(from: stagePath + "/" + name, to: to, errno: errno)
-            }
-        }
-        let written = Set(names)
-        for old in (try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []
-        where !written.contains(old) && isStale(old) {
-            unlink(target + "/" + old)
-        }
-        committed = true
-        rmdir(stagePath)
-        syncDirectory(of: target + "/.")
-    }
-}

@@ -8,23 +8,28 @@ import Darwin
 public enum IOError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotOpen(path: String, errno: Int32)
     case notARegularFile(path: String)
+    /// A FIFO, device, socket or directory where a file is expected (`kind` says which).
+    case notAFile(path: String, kind: String)
     case cannotMap(path: String, errno: Int32)
     case readFailed(path: String, errno: Int32)
     case writeFailed(path: String, errno: Int32)
     case cannotCreate(path: String, errno: Int32)
     case cannotRename(from: String, to: String, errno: Int32)
     case notADirectory(path: String)
+    case tooLarge(path: String, size: Int, cap: Int)
 
     public var description: String {
         switch self {
         case .cannotOpen(let p, let e): return "\(p): cannot open: \(Self.message(e))"
         case .notARegularFile(let p): return "\(p): not a regular file"
+        case .notAFile(let p, let kind): return "\(p): is \(kind), not a file"
         case .cannotMap(let p, let e): return "\(p): cannot map into memory: \(Self.message(e))"
         case .readFailed(let p, let e): return "\(p): read failed: \(Self.message(e))"
         case .writeFailed(let p, let e): return "\(p): write failed: \(Self.message(e))"
         case .cannotCreate(let p, let e): return "\(p): cannot create: \(Self.message(e))"
         case .cannotRename(let f, let t, let e): return "\(t): cannot rename \(f) into place: \(Self.message(e))"
         case .notADirectory(let p): return "\(p): not a directory"
+        case .tooLarge(let p, let size, let cap): return "\(p): \(size) bytes, more than the \(cap) a file of this kind may have"
         }
     }
 

@@ -24,12 +24,14 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws(IOError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a named pipe must not wait for a writer (it is refused just
+        // below); on a regular file the flag changes nothing for mmap.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .cannotOpen(path: path, errno: errno) }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .cannotOpen(path: path, errno: errno) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .notARegularFile(path: path) }
+        if let kind = RegularFile.kind(st.st_mode) { throw .notAFile(path: path, kind: kind) }
         count = Int(st.st_size)
         if count == 0 {
             base = nil

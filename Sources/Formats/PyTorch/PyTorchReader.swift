@@ -236,10 +236,23 @@ public enum PyTorch {
         var graph = WeightGraph()
         var firstName: [ViewKey: String] = [:]
         var slices: [String: MappedSlice] = [:]
+        // Views may repeat their storage's bytes (stride 0 from `expand`, overlapping
+        // slices), so a few hundred bytes of pickle can describe terabytes. What all the
+        // tensors hold together is capped at twice the file's size plus 16 MiB (room for
+        // small expanded buffers such as position ids); aliases of one view count once.
+        let budget = 2 * file.count + (16 << 20)
+        var described = 0
         for (name, t) in entries {
             let region = storages[t.storage.key]!  // every referenced key has a region
             let view = try checkView(name, t, storageBytes: region.count)
             let key = ViewKey(storage: t.storage.key, dtype: t.dtype, offset: t.offset, shape: t.shape, stride: t.stride)
+            if firstName[key] == nil {
+                let (sum, overflow) = described.addingReportingOverflow(view.byteCount)
+                guard !overflow, sum <= budget else {
+                    throw .badTensor(tensor: name, reason: "with the tensors before it, \(overflow ? "more than \(Int.max)" : "\(sum)") bytes, more than twice the file's \(file.count) bytes plus 16 MiB (views that repeat a storage's bytes: stride 0, overlaps)")
+                }
+                described = sum
+            }
             do {
                 if let first = firstName[key] {
                     try graph.tie(name, to: first)

@@ -87,6 +87,9 @@ public enum Safetensors {
             guard e.end <= UInt64(dataSize) else {
                 throw .dataPastEnd(tensor: e.name, end: e.end, dataSize: dataSize)
             }
+            guard InputLimits.emptyTensorFits(e.shape, fileSize: file.count) else {
+                throw .invalidEntry(tensor: e.name, reason: "empty tensor with shape \(e.shape): an empty tensor's dimensions may not exceed the file's size (\(file.count) bytes) or 2^24")
+            }
             expected = e.end
         }
         guard expected == UInt64(dataSize) else { throw .trailingBytes(dataEnd: expected, dataSize: dataSize) }

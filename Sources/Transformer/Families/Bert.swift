@@ -73,6 +73,10 @@ public enum BertFamily: Architecture {
                                      tokenTypes: .init(name: p + "embeddings.token_type_embeddings.weight", role: .tokenTypeEmbedding, rows: types, width: C),
                                      norm: ln(p + "embeddings.LayerNorm", .embeddingNorm)),
             blocks: blocks,
-            head: HeadSpec(finalNorm: nil, output: .hiddenState))
+            head: HeadSpec(finalNorm: nil, output: .hiddenState),
+            sizeKeys: SizeKeys(heads: "num_attention_heads", keyValueHeads: nil, headDim: nil, width: "intermediate_size", layers: "num_hidden_layers"),
+            // The pooler and the pre-training heads (BertForMaskedLM's cls., RoBERTa's lm_head.)
+            // are not part of the last hidden state.
+            buffers: ModelDescription.commonBuffers + ["pooler.", "cls.", "lm_head."])
     }
 }

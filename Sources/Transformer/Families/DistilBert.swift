@@ -51,6 +51,8 @@ public enum DistilBertFamily: Architecture {
                                      positions: .init(name: p + "embeddings.position_embeddings.weight", role: .positionEmbedding, rows: maxT, width: C),
                                      norm: ln(p + "embeddings.LayerNorm", .embeddingNorm)),
             blocks: blocks,
-            head: HeadSpec(finalNorm: nil, output: .hiddenState))
+            head: HeadSpec(finalNorm: nil, output: .hiddenState),
+            sizeKeys: SizeKeys(heads: "n_heads", keyValueHeads: nil, headDim: nil, width: "hidden_dim", layers: "n_layers"),
+            buffers: ModelDescription.commonBuffers + ["vocab_transform.", "vocab_layer_norm.", "vocab_projector."])  // DistilBertForMaskedLM's head
     }
 }

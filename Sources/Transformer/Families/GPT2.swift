@@ -62,6 +62,8 @@ public enum GPT2Family: Architecture {
             embedding: EmbeddingSpec(tokens: .init(name: p + "wte.weight", role: .tokenEmbedding, rows: V, width: C),
                                      positions: .init(name: p + "wpe.weight", role: .positionEmbedding, rows: maxT, width: C)),
             blocks: blocks,
-            head: HeadSpec(finalNorm: ln(p + "ln_f", .finalNorm), output: output))
+            head: HeadSpec(finalNorm: ln(p + "ln_f", .finalNorm), output: output),
+            sizeKeys: SizeKeys(heads: "n_head", keyValueHeads: nil, headDim: nil, width: "n_inner", layers: "n_layer"),
+            buffers: ModelDescription.commonBuffers + ["attn.bias", "attn.masked_bias"])  // causal-mask buffers in older checkpoints
     }
 }

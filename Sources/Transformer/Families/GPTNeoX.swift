@@ -50,7 +50,7 @@ public enum GPTNeoXFamily: Architecture {
             output = .logits(LinearSpec(name: "embed_out", role: .head, inFeatures: C, outFeatures: V))
         } else if c.isBaseModel {
             output = .hiddenState
-        } else if c.config["tie_word_embeddings"]?.boolValue == true {
+        } else if c.tieWordEmbeddings(default: false) {
             output = .tiedLogits(embedding: p + "embed_in.weight")
         } else {
             throw TransformerError.missingTensor("embed_out.weight")
@@ -59,6 +59,8 @@ public enum GPTNeoXFamily: Architecture {
             architecture: c.config.architecture ?? "GPTNeoXForCausalLM", modelType: "gpt_neox", hiddenSize: C, vocabSize: V, maxPositions: nil,
             embedding: EmbeddingSpec(tokens: .init(name: p + "embed_in.weight", role: .tokenEmbedding, rows: V, width: C)),
             blocks: blocks,
-            head: HeadSpec(finalNorm: ln(p + "final_layer_norm", .finalNorm), output: output))
+            head: HeadSpec(finalNorm: ln(p + "final_layer_norm", .finalNorm), output: output),
+            sizeKeys: SizeKeys(heads: "num_attention_heads", keyValueHeads: nil, headDim: nil, width: "intermediate_size", layers: "num_hidden_layers"),
+            buffers: ModelDescription.commonBuffers + ["attention.bias", "attention.masked_bias"])  // mask buffers of older Pythia checkpoints
     }
 }

@@ -69,9 +69,11 @@ public enum GemmaFamily: Architecture {
             }
             return b
         }
-        var head = try d.head(c, finalNorm: norm(d.prefix + "norm", .finalNorm))
+        var head = try d.head(c, finalNorm: norm(d.prefix + "norm", .finalNorm), tiedByDefault: true)
         head.softcap = finalCap
-        return d.description(c, default: ["", "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"][version], blocks: blocks, head: head,
-                             embeddingScale: Float(Double(d.C).squareRoot()))
+        var description = d.description(c, default: ["", "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"][version], blocks: blocks,
+                                        head: head, embeddingScale: Float(Double(d.C).squareRoot()))
+        description.sizeKeys?.headsDivideHidden = version >= 2  // Gemma2Config / Gemma3TextConfig validate it
+        return description
     }
 }

@@ -109,13 +109,14 @@ public struct RotaryDecoder: Sendable {
     }
 
     /// The head: final RMSNorm, then lm_head (stored), the tied embedding, or nothing (XxxModel).
-    public func head(_ c: ConfigReader, finalNorm: NormSpec? = nil) throws -> HeadSpec {
+    /// `tiedByDefault`: the family config class's tie_word_embeddings default.
+    public func head(_ c: ConfigReader, finalNorm: NormSpec? = nil, tiedByDefault: Bool = false) throws -> HeadSpec {
         let output: HeadSpec.Output
         if c.stored("lm_head.weight") {
             output = .logits(LinearSpec(name: "lm_head", role: .head, inFeatures: C, outFeatures: V))
         } else if c.isBaseModel {
             output = .hiddenState
-        } else if c.config.tieWordEmbeddings {
+        } else if c.tieWordEmbeddings(default: tiedByDefault) {
             output = .tiedLogits(embedding: prefix + "embed_tokens.weight")
         } else {
             throw TransformerError.missingTensor("lm_head.weight")
@@ -146,6 +147,8 @@ public enum LlamaFamily: Architecture {
             }
             return b
         }
-        return d.description(c, default: "LlamaForCausalLM", blocks: blocks, head: try d.head(c))
+        var description = d.description(c, default: "LlamaForCausalLM", blocks: blocks, head: try d.head(c))
+        description.sizeKeys?.headsDivideHidden = c.modelType == "llama"  // LlamaConfig validates it
+        return description
     }
 }

@@ -72,6 +72,7 @@ public enum OPTFamily: Architecture {
             blocks: blocks,
             head: HeadSpec(finalNorm: finalNorm ? ln(p + "final_layer_norm", .finalNorm) : nil,
                            projection: project ? LinearSpec(name: p + "project_out", role: .outputProjection, inFeatures: C, outFeatures: E) : nil,
-                           output: output))
+                           output: output),
+            sizeKeys: SizeKeys(heads: "num_attention_heads", keyValueHeads: nil, headDim: nil, width: "ffn_dim", layers: "num_hidden_layers"))
     }
 }

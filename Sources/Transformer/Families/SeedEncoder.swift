@@ -46,6 +46,7 @@ public enum SeedEncoderFamily: Architecture {
         }
         return ModelDescription(
             architecture: "SeedTransformer", modelType: "seed_transformer", hiddenSize: C, vocabSize: nil, maxPositions: nil,
-            embedding: EmbeddingSpec(tokens: nil), blocks: blocks, head: HeadSpec(finalNorm: nil, output: .hiddenState))
+            embedding: EmbeddingSpec(tokens: nil), blocks: blocks, head: HeadSpec(finalNorm: nil, output: .hiddenState),
+            sizeKeys: nil)  // ckpt's own test model: not resized
     }
 }

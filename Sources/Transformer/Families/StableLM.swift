@@ -42,6 +42,8 @@ public enum StableLMFamily: Architecture {
             }
             return b
         }
-        return d.description(c, default: "StableLmForCausalLM", blocks: blocks, head: try d.head(c, finalNorm: ln(d.prefix + "norm", .finalNorm)))
+        var description = d.description(c, default: "StableLmForCausalLM", blocks: blocks, head: try d.head(c, finalNorm: ln(d.prefix + "norm", .finalNorm)))
+        description.sizeKeys?.headDim = nil  // transformers' StableLM attention uses hidden_size / heads
+        return description
     }
 }

@@ -22,6 +22,6 @@ public enum Starcoder2Family: Architecture {
                             down: LinearSpec(name: p + "mlp.c_proj", role: .down, inFeatures: d.I, outFeatures: d.C, bias: bias))
             return b
         }
-        return d.description(c, default: "Starcoder2ForCausalLM", blocks: blocks, head: try d.head(c, finalNorm: ln(d.prefix + "norm", .finalNorm)))
+        return d.description(c, default: "Starcoder2ForCausalLM", blocks: blocks, head: try d.head(c, finalNorm: ln(d.prefix + "norm", .finalNorm), tiedByDefault: true))
     }
 }

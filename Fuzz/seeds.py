@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Seed corpora for the fuzz targets, built from the repository's fixtures.
+
+usage: seeds.py CKPT_BINARY OUT_DIR
+
+Python's standard library only (CI has no numpy here), plus the ckpt binary for the formats
+only ckpt writes (.ckz) or that have few fixtures (GGUF). Seeds are small (a fuzzer mutates
+small inputs much faster): files over MAX_BYTES are left out.
+"""
+import glob, json, os, shutil, struct, subprocess, sys, tempfile, zipfile, zlib
+
+MAX_BYTES = 256 * 1024
+ckpt, out = sys.argv[1], sys.argv[2]
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+fx = os.path.join(root, "fixtures")
+
+
+def put(target, name, data):
+    d = os.path.join(out, target)
+    os.makedirs(d, exist_ok=True)
+    if len(data) <= MAX_BYTES:
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+
+
+def copy(target, pattern):
+    for p in sorted(glob.glob(os.path.join(fx, pattern), recursive=True)):
+        with open(p, "rb") as f:
+            put(target, os.path.relpath(p, fx).replace("/", "_"), f.read())
+
+
+def run(*args):
+    subprocess.run([ckpt, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+tmp = tempfile.mkdtemp(prefix="ckpt-seeds-")
+try:
+    # safetensors and sharded indexes
+    copy("safetensors", "safetensors/*.safetensors")
+    copy("safetensors", "models/*/model.safetensors")
+    copy("safetensors", "tiny-gpt2-sharded/*.safetensors")
+    put("sharded-index", "matching.json", json.dumps({
+        "metadata": {"total_size": 11},
+        "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}).encode())
+    copy("sharded-index", "**/*.index.json")
+
+    # GGUF: gguf-py's file, and ckpt's LLaMA/GPT-2 renamings in f32 and block types
+    copy("gguf", "gguf/*.gguf")
+    for model in ["llama-gqa", "gpt2-a"]:
+        src = os.path.join(fx, "models", model)
+        run("convert", src, os.path.join(tmp, model + ".gguf"))
+        run("quantize", src, os.path.join(tmp, model + "-q8_0.gguf"), "--scheme", "q8_0", "--quiet")
+        run("quantize", src, os.path.join(tmp, model + "-q4_k.gguf"), "--scheme", "q4_k", "--fallback", "q4_0", "--quiet")
+    copy_tmp = lambda target, ext: [put(target, os.path.basename(p), open(p, "rb").read())
+                                    for p in sorted(glob.glob(os.path.join(tmp, "*" + ext)))]
+    copy_tmp("gguf", ".gguf")
+
+    # .ckz: every dtype, stored and compressed levels, a quantized model
+    every = os.path.join(fx, "safetensors", "every_dtype.safetensors")
+    for level in ["0", "2", "5"]:
+        run("convert", every, os.path.join(tmp, f"every-l{level}.ckz"), "--level", level, "--quiet")
+    run("convert", os.path.join(fx, "models", "gpt2-a"), os.path.join(tmp, "gpt2-a.ckz"), "--quiet")
+    run("quantize", os.path.join(fx, "models", "llama-gqa"), os.path.join(tmp, "llama-int4.ckz"), "--scheme", "int4", "--quiet")
+    copy_tmp("ckz", ".ckz")
+    for p in sorted(glob.glob(os.path.join(tmp, "*.ckz"))):
+        b = open(p, "rb").read()
+        off, length = struct.unpack_from("<QQ", b, len(b) - 32)
+        put("ckz-index", os.path.basename(p) + ".index", b[off:off + length])
+
+    # raw DEFLATE for the chunk decoders: Huffman-only streams of exponent-like bytes (the
+    # shape ckpt writes), ordinary streams with matches, stored and fixed blocks
+    import random
+    rng = random.Random(0)
+    planes = [bytes(min(255, max(0, int(rng.gauss(120, 3)))) for _ in range(n)) for n in (1, 64, 4096, 65536)]
+    for i, raw in enumerate(planes + [b"abcabcabcabc" * 50, bytes(300), bytes(range(256))]):
+        for name, strategy, level in [("huff", zlib.Z_HUFFMAN_ONLY, 9), ("lz", zlib.Z_DEFAULT_STRATEGY, 6),
+                                      ("fixed", zlib.Z_FIXED, 6), ("stored", zlib.Z_DEFAULT_STRATEGY, 0)]:
+            c = zlib.compressobj(level, zlib.DEFLATED, -15, 9, strategy)
+            put("ckz-chunk", f"{i}-{name}", struct.pack("<I", len(raw)) + c.compress(raw) + c.flush())
+
+    # NumPy: .npy arrays (hand-built headers), .npz fixtures
+    def npy(descr, shape, data, version=1):
+        h = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, repr(tuple(shape)))
+        pad = 64 - (10 + len(h) + 1) % 64
+        h = (h + " " * pad + "\n").encode()
+        return b"\x93NUMPY" + bytes([version, 0]) + struct.pack("<H", len(h)) + h + data
+    put("npy", "f32", npy("<f4", [2, 3], struct.pack("<6f", *range(6))))
+    put("npy", "f16-scalar", npy("<f2", [], b"\x00\x3c"))
+    put("npy", "u8-empty", npy("|u1", [0, 5], b""))
+    put("npy", "bool", npy("|b1", [3], b"\x00\x01\x00"))
+    put("npy", "i64", npy("<i8", [2], struct.pack("<2q", -1, 7)))
+    copy("npz", "npz/*.npz")
+    for p in sorted(glob.glob(os.path.join(fx, "npz", "*.npz"))):
+        with zipfile.ZipFile(p) as z:
+            for n in z.namelist():
+                put("npy", os.path.basename(p) + "_" + n, z.read(n))
+
+    # PyTorch: zip and legacy files; their pickles on their own for the unpickler
+    copy("torch", "torch/*.pt")
+    copy("torch", "torch/evil/*.pt")
+    copy("torch", "torch/tiny-gpt2-bin/*.bin")
+    for p in sorted(glob.glob(os.path.join(fx, "torch", "**", "*.pt"), recursive=True)
+                    + glob.glob(os.path.join(fx, "torch", "**", "*.bin"), recursive=True)):
+        b = open(p, "rb").read()
+        name = os.path.relpath(p, fx).replace("/", "_")
+        if b[:4] == b"PK\x03\x04":
+            with zipfile.ZipFile(p) as z:
+                for n in z.namelist():
+                    if n.endswith(".pkl"):
+                        put("pickle", name + ".pkl", z.read(n))
+        else:
+            put("pickle", name, b)
+
+    # JSON, model configs, pipelines
+    copy("json", "**/*.json")
+    copy("model-config", "**/config.json")
+    with open(os.path.join(root, "pipeline.yaml"), "rb") as f:
+        put("pipeline-yaml", "pipeline.yaml", f.read())
+    put("pipeline-yaml", "all-steps.yaml", b"""version: 1
+steps:
+  - convert:  {input: m, output: a.safetensors, dtype: f16}
+  - quantize: {input: a.safetensors, output: b.gguf, scheme: q4_k}
+  - prune:    {input: m, output: p/, nm: "2:4", importance: magnitude}
+  - distill:  {input: m, output: d/, layers: 1, steps: 3, lr: 0.001, batch: 2}
+  - verify:   {reference: m, candidate: b.gguf, preset: q4_k}
+""")
+    put("pipeline-yaml", "anchors.yaml", b"base: &b {input: m, output: o.ckz}\nsteps:\n  - convert: *b\n")
+    put("pipeline-yaml", "json.json", b'{"steps": [{"convert": {"input": "m", "output": "o.npz"}}]}')
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,57 @@
+// Small C kernels for ckpt's hot loops, with AVX2 paths chosen at run time and portable
+// scalar fallbacks that produce the same bytes (tested). No state, no allocation: callers
+// pass buffers whose sizes they have checked.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// 1 when the AVX2 paths run: the CPU has AVX2, the environment variable CKPT_NO_SIMD is
+/// unset (or "0"), and `ck_set_simd` has not turned them off.
+int ck_simd_enabled(void);
+/// Turns the SIMD paths off (0) or back on where the CPU has them (1); for tests that
+/// compare both paths, and not thread-safe against kernels running at the same time.
+void ck_set_simd(int on);
+
+// .ckz float filter (docs/ckz.md, "Decoding a chunk"): element i of `n` little-endian
+// elements is rotated left by one bit and its byte j sent to plane j; join is the inverse.
+void ck_split2(const uint8_t *src, size_t n, uint8_t *p0, uint8_t *p1);
+void ck_join2(const uint8_t *p0, const uint8_t *p1, size_t n, uint8_t *dst);
+void ck_split4(const uint8_t *src, size_t n, uint8_t *p0, uint8_t *p1, uint8_t *p2, uint8_t *p3);
+void ck_join4(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uint8_t *p3, size_t n, uint8_t *dst);
+
+/// HDF5's shuffle filter (H5Z_FILTER_SHUFFLE): byte j of element i of `n` elements of
+/// `size` bytes goes to dst[j*n + i] (no rotation, unlike the .ckz filter).
+void ck_shuffle(const uint8_t *src, size_t n, size_t size, uint8_t *dst);
+
+/// Adds the byte frequencies of src[0..<n] to counts[256].
+void ck_histogram(const uint8_t *src, size_t n, uint32_t *counts);
+
+// Float casts on little-endian bytes, `n` elements, exactly as CkptCore's FloatBits does
+// them: round to nearest even; NaN keeps its sign and top payload bits without quieting
+// (quiet bit set only if no payload bit survives). F16C/AVX2 where the CPU has them; a block
+// holding a NaN goes through the scalar code (F16C would quiet it).
+void ck_f32_to_f16(const uint8_t *src, size_t n, uint8_t *dst);
+void ck_f32_to_bf16(const uint8_t *src, size_t n, uint8_t *dst);
+void ck_bf16_to_f16(const uint8_t *src, size_t n, uint8_t *dst);
+void ck_f16_to_f32(const uint8_t *src, size_t n, uint8_t *dst);
+void ck_bf16_to_f32(const uint8_t *src, size_t n, uint8_t *dst);
+
+/// f32 bits -> f16 bits, as FloatBits.f32ToF16 (round to nearest even, NaN payload kept).
+uint16_t ck_half(uint32_t bits);
+
+// GGUF 32-value block quantizers (ggml's quantize_row_*_ref, byte for byte): `blocks`
+// blocks of 32 floats from x into y. Each returns how many blocks it encoded from the
+// start; it stops early (possibly at 0) at the first block it leaves to the caller's
+// scalar reference code: a block holding a non-finite value or a magnitude outside
+// [2^-100, 2^100] (apart from all zeros), where the scale arithmetic reaches inf, NaN or
+// subnormals, and every block when SIMD is off or absent. Multiplies and adds are
+// separate roundings (no FMA), as in the reference.
+size_t ck_quantize_q8_0(const float *x, size_t blocks, uint8_t *y);
+size_t ck_quantize_q4_0(const float *x, size_t blocks, uint8_t *y);
+size_t ck_quantize_q4_1(const float *x, size_t blocks, uint8_t *y);
+size_t ck_quantize_q5_0(const float *x, size_t blocks, uint8_t *y);
+size_t ck_quantize_q5_1(const float *x, size_t blocks, uint8_t *y);
+
+#endif

@@ -1,0 +1,123 @@
+// The .ckz hot loops: the C plane filter (AVX2 and scalar) against a plain Swift statement
+// of docs/ckz.md's filter, the histogram and HDF5 shuffle kernels against naive loops, and
+// the multi-literal table decoder against libdeflate on code-length shapes that reach every
+// path (one symbol per 1-bit code, six per entry, 15-bit codes on the slow path).
+
+import CDeflate
+import CKernels
+import CkptCore
+import Foundation
+import Testing
+@testable import Formats
+
+/// Runs `body` with the SIMD paths off, then on (where the CPU has them).
+func withBothPaths<T>(_ body: () throws -> T) rethrows -> (scalar: T, simd: T) {
+    let was = ck_simd_enabled()
+    defer { ck_set_simd(was) }
+    ck_set_simd(0)
+    let scalar = try body()
+    ck_set_simd(1)
+    return (scalar, try body())
+}
+
+@Suite struct CKZKernelTests {
+    func random(_ n: Int, seed: UInt64) -> [UInt8] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    }
+
+    /// docs/ckz.md, filter 1, forward: rotate each element left by one bit, byte j to plane j.
+    func referenceSplit(_ raw: [UInt8], width: Int) -> [UInt8] {
+        let n = raw.count / width
+        var out = [UInt8](repeating: 0, count: raw.count)
+        for i in 0..<n {
+            var v: UInt64 = 0
+            for j in 0..<width { v |= UInt64(raw[i * width + j]) << (8 * j) }
+            let bits = UInt64(8 * width)
+            let mask: UInt64 = width == 8 ? ~0 : (1 << bits) - 1
+            let r = ((v << 1) | (v >> (bits - 1))) & mask
+            for j in 0..<width { out[j * n + i] = UInt8(truncatingIfNeeded: r >> (8 * j)) }
+        }
+        return out
+    }
+
+    @Test(arguments: [2, 4, 8], [0, 1, 31, 32, 33, 64, 1000, 65_537])
+    func planeFilterMatchesTheSpecOnBothPaths(width: Int, elements: Int) {
+        let raw = random(elements * width, seed: UInt64(elements * 10 + width))
+        let expected = referenceSplit(raw, width: width)
+        let split = withBothPaths { () -> [UInt8] in
+            var planes = [UInt8](repeating: 0, count: raw.count)
+            raw.withUnsafeBytes { r in planes.withUnsafeMutableBytes { ChunkCodec.splitPlanes(r, width: width, into: $0) } }
+            return planes
+        }
+        #expect(split.scalar == expected && split.simd == expected)
+        let joined = withBothPaths { () -> [UInt8] in
+            var out = [UInt8](repeating: 0, count: raw.count)
+            expected.withUnsafeBytes { p in
+                let base = p.baseAddress!
+                let pointers = (0..<width).map { base + $0 * elements }
+                out.withUnsafeMutableBytes { ChunkCodec.joinPlanes(pointers, into: $0) }
+            }
+            return out
+        }
+        #expect(joined.scalar == raw && joined.simd == raw)
+    }
+
+    @Test(arguments: [0, 1, 7, 8, 9, 4099])
+    func histogramCountsEveryByte(length: Int) {
+        let bytes = random(length, seed: 3) + [UInt8](repeating: 9, count: length)  // runs of equal bytes too
+        var naive = [Int](repeating: 0, count: 256)
+        for b in bytes { naive[Int(b)] += 1 }
+        #expect(bytes.withUnsafeBytes { ChunkCodec.histogram($0) } == naive)
+    }
+
+    @Test(arguments: [1, 2, 4, 8, 3])
+    func shuffleIsHDF5s(size: Int) {
+        let n = 1001
+        let src = random(n * size, seed: UInt64(size))
+        var out = [UInt8](repeating: 0, count: src.count)
+        src.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { ck_shuffle(s.baseAddress!, n, size, $0.baseAddress!) } }
+        var naive = [UInt8](repeating: 0, count: src.count)
+        for i in 0..<n { for j in 0..<size { naive[j * n + i] = src[i * size + j] } }
+        #expect(out == naive)
+    }
+
+    /// Symbols drawn so the Huffman code has the given shape: `dominant` (one symbol at ~97 %:
+    /// 1-bit code, six literals per table entry), `exponents` (geometric, like trained
+    /// weights' exponents), `deep` (frequencies halving down to 15-bit codes, slow path).
+    static func draw(_ kind: String, _ n: Int, seed: UInt64) -> [UInt8] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<n).map { _ in
+            let r = rng.next()
+            switch kind {
+            case "dominant": return r % 33 == 0 ? UInt8(truncatingIfNeeded: r >> 32) : 121
+            case "exponents":
+                var k = 0
+                var bits = r
+                while bits & 1 == 1 && k < 40 { k += 1; bits >>= 1 }
+                return UInt8(120 - k % 60 + (r >> 60 == 0 ? 3 : 0))
+            default:
+                let z = (r >> 8).trailingZeroBitCount
+                return UInt8(min(z, 40) * 5 + Int(r & 1))
+            }
+        }
+    }
+
+    @Test(arguments: ["dominant", "exponents", "deep"], [1, 40, 1 << 18])
+    func tableDecoderEqualsLibdeflate(kind: String, length: Int) throws {
+        let input = Self.draw(kind, length, seed: UInt64(length))
+        let plan = ChunkCodec.planHuffman(histogram: input.withUnsafeBytes { ChunkCodec.histogram($0) })
+        var encoded = [UInt8](repeating: 0, count: plan.byteCount + 8)
+        let n = input.withUnsafeBytes { i in encoded.withUnsafeMutableBytes { ChunkCodec.encodeHuffman(i, plan: plan, into: $0) } }
+        encoded.removeLast(encoded.count - n)
+        var fast = [UInt8](repeating: 0, count: length)
+        #expect(encoded.withUnsafeBytes { e in fast.withUnsafeMutableBytes { LiteralInflater.inflate(e, into: $0) } })
+        var reference = [UInt8](repeating: 0, count: length)
+        let d = try #require(libdeflate_alloc_decompressor())
+        defer { libdeflate_free_decompressor(d) }
+        let failure = encoded.withUnsafeBytes { e in reference.withUnsafeMutableBytes { ChunkCodec.inflate(e, into: $0, decompressor: d) } }
+        #expect(failure == nil)
+        #expect(fast == input && reference == input)
+        if kind == "deep" && length > 1000 { #expect(plan.literalLengths.max()! > UInt8(LiteralInflater.tableBits)) }
+    }
+}

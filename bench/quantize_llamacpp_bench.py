@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Benchmark: `ckpt quantize` against llama.cpp's own quantizer (`llama_model_quantize`) on a
+LLaMA-shaped f32 GGUF, same thread counts, interleaved, and a byte comparison of every
+quantized tensor. Not part of CI (it needs llama.cpp, built by llama-cpp-python).
+
+    make bench-quantize-llamacpp LLAMA_PYTHON=/path/to/venv/bin/python
+    python bench/quantize_llamacpp_bench.py --ckpt .build/release/ckpt \
+        --llama-python VENV/bin/python [--layers 2] [--hidden 2048] [--repeat 3] [--types q8_0,q4_0]
+
+- The model: random N(0, 0.02) weights with Hugging Face LLaMA names (vocabulary 32000,
+  intermediate 2.75 × hidden, untied head) written by numpy + safetensors, then converted to
+  an f32 GGUF by `ckpt convert` (llama.cpp's converter would need a tokenizer).
+- llama.cpp: `llama_model_quantize` with `pure` set (every 2-D tensor to the one type, as
+  `ckpt quantize --scheme` does), nthread = threads; timed inside its Python process around
+  the call (interpreter start-up and imports excluded).
+- ckpt: `ckpt quantize IN OUT --scheme T --jobs threads --no-errors --quiet`, the whole
+  process (start-up, reading, quantizing, writing, fsync).
+- Bytes: every tensor both files hold, compared with gguf-py's reader.
+Prints medians and ckpt ÷ llama.cpp speed ratios (> 1 = ckpt faster).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+LLAMA = r"""
+import ctypes, json, sys, time, llama_cpp
+src, dst, ftype, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+p = llama_cpp.llama_model_quantize_default_params()
+p.nthread = threads
+p.ftype = ftype
+p.pure = True
+t0 = time.perf_counter()
+rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(p))
+print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t0}))
+"""
+
+FTYPES = {"q8_0": 7, "q4_0": 2, "q4_1": 3, "q5_0": 8, "q5_1": 9, "q4_k": 15, "q5_k": 17, "q6_k": 18, "q2_k": 10, "q3_k": 12}
+
+COMPARE = r"""
+import json, sys
+import numpy as np
+from gguf import GGUFReader
+a, b = GGUFReader(sys.argv[1]), GGUFReader(sys.argv[2])
+tb = {t.name: t for t in b.tensors}
+same = diff = 0
+names = []
+for t in a.tensors:
+    u = tb.get(t.name)
+    if u is None or len(t.shape) < 2 or t.tensor_type != u.tensor_type: continue
+    if np.asarray(t.data).tobytes() == np.asarray(u.data).tobytes(): same += 1
+    else: diff += 1; names.append(t.name)
+print(json.dumps({"same": same, "different": diff, "names": names[:5]}))
+"""
+
+
+def make_model(d, layers, hidden, python):
+    script = r"""
+import json, sys, numpy as np
+from safetensors.numpy import save_file
+d, layers, hidden = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+vocab, inter, heads = 32000, hidden * 11 // 4 // 256 * 256, hidden // 64
+rng = np.random.default_rng(0)
+w = lambda *s: (rng.standard_normal(s, dtype=np.float32) * 0.02)
+t = {"model.embed_tokens.weight": w(vocab, hidden), "model.norm.weight": np.ones(hidden, np.float32), "lm_head.weight": w(vocab, hidden)}
+for i in range(layers):
+    p = f"model.layers.{i}."
+    for m in "qkvo": t[p + f"self_attn.{m}_proj.weight"] = w(hidden, hidden)
+    t[p + "mlp.gate_proj.weight"] = w(inter, hidden); t[p + "mlp.up_proj.weight"] = w(inter, hidden)
+    t[p + "mlp.down_proj.weight"] = w(hidden, inter)
+    t[p + "input_layernorm.weight"] = np.ones(hidden, np.float32); t[p + "post_attention_layernorm.weight"] = np.ones(hidden, np.float32)
+save_file(t, d + "/model.safetensors", metadata={"format": "pt"})
+json.dump({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden, "intermediate_size": inter,
+           "num_attention_heads": heads, "num_key_value_heads": heads, "num_hidden_layers": layers, "vocab_size": vocab,
+           "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": False,
+           "torch_dtype": "float32"}, open(d + "/config.json", "w"))
+print(sum(a.size for a in t.values()))
+"""
+    os.makedirs(d, exist_ok=True)
+    r = subprocess.run([python, "-c", script, d, str(layers), str(hidden)], check=True, capture_output=True, text=True)
+    return int(r.stdout.strip())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ckpt", default=".build/release/ckpt")
+    ap.add_argument("--llama-python", required=True, help="a Python with llama_cpp (llama-cpp-python) and gguf")
+    ap.add_argument("--python", default=sys.executable, help="a Python with numpy + safetensors (model generation)")
+    ap.add_argument("--workdir", default="/tmp/ckpt-quant-llamacpp")
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--hidden", type=int, default=2048)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--types", default="q8_0,q4_0,q4_1,q5_0,q5_1,q6_k,q4_k")
+    ap.add_argument("--markdown-out")
+    a = ap.parse_args()
+    ckpt = os.path.abspath(a.ckpt)
+    w = lambda n: os.path.join(a.workdir, n)  # noqa: E731
+    params = make_model(w("hf"), a.layers, a.hidden, a.python)
+    subprocess.run([ckpt, "convert", w("hf"), w("f32.gguf"), "--quiet"], check=True)
+    size = os.path.getsize(w("f32.gguf"))
+    lines = [f"LLaMA-shaped model: hidden {a.hidden}, {a.layers} layers, vocabulary 32000, {params / 1e6:.0f}M parameters, "
+             f"f32 GGUF {size / 1e9:.2f} GB; medians of {a.repeat} interleaved runs; wall seconds.\n",
+             "| type | threads | ckpt s | llama.cpp s | ckpt ÷ llama.cpp speed | 2-D tensors byte-identical |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    print("\n".join(lines), flush=True)
+    for typ in a.types.split(","):
+        for threads in [int(x) for x in a.threads.split(",")]:
+            c, l = [], []
+            for _ in range(a.repeat):
+                for f in (w("ckpt.gguf"), w("llama.gguf")):
+                    if os.path.exists(f): os.unlink(f)
+                t0 = time.perf_counter()
+                subprocess.run([ckpt, "quantize", w("f32.gguf"), w("ckpt.gguf"), "--scheme", typ, "--jobs", str(threads),
+                                "--no-errors", "--quiet"], check=True, stdout=subprocess.DEVNULL)
+                c.append(time.perf_counter() - t0)
+                r = subprocess.run([a.llama_python, "-c", LLAMA, w("f32.gguf"), w("llama.gguf"), str(FTYPES[typ]), str(threads)],
+                                   check=True, capture_output=True, text=True)
+                res = json.loads(r.stdout.strip().splitlines()[-1])
+                if res["rc"] != 0: sys.exit(f"llama_model_quantize failed: {r.stderr[-2000:]}")
+                l.append(res["seconds"])
+            cmp = json.loads(subprocess.run([a.llama_python, "-c", COMPARE, w("ckpt.gguf"), w("llama.gguf")], check=True,
+                                            capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            mc, ml = statistics.median(c), statistics.median(l)
+            ident = f"{cmp['same']}/{cmp['same'] + cmp['different']}" + (f" (differ: {', '.join(cmp['names'])})" if cmp["different"] else "")
+            line = f"| {typ} | {threads} | {mc:.2f} | {ml:.2f} | {ml / mc:.2f}× | {ident} |"
+            lines.append(line)
+            print(line, flush=True)
+    if a.markdown_out:
+        open(a.markdown_out, "w").write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
