@@ -2,13 +2,14 @@
 #   make demo   build ckpt and run the main job on the bundled tiny GPT-2
 #   make test   run the test suite (installs system packages and a Python venv if missing)
 #   make fuzz   build the libFuzzer targets in Fuzz/ and run each for FUZZ_SECONDS (default 60)
+#   make example  build and run Examples/, an app using ckpt as a library
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps venv build test test-llamacpp fuzz demo bench bench-ckz bench-quantize bench-quantize-llamacpp bench-hdf5 bench-torch bench-tokenize bench-stream bench-llama fixtures clean
+.PHONY: deps venv build test test-llamacpp example fuzz demo bench bench-ckz bench-quantize bench-quantize-llamacpp bench-hdf5 bench-torch bench-tokenize bench-stream bench-llama fixtures clean
 
 deps:
 	@./tools/install-deps.sh
@@ -28,6 +29,15 @@ build: deps
 
 test: venv
 	CKPT_PYTHON=$(abspath $(PY)) swift test $(SWIFT_TEST_FLAGS)
+
+# Examples/: a separate package depending on this one by path, as an app would. It loads the
+# tiny GPT-2, quantizes it in memory, verifies it against the original and writes it.
+# It shares this package's .build (same debug modules), so after `make test` or `swift build`
+# it compiles only the example: ~15 s here, where a separate Examples/.build took minutes.
+example: deps
+	swift build --package-path Examples --scratch-path .build
+	swift run --package-path Examples --scratch-path .build --skip-build QuantizeAndVerify \
+		fixtures/tiny-gpt2 build/example/tiny-gpt2-q8_0.ckz
 
 # Fuzz targets (Fuzz/run.sh): FUZZ_SECONDS per target, FUZZ_TARGETS to pick some.
 fuzz: deps

@@ -7,9 +7,10 @@
 //   Quantize  numerics of dtype casts and (later) quantization schemes, no file I/O
 //   Transformer  the reference forward pass (GPT-2, BERT, LLaMA, the seed encoder), BLAS-backed
 //   Prune     unstructured, N:M and structured pruning into a smaller config
-//   Pipeline  model comparison metrics and gates, checkpoint diff, `ckpt run` pipelines
+//   Pipeline  model comparison metrics and gates, the HTML verify report, checkpoint diff, `ckpt run` pipelines
 //   Tokenizer Hugging Face tokenizers (tokenizer.json, BERT vocab.txt): text <-> token ids
 //   Train     training on CPU: GPT-2 backward pass, AdamW, student configs, distillation
+//   CkptKit   umbrella: re-exports every library above (Examples/ uses it)
 //   ckpt      the command-line tool, one file per subcommand
 import PackageDescription
 
@@ -18,12 +19,19 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "ckpt", targets: ["ckpt"]),
+        // Every stage is a library an app can link without the CLI (Examples/ shows one).
         .library(name: "CkptCore", targets: ["CkptCore"]),
         .library(name: "Formats", targets: ["Formats"]),
         .library(name: "Quantize", targets: ["Quantize"]),
-        // For the fuzz targets in Fuzz/ (their own package): the model config and pipeline files.
-        .library(name: "Transformer", targets: ["Transformer"]),
+        .library(name: "Transformer", targets: ["Transformer"]),  // the forward pass
+        .library(name: "Tokenizer", targets: ["Tokenizer"]),
+        .library(name: "Prune", targets: ["Prune"]),
+        .library(name: "Train", targets: ["Train"]),  // distillation
+        // Verification (Verifier, TextVerifier, the HTML report), checkpoint diff, pipelines
+        // (also used by the fuzz targets in Fuzz/, their own package).
         .library(name: "Pipeline", targets: ["Pipeline"]),
+        // All of the above behind one `import CkptKit`.
+        .library(name: "CkptKit", targets: ["CkptKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -108,6 +116,8 @@ let package = Package(
         // both from Transformer's architecture description; AdamW, students, the distillation loop.
         .target(name: "Train", dependencies: ["CkptCore", "Formats", "Quantize", "COpenBLAS", "Transformer",
                                               .product(name: "OrderedCollections", package: "swift-collections")]),
+        // The umbrella module: re-exports every library target.
+        .target(name: "CkptKit", dependencies: ["CkptCore", "Formats", "Quantize", "Transformer", "Tokenizer", "Prune", "Train", "Pipeline"]),
         .executableTarget(
             name: "ckpt",
             dependencies: [
@@ -124,7 +134,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "Tokenizer", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["CkptCore", "Tokenizer", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["CkptCore", "Formats", "Transformer", "Train", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "TestSupport", "CZlib"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -127,6 +127,14 @@ public enum Checkpoint {
     /// weights (or inside the directory).
     /// `jobs` bounds the threads that decode compressed (.ckz) tensors; nil = all cores.
     /// `key`: for PyTorch checkpoints that wrap their state_dict, the dotted path to it.
+    /// - Parameters:
+    ///   - path: A checkpoint file (any readable format, detected from its bytes) or a model directory.
+    ///   - configPath: A Hugging Face `config.json` to use instead of the one beside the weights.
+    ///   - jobs: Threads for decoding compressed tensors; nil uses every core.
+    ///   - key: PyTorch only: the dotted path to a wrapped state_dict (`"model"`, `"state_dict"`).
+    /// - Returns: The weight graph (tensors read lazily) and the format that was detected.
+    /// - Throws: `IOError` when the path cannot be read, `FileError` naming the file and the problem
+    ///   when its contents are malformed or unsupported.
     public static func open(_ path: String, configPath: String? = nil, jobs: Int? = nil, key: String? = nil) throws -> (graph: WeightGraph, format: CheckpointFormat) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
@@ -302,6 +310,15 @@ public enum Checkpoint {
         return (f, false)
     }
 
+    /// Writes `graph` to `path` in `format`, atomically: the output appears complete or not at all.
+    /// - Parameters:
+    ///   - graph: The tensors (and config, metadata) to write; lazily quantized tensors are computed as written.
+    ///   - path: The output file, or the model directory when `directory` is true.
+    ///   - format: A writable format (``CheckpointFormat/isWritable``); ``outputFormat(for:explicit:maxShardSize:)``
+    ///     chooses one from the path.
+    ///   - directory: Write a Hugging Face model directory (sharded safetensors + config.json).
+    ///   - options: Sharding, compression, progress, and whether to dequantize what the format cannot hold.
+    /// - Throws: `FileError` naming the output (a dtype the format cannot hold, a write error).
     public static func write(_ graph: WeightGraph, to path: String, format: CheckpointFormat, directory: Bool, options: WriteOptions = .init()) throws {
         let target = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
         let prepared: WeightGraph

@@ -22,6 +22,10 @@ public struct SequenceMetrics: Sendable, Equatable {
     public var perplexityReference: Double?
     public var perplexityCandidate: Double?
     public var positions: Int
+    /// Per position along the sequence (for the HTML report; not in the JSON): KL(p ‖ q) for
+    /// language models (nats), else the cosine of the two output rows.
+    public var positionKL: [Double]? = nil
+    public var positionCosine: [Double]? = nil
 }
 
 public enum Metrics {
@@ -44,8 +48,13 @@ public enum Metrics {
         var m = SequenceMetrics(maxAbs: maxAbs, meanAbs: a.isEmpty ? 0 : sumAbs / Double(a.count), cosine: cosine,
                                 klMean: nil, klMax: nil, top1: nil, perplexityReference: nil, perplexityCandidate: nil,
                                 positions: rows)
-        guard logits, rows > 0 else { return m }
+        guard logits, rows > 0 else {
+            if rows > 0, cols > 0 { m.positionCosine = (0..<rows).map { rowCosine(a, b, $0 * cols, cols) } }
+            return m
+        }
         var klSum = 0.0, klMax = 0.0, agree = 0
+        var perPosition: [Double] = []
+        perPosition.reserveCapacity(rows)
         var nllA = 0.0, nllB = 0.0
         for t in 0..<rows {
             let ra = a[t * cols..<(t + 1) * cols], rb = b[t * cols..<(t + 1) * cols]
@@ -57,12 +66,14 @@ public enum Metrics {
             kl = max(kl, 0)  // rounding can leave a tiny negative
             klSum += kl
             klMax = max(klMax, kl)
+            perPosition.append(kl)
             if argmax(ra) == argmax(rb) { agree += 1 }
             if let tokens, t + 1 < tokens.count {
                 nllA -= la[tokens[t + 1]]
                 nllB -= lb[tokens[t + 1]]
             }
         }
+        m.positionKL = perPosition
         m.klMean = klSum / Double(rows)
         m.klMax = klMax
         m.top1 = Double(agree) / Double(rows)
@@ -72,6 +83,19 @@ public enum Metrics {
             m.perplexityCandidate = Foundation.exp(nllB / n)
         }
         return m
+    }
+
+    /// Cosine of a[start..<start+n] and b[start..<start+n] (1 when both are zero or equal).
+    static func rowCosine(_ a: [Float], _ b: [Float], _ start: Int, _ n: Int) -> Double {
+        var dot = 0.0, na = 0.0, nb = 0.0, same = true
+        for i in start..<(start + n) {
+            let x = Double(a[i]), y = Double(b[i])
+            dot += x * y
+            na += x * x
+            nb += y * y
+            if a[i] != b[i] { same = false }
+        }
+        return same || (na == 0 && nb == 0) ? 1 : min(1, dot / (na.squareRoot() * nb.squareRoot()))
     }
 
     static func logSoftmax(_ row: ArraySlice<Float>) -> [Double] {

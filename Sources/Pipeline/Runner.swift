@@ -49,7 +49,7 @@ public struct PipelineStep: Sendable {
         .convert: (["input", "output"], ["to", "dtype", "max_shard_size", "config"]),
         .verify: (["reference", "candidate"], ["tokens", "sequences", "length", "seed", "preset",
                                                "max_kl", "min_cosine", "min_top1", "max_abs",
-                                               "text", "context", "chunks", "tokenizer"]),
+                                               "text", "context", "chunks", "tokenizer", "report"]),
         .quantize: (["input", "output", "scheme"], ["group_size", "keep", "tensor_type", "fallback", "dequantize", "to", "config"]),
         .distill: (["input", "output"], ["layers", "layer_list", "intermediate", "heads", "kv_heads", "hidden", "steps", "batch", "lr", "temperature",
                                          "seed", "sequences", "eval_sequences", "length", "data", "to"]),
@@ -185,6 +185,7 @@ public struct PipelineSpec: Sendable {
             for key in ["sequences", "length"] { if let problem = positiveInt(key) { return problem } }
             if let v = o["context"], !((v.intValue ?? 0) >= 4) { return "context must be an integer, at least 4" }
             if let v = o["chunks"], !((v.intValue ?? 0) >= 1) { return "chunks must be a positive integer" }
+            if let v = o["report"], v.stringValue?.isEmpty ?? true { return "report must be the path of the HTML page to write" }
         case .distill:
             // The same bounds as `ckpt distill`.
             for key in ["lr", "temperature"] where o[key] != nil && !((o[key]?.doubleValue ?? 0) > 0) { return "\(key) must be positive" }
@@ -431,6 +432,17 @@ public final class PipelineRunner {
             if let v = step.options["min_cosine"]?.doubleValue { gates.minCosine = v }
             if let v = step.options["min_top1"]?.doubleValue { gates.minTop1 = v }
             if let v = step.options["max_abs"]?.doubleValue { gates.maxAbs = v }
+            // `report: page.html`: the HTML page, written whether or not the gates pass (it is
+            // not a staged output: a failing candidate is when it is read most).
+            func writeHTML(_ report: VerifyReport) throws {
+                guard let out = step.options["report"]?.stringValue else { return }
+                var page = try VerifyHTMLReport.make(report: report, referencePath: path("reference")!, reference: reference,
+                                                     candidatePath: path("candidate")!, candidate: candidate,
+                                                     command: "ckpt run \(pipelinePath) (step \(i + 1))")
+                page.models[0].path = step.options["reference"]?.stringValue ?? page.models[0].path
+                page.models[1].path = step.options["candidate"]?.stringValue ?? page.models[1].path
+                try page.write(to: absolute(out))
+            }
             if let textPath = path("text") {
                 // Real text, scored as `ckpt verify --text` does.
                 let tokenizer = try Tokenizer.load(path("tokenizer") ?? TextFiles.tokenizerLocation(path("reference")!))
@@ -440,6 +452,7 @@ public final class PipelineRunner {
                                                                              chunks: step.options["chunks"]?.intValue),
                                                   gates: gates)
                 log(report.table())
+                try writeHTML(report)
                 return report.json()
             }
             let inputs: [ModelInput]
@@ -452,6 +465,7 @@ public final class PipelineRunner {
             }
             let report = try Verifier.run(reference: reference, candidate: candidate, inputs: inputs, gates: gates)
             log(report.table())
+            try writeHTML(report)
             return report.json()
         case .prune:
             let out = step.options["output"]!.stringValue!

@@ -392,6 +392,7 @@ public enum TextVerifier {
                     scores.append(score(record: recs[k], candidate: b[(j * vocab)..<((j + 1) * vocab)], target: target))
                 }
             }
+            m.positionKL = scores.map(\.kl)
             m.klMean = scores.reduce(0.0) { $0 + $1.kl } / Double(max(scores.count, 1))
             m.klMax = scores.map(\.kl).max() ?? 0
             m.top1 = Double(scores.filter(\.sameTop).count) / Double(max(scores.count, 1))

@@ -149,6 +149,16 @@ public struct VerifyReport: Sendable {
 
 public enum Verifier {
     /// Compares two models on the inputs. Throws VerifyError when they cannot be compared.
+    /// - Parameters:
+    ///   - reference: The model taken as correct (a graph with a config).
+    ///   - candidate: The model under test; without a config it borrows the reference's.
+    ///   - inputs: The sequences both models run: ``randomInputs(for:count:length:seed:)``,
+    ///     ``tokenFile(_:)``, or token ids from a `Tokenizer`.
+    ///   - gates: Thresholds to apply; ``Gates/preset(_:)`` gives the documented defaults.
+    ///   - progress: Called with the number of sequences done.
+    /// - Returns: Per-sequence and overall metrics, per-layer drift and the gate results
+    ///   (``VerifyReport/passed``); ``VerifyHTMLReport`` turns it into a page.
+    /// - Throws: ``VerifyError`` when the models cannot be compared (different outputs or vocabularies).
     public static func run(reference: WeightGraph, candidate: WeightGraph, inputs: [ModelInput], gates: Gates,
                            execution: ExecutionOptions = ExecutionOptions(), progress: ((Int) -> Void)? = nil) throws -> VerifyReport {
         // A candidate written as a bare weights file (no config.json beside it) is read with

@@ -75,7 +75,14 @@ public struct PruneReport: Sendable {
     }
 }
 
+/// Pruning of a weight graph: unstructured (per tensor or global magnitude), N:M, and structured
+/// (attention heads, MLP neurons, whole layers) into a smaller config.
 public enum Pruner {
+    /// - Parameters:
+    ///   - source: The model to prune (with its config for structured pruning).
+    ///   - o: What to prune and by which importance (magnitude, or activations from calibration).
+    /// - Returns: The pruned graph (a smaller config when structure was removed) and a report of
+    ///   parameters before and after, per tensor.
     public static func prune(_ source: WeightGraph, _ o: PruneOptions) throws -> (WeightGraph, PruneReport) {
         var g = source
         var report = PruneReport()

@@ -32,6 +32,9 @@ public enum QuantizeError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// Quantization numerics: float rows to block types (ggml's Q8_0, Q4_0, k-quants, ckpt's int8/int4
+/// groups) and back, byte-exact with ggml's reference. No file I/O: ``lazyQuantize(_:to:jobs:report:)``
+/// gives a tensor that quantizes when written, and a `QuantizeRecipe` decides each tensor's type.
 public enum Quantizer {
     /// Block types ckpt can quantize to (every block type in DType).
     public static let quantizable: [DType] = DType.allCases.filter(\.isQuantized)
@@ -144,6 +147,8 @@ public enum Quantizer {
         return out
     }
 
+    /// Quantizes `values` (rows of `rowLength`, C order) to the block type `dtype`; `rowLength` must
+    /// be a whole number of its blocks. Throws ``QuantizeError`` otherwise.
     public static func quantize(_ values: [Float], rowLength: Int, to dtype: DType, name: String = "",
                                 jobs: Int = defaultJobs) throws(QuantizeError) -> [UInt8] {
         try values.withUnsafeBufferPointer { (v) throws(QuantizeError) in try quantize(v, rowLength: rowLength, to: dtype, name: name, jobs: jobs) }

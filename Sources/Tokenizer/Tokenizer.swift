@@ -45,6 +45,8 @@ public struct Tokenizer: Sendable {
 
     /// A tokenizer from a model directory (tokenizer.json, else vocab.txt + tokenizer_config.json)
     /// or from a tokenizer.json file.
+    /// - Throws: `TokenizerError` naming the file when it is missing or malformed, or uses a
+    ///   component ckpt does not implement.
     public static func load(_ path: String) throws -> Tokenizer {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
@@ -175,6 +177,11 @@ public struct Tokenizer: Sendable {
 
     // MARK: Encoding
 
+    /// Text to token ids, exactly as Hugging Face `tokenizers` encodes it.
+    /// - Parameters:
+    ///   - text: UTF-8 text.
+    ///   - addSpecialTokens: Add the post-processor's special tokens (BOS, [CLS] … [SEP]).
+    /// - Returns: The ids, in the tokenizer's vocabulary.
     public func encode(_ text: String, addSpecialTokens: Bool = true) throws -> [Int] {
         try encode(text, addSpecialTokens: addSpecialTokens, cache: WordCache())
     }

@@ -108,6 +108,10 @@ public struct StepResult: Sendable {
     public var learningRate: Float
 }
 
+/// Knowledge distillation on CPU: a student learns the teacher's softened next-token
+/// distributions (KL at `temperature`) with AdamW. Create one with the teacher, a student built
+/// from a `StudentSpec`, and token data; call ``trainStep()`` until done and ``evaluate()`` for
+/// the held-out KL.
 public final class Distiller {
     public let teacher: TrainModel
     public let student: TrainModel

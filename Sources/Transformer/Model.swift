@@ -72,6 +72,12 @@ public protocol TransformerModel: Sendable {
     /// Floating-point operations for one sequence of `T` tokens (matrix products dominate).
     func flops(tokens T: Int) -> Double
     /// Runs one sequence. With `stats`, also accumulates activation statistics into it.
+    /// - Parameters:
+    ///   - input: Token ids (or, for the seed encoder, input vectors), at most the model's positions.
+    ///   - collectHidden: Also return each block's input (for per-layer drift).
+    ///   - stats: Accumulates activation statistics (for activation-aware pruning) when given.
+    /// - Returns: Logits `[T, V]` for language models, the last hidden state `[T, C]` for encoders.
+    /// - Throws: ``TransformerError`` for a token outside the vocabulary or a sequence too long.
     func forward(_ input: ModelInput, collectHidden: Bool, stats: ActivationStats?) throws -> ForwardOutput
 }
 
@@ -87,6 +93,13 @@ public enum Transformers {
     /// Every stored tensor must be read by the description (or be one of its known buffers),
     /// unless `allowUnused`: weights the config does not account for (more layers than it
     /// says, a head it does not know) are refused rather than silently dropped.
+    /// - Parameters:
+    ///   - graph: A checkpoint with a config (``Checkpoint/openModel(_:configPath:key:)`` in
+    ///     Formats gives one); weights of any float or block type are widened to f32.
+    ///   - allowUnused: Accept tensors the description does not read.
+    /// - Returns: A model whose ``TransformerModel/forward(_:collectHidden:)`` runs sequences.
+    /// - Throws: ``TransformerError`` when the config is missing or unsupported, or a tensor is
+    ///   missing, unused or has the wrong shape.
     public static func load(_ graph: WeightGraph, allowUnused: Bool = false) throws -> any TransformerModel {
         let description = try describe(graph)
         try requireAllUsed(description, graph, allowUnused: allowUnused)
@@ -104,6 +117,8 @@ public enum Transformers {
 
     /// The architecture description of a checkpoint: its blocks, parameter slots and prunable
     /// units, validated against the config and the tensors present. Reads no weights.
+    /// The architecture description of a checkpoint (its family, shapes and tensor names), without
+    /// loading any weights. Throws ``TransformerError`` as ``load(_:)`` does for the config.
     public static func describe(_ graph: WeightGraph) throws -> ModelDescription {
         guard let config = graph.config else {
             throw TransformerError.missingConfig("put a Hugging Face config.json beside the weights or pass --config")

@@ -45,6 +45,7 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON on stdout.") var json = false
     @Option(help: "Also write the JSON report to this file.") var report: String?
     @OptionGroup var executionFlags: ExecutionFlags
+    @Option(help: "Also write the report as one self-contained HTML page (charts inline, nothing fetched).") var html: String?
 
     func run() throws {
         var gates = Gates()
@@ -88,6 +89,12 @@ struct VerifyCommand: ParsableCommand {
         }
         let text = result.json().prettyPrinted() + "\n"
         if let report { try writeText(text, to: report) }
+        if let html {
+            let page = try VerifyHTMLReport.make(report: result, referencePath: reference, reference: ref,
+                                                 candidatePath: candidate, candidate: cand,
+                                                 command: (["ckpt"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
+            try page.write(to: html)
+        }
         if json { print(text, terminator: "") } else { print(result.table()) }
         if !result.passed { throw ExitCode(1) }
     }
