@@ -69,19 +69,34 @@ public struct TokenData: Sendable, Equatable {
                              eval: sample(teacher, count: eval, T: T, prompt: promptLength, rng: &evalRNG))
     }
 
-    static func sample(_ m: TrainModel, count: Int, T: Int, prompt: Int, rng: inout SplitMix64) -> [[Int]] {
+    /// Each chunk of sequences is decoded one position at a time through a key/value cache
+    /// (`TrainModel.decode`), so a token costs one position's work; models whose rotary angles
+    /// depend on the length (dynamic NTK, longrope past the original context) run the full
+    /// prefix for every token instead (`fullPrefix: true` forces that path).
+    static func sample(_ m: TrainModel, count: Int, T: Int, prompt: Int, rng: inout SplitMix64, fullPrefix: Bool = false) -> [[Int]] {
         let V = m.shape.V, chunk = 64
+        let cached = !fullPrefix && m.canCache(T: T)
         var out: [[Int]] = []
         var start = 0
         while start < count {
             let B = min(chunk, count - start)
             var seqs = (0..<B).map { _ in (0..<min(prompt, T)).map { _ in rng.next(below: V) } }
+            let cache = cached ? m.makeCache(B: B, capacity: T) : nil
             var t = seqs[0].count
             while t < T {
-                m.forward(ids: seqs.flatMap { $0 }, B: B, T: t)
-                let logits = m.acts!.logits
+                let logits: UnsafePointer<Float>, rowOf: (Int) -> Int
+                if let cache {
+                    var last: UnsafePointer<Float>?
+                    while cache.length < t { last = m.decode(seqs.map { $0[cache.length] }, cache: cache) }
+                    logits = last!
+                    rowOf = { $0 * V }
+                } else {
+                    m.forward(ids: seqs.flatMap { $0 }, B: B, T: t)
+                    logits = UnsafePointer(m.acts!.logits.p)
+                    rowOf = { [t] b in (b * t + t - 1) * V }  // the last position's logits
+                }
                 for b in 0..<B {
-                    let row = (b * t + t - 1) * V  // the last position's logits
+                    let row = rowOf(b)
                     var mx = -Float.infinity
                     for v in 0..<V { mx = max(mx, logits[row + v]) }
                     var p = [Double](repeating: 0, count: V), sum = 0.0

@@ -264,15 +264,18 @@ enum TrainKernels {
     /// transformers): (a, b) → (a·cos − b·sin, b·cos + a·sin) with cos, sin [T, rotaryDim/2]
     /// (any scaling, including an attention factor, is already in the tables). `inverse`
     /// rotates by −θ: the backward pass of the rotation, applied to the gradients.
-    static func rope(_ x: Ptr, B: Int, T: Int, heads: Int, hs: Int, rotaryDim: Int, stride: Int, cos: [Float], sin: [Float], inverse: Bool) {
+    /// `first`: the position of the rows' first token (a cached decode step rotates one row per
+    /// sequence at its position).
+    static func rope(_ x: Ptr, B: Int, T: Int, heads: Int, hs: Int, rotaryDim: Int, stride: Int, cos: [Float], sin: [Float], inverse: Bool,
+                     first: Int = 0) {
         let half = rotaryDim / 2, sign: Float = inverse ? -1 : 1
         for b in 0..<B {
             for t in 0..<T {
-                let row = x + (b * T + t) * stride
+                let row = x + (b * T + t) * stride, p = first + t
                 for h in 0..<heads {
                     let base = row + h * hs
                     for i in 0..<half {
-                        let c = cos[t * half + i], s = sign * sin[t * half + i]
+                        let c = cos[p * half + i], s = sign * sin[p * half + i]
                         let a = base[i], bb = base[i + half]
                         base[i] = a * c - bb * s
                         base[i + half] = bb * c + a * s

@@ -162,6 +162,18 @@ extension RopeSpec {
         }
     }
 
+    /// Whether the angles of a position change with the sequence length, for sequences of up
+    /// to T tokens (dynamic NTK past the original context; longrope's short/long switch): then
+    /// keys rotated for a shorter prefix differ from the full forward's, and a key/value cache
+    /// is not exact.
+    public func anglesDependOnLength(upTo T: Int) -> Bool {
+        switch scaling {
+        case .dynamic(_, let original): return T > original
+        case .longrope(_, _, let original, _): return T > original
+        default: return false
+        }
+    }
+
     /// cos and sin tables [T, rotaryDim/2].
     public func tables(T: Int) -> (cos: [Float], sin: [Float]) {
         let (inv, scaling) = inverseFrequencies(T: T)
