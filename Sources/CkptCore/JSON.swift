@@ -137,14 +137,17 @@ private struct JSONParser {
         pos += lit.count
     }
 
-    mutating func parseObject(depth: Int) throws(JSONError) -> JSONValue {
+    /// Walks an object's members: for each `"key": value` it calls `member` with the key and
+    /// the offset of its opening quote, the parser placed at the value (which `member` parses).
+    /// One walker for both object forms below, so they cannot drift apart.
+    mutating func parseMembers(depth: Int,
+                               _ member: (inout JSONParser, String, Int) throws(JSONError) -> Void) throws(JSONError) {
         guard depth <= JSONValue.maxDepth else { throw fail("JSON nested deeper than \(JSONValue.maxDepth)") }
         pos += 1  // {
-        var object = OrderedDictionary<String, JSONValue>()
         skipWhitespace()
         if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") {
             pos += 1
-            return .object(object)
+            return
         }
         while true {
             skipWhitespace()
@@ -155,50 +158,39 @@ private struct JSONParser {
             guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             pos += 1
             skipWhitespace()
-            let value = entryKeys.contains(key) && pos < bytes.count && bytes[pos] == UInt8(ascii: "{")
-                ? try parseEntries(depth: depth + 1) : try parseValue(depth: depth)
-            if object.updateValue(value, forKey: key) != nil {
-                throw JSONError(message: "duplicate key \"\(key)\"", offset: keyStart, duplicateKey: key)
-            }
+            try member(&self, key, keyStart)
             skipWhitespace()
             guard pos < bytes.count else { throw fail("unexpected end of JSON") }
             if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
-            if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(object) }
+            if bytes[pos] == UInt8(ascii: "}") { pos += 1; return }
             throw fail("expected ',' or '}'")
         }
     }
 
+    mutating func parseObject(depth: Int) throws(JSONError) -> JSONValue {
+        var object = OrderedDictionary<String, JSONValue>()
+        try parseMembers(depth: depth) { (p: inout JSONParser, key: String, keyStart: Int) throws(JSONError) in
+            let value = p.entryKeys.contains(key) && p.pos < p.bytes.count && p.bytes[p.pos] == UInt8(ascii: "{")
+                ? try p.parseEntries(depth: depth + 1) : try p.parseValue(depth: depth)
+            if object.updateValue(value, forKey: key) != nil {
+                throw JSONError(message: "duplicate key \"\(key)\"", offset: keyStart, duplicateKey: key)
+            }
+        }
+        return .object(object)
+    }
+
     /// An object as `[[key, value], …]`, duplicate keys detected by their bytes.
     mutating func parseEntries(depth: Int) throws(JSONError) -> JSONValue {
-        guard depth <= JSONValue.maxDepth else { throw fail("JSON nested deeper than \(JSONValue.maxDepth)") }
-        pos += 1  // {
         var entries: [JSONValue] = []
         var seen = Set<[UInt8]>()
-        skipWhitespace()
-        if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") {
-            pos += 1
-            return .array(entries)
-        }
-        while true {
-            skipWhitespace()
-            guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-            let keyStart = pos
-            let key = try parseString()
-            skipWhitespace()
-            guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-            pos += 1
-            skipWhitespace()
-            let value = try parseValue(depth: depth)
+        try parseMembers(depth: depth) { (p: inout JSONParser, key: String, keyStart: Int) throws(JSONError) in
+            let value = try p.parseValue(depth: depth)
             guard seen.insert(Array(key.utf8)).inserted else {
                 throw JSONError(message: "duplicate key \"\(key)\"", offset: keyStart, duplicateKey: key)
             }
             entries.append(.array([.string(key), value]))
-            skipWhitespace()
-            guard pos < bytes.count else { throw fail("unexpected end of JSON") }
-            if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
-            if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .array(entries) }
-            throw fail("expected ',' or '}'")
         }
+        return .array(entries)
     }
 
     mutating func parseArray(depth: Int) throws(JSONError) -> JSONValue {
