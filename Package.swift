@@ -7,7 +7,9 @@
 //   Quantize  numerics of dtype casts and (later) quantization schemes, no file I/O
 //   Transformer  the reference forward pass (GPT-2, BERT, LLaMA, the seed encoder), BLAS-backed
 //   Prune     unstructured, N:M and structured pruning into a smaller config
-//   Pipeline  model comparison metrics and gates, the HTML verify report, checkpoint diff, `ckpt run` pipelines
+//   Verify    model comparison: metrics and gates, token and text verification, the HTML report
+//   Pipeline  one job type per operation (convert, quantize, prune, distill, verify, tokenize),
+//             checkpoint diff, `ckpt run` pipelines (YAML)
 //   Tokenizer Hugging Face tokenizers (tokenizer.json, BERT vocab.txt): text <-> token ids
 //   Train     training on CPU: GPT-2 backward pass, AdamW, student configs, distillation
 //   CkptKit   umbrella: re-exports every library above (Examples/ uses it)
@@ -27,8 +29,10 @@ let package = Package(
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
         .library(name: "Prune", targets: ["Prune"]),
         .library(name: "Train", targets: ["Train"]),  // distillation
-        // Verification (Verifier, TextVerifier, the HTML report), checkpoint diff, pipelines
-        // (also used by the fuzz targets in Fuzz/, their own package).
+        // Verification (Verifier, TextVerifier, gates, the HTML report), without YAML.
+        .library(name: "Verify", targets: ["Verify"]),
+        // The jobs (one type per operation, shared by the CLI and pipelines), checkpoint diff,
+        // pipelines (also used by the fuzz targets in Fuzz/, their own package).
         .library(name: "Pipeline", targets: ["Pipeline"]),
         // All of the above behind one `import CkptKit`.
         .library(name: "CkptKit", targets: ["CkptKit"]),
@@ -102,13 +106,23 @@ let package = Package(
         ),
         // Unstructured, N:M and structured pruning (heads, neurons, layers) of a weight graph.
         .target(name: "Prune", dependencies: ["CkptCore", "Quantize", "Transformer"]),
-        // Comparing two models (verify), two checkpoints (diff), and build pipelines (run).
+        // Comparing two models: metrics, gates, token and text verification, the HTML report.
+        // No YAML: an app can verify without the pipeline machinery.
+        .target(
+            name: "Verify",
+            dependencies: [
+                "CkptCore", "Formats", "Quantize", "Transformer", "Tokenizer",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ]
+        ),
+        // The jobs (convert, quantize, prune, distill, verify, tokenize), two checkpoints (diff),
+        // and build pipelines (run).
         .target(
             name: "Pipeline",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer", "Prune", "Train", "Tokenizer",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Prune", "Train", "Tokenizer", "Verify",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -117,11 +131,11 @@ let package = Package(
         .target(name: "Train", dependencies: ["CkptCore", "Formats", "Quantize", "COpenBLAS", "Transformer",
                                               .product(name: "OrderedCollections", package: "swift-collections")]),
         // The umbrella module: re-exports every library target.
-        .target(name: "CkptKit", dependencies: ["CkptCore", "Formats", "Quantize", "Transformer", "Tokenizer", "Prune", "Train", "Pipeline"]),
+        .target(name: "CkptKit", dependencies: ["CkptCore", "Formats", "Quantize", "Transformer", "Tokenizer", "Prune", "Train", "Verify", "Pipeline"]),
         .executableTarget(
             name: "ckpt",
             dependencies: [
-                "CkptCore", "Formats", "Quantize", "Transformer", "Pipeline", "Prune", "Train", "Tokenizer", "COpenBLAS",
+                "CkptCore", "Formats", "Quantize", "Transformer", "Verify", "Pipeline", "Prune", "Train", "Tokenizer", "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -130,11 +144,11 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "CKernels", "TestSupport"]),
         .testTarget(name: "QuantizeTests", dependencies: ["CkptCore", "Formats", "Quantize", "CKernels", "TestSupport"]),
         .testTarget(name: "TransformerTests", dependencies: ["CkptCore", "Formats", "Quantize", "Transformer", "TestSupport"]),
-        .testTarget(name: "PruneTests", dependencies: ["CkptCore", "Formats", "Transformer", "Prune", "Pipeline", "TestSupport"]),
-        .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Pipeline", "Tokenizer", "TestSupport"]),
+        .testTarget(name: "PruneTests", dependencies: ["CkptCore", "Formats", "Transformer", "Prune", "Verify", "Pipeline", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["CkptCore", "Formats", "Transformer", "Verify", "Pipeline", "Tokenizer", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["CkptCore", "Tokenizer", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["CkptCore", "Formats", "Transformer", "Train", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "TestSupport", "CZlib"]),
+        .testTarget(name: "CLITests", dependencies: ["ckpt", "CkptCore", "Formats", "Pipeline", "TestSupport", "CZlib"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,6 +4,7 @@
 import CkptCore
 import Foundation
 @testable import Pipeline
+@testable import Verify
 import Testing
 
 @Suite struct HTMLReportRenderTests {

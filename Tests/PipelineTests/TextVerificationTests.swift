@@ -5,6 +5,7 @@
 import CkptCore
 import Foundation
 @testable import Pipeline
+@testable import Verify
 import TestSupport
 import Testing
 

@@ -43,6 +43,10 @@ public struct Gates: Sendable, Equatable {
 
     /// Defaults by how the candidate was made (README, "Verification gates"): loose enough for
     /// the scheme's expected drift on real models, tight enough to catch a broken conversion.
+    /// The preset names `preset(_:)` knows.
+    public static let presetNames = ["lossless", "f16", "bf16", "int8", "q8_0", "q6_k", "q5_0", "q5_1", "q5_k",
+                                     "int4", "q4_0", "q4_1", "q4_k", "prune", "distill"]
+
     public static func preset(_ name: String) -> Gates? {
         switch name.lowercased() {
         case "lossless": return Gates(maxKL: 1e-9, minCosine: 0.999999, minTop1: 1, maxAbs: 1e-5)
