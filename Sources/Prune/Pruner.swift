@@ -75,6 +75,19 @@ public struct PruneReport: Sendable {
     }
 }
 
+/// What `Pruner.prune` returns: the pruned graph and what was removed.
+public struct PruneResult: Sendable {
+    /// The pruned graph (a smaller config when structure was removed).
+    public var graph: WeightGraph
+    /// Parameters and bytes before and after, per-tensor sparsity, removed heads and layers.
+    public var report: PruneReport
+
+    public init(graph: WeightGraph, report: PruneReport) {
+        self.graph = graph
+        self.report = report
+    }
+}
+
 /// Pruning of a weight graph: unstructured (per tensor or global magnitude), N:M, and structured
 /// (attention heads, MLP neurons, whole layers) into a smaller config.
 public enum Pruner {
@@ -83,7 +96,7 @@ public enum Pruner {
     ///   - o: What to prune and by which importance (magnitude, or activations from calibration).
     /// - Returns: The pruned graph (a smaller config when structure was removed) and a report of
     ///   parameters before and after, per tensor.
-    public static func prune(_ source: WeightGraph, _ o: PruneOptions) throws -> (WeightGraph, PruneReport) {
+    public static func prune(_ source: WeightGraph, _ o: PruneOptions) throws -> PruneResult {
         var g = source
         var report = PruneReport()
         report.parametersBefore = source.parameterCount
@@ -203,7 +216,7 @@ public enum Pruner {
             "calibration_sequences": .int(o.calibration.count),
         ])
         g.metadata["ckpt.prune"] = recipe.serialized()
-        return (g, report)
+        return PruneResult(graph: g, report: report)
     }
 
     // MARK: Scores

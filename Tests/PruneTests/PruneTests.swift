@@ -31,7 +31,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         let source = try model("gpt2-a")
         var o = PruneOptions()
         o.intermediate = 64
-        let (pruned, report) = try Pruner.prune(source, o)
+        let result = try Pruner.prune(source, o)
+        let (pruned, report) = (result.graph, result.report)
         #expect(pruned.config?["n_inner"]?.intValue == 64)
         for i in 0..<2 {
             #expect(pruned.tensors["transformer.h.\(i).mlp.c_fc.weight"]?.shape == [32, 64])
@@ -62,7 +63,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         o.dropHeads = [0: [1, 6], 1: [0, 3]]
         #expect(throws: PruneError.self) { try Pruner.prune(mha, o) }
         o.dropHeads = [0: [1, 2, 5, 6], 1: [0, 3, 4, 7]]
-        let (noHeads, _) = try Pruner.prune(mha, o)
+        let result = try Pruner.prune(mha, o)
+        let (noHeads, _) = (result.graph, result.report)
         #expect(noHeads.config?.numHeads == 4 && noHeads.config?["num_key_value_heads"]?.intValue == 4)
         var zeroed = mha
         for (layer, heads) in [(0, [1, 2, 5, 6]), (1, [0, 3, 4, 7])] {
@@ -76,7 +78,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
 
         var n = PruneOptions()
         n.intermediate = 100
-        let (narrow, _) = try Pruner.prune(source, n)
+        let narrowed = try Pruner.prune(source, n)
+        let (narrow, _) = (narrowed.graph, narrowed.report)
         // Which neurons survived: match the pruned c_fc bias values back to the original.
         var zeroedMLP = source
         for layer in 0..<2 {
@@ -95,7 +98,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
     @Test func llamaHeadsGoInWholeGroups() throws {
         var o = PruneOptions()
         o.headsPerLayer = 2
-        let (pruned, _) = try Pruner.prune(try model("llama-gqa"), o)
+        let result = try Pruner.prune(try model("llama-gqa"), o)
+        let (pruned, _) = (result.graph, result.report)
         #expect(pruned.config?.numHeads == 2 && pruned.config?.numKeyValueHeads == 1)
         o.headsPerLayer = 1
         #expect(throws: PruneError.self) { try Pruner.prune(try model("llama-gqa"), o) }
@@ -108,7 +112,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         let source = try model("llama-mqa-rope3")
         var o = PruneOptions()
         o.dropLayers = [0]
-        let (pruned, report) = try Pruner.prune(source, o)
+        let result = try Pruner.prune(source, o)
+        let (pruned, report) = (result.graph, result.report)
         #expect(report.droppedLayers == [0])
         #expect(pruned.config?.numLayers == 2)
         #expect(try pruned.tensors["model.layers.0.mlp.up_proj.weight"]!.data.load() == source.tensors["model.layers.1.mlp.up_proj.weight"]!.data.load())
@@ -124,7 +129,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         o.calibration = try Verifier.randomInputs(for: source, count: 2, length: 16, seed: 0)
         o.importance = .activation
         o.intermediate = 40
-        let (pruned, report) = try Pruner.prune(source, o)
+        let result = try Pruner.prune(source, o)
+        let (pruned, report) = (result.graph, result.report)
         #expect(report.droppedLayers.count == 1 && pruned.config?.numLayers == 1)
         #expect(pruned.config?["intermediate_size"]?.intValue == 40)
         _ = try Transformers.load(pruned).forward(.tokens([1, 2, 3]), collectHidden: false)
@@ -138,7 +144,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         o.dropLayers = [0]
         #expect(throws: PruneError.self) { try Pruner.prune(try model("modernbert"), o) }
         o.dropLayers = [1]
-        let (pruned, _) = try Pruner.prune(try model("modernbert"), o)
+        let result = try Pruner.prune(try model("modernbert"), o)
+        let (pruned, _) = (result.graph, result.report)
         // The implied local/global pattern is written out for the layers that remain.
         #expect(pruned.config?["layer_types"] == .array([.string("full_attention"), .string("full_attention")]))
     }
@@ -189,7 +196,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
             o.keepNeurons = Dictionary(uniqueKeysWithValues: obj.map { (Int($0.key)!, $0.value.arrayValue!.compactMap(\.intValue)) })
         }
         let source = try #require(meta["model"])
-        let (pruned, _) = try Pruner.prune(try model(source), o)
+        let result = try Pruner.prune(try model(source), o)
+        let (pruned, _) = (result.graph, result.report)
         // The written config has the sizes transformers was given.
         let configText = try #require(meta["config"])
         let changes = try #require(try JSONValue.parse(configText).objectValue)
@@ -213,7 +221,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
             o.nm = (2, 4)
             o.importance = importance
             o.calibration = try Verifier.randomInputs(for: source, count: 2, length: 8, seed: 1)
-            let (pruned, report) = try Pruner.prune(source, o)
+            let result = try Pruner.prune(source, o)
+            let (pruned, report) = (result.graph, result.report)
             #expect(!report.sparsity.isEmpty)
             for tensorName in report.sparsity.keys {
                 let t = try #require(pruned.tensors[tensorName])
@@ -236,7 +245,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         var o = PruneOptions()
         o.sparsity = 0.6
         o.keep = ["mlp\\.down_proj"]
-        let (pruned, report) = try Pruner.prune(source, o)
+        let result = try Pruner.prune(source, o)
+        let (pruned, report) = (result.graph, result.report)
         for (name, s) in report.sparsity { #expect(abs(s - 0.6) < 0.01, "\(name): \(s)") }
         #expect(report.sparsity.keys.allSatisfy { !$0.contains("down_proj") })
         #expect(try pruned.tensors["model.layers.0.mlp.down_proj.weight"]!.data.load() == source.tensors["model.layers.0.mlp.down_proj.weight"]!.data.load())
@@ -245,7 +255,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         var g = PruneOptions()
         g.sparsity = 0.5
         g.globalSparsity = true
-        let (_, global) = try Pruner.prune(source, g)
+        let globalResult = try Pruner.prune(source, g)
+        let (_, global) = (globalResult.graph, globalResult.report)
         let total = try global.sparsity.keys.reduce(0) { $0 + (try model("llama-gqa").tensors[$1]!.elementCount) }
         let zeros = global.sparsity.reduce(0.0) { acc, kv in acc + kv.value * Double((try? model("llama-gqa").tensors[kv.key]!.elementCount) ?? 0) }
         #expect(abs(zeros / Double(total) - 0.5) < 0.001)
@@ -257,7 +268,8 @@ let someTokens = [5, 17, 3, 90, 42, 0, 61, 64, 8, 1]
         o.sparsity = 0.25
         o.importance = .activation
         o.calibration = try Verifier.randomInputs(for: source, count: 2, length: 16, seed: 2)
-        let (pruned, _) = try Pruner.prune(source, o)
+        let result = try Pruner.prune(source, o)
+        let (pruned, _) = (result.graph, result.report)
         let t = try #require(pruned.tensors["model.layers.1.self_attn.q_proj.weight"])  // [48, 48]
         let w = try #require(try Cast.floats(t))
         for r in 0..<48 { #expect((0..<48).filter { w[r * 48 + $0] == 0 }.count == 12) }
