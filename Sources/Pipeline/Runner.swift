@@ -40,34 +40,26 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 public struct PipelineStep: Sendable {
-    public enum Kind: String, Sendable, CaseIterable { case convert, quantize, prune, distill, verify }
+    /// The step kinds: one job type each (Jobs/). A step's options are its job's keys.
+    public enum Kind: String, Sendable, CaseIterable {
+        case convert, quantize, prune, distill, verify
+
+        /// The job a step of this kind runs.
+        public var job: any Job.Type {
+            switch self {
+            case .convert: return ConvertJob.self
+            case .quantize: return QuantizeJob.self
+            case .prune: return PruneJob.self
+            case .distill: return DistillJob.self
+            case .verify: return VerifyJob.self
+            }
+        }
+    }
     public var kind: Kind
     public var options: OrderedDictionary<String, JSONValue>
 
-    /// Option keys each kind accepts; `required` must be present.
-    static let allowed: [Kind: (required: [String], optional: [String])] = [
-        .convert: (["input", "output"], ["to", "dtype", "max_shard_size", "config"]),
-        .verify: (["reference", "candidate"], ["tokens", "sequences", "length", "seed", "preset",
-                                               "max_kl", "min_cosine", "min_top1", "max_abs",
-                                               "text", "context", "chunks", "tokenizer", "report"]),
-        .quantize: (["input", "output", "scheme"], ["group_size", "keep", "tensor_type", "fallback", "dequantize", "to", "config"]),
-        .distill: (["input", "output"], ["layers", "layer_list", "intermediate", "heads", "kv_heads", "hidden", "steps", "batch", "lr", "temperature",
-                                         "seed", "sequences", "eval_sequences", "length", "data", "to"]),
-        .prune: (["input", "output"], ["sparsity", "global", "nm", "heads", "drop_heads", "intermediate", "drop_layers",
-                                       "drop_layer_count", "importance", "calibration", "calibration_sequences",
-                                       "length", "seed", "keep", "to", "config"]),
-    ]
-    /// Kinds this version can run (the others arrive with their commands).
-    public static let available: Set<Kind> = [.convert, .quantize, .verify, .prune, .distill]
-
-    var inputs: [String] {
-        switch kind {
-        case .verify:
-            return [options["reference"]?.stringValue, options["candidate"]?.stringValue, options["text"]?.stringValue].compactMap { $0 }
-        default: return [options["input"]?.stringValue].compactMap { $0 }
-        }
-    }
-    var outputs: [String] { [options["output"]?.stringValue].compactMap { $0 } }
+    var inputs: [String] { kind.job.inputKeyNames.compactMap { options[$0]?.stringValue } }
+    var outputs: [String] { kind.job.outputKeyNames.compactMap { options[$0]?.stringValue } }
 }
 
 public struct PipelineSpec: Sendable {
@@ -131,86 +123,34 @@ public struct PipelineSpec: Sendable {
             guard let kind = PipelineStep.Kind(rawValue: name) else {
                 throw PipelineError.step(i, name, "unknown step kind (\(PipelineStep.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
-            guard PipelineStep.available.contains(kind), let rules = PipelineStep.allowed[kind] else {
-                throw PipelineError.step(i, name, "`\(name)` steps are not available in this version of ckpt")
-            }
             guard let options = value.objectValue else { throw PipelineError.step(i, name, "options must be a mapping") }
-            for key in options.keys where !rules.required.contains(key) && !rules.optional.contains(key) {
-                throw PipelineError.step(i, name, "unknown option `\(key)`")
+            do {
+                try check(kind.job, options)
+            } catch let e as PipelineError {
+                throw e
+            } catch {
+                throw PipelineError.step(i, name, ErrorText.line(error))
             }
-            for key in rules.required where options[key]?.stringValue == nil {
-                throw PipelineError.step(i, name, "missing `\(key)` (a path)")
-            }
-            if let problem = validate(kind, options) { throw PipelineError.step(i, name, problem) }
             return PipelineStep(kind: kind, options: options)
         }
     }
 
     /// Option values that can be checked before any work is done: every step's are checked
-    /// when the pipeline is read, before the first step runs.
-    static func validate(_ kind: PipelineStep.Kind, _ o: OrderedDictionary<String, JSONValue>) -> String? {
-        func positiveInt(_ key: String) -> String? {
-            guard let v = o[key] else { return nil }
-            return (v.intValue ?? 0) >= 1 ? nil : "\(key) must be a positive integer"
+    /// when the pipeline is read, before the first step runs (the job's own checks, and the
+    /// output's format).
+    static func check<J: Job>(_ type: J.Type, _ o: OrderedDictionary<String, JSONValue>) throws {
+        let known = Set(J.keys)
+        for key in o.keys where !known.contains(key) { throw JobError(nil, "unknown option `\(key)`") }
+        for key in J.requiredKeys.map(\.stringValue) where o[key]?.stringValue == nil {
+            throw JobError(nil, "missing `\(key)` (a path)")
         }
-        switch kind {
-        case .convert:
-            if let d = o["dtype"], d.stringValue.flatMap(Conversion.castTarget) == nil { return "dtype must be f32, f16 or bf16" }
-            if let v = o["max_shard_size"], v.intValue.map({ $0 < 1 }) ?? (v.stringValue.flatMap { try? Checkpoint.parseSize($0) } == nil) {
-                return "max_shard_size must be a size (examples: 5GB, 500MB, 2GiB, 1000000)"
-            }
-        case .quantize:
-            if let v = o["group_size"], v.intValue == nil { return "group_size must be an integer" }
-            do { _ = try PipelineRunner.quantizeRecipe(o) } catch { return ErrorText.line(error) }
-        case .prune:
-            if let v = o["sparsity"], !(v.doubleValue.map { (0...1).contains($0) } ?? false) { return "sparsity must be a number in 0...1" }
-            for key in ["heads", "intermediate", "drop_layer_count", "calibration_sequences", "length"] {
-                if let problem = positiveInt(key) { return problem }
-            }
-            if let v = o["drop_layers"], !(v.arrayValue?.allSatisfy { $0.intValue != nil } ?? false) {
-                return "drop_layers must be a list of layer indices"
-            }
-            if let nm = o["nm"], nm.stringValue.flatMap(PruneOptions.parseNM) == nil { return "nm must look like \"2:4\"" }
-            if let dh = o["drop_heads"], dh.stringValue.flatMap(PruneOptions.parseDropHeads) == nil {
-                return "drop_heads must look like \"0:1,2;3:0\""
-            }
-            if let imp = o["importance"], imp.stringValue.flatMap(PruneOptions.Importance.init(rawValue:)) == nil {
-                return "importance must be magnitude or activation"
-            }
-        case .verify:
-            if let p = o["preset"], p.stringValue.flatMap(Gates.preset) == nil { return "unknown preset" }
-            for key in ["max_kl", "min_cosine", "min_top1", "max_abs"] where o[key] != nil && o[key]?.doubleValue == nil {
-                return "\(key) must be a number"
-            }
-            for key in ["sequences", "length"] { if let problem = positiveInt(key) { return problem } }
-            if let v = o["context"], !((v.intValue ?? 0) >= 4) { return "context must be an integer, at least 4" }
-            if let v = o["chunks"], !((v.intValue ?? 0) >= 1) { return "chunks must be a positive integer" }
-            if let v = o["report"], v.stringValue?.isEmpty ?? true { return "report must be the path of the HTML page to write" }
-        case .distill:
-            // The same bounds as `ckpt distill`.
-            for key in ["lr", "temperature"] where o[key] != nil && !((o[key]?.doubleValue ?? 0) > 0) { return "\(key) must be positive" }
-            if let v = o["steps"], !((v.intValue ?? -1) >= 0) { return "steps must be an integer, not negative" }
-            if let v = o["batch"], !((v.intValue ?? 0) >= 1) { return "batch must be at least 1" }
+        let job = try J.decode(o)
+        try job.validate()
+        if o["dry_run"]?.boolValue == true { throw JobError("dry_run", "writes nothing: not in a pipeline") }
+        for key in J.outputKeyNames {
+            guard let out = o[key]?.stringValue else { continue }
+            try JobOutput.check(out, to: o["to"]?.stringValue, maxShardSize: o["max_shard_size"] != nil)
         }
-        return validateOutput(kind, o)
-    }
-
-    /// The output's format must be one ckpt writes: `to:` if given, else the extension
-    /// (a directory output, "name/", is a safetensors model directory).
-    static func validateOutput(_ kind: PipelineStep.Kind, _ o: OrderedDictionary<String, JSONValue>) -> String? {
-        guard let out = o["output"]?.stringValue else { return nil }
-        let writable = CheckpointFormat.allCases.filter(\.isWritable).map(\.rawValue)
-        if let to = o["to"] {
-            guard let name = to.stringValue, let f = CheckpointFormat(rawValue: name.lowercased()), f.isWritable else {
-                return "unknown `to:` \(to.stringValue.map { "\"\($0)\"" } ?? to.serialized()) (one of: \(writable.joined(separator: ", ")))"
-            }
-            return nil
-        }
-        if out.hasSuffix("/") || o["max_shard_size"] != nil { return nil }
-        guard let f = CheckpointFormat.forExtension(URL(fileURLWithPath: out).pathExtension), f.isWritable else {
-            return "cannot tell the format of output `\(out)` from its extension; add `to:` (one of: \(writable.joined(separator: ", ")))"
-        }
-        return nil
     }
 
     /// Cap on the values a pipeline file may expand to: YAML aliases can make a small file
@@ -290,9 +230,9 @@ public final class PipelineRunner {
     public let spec: PipelineSpec
     public let pipelinePath: String
     let workDir: String
-    var log: (String) -> Void
+    let log: @Sendable (String) -> Void
 
-    public init(path: String, log: @escaping (String) -> Void = { _ in }) throws {
+    public init(path: String, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         spec = try PipelineSpec.load(path: path)
         pipelinePath = path
         workDir = spec.base + "/.ckpt-run"
@@ -396,194 +336,48 @@ public final class PipelineRunner {
     /// Runs one step; outputs go to their staged paths.
     func execute(_ step: PipelineStep, index i: Int, location: [String: String],
                  outputs: inout OrderedDictionary<String, String>, staged: inout [String: String]) throws -> JSONValue? {
-        func path(_ key: String) -> String? {
-            guard let p = step.options[key]?.stringValue else { return nil }
-            return location[p] ?? absolute(p)
-        }
-        switch step.kind {
-        case .convert:
-            let out = step.options["output"]!.stringValue!
-            let target = try prepareStaged(out)
-            var dtype: DType?
-            if let d = step.options["dtype"]?.stringValue {
-                guard let t = Conversion.castTarget(d) else { throw PipelineError.step(i, "convert", "dtype must be f32, f16 or bf16") }
-                dtype = t
-            }
-            let shard = try step.options["max_shard_size"].map { v -> Int in
-                if let n = v.intValue { return n }
-                guard let s = v.stringValue else { throw PipelineError.step(i, "convert", "max_shard_size must be a size") }
-                return try Checkpoint.parseSize(s)
-            }
-            try Conversion.convert(path("input")!, to: target + (out.hasSuffix("/") ? "/" : ""),
-                                   options: .init(to: step.options["to"]?.stringValue, dtype: dtype, maxShardSize: shard,
-                                                  config: path("config")))
-            outputs[out] = try Digest.sha256(path: target)
-            staged[out] = target
-            return nil
-        case .verify:
-            let reference = try Checkpoint.openModel(path("reference")!)
-            let candidate = try Checkpoint.openModel(path("candidate")!)
-            var gates = Gates()
-            if let p = step.options["preset"]?.stringValue {
-                guard let g = Gates.preset(p) else { throw PipelineError.step(i, "verify", "unknown preset `\(p)`") }
-                gates = g
-            }
-            if let v = step.options["max_kl"]?.doubleValue { gates.maxKL = v }
-            if let v = step.options["min_cosine"]?.doubleValue { gates.minCosine = v }
-            if let v = step.options["min_top1"]?.doubleValue { gates.minTop1 = v }
-            if let v = step.options["max_abs"]?.doubleValue { gates.maxAbs = v }
-            // `report: page.html`: the HTML page, written whether or not the gates pass (it is
-            // not a staged output: a failing candidate is when it is read most).
-            func writeHTML(_ report: VerifyReport) throws {
-                guard let out = step.options["report"]?.stringValue else { return }
-                var page = try VerifyHTMLReport.make(report: report, referencePath: path("reference")!, reference: reference,
-                                                     candidatePath: path("candidate")!, candidate: candidate,
-                                                     command: "ckpt run \(pipelinePath) (step \(i + 1))")
-                page.models[0].path = step.options["reference"]?.stringValue ?? page.models[0].path
-                page.models[1].path = step.options["candidate"]?.stringValue ?? page.models[1].path
-                try page.write(to: absolute(out))
-            }
-            if let textPath = path("text") {
-                // Real text, scored as `ckpt verify --text` does.
-                let tokenizer = try Tokenizer.load(path("tokenizer") ?? TextFiles.tokenizerLocation(path("reference")!))
-                let report = try TextVerifier.run(reference: reference, candidate: candidate, tokenizer: tokenizer,
-                                                  text: try TextFiles.read(textPath),
-                                                  options: TextVerifyOptions(context: step.options["context"]?.intValue,
-                                                                             chunks: step.options["chunks"]?.intValue),
-                                                  gates: gates)
-                log(report.table())
-                try writeHTML(report)
-                return report.json()
-            }
-            let inputs: [ModelInput]
-            if let t = path("tokens") {
-                inputs = try Verifier.tokenFile(t)
-            } else {
-                inputs = try Verifier.randomInputs(for: reference, count: step.options["sequences"]?.intValue ?? 4,
-                                                   length: step.options["length"]?.intValue ?? 32,
-                                                   seed: UInt64(step.options["seed"]?.intValue ?? 0))
-            }
-            let report = try Verifier.run(reference: reference, candidate: candidate, inputs: inputs, gates: gates)
-            log(report.table())
-            try writeHTML(report)
-            return report.json()
-        case .prune:
-            let out = step.options["output"]!.stringValue!
-            let target = try prepareStaged(out)
-            let o = step.options
-            var p = PruneOptions()
-            p.sparsity = o["sparsity"]?.doubleValue
-            p.globalSparsity = o["global"]?.boolValue ?? false
-            if let nm = o["nm"]?.stringValue {
-                guard let v = PruneOptions.parseNM(nm) else { throw PipelineError.step(i, "prune", "nm must look like 2:4") }
-                p.nm = v
-            }
-            p.headsPerLayer = o["heads"]?.intValue
-            if let dh = o["drop_heads"]?.stringValue {
-                guard let v = PruneOptions.parseDropHeads(dh) else { throw PipelineError.step(i, "prune", "drop_heads must look like \"0:1,2;3:0\"") }
-                p.dropHeads = v
-            }
-            p.intermediate = o["intermediate"]?.intValue
-            if let layers = o["drop_layers"]?.arrayValue { p.dropLayers = layers.compactMap(\.intValue) }
-            p.dropLayerCount = o["drop_layer_count"]?.intValue
-            if let imp = o["importance"]?.stringValue {
-                guard let v = PruneOptions.Importance(rawValue: imp) else { throw PipelineError.step(i, "prune", "importance must be magnitude or activation") }
-                p.importance = v
-            }
-            p.keep = o["keep"]?.arrayValue?.compactMap(\.stringValue) ?? o["keep"]?.stringValue.map { [$0] } ?? []
-            guard !p.isEmpty else { throw PipelineError.step(i, "prune", "nothing to do") }
-            let source = try Checkpoint.openModel(path("input")!, configPath: path("config"))
-            if p.needsCalibration {
-                p.calibration = try path("calibration").map {
-                    try TextFiles.tokenInputs($0, model: path("input")!, length: min(o["length"]?.intValue ?? 64, source.config?.maxPositions ?? 64))
-                }
-                    ?? Verifier.randomInputs(for: source, count: o["calibration_sequences"]?.intValue ?? 8,
-                                             length: o["length"]?.intValue ?? 64, seed: UInt64(o["seed"]?.intValue ?? 0))
-            }
-            let (pruned, report) = try Pruner.prune(source, p)
-            let (format, directory) = try Checkpoint.outputFormat(for: target + (out.hasSuffix("/") ? "/" : ""),
-                                                                 explicit: o["to"]?.stringValue, maxShardSize: nil)
-            try Checkpoint.write(pruned, to: target, format: format, directory: directory,
-                                 options: .init(companionsFrom: directory ? Conversion.companionSource(path("input")!) : nil))
-            outputs[out] = try Digest.sha256(path: target)
-            staged[out] = target
-            return report.json()
-        case .quantize:
-            let out = step.options["output"]!.stringValue!
-            let target = try prepareStaged(out)
-            let o = step.options
-            let scheme = o["scheme"]!.stringValue!
-            let recipe = try Self.quantizeRecipe(o)
-            let (format, directory) = try Checkpoint.outputFormat(for: target + (out.hasSuffix("/") ? "/" : ""),
-                                                                 explicit: o["to"]?.stringValue, maxShardSize: nil)
-            let source = try Checkpoint.open(path("input")!, configPath: path("config")).graph
-            let report = QuantizationReport(measures: true)
-            let dequantize = o["dequantize"]?.boolValue ?? false
-            let (graph, rows) = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: out,
-                                                       jobs: Quantizer.defaultJobs, dequantize: dequantize, report: report,
-                                                       tool: "ckpt \(CkptInfo.version)")
-            try Checkpoint.write(graph, to: target, format: format, directory: directory,
-                                 options: .init(dequantize: dequantize, companionsFrom: directory ? Conversion.companionSource(path("input")!) : nil,
-                                                tokenizerFrom: format == .gguf ? GGUFTokenizer.source(for: path("input")!) : nil))
-            outputs[out] = try Digest.sha256(path: target)
-            staged[out] = target
-            return Quantization.jsonReport(rows, report: report, recipe: recipe, input: step.options["input"]!.stringValue!,
-                                           output: out, dryRun: false, tool: "ckpt \(CkptInfo.version)")
-        case .distill:
-            // The same set-up as `ckpt distill` (Train.DistillRecipe): any family Train implements.
-            let out = step.options["output"]!.stringValue!
-            let target = try prepareStaged(out)
-            let o = step.options
-            let teacher = try TrainModel(graph: try Checkpoint.open(path("input")!).graph)
-            var r = DistillRecipe()
-            r.layers = o["layers"]?.intValue
-            r.layerList = o["layer_list"]?.arrayValue?.compactMap(\.intValue)
-            (r.intermediate, r.heads, r.kvHeads, r.hidden) = (o["intermediate"]?.intValue, o["heads"]?.intValue, o["kv_heads"]?.intValue, o["hidden"]?.intValue)
-            r.length = o["length"]?.intValue
-            if let n = o["sequences"]?.intValue { r.sequences = n }
-            if let n = o["eval_sequences"]?.intValue { r.evalSequences = n }
-            r.options.seed = UInt64(o["seed"]?.intValue ?? 0)
-            if let n = o["steps"]?.intValue { r.options.steps = n }
-            if let n = o["batch"]?.intValue { r.options.batch = n }
-            if let lr = o["lr"]?.doubleValue { r.options.optimizer.learningRate = Float(lr) }
-            if let t = o["temperature"]?.doubleValue { r.options.temperature = Float(t) }
-            let tokens = try path("data").map { file in
-                try TextFiles.tokenInputs(file, model: path("input")!, length: r.sequenceLength(teacher: teacher)).flatMap { input -> [Int] in
-                    if case .tokens(let t) = input { return t } else { return [] }
-                }
-            }
-            let (spec, _, distiller) = try r.prepare(teacher: teacher, tokens: tokens)
-            let student = distiller.student
-            let layers = spec.layers
-            let initialKL = distiller.evaluate()
-            while distiller.step < distiller.options.steps { _ = distiller.trainStep() }
-            let finalKL = distiller.evaluate()
-            log(String(format: "held-out KL(teacher ‖ student): %.5f -> %.5f after %d steps", initialKL, finalKL, distiller.options.steps))
-            let recipe = JSONValue.object(o.merging(["held_out_kl_initial": .double(initialKL),
-                                                     "held_out_kl_final": .double(finalKL)]) { $1 })
-            let graph = try student.weightGraph(metadata: [("ckpt_distill", recipe.serialized())])
-            let (format, directory) = try Checkpoint.outputFormat(for: target + (out.hasSuffix("/") ? "/" : ""),
-                                                                 explicit: o["to"]?.stringValue, maxShardSize: nil)
-            try Checkpoint.write(graph, to: target, format: format, directory: directory)
-            outputs[out] = try Digest.sha256(path: target)
-            staged[out] = target
-            return .object(["held_out_kl_initial": .double(initialKL), "held_out_kl_final": .double(finalKL),
-                            "steps": .int(distiller.options.steps), "teacher_layers": .array(layers.map { .int($0) })])
-        }
+        try execute(step.kind.job, step, index: i, location: location, outputs: &outputs, staged: &staged)
     }
 
-    /// A quantize step's recipe.
-    static func quantizeRecipe(_ o: OrderedDictionary<String, JSONValue>) throws -> QuantizeRecipe {
-        let list = { (key: String) -> [String] in o[key]?.arrayValue?.compactMap(\.stringValue) ?? o[key]?.stringValue.map { [$0] } ?? [] }
-        var overrides: [(pattern: String, scheme: String)] = []
-        for t in list("tensor_type") {
-            guard let eq = t.lastIndex(of: "=") else { throw PipelineError.invalid("tensor_type must be REGEX=SCHEME, got \"\(t)\"") }
-            overrides.append((String(t[..<eq]), String(t[t.index(after: eq)...])))
+    /// Runs a step's job on resolved paths: inputs where their content is now (staged or
+    /// published), outputs at their staged paths, other files beside the pipeline file.
+    func execute<J: Job>(_ type: J.Type, _ step: PipelineStep, index i: Int, location: [String: String],
+                         outputs: inout OrderedDictionary<String, String>, staged: inout [String: String]) throws -> JSONValue {
+        var o = step.options
+        var shown: [String: String] = [:]  // resolved path -> as the pipeline names it
+        for key in J.inputKeyNames {
+            guard let p = o[key]?.stringValue else { continue }
+            let resolved = location[p] ?? absolute(p)
+            o[key] = .string(resolved)
+            shown[resolved] = p
         }
-        let recipe = QuantizeRecipe(scheme: o["scheme"]!.stringValue!, groupSize: o["group_size"]?.intValue, keep: list("keep"),
-                                    overrides: overrides, fallback: o["fallback"]?.stringValue ?? "f16")
-        _ = try recipe.validate()
-        return recipe
+        for key in J.sideFileKeys.map(\.stringValue) {
+            guard let p = o[key]?.stringValue else { continue }
+            o[key] = .string(absolute(p))
+            shown[absolute(p)] = p
+        }
+        var targets: [(output: String, staged: String)] = []
+        for key in J.outputKeyNames {
+            guard let out = o[key]?.stringValue else { continue }
+            let target = try prepareStaged(out)
+            let argument = target + (out.hasSuffix("/") ? "/" : "")
+            o[key] = .string(argument)
+            (shown[argument], shown[target]) = (out, out)
+            targets.append((out, target))
+        }
+        let job = try J.decode(o)
+        let names = shown
+        let report = try job.run(progress: JobProgress(log: log, displayPath: { names[$0] ?? $0 },
+                                                       command: "ckpt run \(pipelinePath) (step \(i + 1))"))
+        for line in report.logLines { log(line) }
+        // A job whose gate failed writes no output (prune with verify).
+        if report.passed {
+            for t in targets {
+                outputs[t.output] = try Digest.sha256(path: t.staged)
+                staged[t.output] = t.staged
+            }
+        }
+        return report.json()
     }
 
     /// The staged path for an output, emptied and with its directory created.

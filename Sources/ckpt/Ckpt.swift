@@ -9,6 +9,7 @@ import COpenBLAS
 import CkptCore
 import Formats
 import Foundation
+import Pipeline
 
 @main
 struct Ckpt: ParsableCommand {
@@ -64,6 +65,9 @@ struct Ckpt: ParsableCommand {
                 exit(code: 0)
             }
             exit(code: 2, error: message)
+        } catch let e as JobError {
+            // A job's option, named as the command's flag.
+            exit(code: 2, error: "ckpt: error: \(e.flagDescription)")
         } catch {
             // Anything a command throws is bad input: one line naming the file and what is
             // wrong (the errors carry the tensor), status 2.

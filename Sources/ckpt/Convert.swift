@@ -63,72 +63,19 @@ struct Convert: ParsableCommand {
     @Flag(help: "No progress bar.")
     var quiet = false
 
-    func run() throws {
-        let shardSize = try maxShardSize.map { try Checkpoint.parseSize($0) }
-        var castTarget: DType?
-        if let dtype {
-            guard let d = Conversion.castTarget(dtype) else {
-                throw CLIError("--dtype must be one of: \(Cast.supportedTargets.map(\.rawValue).joined(separator: ", "))")
-            }
-            castTarget = d
-        }
-        if let jobs, jobs < 1 { throw CLIError("--jobs must be at least 1") }
-        let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: shardSize)
-        var hdf5 = HDF5WriteOptions(jobs: jobs)
-        if let compression {
-            guard format == .hdf5, !directory else { throw CLIError("--compression applies to HDF5 output only") }
-            do { hdf5 = try HDF5WriteOptions.parse(compression: compression) } catch { throw CLIError(error.description) }
-            hdf5.jobs = HDF5WriteOptions(jobs: jobs).jobs
-        }
-        var ckzLevel = CKZ.Level.default
-        if let level {
-            guard let l = CKZ.Level(level) else { throw CLIError("--level must be in 0...9") }
-            guard format == .ckz else { throw CLIError("--level applies to .ckz output only") }
-            ckzLevel = l
-        }
-        var ckzOptions = CKZ.WriteOptions(level: ckzLevel, jobs: jobs)
-        if format == .ckz { ckzOptions.provenance = try provenance(level: ckzLevel) }
-        let progress = ProgressBar.make(label: "convert", quiet: quiet)
-        var options = ConvertOptions(to: to, dtype: castTarget, maxShardSize: shardSize,
-                                     config: config, progress: progress, hdf5: hdf5,
-                                     ckz: ckzOptions, jobs: jobs, dequantize: dequantize,
-                                     deflate: deflate, notice: { line in
-            FileHandle.standardError.write(Data("ckpt: notice: \(line)\n".utf8))
-        })
-        options.exclude = exclude
-        options.key = key
-        options.configBeside = writeConfig
-        let summary = try Conversion.convert(input, to: output, options: options)
-        progress?.finish()
-        for line in summary.lines(input: input) { print(line) }
+    /// The job these flags describe.
+    var job: ConvertJob {
+        var job = ConvertJob(input: input, output: output)
+        (job.to, job.key, job.config, job.maxShardSize, job.dtype) = (to, key, config, maxShardSize.map { ByteSize($0) }, dtype)
+        (job.compression, job.level, job.jobs) = (compression, level, jobs)
+        (job.dequantize, job.deflate, job.exclude, job.writeConfig) = (dequantize, deflate, exclude, writeConfig)
+        return job
     }
-}
 
-extension Convert {
-    /// What a .ckz records about its making: the files read (base name, size, SHA-256) and
-    /// the options that shape the output. Not --jobs, --quiet or paths: the same input and
-    /// options must give the same bytes wherever and however fast they run.
-    func provenance(level: CKZ.Level) throws -> CKZ.Provenance {
-        var files: [String] = []
-        var isDir: ObjCBool = false
-        let configDir: String
-        if FileManager.default.fileExists(atPath: input, isDirectory: &isDir), isDir.boolValue {
-            files = ((try? FileManager.default.contentsOfDirectory(atPath: input)) ?? [])
-                .filter { $0.hasSuffix(".safetensors") || $0 == "model.safetensors.index.json" }
-                .sorted().map { input + "/" + $0 }
-            configDir = input
-        } else {
-            files = [input]
-            configDir = URL(fileURLWithPath: input).deletingLastPathComponent().path
-        }
-        let besideConfig = configDir + "/config.json"
-        if let config {
-            files.append(config)
-        } else if FileManager.default.fileExists(atPath: besideConfig) {
-            files.append(besideConfig)  // it wins over a config embedded in the input
-        }
-        var recipe = "convert --level \(level.value)"
-        if let dtype { recipe += " --dtype \(dtype.lowercased())" }
-        return CKZ.Provenance(writer: "ckpt \(Ckpt.version)", recipe: recipe, sources: try files.map(CKZ.Provenance.source))
+    func run() throws {
+        let progress = ProgressBar.make(label: "convert", quiet: quiet)
+        let report = try job.run(progress: .cli(quiet: quiet, bytes: progress))
+        progress?.finish()
+        for line in report.logLines { print(line) }
     }
 }

@@ -55,161 +55,35 @@ struct Distill: ParsableCommand {
     @Option(help: "Threads for matrix products (default 1; a run is reproducible for a fixed thread count).") var threads: Int = 1
     @Option(help: "Held-out sequences in the final verify report.") var verifySequences: Int = 16
     @Option(help: "Gate preset for the final report (e.g. distill); exit 1 when a gate fails.") var preset: String?
+    @OptionGroup(title: "Gates for the final report") var gates: GateFlags
     @Option(help: "Write the held-out sequences here (text, one per line) for `ckpt verify --tokens`.") var saveEvalTokens: String?
     @Option(help: "Output format (default: from OUTPUT's extension).") var to: String?
     @Flag(help: "No progress lines.") var quiet = false
 
+    /// The job these flags describe.
+    var job: DistillJob {
+        get throws {
+            var job = DistillJob(teacher: teacher, output: output)
+            (job.student, job.layers, job.every, job.intermediate, job.heads, job.kvHeads, job.hidden) = (student, layers, every, intermediate, heads, kvHeads, hidden)
+            if let layerList {
+                let parts = layerList.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { throw CLIError("--layer-list must be comma-separated integers, e.g. 0,3") }
+                job.layerList = parts.map { $0! }
+            }
+            (job.data, job.sequences, job.evalSequences, job.length, job.steps, job.batch, job.lr) = (data, sequences, evalSequences, length, steps, batch, lr)
+            (job.warmup, job.weightDecay, job.clip, job.temperature, job.hiddenWeight, job.seed) = (warmup, weightDecay, clip, temperature, hiddenWeight, seed)
+            (job.state, job.saveEvery, job.resume, job.logEvery, job.threads) = (state, saveEvery, resume, logEvery, threads)
+            (job.verifySequences, job.preset, job.saveEvalTokens, job.to) = (verifySequences, preset, saveEvalTokens, to)
+            gates.apply(to: &job)
+            return job
+        }
+    }
+
     func run() throws {
-        guard temperature > 0, lr > 0, steps >= 0, batch >= 1, hiddenWeight >= 0, weightDecay >= 0 else {
-            throw CLIError("--temperature and --lr must be positive, --steps, --hidden-weight and --weight-decay not negative, --batch at least 1")
-        }
-        Transformers.setThreads(max(1, threads))
-        let statePath = state ?? output.trimmingSuffix("/") + ".distill-state.safetensors"
-        if resume, !FileManager.default.fileExists(atPath: statePath) { throw CLIError("--resume: no state file \(statePath)") }
-        let teacherGraph = try Checkpoint.open(teacher).graph
-        let t: TrainModel
-        do { t = try TrainModel(graph: teacherGraph) } catch { throw FileError(path: teacher, error: error) }
-
-        // The output's directory (and the state file's, beside it) is created when missing.
-        let outputDir = URL(fileURLWithPath: output.trimmingSuffix("/")).deletingLastPathComponent().path
-        try? FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
-
-        // Student, data and options: the set-up `ckpt run` shares (Train.DistillRecipe).
-        var r = DistillRecipe()
-        (r.layers, r.every, r.intermediate, r.heads, r.kvHeads, r.hidden) = (layers, every, intermediate, heads, kvHeads, hidden)
-        if let layerList {
-            let parts = layerList.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { throw CLIError("--layer-list must be comma-separated integers, e.g. 0,3") }
-            r.layerList = parts.map { $0! }
-        }
-        if let student { r.studentConfig = try Checkpoint.readConfig(student) }
-        (r.sequences, r.evalSequences, r.length, r.warmup) = (sequences, evalSequences, length, warmup)
-        r.options.steps = max(0, steps)
-        r.options.batch = max(1, batch)
-        r.options.temperature = temperature
-        r.options.hiddenWeight = hiddenWeight
-        r.options.seed = seed
-        r.options.optimizer.learningRate = lr
-        r.options.optimizer.weightDecay = weightDecay
-        r.options.optimizer.clipNorm = clip > 0 ? clip : nil
-        let spec: StudentSpec
-        do { spec = try r.studentSpec(teacher: t) } catch { throw CLIError("\(error)") }
-        var tokens: [Int]?
-        if let data {
-            tokens = try TextFiles.tokenInputs(data, model: teacher, length: r.sequenceLength(teacher: t)).flatMap { input -> [Int] in
-                if case .tokens(let ids) = input { return ids } else { return [] }
-            }
-        }
-        let tokenData: TokenData
-        do { tokenData = try r.data(teacher: t, tokens: tokens) } catch { throw FileError(path: data ?? teacher, error: error) }
-        let T = tokenData.T
-        if let saveEvalTokens {
-            try writeText(tokenData.eval.map { $0.map(String.init).joined(separator: ",") }.joined(separator: "\n") + "\n", to: saveEvalTokens)
-        }
-        let options = r.resolvedOptions
-        let s: TrainModel
-        do { s = try Train.Student.make(teacher: t, spec: spec, calibration: tokenData.train) } catch { throw FileError(path: teacher, error: error) }
-        let studentConfig = s.config
-        let distiller: Distiller
-        do { distiller = try Distiller(teacher: t, student: s, spec: spec, data: tokenData, options: options) } catch {
-            throw FileError(path: data ?? teacher, error: error)
-        }
-
-        let recipe = recipeJSON(spec: spec, options: options, data: tokenData)
-        let recipeText = recipe.serialized()
-        if resume {
-            let at = try distiller.loadState(from: statePath, recipe: recipeText)
-            log("resumed at step \(at) from \(statePath)")
-        }
-
-        // The baseline: the student as initialised by layer selection, on the held-out set.
-        let initialKL: Double
-        if resume {
-            initialKL = try Distiller(teacher: t, student: Train.Student.make(teacher: t, spec: spec, calibration: tokenData.train), spec: spec,
-                                      data: tokenData, options: options).evaluate()
-        } else {
-            initialKL = distiller.evaluate()
-        }
-        log(String(format: "student: %d of %d layers %@, %@; %d parameters (teacher %d); %d training / %d held-out sequences of %d tokens",
-                   spec.layers.count, t.shape.L, "\(spec.layers)", studentConfig.summary, s.parameterCount, t.parameterCount,
-                   tokenData.train.count, tokenData.eval.count, T))
-        log(String(format: "held-out KL(teacher ‖ student) at initialisation: %.5f nats", initialKL))
-
-        let every = logEvery ?? max(1, options.steps / 20)
-        let start = Date()
-        var startStep = distiller.step
-        var lastLine = Date()
-        while distiller.step < options.steps {
-            let r = distiller.trainStep()
-            if r.step % every == 0 || r.step == options.steps {
-                let ms = Date().timeIntervalSince(lastLine) * 1000 / Double(max(1, r.step - startStep))
-                startStep = r.step
-                lastLine = Date()
-                log(String(format: "step %d/%d  loss %.5f%@  lr %.2e  |g| %.3f  %.1f ms/step", r.step, options.steps, r.loss,
-                           options.hiddenWeight > 0 ? String(format: " (kl %.5f, hidden %.5f)", r.kl, r.hidden) : "",
-                           r.learningRate, r.gradNorm, ms))
-            }
-            if saveEvery > 0, r.step % saveEvery == 0, r.step < options.steps {
-                try distiller.saveState(to: statePath, recipe: recipeText)
-            }
-        }
-        let seconds = Date().timeIntervalSince(start)
-        if options.steps > 0 { try distiller.saveState(to: statePath, recipe: recipeText) }
-        let finalKL = distiller.evaluate()
-
-        // The output, with its config and the recipe.
-        var recipeOut = recipe.objectValue ?? [:]
-        recipeOut["held_out_kl_initial"] = .double(initialKL)
-        recipeOut["held_out_kl_final"] = .double(finalKL)
-        let graph = try s.weightGraph(config: studentConfig, metadata: [("ckpt_distill", JSONValue.object(recipeOut).serialized())])
-        let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: nil)
-        try Checkpoint.write(graph, to: output, format: format, directory: directory)
-        if !directory {
-            let dir = URL(fileURLWithPath: output).deletingLastPathComponent().path
-            var f = try AtomicFile(target: dir + "/config.json")
-            try f.write(studentConfig.serialized())
-            try f.commit()
-        }
-
-        let change = initialKL > 0 ? (finalKL - initialKL) / initialKL * 100 : 0
-        print(String(format: "held-out KL(teacher ‖ student): %.5f at initialisation -> %.5f distilled (%+.1f %%), %d steps in %.1f s",
-                     initialKL, finalKL, change, options.steps, seconds))
-        // The verify report against the teacher on held-out sequences.
-        var gates = Gates()
-        if let preset {
-            guard let g = Gates.preset(preset) else { throw CLIError("unknown --preset \(preset)") }
-            gates = g
-        }
-        let inputs = tokenData.eval.prefix(max(1, verifySequences)).map { ModelInput.tokens($0) }
-        let report = try Verifier.run(reference: teacherGraph, candidate: graph, inputs: Array(inputs), gates: gates)
-        print(report.table())
-        if !report.passed { throw ExitCode(1) }
-    }
-
-    /// Everything that determines the run, recorded in the output's metadata and checked on
-    /// --resume.
-    func recipeJSON(spec: StudentSpec, options o: DistillOptions, data d: TokenData) -> JSONValue {
-        .object([
-            "teacher": .string(teacher),
-            "teacher_layers": .array(spec.layers.map { .int($0) }),
-            "intermediate": spec.intermediate.map { .int($0) } ?? .null,
-            "heads": spec.heads.map { .int($0) } ?? .null, "kv_heads": spec.kvHeads.map { .int($0) } ?? .null,
-            "hidden": spec.hidden.map { .int($0) } ?? .null,
-            "width_selection": .string("activation importance on up to 16 training sequences"),
-            "data": .string(data ?? "teacher-sampled"),
-            "train_sequences": .int(d.train.count), "eval_sequences": .int(d.eval.count), "length": .int(d.T),
-            "steps": .int(o.steps), "batch": .int(o.batch), "lr": .double(Double(o.optimizer.learningRate)),
-            "warmup": .int(o.optimizer.warmupSteps), "schedule": .string("linear warmup, cosine to 0.1·lr"),
-            "weight_decay": .double(Double(o.optimizer.weightDecay)),
-            "clip": o.optimizer.clipNorm.map { .double(Double($0)) } ?? .null,
-            "temperature": .double(Double(o.temperature)), "hidden_weight": .double(Double(o.hiddenWeight)),
-            "loss": .string("tau^2 * KL(teacher || student) on logits/tau" + (o.hiddenWeight > 0 ? " + hidden_weight * MSE of mapped block outputs" : "")),
-            "seed": .string(String(o.seed)), "threads": .int(max(1, threads)),
-        ])
-    }
-
-    func log(_ line: String) {
-        if !quiet { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        let r = try job.run(progress: .cli(quiet: quiet))
+        print(r.klLine)
+        print(r.verify.table())
+        if !r.passed { throw ExitCode(1) }
     }
 }
 

@@ -44,7 +44,7 @@ struct QuantizeCommand: ParsableCommand {
     var tensorType: [String] = []
 
     @Option(help: "Scheme for tensors whose rows do not fit the scheme's blocks (after llama.cpp's k-quant fallbacks).")
-    var fallback: String = "f16"
+    var fallback: String = QuantizeJob().fallback
 
     @Option(help: "Output format (default: from OUT's extension).")
     var to: String?
@@ -79,77 +79,32 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "No progress bar.")
     var quiet = false
 
-    @Option(help: "Calibrate on this text (tokenized with the model's tokenizer) or token file (.npy, or lines of ids).")
-    var calibrate: String?
+    @OptionGroup var calibration: CalibrationFlags
 
-    @Option(help: "Calibration method: gptq or rtn (default: gptq for q8_0/q4_0/q4_1/q5_0/q5_1/int8/int4, rtn otherwise).")
-    var method: String?
-
-    @Option(help: "Calibration sequences used (at most).")
-    var calibrationSamples: Int = 128
-
-    @Option(help: "Tokens per calibration sequence.")
-    var context: Int = 512
-
-    @Option(help: "GPTQ dampening: this fraction of the Hessian's mean diagonal is added to it.")
-    var damp: Double = 0.01
-
-    @Flag(help: "GPTQ: quantize columns in order of decreasing activation energy (grids fixed first).")
-    var actOrder = false
+    /// The job these flags describe.
+    var job: QuantizeJob {
+        var job = QuantizeJob(input: input, output: output, scheme: scheme)
+        (job.groupSize, job.keep, job.tensorType, job.fallback, job.to, job.key, job.config) = (groupSize, keep, tensorType, fallback, to, key, config)
+        (job.dequantize, job.exclude, job.writeConfig, job.dryRun, job.jobs, job.noErrors) = (dequantize, exclude, writeConfig, dryRun, jobs, noErrors)
+        calibration.apply(to: &job)
+        return job
+    }
 
     func run() throws {
-        var overrides: [(pattern: String, scheme: String)] = []
-        for t in tensorType {
-            guard let eq = t.lastIndex(of: "=") else { throw CLIError("--tensor-type must be REGEX=SCHEME, got \"\(t)\"") }
-            overrides.append((String(t[..<eq]), String(t[t.index(after: eq)...])))
-        }
-        let recipe = QuantizeRecipe(scheme: scheme, groupSize: groupSize, keep: keep, overrides: overrides, fallback: fallback)
-        _ = try recipe.validate()
-        let jobs = max(1, self.jobs ?? Quantizer.defaultJobs)
-        let (format, directory) = try Checkpoint.outputFormat(for: output, explicit: to, maxShardSize: nil)
-        guard format.isWritable || format == .ckz else { throw CLIError("\(output): writing \(format) is not supported") }
-
-        let patterns = try Conversion.compile(exclude)
-        var (source, _) = try Checkpoint.open(input, configPath: config, key: key)
-        let excluded = try Conversion.exclude(&source, patterns, path: input)
-        let companions = directory ? Conversion.companionSource(input) : nil
-        let report = QuantizationReport(measures: !noErrors)
-        if calibrate == nil, method != nil || actOrder { throw CLIError("--method and --act-order need --calibrate FILE") }
-        guard damp > 0, damp.isFinite else { throw CLIError("--damp must be a positive number") }
-        let calibration = try calibrate.map { file in
-            try Calibration.collect(source, checkpoint: input, options: CalibrationOptions(
-                file: file, method: method?.lowercased(), samples: calibrationSamples, context: context,
-                percdamp: damp, actOrder: actOrder))
-        }
-        if let calibration, !json {
-            print("calibration: \(calibration.sequences) sequence(s), \(calibration.tokens) tokens from \(calibration.options.file) "
-                  + String(format: "(%.2f s); method %@", calibration.collectSeconds, calibration.method(forScheme: scheme, groupSize: groupSize)))
-        }
-        let (graph, rows) = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: output,
-                                                   jobs: jobs, dequantize: dequantize, report: report,
-                                                   tool: "ckpt \(Ckpt.version)", calibration: calibration)
-
-        if !dryRun {
-            let progress = ProgressBar.make(label: "quantize", quiet: quiet || json)
-            progress?.start(total: graph.byteCount)
-            try Checkpoint.write(graph, to: output, format: format, directory: directory,
-                                 options: .init(progress: progress, dequantize: dequantize, configBeside: writeConfig,
-                                                companionsFrom: companions,
-                                                tokenizerFrom: format == .gguf ? GGUFTokenizer.source(for: input) : nil))
-            progress?.finish()
-        }
-        var summary = ConversionSummary()
-        summary.excluded = excluded
-        summary.carried = dryRun ? [] : companions.map { Companions.list(in: $0).map(\.name) } ?? []
+        let progress = dryRun ? nil : ProgressBar.make(label: "quantize", quiet: quiet || json)
+        let r = try job.run(progress: .cli(quiet: quiet || json, bytes: progress))
+        progress?.finish()
         if json {
-            var r = Quantization.jsonReport(rows, report: report, recipe: recipe, input: input, output: output, dryRun: dryRun,
-                                            tool: "ckpt \(Ckpt.version)", calibration: calibration).objectValue ?? [:]
-            r["excluded"] = .array(excluded.map { JSONValue.string($0) })
-            r["carried"] = .array(summary.carried.map { JSONValue.string($0) })
-            print(JSONValue.object(r).prettyPrinted())
+            print(r.json().prettyPrinted())
         } else {
-            printReport(rows, report: report)
-            if let calibration { printCalibration(rows, calibration) }
+            if let c = r.calibration {
+                print("calibration: \(c.sequences) sequence(s), \(c.tokens) tokens from \(c.options.file) "
+                      + String(format: "(%.2f s); method %@", c.collectSeconds, c.method(forScheme: scheme, groupSize: groupSize)))
+            }
+            printReport(r.rows, report: r.errors)
+            if let c = r.calibration { printCalibration(r.rows, c) }
+            var summary = ConversionSummary()
+            (summary.excluded, summary.carried) = (r.excluded, r.carried)
             for line in summary.lines(input: input) { print(line) }
         }
     }

@@ -29,10 +29,7 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Length of each random sequence (capped by the model's positions).") var length: Int = 32
     @Option(help: "Seed of the random sequences.") var seed: UInt64 = 0
     @Option(help: "Gate presets: lossless, f16, bf16, int8, q8_0, q6_k, q5_0, int4, q4_0, q4_k, prune, distill.") var preset: String?
-    @Option(help: "Gate: maximum mean KL divergence (nats).") var maxKl: Double?
-    @Option(help: "Gate: minimum cosine similarity of the outputs (worst sequence).") var minCosine: Double?
-    @Option(help: "Gate: minimum top-1 agreement (0..1).") var minTop1: Double?
-    @Option(help: "Gate: maximum absolute difference of any output value.") var maxAbs: Double?
+    @OptionGroup var gates: GateFlags
     @Option(help: "Config for the reference (default: beside it).") var referenceConfig: String?
     @Option(help: "Config for the candidate (default: beside it).") var candidateConfig: String?
     @Option(help: "Score this UTF-8 text (tokenized with the reference's tokenizer) instead of token ids.") var text: String?
@@ -47,54 +44,21 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var executionFlags: ExecutionFlags
     @Option(help: "Also write the report as one self-contained HTML page (charts inline, nothing fetched).") var html: String?
 
+    /// The job these flags describe.
+    var job: VerifyJob {
+        var job = VerifyJob(reference: reference, candidate: candidate)
+        (job.tokens, job.randomTokens, job.length, job.seed, job.preset) = (tokens, randomTokens, length, seed, preset)
+        gates.apply(to: &job)
+        (job.referenceConfig, job.candidateConfig, job.text, job.context, job.chunks) = (referenceConfig, candidateConfig, text, context, chunks)
+        (job.saveLogits, job.referenceLogits, job.logitsTopK, job.tokenizer) = (saveLogits, referenceLogits, logitsTopK, tokenizer)
+        (job.execution, job.maxMemory, job.html) = (executionFlags.execution.rawValue, executionFlags.maxMemory, html)
+        return job
+    }
+
     func run() throws {
-        var gates = Gates()
-        if let preset {
-            guard let g = Gates.preset(preset) else { throw CLIError("unknown --preset \(preset)") }
-            gates = g
-        }
-        if let maxKl { gates.maxKL = maxKl }
-        if let minCosine { gates.minCosine = minCosine }
-        if let minTop1 { gates.minTop1 = minTop1 }
-        if let maxAbs { gates.maxAbs = maxAbs }
-        let ref = try Checkpoint.openModel(reference, configPath: referenceConfig)
-        let cand = try Checkpoint.openModel(candidate, configPath: candidateConfig)
-        let result: VerifyReport
-        if text != nil || referenceLogits != nil {
-            guard tokens == nil else { throw CLIError("give --text or --tokens, not both") }
-            guard logitsTopK >= 1 else { throw CLIError("--logits-top-k must be at least 1") }
-            do {
-                let tok = try Tokenizer.load(tokenizer ?? TextFiles.tokenizerLocation(reference))
-                let body = try text.map { try TextFiles.read($0) }
-                result = try TextVerifier.run(reference: ref, candidate: cand, tokenizer: tok, text: body,
-                                              options: TextVerifyOptions(context: context, chunks: chunks, saveLogits: saveLogits,
-                                                                         referenceLogits: referenceLogits, topK: logitsTopK),
-                                              gates: gates)
-            } catch let e as TransformerError {
-                throw CLIError("\(reference) vs \(candidate): \(e)")
-            } catch let e as VerifyError {
-                throw CLIError("\(reference) vs \(candidate): \(e)")
-            }
-        } else {
-        do {
-            let inputs = try tokens.map { try Verifier.tokenFile($0) }
-                ?? Verifier.randomInputs(for: ref, count: randomTokens, length: length, seed: seed)
-            result = try Verifier.run(reference: ref, candidate: cand, inputs: inputs, gates: gates,
-                                      execution: try executionFlags.options())
-        } catch let e as TransformerError {
-            throw CLIError("\(reference) vs \(candidate): \(e)")
-        } catch let e as VerifyError {
-            throw CLIError("\(reference) vs \(candidate): \(e)")
-        }
-        }
+        let result = try job.run(progress: .cli(quiet: true)).verify
         let text = result.json().prettyPrinted() + "\n"
         if let report { try writeText(text, to: report) }
-        if let html {
-            let page = try VerifyHTMLReport.make(report: result, referencePath: reference, reference: ref,
-                                                 candidatePath: candidate, candidate: cand,
-                                                 command: (["ckpt"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
-            try page.write(to: html)
-        }
         if json { print(text, terminator: "") } else { print(result.table()) }
         if !result.passed { throw ExitCode(1) }
     }

@@ -230,7 +230,7 @@ struct ExpectedMetrics: Decodable {
         ("steps: []", "non-empty"),
         ("steps:\n  - compress: {input: a, output: b}", "unknown step kind"),
         ("steps:\n  - convert: {input: a}", "missing `output`"),
-        ("steps:\n  - convert: {input: a, output: b, level: 3}", "unknown option `level`"),
+        ("steps:\n  - convert: {input: a, output: b, speed: 3}", "unknown option `speed`"),
         ("steps:\n  - distill: {input: a, output: b, epochs: 3}", "unknown option `epochs`"),
         ("steps:\n  - distill: {input: a, output: b, layers: 2, lr: -1}", "lr must be positive"),
         ("steps:\n  - prune: {input: a, output: b, nm: 24}", "nm must look like"),
