@@ -20,13 +20,26 @@ public struct QuantizeJobError: Error, CustomStringConvertible, Sendable {
     public var description: String
 }
 
+/// What `Quantization.apply` returns: the graph to write and the plan, one row per tensor.
+public struct QuantizedGraph: Sendable {
+    /// The quantized graph (tensors quantized lazily, when first read or written).
+    public var graph: WeightGraph
+    /// What happened to each tensor: its decision and its size before and after.
+    public var rows: [QuantizePlanRow]
+
+    public init(graph: WeightGraph, rows: [QuantizePlanRow]) {
+        self.graph = graph
+        self.rows = rows
+    }
+}
+
 public enum Quantization {
     /// The graph with the recipe applied lazily (tensors are quantized as they are written),
     /// named for `format` (GGUF names for .gguf), with the recipe and tool in its metadata;
     /// and one row per tensor for the report.
     public static func apply(_ source: WeightGraph, recipe: QuantizeRecipe, scheme: String, format: CheckpointFormat,
                              output: String, jobs: Int, dequantize: Bool, report: QuantizationReport,
-                             tool: String, calibration: Calibration? = nil) throws -> (graph: WeightGraph, rows: [QuantizePlanRow]) {
+                             tool: String, calibration: Calibration? = nil) throws -> QuantizedGraph {
         // GGUF output: rename to llama.cpp's layout first, so GPT-2's Conv1D weights are
         // transposed while still float and blocks run along each output row.
         let renamed = format == .gguf ? try GGUFNaming.toGGUF(source) : try GGUFNaming.toHF(source)
@@ -66,7 +79,7 @@ public enum Quantization {
             GGUFMetadata.set("general.quantization_version", .u32(2), in: &graph)
             if let ft = llamaFileType(scheme) { GGUFMetadata.set("general.file_type", .u32(ft), in: &graph) }
         }
-        return (graph, rows)
+        return QuantizedGraph(graph: graph, rows: rows)
     }
 
     /// What llama-quantize's preset rules read from a GGUF-named graph's keys.

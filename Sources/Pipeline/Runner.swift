@@ -6,6 +6,9 @@
 //     - verify:   {reference: model/, candidate: build/model-int8.ckz, preset: int8}
 //
 // Semantics:
+//   - A step is a job (Jobs/): its mapping decodes into the job type the command of the same
+//     name runs, with that command's defaults; unknown keys and bad values are refused when
+//     the file is read, before the first step runs.
 //   - Steps run in order. A step's outputs are written to a staging area
 //     (.ckpt-run/stage/ beside the pipeline file) and published to their paths only when the
 //     whole pipeline has run and every verify gate passed: a failed gate leaves no output.
@@ -20,11 +23,6 @@ import CkptCore
 import Foundation
 import Formats
 import OrderedCollections
-import Prune
-import Quantize
-import Train
-import Tokenizer
-import Transformer
 import Yams
 
 public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {

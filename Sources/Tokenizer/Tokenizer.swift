@@ -47,6 +47,9 @@ public struct Tokenizer: Sendable {
     /// or from a tokenizer.json file.
     /// - Throws: `TokenizerError` naming the file when it is missing or malformed, or uses a
     ///   component ckpt does not implement.
+    public static func load(_ url: URL) throws -> Tokenizer { try load(url.path) }
+
+    /// A tokenizer from a model directory or tokenizer.json (see ``load(_:)-(URL)``).
     public static func load(_ path: String) throws -> Tokenizer {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {

@@ -85,6 +85,12 @@ extension TransformerModel {
     public func forward(_ input: ModelInput, collectHidden: Bool) throws -> ForwardOutput {
         try forward(input, collectHidden: collectHidden, stats: nil)
     }
+
+    /// Runs one sequence of token ids: `try model([15496, 995])` gives its logits (language
+    /// models, `[T, V]`) or last hidden state (encoders, `[T, C]`).
+    public func callAsFunction(_ tokens: [Int]) throws -> ForwardOutput {
+        try forward(.tokens(tokens), collectHidden: false, stats: nil)
+    }
 }
 
 public enum Transformers {

@@ -122,6 +122,27 @@ extension Job {
             if case .array = merged[k], v.arrayValue == nil, v != .null { merged[k] = .array([v]) } else { merged[k] = v }
         }
         for (k, v) in merged where v == .null { merged[k] = nil }
+        // A number or boolean where text is expected (`nm: 24`, `dtype: 16`) is read as its
+        // text, so the option's own check can say what is wrong with it. Not for paths: a
+        // path must be written as one.
+        let paths = Set((inputKeys + outputKeys + sideFileKeys).map(\.stringValue))
+        var attempts = merged.count
+        while attempts > 0 {
+            attempts -= 1
+            do {
+                return try JSONDecoder().decode(Self.self, from: Data(JSONValue.object(merged).serialized().utf8))
+            } catch let DecodingError.typeMismatch(type, context)
+                        where type == String.self && context.codingPath.count == 1 && !paths.contains(context.codingPath[0].stringValue) {
+                let k = context.codingPath[0].stringValue
+                switch merged[k] {
+                case .number(let text)?: merged[k] = .string(text)
+                case .bool(let b)?: merged[k] = .string(String(b))
+                default: attempts = 0
+                }
+            } catch {
+                break
+            }
+        }
         do {
             return try JSONDecoder().decode(Self.self, from: Data(JSONValue.object(merged).serialized().utf8))
         } catch let DecodingError.typeMismatch(type, context) {

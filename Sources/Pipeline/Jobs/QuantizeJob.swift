@@ -126,9 +126,10 @@ public struct QuantizeJob: Job {
                 file: file, method: method?.lowercased(), samples: calibrationSamples, context: context,
                 percdamp: damp, actOrder: actOrder))
         }
-        let (graph, rows) = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: output,
+        let quantized = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: output,
                                                    jobs: jobs, dequantize: dequantize, report: errors,
                                                    tool: "ckpt \(CkptInfo.version)", calibration: calibration)
+        let (graph, rows) = (quantized.graph, quantized.rows)
         if !dryRun {
             progress.bytes?.start(total: graph.byteCount)
             try Checkpoint.write(graph, to: output, format: format, directory: directory,
