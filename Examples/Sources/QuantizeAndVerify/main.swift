@@ -24,9 +24,10 @@ do {
     //    and biases stay float); tensors are quantized lazily, when first read.
     let recipe = QuantizeRecipe(scheme: scheme)
     let errors = QuantizationReport()
-    let (quantized, plan) = try Quantization.apply(
+    let result = try Quantization.apply(
         original, recipe: recipe, scheme: scheme, format: .ckz, output: output.path,
         jobs: ProcessInfo.processInfo.activeProcessorCount, dequantize: false, report: errors, tool: "QuantizeAndVerify")
+    let (quantized, plan) = (result.graph, result.rows)
     let changed = plan.filter { $0.decision.target != nil }
     let before = plan.reduce(0) { $0 + $1.bytesBefore }, after = plan.reduce(0) { $0 + $1.bytesAfter }
     print("quantized \(changed.count) of \(plan.count) tensors to \(scheme): \(before) -> \(after) bytes")
