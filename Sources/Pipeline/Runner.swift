@@ -139,8 +139,9 @@ public struct PipelineSpec: Sendable {
     static func check<J: Job>(_ type: J.Type, _ o: OrderedDictionary<String, JSONValue>) throws {
         let known = Set(J.keys)
         for key in o.keys where !known.contains(key) { throw JobError(nil, "unknown option `\(key)`") }
+        let paths = Set(J.inputKeyNames + J.outputKeyNames)
         for key in J.requiredKeys.map(\.stringValue) where o[key]?.stringValue == nil {
-            throw JobError(nil, "missing `\(key)` (a path)")
+            throw JobError(nil, "missing `\(key)`" + (paths.contains(key) ? " (a path)" : ""))
         }
         let job = try J.decode(o)
         try job.validate()

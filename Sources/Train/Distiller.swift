@@ -36,7 +36,9 @@ public struct DistillOptions: Sendable, Equatable {
 public struct TokenData: Sendable, Equatable {
     public var train: [[Int]]
     public var eval: [[Int]]
-    public var T: Int { train.first?.count ?? 0 }
+    /// Tokens per sequence.
+    public var sequenceLength: Int { T }
+    var T: Int { train.first?.count ?? 0 }
 
     public init(train: [[Int]], eval: [[Int]]) throws(TrainError) {
         guard let T = train.first?.count, T >= 2 else { throw .badData("no training sequences of at least 2 tokens") }

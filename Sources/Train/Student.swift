@@ -57,9 +57,9 @@ public struct StudentSpec: Sendable, Equatable {
     }
 
     /// The teacher's sizes the spec is checked against (first block's).
-    public struct TeacherSizes: Sendable, Equatable {
-        public var L, C, NH, NKV, I: Int
-        public init(L: Int, C: Int, NH: Int, NKV: Int, I: Int) { (self.L, self.C, self.NH, self.NKV, self.I) = (L, C, NH, NKV, I) }
+    struct TeacherSizes: Sendable, Equatable {
+        var L, C, NH, NKV, I: Int
+        init(L: Int, C: Int, NH: Int, NKV: Int, I: Int) { (self.L, self.C, self.NH, self.NKV, self.I) = (L, C, NH, NKV, I) }
     }
 
     /// The student's key/value heads: as given, or the teacher's ratio kept.
@@ -70,7 +70,7 @@ public struct StudentSpec: Sendable, Equatable {
     }
 
     /// Checks the spec against a teacher.
-    public func validate(teacher t: TeacherSizes) throws(TrainError) {
+    func validate(teacher t: TeacherSizes) throws(TrainError) {
         guard !layers.isEmpty else { throw .invalidConfig("the student needs at least one layer") }
         for l in layers where l < 0 || l >= t.L {
             throw .invalidConfig("layer \(l) is not a teacher layer (0..<\(t.L))")
@@ -135,7 +135,7 @@ public struct Importance: Sendable {
 
 public enum Student {
     /// The teacher's sizes a spec is checked against.
-    public static func sizes(_ t: TrainModel) -> StudentSpec.TeacherSizes {
+    static func sizes(_ t: TrainModel) -> StudentSpec.TeacherSizes {
         let b = t.blocks.first
         return .init(L: t.shape.L, C: t.shape.C, NH: b?.NH ?? 1, NKV: b?.NKV ?? 1, I: b?.I ?? 1)
     }

@@ -50,10 +50,11 @@ public enum TrainError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The sizes the training loop needs (everything else is in the description).
-public struct TrainShape: Sendable, Equatable {
+/// The sizes the training loop needs (everything else is in the description); kernel-style
+/// names, internal to the kernels (the model's public sizes are `TrainModel.vocabularySize`...).
+struct TrainShape: Sendable, Equatable {
     /// Vocabulary, longest sequence (Int.max for rotary models without a limit), layers, hidden size.
-    public var V, maxT, L, C: Int
+    var V, maxT, L, C: Int
 }
 
 /// One parameter tensor's place in the flat buffer.
@@ -178,8 +179,16 @@ public final class TrainModel {
     public let description: ModelDescription
     /// The config the description was read from (written beside exported weights).
     public let config: ModelConfig
-    public let shape: TrainShape
+    let shape: TrainShape
     public let layout: ParameterLayout
+    /// Distinct token ids.
+    public var vocabularySize: Int { shape.V }
+    /// The longest sequence (Int.max for rotary models without a limit).
+    public var maxPositions: Int { shape.maxT }
+    /// Transformer blocks.
+    public var layerCount: Int { shape.L }
+    /// Width of the residual stream.
+    public var hiddenSize: Int { shape.C }
     let blocks: [TrainBlock]
     let tok: Int, pos: Int?, finalNorm: TrainNorm
     /// The head's weight [V, C] (the token table when tied).

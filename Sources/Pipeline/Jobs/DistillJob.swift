@@ -162,7 +162,7 @@ public struct DistillJob: Job, GateLimits {
         }
         let tokenData: TokenData
         do { tokenData = try r.data(teacher: t, tokens: tokens) } catch { throw FileError(path: data ?? teacher, error: error) }
-        let T = tokenData.T
+        let T = tokenData.sequenceLength
         if let saveEvalTokens {
             var f = try AtomicFile(target: saveEvalTokens)
             try f.write(Array((tokenData.eval.map { $0.map(String.init).joined(separator: ",") }.joined(separator: "\n") + "\n").utf8))
@@ -193,7 +193,7 @@ public struct DistillJob: Job, GateLimits {
             initialKL = distiller.evaluate()
         }
         log(String(format: "student: %d of %d layers %@, %@; %d parameters (teacher %d); %d training / %d held-out sequences of %d tokens",
-                   spec.layers.count, t.shape.L, "\(spec.layers)", studentConfig.summary, s.parameterCount, t.parameterCount,
+                   spec.layers.count, t.layerCount, "\(spec.layers)", studentConfig.summary, s.parameterCount, t.parameterCount,
                    tokenData.train.count, tokenData.eval.count, T))
         log(String(format: "held-out KL(teacher ‖ student) at initialisation: %.5f nats", initialKL))
 
@@ -251,7 +251,7 @@ public struct DistillJob: Job, GateLimits {
             "hidden": spec.hidden.map { .int($0) } ?? .null,
             "width_selection": .string("activation importance on up to 16 training sequences"),
             "data": .string(data.map(name) ?? "teacher-sampled"),
-            "train_sequences": .int(d.train.count), "eval_sequences": .int(d.eval.count), "length": .int(d.T),
+            "train_sequences": .int(d.train.count), "eval_sequences": .int(d.eval.count), "length": .int(d.sequenceLength),
             "steps": .int(o.steps), "batch": .int(o.batch), "lr": .double(Double(o.optimizer.learningRate)),
             "warmup": .int(o.optimizer.warmupSteps), "schedule": .string("linear warmup, cosine to 0.1·lr"),
             "weight_decay": .double(Double(o.optimizer.weightDecay)),
