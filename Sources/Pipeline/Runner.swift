@@ -40,7 +40,7 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
 public struct PipelineStep: Sendable {
     /// The step kinds: one job type each (Jobs/). A step's options are its job's keys.
     public enum Kind: String, Sendable, CaseIterable {
-        case convert, quantize, prune, distill, verify
+        case convert, quantize, prune, distill, verify, tokenize
 
         /// The job a step of this kind runs.
         public var job: any Job.Type {
@@ -50,6 +50,7 @@ public struct PipelineStep: Sendable {
             case .prune: return PruneJob.self
             case .distill: return DistillJob.self
             case .verify: return VerifyJob.self
+            case .tokenize: return TokenizeJob.self
             }
         }
     }
@@ -146,7 +147,7 @@ public struct PipelineSpec: Sendable {
         let job = try J.decode(o)
         try job.validate()
         if o["dry_run"]?.boolValue == true { throw JobError("dry_run", "writes nothing: not in a pipeline") }
-        for key in J.outputKeyNames {
+        for key in J.outputKeyNames where J.writesCheckpoints {
             guard let out = o[key]?.stringValue else { continue }
             try JobOutput.check(out, to: o["to"]?.stringValue, maxShardSize: o["max_shard_size"] != nil)
         }

@@ -28,36 +28,18 @@ struct TokenizeCommand: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Add no special tokens (with --decode: leave special tokens out).") var noSpecial = false
     @Flag(help: "Decode ids to text.") var decode = false
+    @Option(help: "Write the output to this file (atomically) instead of standard output.") var output: String?
 
     /// The job these flags describe.
     var job: TokenizeJob {
         var job = TokenizeJob(model: model, text: text)
-        (job.file, job.noSpecial, job.decode) = (file, noSpecial, decode)
+        (job.file, job.noSpecial, job.decode, job.json, job.output) = (file, noSpecial, decode, json, output)
         return job
     }
 
     func run() throws {
         if text != nil && file != nil { throw ValidationError("give --text or --file, not both") }
         let r = try job.run(progress: .cli(quiet: true))
-        var out = ""
-        if json {
-            if let texts = r.texts {
-                out = JSONValue.object(["text": .array(texts.map { .string($0) })]).serialized() + "\n"
-            } else {
-                // Written by hand: a JSON writer is slow on millions of ids.
-                let ids = r.ids ?? []
-                out.reserveCapacity(ids.count * 16)
-                out += "{\"ids\": ["
-                for (i, seq) in ids.enumerated() {
-                    out += (i == 0 ? "[" : ", [") + seq.map(String.init).joined(separator: ", ") + "]"
-                }
-                out += "]}\n"
-            }
-        } else if let texts = r.texts {
-            out = texts.map { $0 + "\n" }.joined()
-        } else {
-            for seq in r.ids ?? [] { out += seq.map(String.init).joined(separator: " ") + "\n" }
-        }
-        FileHandle.standardOutput.write(Data(out.utf8))
+        if output == nil { FileHandle.standardOutput.write(Data(r.rendered(json: json).utf8)) }
     }
 }

@@ -50,7 +50,7 @@ let parityCases: [ParityCase] = [
           required: ["a.safetensors", "b.safetensors"]) {
         try VerifyCommand.parse($0).job
     },
-    .make("tokenize", TokenizeJob.self, cliOnly: ["json"], required: ["model"]) {
+    .make("tokenize", TokenizeJob.self, cliOnly: [], required: ["model"]) {
         try TokenizeCommand.parse($0).job
     },
 ]

@@ -84,4 +84,25 @@ import TestSupport
         let g = try Checkpoint.open(dir.file("m.safetensors")).graph
         #expect(g.tensors.values.allSatisfy { $0.dtype == .f16 } && g.tensors["transformer.ln_f.weight"] == nil)
     }
+
+    /// A tokenize step writes the ids a later step calibrates on; its output is staged and
+    /// published like any other.
+    @Test func aTokenizeStepFeedsALaterStep() throws {
+        let dir = TempDir()
+        try writeFile(dir.file("corpus.txt"), Array("Hello world, this is a calibration text.\nAnd a second line of it.\n".utf8))
+        let model = Repo.fixture("tokenizers/gpt2-model")
+        try writeFile(dir.file("p.yaml"), Array("""
+            steps:
+              - tokenize: {model: \(model), file: corpus.txt, output: build/ids.txt, no_special: true}
+              - prune: {input: \(model), output: build/p.safetensors, drop_layer_count: 1, calibration: build/ids.txt, length: 8}
+            """.utf8))
+        let r = try PipelineRunner(path: dir.file("p.yaml")).run()
+        #expect(r.exitCode == 0 && r.published == ["build/ids.txt", "build/p.safetensors"])
+        let ids = try String(contentsOfFile: dir.file("build/ids.txt"), encoding: .utf8)
+        var job = TokenizeJob(model: model, text: "Hello world, this is a calibration text.")
+        job.noSpecial = true
+        let expected = try job.run(progress: JobProgress()).ids
+        #expect(ids.split(separator: "\n").first.map { $0.split(separator: " ").compactMap { Int($0) } } == expected?.first)
+        #expect(ids.split(separator: "\n").count == 2)
+    }
 }

@@ -35,6 +35,8 @@ public protocol Job: Codable, Sendable {
     static var outputKeys: [CodingKeys] { get }
     /// Other paths the job writes (reports, state files): written where they are named.
     static var sideFileKeys: [CodingKeys] { get }
+    /// Whether the outputs are checkpoints (their format must be one ckpt writes).
+    static var writesCheckpoints: Bool { get }
 
     /// Checks the options without reading any file; throws `JobError`.
     func validate() throws
@@ -44,6 +46,7 @@ public protocol Job: Codable, Sendable {
 
 extension Job {
     public static var sideFileKeys: [CodingKeys] { [] }
+    public static var writesCheckpoints: Bool { true }
 }
 
 /// What a job returns: a value with the fields of `ckpt <command> --json`.

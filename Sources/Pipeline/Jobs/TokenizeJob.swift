@@ -1,6 +1,8 @@
-// `ckpt tokenize`: text to token ids, or ids to text, with a model's tokenizer.
+// `ckpt tokenize` and the pipeline's tokenize step: text to token ids, or ids to text, with a
+// model's tokenizer.
 
 import CkptCore
+import Formats
 import Foundation
 import Tokenizer
 
@@ -17,13 +19,19 @@ public struct TokenizeJob: Job {
     public var noSpecial = false
     /// Decode ids to text.
     public var decode = false
+    /// Write JSON ({"ids": [[…]]} or {"text": […]}) instead of one line per sequence.
+    public var json = false
+    /// Write the result to this file (default: the report only; the CLI prints it).
+    public var output: String?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case model, text, file, noSpecial = "no_special", decode
+        case model, text, file, noSpecial = "no_special", decode, json, output
     }
-    public static let requiredKeys: [CodingKeys] = [.model]
+    /// A pipeline step names its output (a later step can calibrate on the ids).
+    public static let requiredKeys: [CodingKeys] = [.model, .output]
     public static let inputKeys: [CodingKeys] = [.model, .file]
-    public static let outputKeys: [CodingKeys] = []
+    public static let outputKeys: [CodingKeys] = [.output]
+    public static let writesCheckpoints = false
 
     /// Largest input accepted (the whole file is read into memory).
     public static let maxInput = 1 << 30
@@ -42,6 +50,26 @@ public struct TokenizeJob: Job {
         public func json() -> JSONValue {
             if let texts { return .object(["text": .array(texts.map { .string($0) })]) }
             return .object(["ids": .array((ids ?? []).map { .array($0.map { .int($0) }) })])
+        }
+
+        /// The output as `ckpt tokenize` prints it: one line per sequence (ids separated by
+        /// spaces, or the text), or with `json` one JSON object.
+        public func rendered(json: Bool) -> String {
+            var out = ""
+            if json {
+                if let texts { return JSONValue.object(["text": .array(texts.map { .string($0) })]).serialized() + "\n" }
+                // Written by hand: a JSON tree is slow for millions of ids.
+                let ids = ids ?? []
+                out.reserveCapacity(ids.count * 16)
+                out += "{\"ids\": ["
+                for (i, seq) in ids.enumerated() {
+                    out += (i == 0 ? "[" : ", [") + seq.map(String.init).joined(separator: ", ") + "]"
+                }
+                return out + "]}\n"
+            }
+            if let texts { return texts.map { $0 + "\n" }.joined() }
+            for seq in ids ?? [] { out += seq.map(String.init).joined(separator: " ") + "\n" }
+            return out
         }
     }
 
@@ -79,9 +107,18 @@ public struct TokenizeJob: Job {
                 }
                 texts.append(tokenizer.decode(ids, skipSpecialTokens: noSpecial))
             }
-            return Report(texts: texts)
+            return try written(Report(texts: texts))
         }
-        return Report(ids: try tokenizer.encode(lines: lines, addSpecialTokens: !noSpecial))
+        return try written(Report(ids: try tokenizer.encode(lines: lines, addSpecialTokens: !noSpecial)))
+    }
+
+    /// The report, after writing it to `output` (atomically) when one is named.
+    func written(_ report: Report) throws -> Report {
+        guard let output else { return report }
+        var f = try AtomicFile(target: output)
+        try f.write(Array(report.rendered(json: json).utf8))
+        try f.commit()
+        return report
     }
 }
 
