@@ -143,6 +143,8 @@ public enum Quantization {
                 "collect_seconds": .double(c.collectSeconds),
                 "calibrated_quantize_seconds": .double(c.quantizeSeconds),
                 "layers": .int(rows.filter { c.layer($0.name) != nil }.count),
+                "imatrix": c.options.imatrix.map { .string($0) } ?? .null,
+                "saved_imatrix": c.options.saveImatrix.map { .string($0) } ?? .null,
             ])
         }
         return .object(o)

@@ -82,8 +82,14 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Calibrate on this text (tokenized with the model's tokenizer) or token file (.npy, or lines of ids).")
     var calibrate: String?
 
-    @Option(help: "Calibration method: gptq or rtn (default: gptq for q8_0/q4_0/q4_1/q5_0/q5_1/int8/int4, rtn otherwise).")
+    @Option(help: "Calibration method: gptq, imatrix (llama.cpp's importance-weighted search) or rtn (default: gptq for q8_0/q4_0/q4_1/q5_0/q5_1/int8/int4, imatrix for the k-quants; imatrix with --imatrix).")
     var method: String?
+
+    @Option(help: "Use this llama.cpp importance matrix (llama-imatrix's GGUF or legacy .dat) for --method imatrix; needs no --calibrate.")
+    var imatrix: String?
+
+    @Option(help: "Write the importance matrix collected by --calibrate, in llama.cpp's GGUF layout (legacy layout if FILE ends in .dat), for llama-quantize --imatrix.")
+    var saveImatrix: String?
 
     @Option(help: "Calibration sequences used (at most).")
     var calibrationSamples: Int = 128
@@ -114,16 +120,22 @@ struct QuantizeCommand: ParsableCommand {
         let excluded = try Conversion.exclude(&source, patterns, path: input)
         let companions = directory ? Conversion.companionSource(input) : nil
         let report = QuantizationReport(measures: !noErrors)
-        if calibrate == nil, method != nil || actOrder { throw CLIError("--method and --act-order need --calibrate FILE") }
+        if calibrate == nil, imatrix == nil, method != nil || actOrder { throw CLIError("--method and --act-order need --calibrate FILE (or --imatrix FILE)") }
+        if calibrate == nil, saveImatrix != nil { throw CLIError("--save-imatrix needs --calibrate FILE") }
+        if calibrate == nil, imatrix != nil, let m = method?.lowercased(), m != "imatrix", m != "rtn" {
+            throw CLIError("--method \(m) needs --calibrate FILE (--imatrix FILE brings only what --method imatrix uses)")
+        }
         guard damp > 0, damp.isFinite else { throw CLIError("--damp must be a positive number") }
-        let calibration = try calibrate.map { file in
+        let calibration = try (calibrate ?? imatrix.map { _ in "" }).map { file in
             try Calibration.collect(source, checkpoint: input, options: CalibrationOptions(
-                file: file, method: method?.lowercased(), samples: calibrationSamples, context: context,
-                percdamp: damp, actOrder: actOrder))
+                file: file, method: method?.lowercased() ?? (imatrix != nil ? "imatrix" : nil), samples: calibrationSamples, context: context,
+                percdamp: damp, actOrder: actOrder, imatrix: imatrix, saveImatrix: saveImatrix))
         }
         if let calibration, !json {
-            print("calibration: \(calibration.sequences) sequence(s), \(calibration.tokens) tokens from \(calibration.options.file) "
-                  + String(format: "(%.2f s); method %@", calibration.collectSeconds, calibration.method(forScheme: scheme, groupSize: groupSize)))
+            if let m = imatrix { print("importance matrix: \(m)") }
+            if !calibration.options.file.isEmpty { print("calibration: \(calibration.sequences) sequence(s), \(calibration.tokens) tokens from \(calibration.options.file) "
+                  + String(format: "(%.2f s)", calibration.collectSeconds)) }
+            print("method: \(calibration.method(forScheme: scheme, groupSize: groupSize))" + (method == nil && imatrix == nil ? " (the default for \(scheme); --method to choose)" : ""))
         }
         let (graph, rows) = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: output,
                                                    jobs: jobs, dequantize: dequantize, report: report,
