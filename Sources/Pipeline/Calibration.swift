@@ -55,7 +55,7 @@ public struct CalibrationOptions: Sendable {
     }
 
     /// Methods accepted by `--method`.
-    public static let methods = ["gptq", "imatrix", "rtn"]
+    public static let methods = ["gptq", "awq", "imatrix", "rtn"]
 }
 
 /// One calibrated layer's output error on the calibration activations.
@@ -74,16 +74,21 @@ public final class Calibration: @unchecked Sendable {
     public let collectSeconds: Double
     /// Weight name (the model's own) -> layout.
     let linears: [String: LinearSpec]
-    private let lock = NSLock()
-    private var layers: [String: CalibratedLayer] = [:]
-    private var quantizeTime = 0.0
+    let lock = NSLock()
+    var layers: [String: CalibratedLayer] = [:]
+    var quantizeTime = 0.0
+    /// The model's blocks (AWQ's groups come from them; empty when nothing ran).
+    let blocks: [BlockSpec]
+    /// AWQ: the α chosen per group (consumer weight names joined by commas).
+    var awqAlphas: [String: Double] = [:]
     /// Per weight (llama.cpp's name where there is one), the importance: Σx²/tokens per column.
     let importance: [String: [Float]]
     /// The model's weight names -> llama.cpp's.
     let ggufNames: [String: String]
 
     init(options: CalibrationOptions, stats: ActivationStats, sequences: Int, tokens: Int, seconds: Double, linears: [String: LinearSpec],
-         importance: [String: [Float]] = [:], ggufNames: [String: String] = [:]) {
+         importance: [String: [Float]] = [:], ggufNames: [String: String] = [:], blocks: [BlockSpec] = []) {
+        self.blocks = blocks
         self.importance = importance
         self.ggufNames = ggufNames
         self.options = options
@@ -145,7 +150,7 @@ public final class Calibration: @unchecked Sendable {
         }
         // llama.cpp's names of the model's weights (its imatrix files use them).
         var ggufNames: [String: String] = [:]
-        if options.imatrix != nil || options.saveImatrix != nil {
+        if options.imatrix != nil || options.saveImatrix != nil || options.method == "awq" {
             let renamed = try GGUFNaming.toGGUF(graph)
             for (gguf, hf) in GGUFNaming.hfNames(of: renamed) { ggufNames[hf] = gguf }
         }
@@ -171,10 +176,12 @@ public final class Calibration: @unchecked Sendable {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return Calibration(options: options, stats: stats, sequences: inputs.count, tokens: tokens, seconds: seconds, linears: linears,
-                           importance: importance, ggufNames: ggufNames)
+                           importance: importance, ggufNames: ggufNames, blocks: description?.blocks ?? [])
     }
 
     public func layer(_ name: String) -> CalibratedLayer? { lock.withLock { layers[name] } }
+    /// Whether the graph is rescaled (AWQ) before quantization.
+    public var usesAWQ: Bool { options.method == "awq" }
     public var quantizeSeconds: Double { lock.withLock { quantizeTime } }
 
     /// `tensor` quantized to `target` with the calibration method, or nil when this layer has

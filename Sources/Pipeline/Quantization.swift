@@ -27,6 +27,13 @@ public enum Quantization {
     public static func apply(_ source: WeightGraph, recipe: QuantizeRecipe, scheme: String, format: CheckpointFormat,
                              output: String, jobs: Int, dequantize: Bool, report: QuantizationReport,
                              tool: String, calibration: Calibration? = nil) throws -> (graph: WeightGraph, rows: [QuantizePlanRow]) {
+        // AWQ: per-channel scales folded into the float weights first (the function is unchanged).
+        var source = source
+        if let calibration, calibration.usesAWQ {
+            source = try calibration.applyAWQ(source) { name, shape in
+                try? recipe.decide(names: [calibration.ggufNames[name], name].compactMap { $0 }, dtype: .f32, shape: shape).target
+            }
+        }
         // GGUF output: rename to llama.cpp's layout first, so GPT-2's Conv1D weights are
         // transposed while still float and blocks run along each output row.
         let renamed = format == .gguf ? try GGUFNaming.toGGUF(source) : try GGUFNaming.toHF(source)

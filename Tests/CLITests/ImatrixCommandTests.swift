@@ -88,3 +88,28 @@ extension TempDir {
         return path
     }
 }
+
+@Suite struct AWQCommandTests {
+    @Test func awqWritesAStandardFileAndReportsEachGroup() throws {
+        let dir = TempDir()
+        let out = dir.file("awq.gguf")
+        let r = try CkptBinary.run("quantize", ImatrixCommandTests.model, out, "--scheme", "q4_0", "--calibrate", ImatrixCommandTests.corpus,
+                                   "--method", "awq", "--context", "64", "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try JSONValue.parse(r.stdout)
+        #expect(report["calibration"]?["method"]?.stringValue == "awq")
+        // ln_1 -> qkv, v -> attention output, ln_2 -> fc per block (GELU's fc -> proj is not foldable).
+        let calibrated = try #require(report["tensors"]?.arrayValue).filter { $0["calibration"]?["method"]?.stringValue == "awq" }
+        #expect(calibrated.count == 6, "\(calibrated.map { $0["name"]?.stringValue ?? "" })")
+        let py = try Python.run("""
+        import sys, gguf
+        r = gguf.GGUFReader(sys.argv[1])
+        print(' '.join(t.tensor_type.name for t in r.tensors if t.name.startswith('blk.') and len(t.shape) == 2))
+        """, [out])
+        #expect(py.status == 0, "\(py.stderr)")
+        #expect(py.stdout.split(whereSeparator: \.isWhitespace).allSatisfy { $0 == "Q4_0" } && !py.stdout.isEmpty, "\(py.stdout)")
+        let v = try CkptBinary.run("verify", ImatrixCommandTests.model, out, "--text", Repo.fixture("tokenizers/heldout.txt"), "--context", "64", "--json")
+        #expect(v.status == 0 || v.status == 1, "\(v.stderr)")
+        #expect(try JSONValue.parse(v.stdout)["text"]?["kl"]?["mean"]?.doubleValue.map { $0.isFinite } == true)
+    }
+}
