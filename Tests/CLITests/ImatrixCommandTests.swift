@@ -66,6 +66,17 @@ import TestSupport
         #expect(try JSONValue.parse(e.stdout)["tensors"]?.arrayValue?.filter { $0["calibration"] != nil }.count == 8)
     }
 
+    /// Without --method: GPTQ where it has the type's grid, imatrix for the k-quants, and the
+    /// text report says which.
+    @Test func defaultMethodPerScheme() throws {
+        for (scheme, method) in [("q4_0", "gptq"), ("q4_k", "imatrix"), ("q6_k", "imatrix")] {
+            let r = try CkptBinary.run("quantize", Self.model, TempDir().file("x.gguf"), "--scheme", scheme, "--calibrate", Self.corpus,
+                                       "--context", "64", "--dry-run")
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("method: \(method) (the default for \(scheme)"), "\(scheme): \(r.stdout)")
+        }
+    }
+
     @Test func badImatrixOptionsExitTwo() throws {
         let dir = TempDir()
         try writeFile(dir.file("junk.dat"), Array("not an imatrix at all".utf8))
