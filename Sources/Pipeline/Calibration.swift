@@ -199,15 +199,20 @@ public final class Calibration: @unchecked Sendable {
 
     /// The importance vector for a weight: the file's (by llama.cpp's name, the tensor's own
     /// name, or the model's) or the collected one; only when it runs along the tensor's rows.
-    func importance(for tensor: Tensor, modelName: String, transposed: Bool) -> [Float]? {
+    /// A file's entry whose length is not the tensor's row length is an error (llama-quantize
+    /// refuses it too).
+    func importance(for tensor: Tensor, modelName: String, transposed: Bool) throws -> [Float]? {
         if let spec = linears[modelName], !(spec.layout == .linear || transposed) { return nil }  // Conv1D [in, out] rows
         let keys = [tensor.name, ggufNames[modelName], modelName].compactMap { $0 }
-        guard let q = keys.lazy.compactMap({ self.importance[$0] }).first, q.count == tensor.shape.last, tensor.shape.count == 2 else { return nil }
+        guard tensor.shape.count == 2, let q = keys.lazy.compactMap({ self.importance[$0] }).first else { return nil }
+        guard q.count == tensor.shape[1] else {
+            throw QuantizeJobError(description: "\(options.imatrix ?? "importance matrix"): tensor `\(tensor.name)`: the importance matrix has \(q.count) columns, the weight's rows \(tensor.shape[1])")
+        }
         return q
     }
 
     func quantizeImportance(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
-        guard ImportanceQuants.supports(target), let q = importance(for: tensor, modelName: modelName, transposed: transposed) else { return nil }
+        guard ImportanceQuants.supports(target), let q = try importance(for: tensor, modelName: modelName, transposed: transposed) else { return nil }
         guard let w = try Cast.floats(tensor) else { return nil }
         let cols = q.count, rows = w.count / cols
         let start = DispatchTime.now().uptimeNanoseconds

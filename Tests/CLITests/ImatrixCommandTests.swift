@@ -87,6 +87,14 @@ import TestSupport
             #expect(r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: dir.file("x.gguf")))
         }
+        // llama.cpp's fixture on a LLaMA of hidden 64: its blk.0.attn_q.weight entry has 32 columns.
+        do {
+            let r = try CkptBinary.run("quantize", Repo.fixture("models/llama-mha-tied"), dir.file("x.gguf"), "--scheme", "q4_0",
+                                       "--imatrix", Repo.fixture("imatrix/llamacpp.imatrix.gguf"))
+            #expect(r.status == 2 && r.stderr.contains("blk.0.attn_q.weight") && r.stderr.contains("32 columns"), "\(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir.file("x.gguf")))
+        }
     }
 }
 
