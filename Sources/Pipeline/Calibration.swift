@@ -8,12 +8,19 @@
 // (not the sequential variant that feeds block i's quantized output to block i+1: that needs
 // the layer-streamed engine of issue 17, which should drive this collection once it lands).
 //
+// imatrix (llama.cpp's importance matrix): the per-column mean of x² from the same pass (or
+// from a llama.cpp imatrix file, `--imatrix FILE`) weights the scale/min search of the block
+// types that use one (Quantize/ImportanceQuants.swift, byte-identical to llama-quantize given
+// the same matrix); `--save-imatrix FILE` writes ours in llama.cpp's layout, under llama.cpp's
+// tensor names, for llama-quantize.
+//
 // Each calibrated layer's output error on the calibration activations is measured both for
 // round-to-nearest and for the method, from the Gram matrix G = Σ x·xᵀ:
 //   ‖(W − Ŵ)X‖ / ‖WX‖ = sqrt(tr(ΔW·G·ΔWᵀ) / tr(W·G·Wᵀ)).
 
 import CkptCore
 import COpenBLAS
+import Formats
 import Foundation
 import Quantize
 import Transformer
@@ -28,9 +35,16 @@ public struct CalibrationOptions: Sendable {
     public var actOrder: Bool
     /// Tokenizer location (default: beside the checkpoint).
     public var tokenizer: String?
+    /// A llama.cpp importance matrix to use (GGUF or legacy .dat) instead of the collected one.
+    public var imatrix: String?
+    /// Where to write the collected importance matrix (llama.cpp's GGUF layout; `.dat`: legacy).
+    public var saveImatrix: String?
 
+    /// `file` may be empty when `imatrix` brings the statistics (nothing is run then).
     public init(file: String, method: String? = nil, samples: Int = 128, context: Int = 512, percdamp: Double = 0.01,
-                actOrder: Bool = false, tokenizer: String? = nil) {
+                actOrder: Bool = false, tokenizer: String? = nil, imatrix: String? = nil, saveImatrix: String? = nil) {
+        self.imatrix = imatrix
+        self.saveImatrix = saveImatrix
         self.file = file
         self.method = method
         self.samples = samples
@@ -41,7 +55,7 @@ public struct CalibrationOptions: Sendable {
     }
 
     /// Methods accepted by `--method`.
-    public static let methods = ["gptq", "rtn"]
+    public static let methods = ["gptq", "awq", "imatrix", "rtn"]
 }
 
 /// One calibrated layer's output error on the calibration activations.
@@ -60,11 +74,23 @@ public final class Calibration: @unchecked Sendable {
     public let collectSeconds: Double
     /// Weight name (the model's own) -> layout.
     let linears: [String: LinearSpec]
-    private let lock = NSLock()
-    private var layers: [String: CalibratedLayer] = [:]
-    private var quantizeTime = 0.0
+    let lock = NSLock()
+    var layers: [String: CalibratedLayer] = [:]
+    var quantizeTime = 0.0
+    /// The model's blocks (AWQ's groups come from them; empty when nothing ran).
+    let blocks: [BlockSpec]
+    /// AWQ: the α chosen per group (consumer weight names joined by commas).
+    var awqAlphas: [String: Double] = [:]
+    /// Per weight (llama.cpp's name where there is one), the importance: Σx²/tokens per column.
+    let importance: [String: [Float]]
+    /// The model's weight names -> llama.cpp's.
+    let ggufNames: [String: String]
 
-    init(options: CalibrationOptions, stats: ActivationStats, sequences: Int, tokens: Int, seconds: Double, linears: [String: LinearSpec]) {
+    init(options: CalibrationOptions, stats: ActivationStats, sequences: Int, tokens: Int, seconds: Double, linears: [String: LinearSpec],
+         importance: [String: [Float]] = [:], ggufNames: [String: String] = [:], blocks: [BlockSpec] = []) {
+        self.blocks = blocks
+        self.importance = importance
+        self.ggufNames = ggufNames
         self.options = options
         self.stats = stats
         self.sequences = sequences
@@ -73,10 +99,13 @@ public final class Calibration: @unchecked Sendable {
         self.linears = linears
     }
 
-    /// The method used for `dtype` when none is asked for, and whether the asked one applies.
+    /// The method used for `dtype` when none is asked for: GPTQ where it has the type's grid,
+    /// the importance-weighted search for the k-quants, round-to-nearest otherwise (q8_0's
+    /// importance-weighted bytes are its round-to-nearest ones in llama.cpp).
     public static func method(for dtype: DType, asked: String?) -> String {
         if let asked { return asked }
-        return GPTQ.supports(dtype) ? "gptq" : "rtn"
+        if GPTQ.supports(dtype) { return "gptq" }
+        return ImportanceQuants.supports(dtype) ? "imatrix" : "rtn"
     }
 
     /// The method for the recipe's main scheme (for the report line "calibrated with ...").
@@ -93,33 +122,66 @@ public final class Calibration: @unchecked Sendable {
         guard options.samples > 0 else { throw QuantizeJobError(description: "--calibration-samples must be positive") }
         guard options.context > 1 else { throw QuantizeJobError(description: "--context must be at least 2") }
         let start = DispatchTime.now().uptimeNanoseconds
-        let model = try Transformers.load(graph)
-        let description = try Transformers.describe(graph)
-        var inputs = try TextFiles.tokenInputs(options.file, model: checkpoint, length: options.context, tokenizer: options.tokenizer)
-        inputs = Array(inputs.prefix(options.samples))
+        // With only an imatrix file nothing runs (and the family need not be one ckpt runs).
+        let model = options.file.isEmpty ? nil : try Transformers.load(graph)
+        let description = options.file.isEmpty ? try? Transformers.describe(graph) : try Transformers.describe(graph)
+        var inputs: [ModelInput] = []
+        if !options.file.isEmpty {
+            inputs = try TextFiles.tokenInputs(options.file, model: checkpoint, length: options.context, tokenizer: options.tokenizer)
+            inputs = Array(inputs.prefix(options.samples))
+        }
         let stats = ActivationStats(collectGram: options.method != "rtn")
         var tokens = 0
         for input in inputs {
             if case .tokens(let ids) = input {
                 // Token files may hold longer rows than --context: cut them.
                 let cut = ModelInput.tokens(Array(ids.prefix(options.context)))
-                _ = try model.forward(cut, collectHidden: false, stats: stats)
+                _ = try model?.forward(cut, collectHidden: false, stats: stats)
                 tokens += min(ids.count, options.context)
             } else {
-                _ = try model.forward(input, collectHidden: false, stats: stats)
+                _ = try model?.forward(input, collectHidden: false, stats: stats)
             }
         }
         var linears: [String: LinearSpec] = [:]
-        for b in description.blocks {
+        for b in description?.blocks ?? [] {
             var all = b.attention.linears + (b.mlp?.linears ?? [])
             if let moe = b.moe { all += moe.linears }
             for l in all { linears[l.weightName] = l }
         }
+        // llama.cpp's names of the model's weights (its imatrix files use them).
+        var ggufNames: [String: String] = [:]
+        if options.imatrix != nil || options.saveImatrix != nil || options.method == "awq" {
+            let renamed = try GGUFNaming.toGGUF(graph)
+            for (gguf, hf) in GGUFNaming.hfNames(of: renamed) { ggufNames[hf] = gguf }
+        }
+        var importance: [String: [Float]] = [:]
+        for (name, sums) in stats.inputSquares {
+            guard let n = stats.inputTokens[name], n > 0 else { continue }
+            // In f32 as llama-quantize computes it from a saved file (in_sum2 / counts): the same bytes.
+            importance[ggufNames[name] ?? name] = sums.map { Float($0) / Float(n) }
+        }
+        if let path = options.saveImatrix {
+            var m = ImportanceMatrix(datasets: options.file.isEmpty ? [] : [options.file], chunkCount: inputs.count, chunkSize: options.context)
+            for (name, sums) in stats.inputSquares {
+                guard let n = stats.inputTokens[name], n > 0 else { continue }
+                m.entries[ggufNames[name] ?? name] = .init(sums: sums.map(Float.init), counts: [Float(n)])
+            }
+            guard !m.entries.isEmpty else { throw QuantizeJobError(description: "--save-imatrix: the calibration run collected no linear layer's inputs") }
+            try m.write(to: path, legacy: path.lowercased().hasSuffix(".dat"))
+        }
+        if let path = options.imatrix {
+            importance = [:]
+            let m = try ImportanceMatrix.read(path: path)
+            for (name, e) in m.entries where e.counts.count == 1 { importance[name] = e.importance }
+        }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return Calibration(options: options, stats: stats, sequences: inputs.count, tokens: tokens, seconds: seconds, linears: linears)
+        return Calibration(options: options, stats: stats, sequences: inputs.count, tokens: tokens, seconds: seconds, linears: linears,
+                           importance: importance, ggufNames: ggufNames, blocks: description?.blocks ?? [])
     }
 
     public func layer(_ name: String) -> CalibratedLayer? { lock.withLock { layers[name] } }
+    /// Whether the graph is rescaled (AWQ) before quantization.
+    public var usesAWQ: Bool { options.method == "awq" }
     public var quantizeSeconds: Double { lock.withLock { quantizeTime } }
 
     /// `tensor` quantized to `target` with the calibration method, or nil when this layer has
@@ -128,7 +190,74 @@ public final class Calibration: @unchecked Sendable {
     /// turned from Conv1D [in, out] into [out, in] on the way to GGUF.
     func quantize(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
         let method = Self.method(for: target, asked: options.method)
-        guard method == "gptq", GPTQ.supports(target), let spec = linears[modelName] else { return nil }
+        switch method {
+        case "gptq": return try quantizeGPTQ(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
+        case "imatrix": return try quantizeImportance(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
+        default: return nil
+        }
+    }
+
+    /// The importance vector for a weight: the file's (by llama.cpp's name, the tensor's own
+    /// name, or the model's) or the collected one; only when it runs along the tensor's rows.
+    /// A file's entry whose length is not the tensor's row length is an error (llama-quantize
+    /// refuses it too).
+    func importance(for tensor: Tensor, modelName: String, transposed: Bool) throws -> [Float]? {
+        if let spec = linears[modelName], !(spec.layout == .linear || transposed) { return nil }  // Conv1D [in, out] rows
+        let keys = [tensor.name, ggufNames[modelName], modelName].compactMap { $0 }
+        guard tensor.shape.count == 2, let q = keys.lazy.compactMap({ self.importance[$0] }).first else { return nil }
+        guard q.count == tensor.shape[1] else {
+            throw QuantizeJobError(description: "\(options.imatrix ?? "importance matrix"): tensor `\(tensor.name)`: the importance matrix has \(q.count) columns, the weight's rows \(tensor.shape[1])")
+        }
+        return q
+    }
+
+    func quantizeImportance(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
+        guard ImportanceQuants.supports(target), let q = try importance(for: tensor, modelName: modelName, transposed: transposed) else { return nil }
+        guard let w = try Cast.floats(tensor) else { return nil }
+        let cols = q.count, rows = w.count / cols
+        let start = DispatchTime.now().uptimeNanoseconds
+        let bytes = try w.withUnsafeBufferPointer { try ImportanceQuants.quantize($0, rowLength: cols, importance: q, to: target, name: tensor.name) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let values = try bytes.withUnsafeBytes { try Quantizer.dequantize($0, dtype: target, count: w.count) }
+        try record(tensor, modelName: modelName, method: "imatrix", w: w, values: values, target: target, rows: rows, cols: cols,
+                   importance: q, seconds: seconds, report: report)
+        return try Tensor(name: tensor.name, dtype: target, shape: tensor.shape, data: .owned(bytes))
+    }
+
+    /// Records a calibrated layer's output error before (round-to-nearest) and after, from the
+    /// Gram matrix when the run collected it, else from its diagonal (the importance vector).
+    func record(_ tensor: Tensor, modelName: String, method: String, w: [Float], values: [Float], target: DType, rows: Int, cols: Int,
+                importance: [Float], seconds: Double, report: QuantizationReport) throws {
+        let rtn = try Quantizer.quantize(w, rowLength: cols, to: target, name: tensor.name)
+        let rtnValues = try rtn.withUnsafeBytes { try Quantizer.dequantize($0, dtype: target, count: w.count) }
+        let before: Double, after: Double
+        if let g = stats.gram(modelName), g.count == cols * cols {
+            before = Self.outputError(w, rtnValues, gram: g, rows: rows, cols: cols)
+            after = Self.outputError(w, values, gram: g, rows: rows, cols: cols)
+        } else {
+            before = Self.diagonalError(w, rtnValues, importance: importance)
+            after = Self.diagonalError(w, values, importance: importance)
+        }
+        lock.withLock {
+            layers[tensor.name] = CalibratedLayer(method: method, errorBefore: before, errorAfter: after)
+            quantizeTime += seconds
+        }
+        if report.measures { report.recordCalibrated(tensor.name, QuantizationError.measure(original: w, reconstructed: values)) }
+    }
+
+    /// sqrt(Σ q_j·ΔW_ij² / Σ q_j·W_ij²): the output error when input channels are uncorrelated.
+    static func diagonalError(_ w: [Float], _ v: [Float], importance q: [Float]) -> Double {
+        var num = 0.0, den = 0.0
+        for i in w.indices {
+            let qi = Double(q[i % q.count]), d = Double(v[i]) - Double(w[i])
+            num += qi * d * d
+            den += qi * Double(w[i]) * Double(w[i])
+        }
+        return den > 0 ? (num / den).squareRoot() : 0
+    }
+
+    func quantizeGPTQ(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
+        guard GPTQ.supports(target), let spec = linears[modelName] else { return nil }
         guard spec.layout == .linear || transposed, tensor.shape == [spec.outFeatures, spec.inFeatures] else { return nil }
         guard let g = stats.gram(modelName), let n = stats.inputTokens[modelName], n > 0 else { return nil }
         guard let w = try Cast.floats(tensor) else { return nil }
@@ -148,7 +277,7 @@ public final class Calibration: @unchecked Sendable {
         let before = Self.outputError(w, rtnValues, gram: g, rows: rows, cols: cols)
         let after = Self.outputError(w, result.values, gram: g, rows: rows, cols: cols)
         lock.withLock {
-            layers[tensor.name] = CalibratedLayer(method: method, errorBefore: before, errorAfter: after)
+            layers[tensor.name] = CalibratedLayer(method: "gptq", errorBefore: before, errorAfter: after)
             quantizeTime += seconds
         }
         if report.measures { report.recordCalibrated(tensor.name, QuantizationError.measure(original: w, reconstructed: result.values)) }

@@ -40,6 +40,13 @@ public enum Quantization {
     public static func apply(_ source: WeightGraph, recipe: QuantizeRecipe, scheme: String, format: CheckpointFormat,
                              output: String, jobs: Int, dequantize: Bool, report: QuantizationReport,
                              tool: String, calibration: Calibration? = nil) throws -> QuantizedGraph {
+        // AWQ: per-channel scales folded into the float weights first (the function is unchanged).
+        var source = source
+        if let calibration, calibration.usesAWQ {
+            source = try calibration.applyAWQ(source) { name, shape in
+                try? recipe.decide(names: [calibration.ggufNames[name], name].compactMap { $0 }, dtype: .f32, shape: shape).target
+            }
+        }
         // GGUF output: rename to llama.cpp's layout first, so GPT-2's Conv1D weights are
         // transposed while still float and blocks run along each output row.
         let renamed = format == .gguf ? try GGUFNaming.toGGUF(source) : try GGUFNaming.toHF(source)
@@ -156,6 +163,8 @@ public enum Quantization {
                 "collect_seconds": .double(c.collectSeconds),
                 "calibrated_quantize_seconds": .double(c.quantizeSeconds),
                 "layers": .int(rows.filter { c.layer($0.name) != nil }.count),
+                "imatrix": c.options.imatrix.map { .string($0) } ?? .null,
+                "saved_imatrix": c.options.saveImatrix.map { .string($0) } ?? .null,
             ])
         }
         return .object(o)

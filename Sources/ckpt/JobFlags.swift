@@ -35,8 +35,14 @@ struct CalibrationFlags: ParsableArguments {
     @Option(help: "Calibrate on this text (tokenized with the model's tokenizer) or token file (.npy, or lines of ids).")
     var calibrate: String?
 
-    @Option(help: "Calibration method: gptq or rtn (default: gptq for q8_0/q4_0/q4_1/q5_0/q5_1/int8/int4, rtn otherwise).")
+    @Option(help: "Calibration method: gptq, awq (activation-aware scales folded into the preceding norm/linear, then round-to-nearest), imatrix (llama.cpp's importance-weighted search) or rtn (default: gptq for q8_0/q4_0/q4_1/q5_0/q5_1/int8/int4, imatrix for the k-quants; imatrix with --imatrix).")
     var method: String?
+
+    @Option(help: "Use this llama.cpp importance matrix (llama-imatrix's GGUF or legacy .dat) for --method imatrix; needs no --calibrate.")
+    var imatrix: String?
+
+    @Option(help: "Write the importance matrix collected by --calibrate, in llama.cpp's GGUF layout (legacy layout if FILE ends in .dat), for llama-quantize --imatrix.")
+    var saveImatrix: String?
 
     @Option(help: "Calibration sequences used (at most).")
     var calibrationSamples: Int = QuantizeJob().calibrationSamples
@@ -53,5 +59,6 @@ struct CalibrationFlags: ParsableArguments {
     func apply(to job: inout QuantizeJob) {
         (job.calibrate, job.method, job.calibrationSamples, job.context, job.damp, job.actOrder) =
             (calibrate, method, calibrationSamples, context, damp, actOrder)
+        (job.imatrix, job.saveImatrix) = (imatrix, saveImatrix)
     }
 }

@@ -98,8 +98,14 @@ struct QuantizeCommand: ParsableCommand {
             print(r.json().prettyPrinted())
         } else {
             if let c = r.calibration {
-                print("calibration: \(c.sequences) sequence(s), \(c.tokens) tokens from \(c.options.file) "
-                      + String(format: "(%.2f s); method %@", c.collectSeconds, c.method(forScheme: scheme, groupSize: groupSize)))
+                if let m = c.options.imatrix { print("importance matrix: \(m)") }
+                if !c.options.file.isEmpty {
+                    print("calibration: \(c.sequences) sequence(s), \(c.tokens) tokens from \(c.options.file) "
+                          + String(format: "(%.2f s)", c.collectSeconds))
+                }
+                let chosen = calibration.method == nil && calibration.imatrix == nil
+                print("method: \(c.method(forScheme: scheme, groupSize: groupSize))"
+                      + (chosen ? " (the default for \(scheme); --method to choose)" : ""))
             }
             printReport(r.rows, report: r.errors)
             if let c = r.calibration { printCalibration(r.rows, c) }

@@ -53,15 +53,20 @@ public struct QuantizeJob: Job {
     public var damp = 0.01
     /// GPTQ: columns in order of decreasing activation energy.
     public var actOrder = false
+    /// A llama.cpp importance matrix (GGUF or legacy .dat) for method imatrix; needs no calibration file.
+    public var imatrix: String?
+    /// Write the importance matrix collected from `calibrate` here (llama.cpp's GGUF layout, legacy if `.dat`).
+    public var saveImatrix: String?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case input, output, scheme, groupSize = "group_size", keep, tensorType = "tensor_type", fallback, to, key, config
         case dequantize, exclude, writeConfig = "write_config", dryRun = "dry_run", jobs, noErrors = "no_errors"
         case calibrate, method, calibrationSamples = "calibration_samples", context, damp, actOrder = "act_order"
+        case imatrix, saveImatrix = "save_imatrix"
     }
     public static let requiredKeys: [CodingKeys] = [.input, .output, .scheme]
-    public static let inputKeys: [CodingKeys] = [.input, .config, .calibrate]
-    public static let outputKeys: [CodingKeys] = [.output]
+    public static let inputKeys: [CodingKeys] = [.input, .config, .calibrate, .imatrix]
+    public static let outputKeys: [CodingKeys] = [.output, .saveImatrix]
 
     public init() {}
     public init(input: String, output: String, scheme: String) {
@@ -103,7 +108,13 @@ public struct QuantizeJob: Job {
     public func validate() throws {
         _ = try recipe()
         if let jobs, jobs < 1 { throw JobError("jobs", "must be at least 1") }
-        if calibrate == nil, method != nil || actOrder { throw JobError(nil, "method and act_order need calibrate (a calibration file)") }
+        if calibrate == nil, imatrix == nil, method != nil || actOrder {
+            throw JobError(nil, "method and act_order need calibrate (a calibration file) or imatrix")
+        }
+        if calibrate == nil, saveImatrix != nil { throw JobError("save_imatrix", "needs calibrate (a calibration file)") }
+        if calibrate == nil, imatrix != nil, let m = method?.lowercased(), m != "imatrix", m != "rtn" {
+            throw JobError("method", "\(m) needs calibrate (a calibration file); imatrix brings only what method imatrix uses")
+        }
         guard damp > 0, damp.isFinite else { throw JobError("damp", "must be a positive number") }
         try Self.positive(calibrationSamples, "calibration_samples")
         try Self.positive(context, "context")
@@ -121,10 +132,10 @@ public struct QuantizeJob: Job {
         let excluded = try Conversion.exclude(&source, patterns, path: input)
         let companions = directory ? Conversion.companionSource(input) : nil
         let errors = QuantizationReport(measures: !noErrors)
-        let calibration = try calibrate.map { file in
+        let calibration = try (calibrate ?? imatrix.map { _ in "" }).map { file in
             try Calibration.collect(source, checkpoint: input, options: CalibrationOptions(
-                file: file, method: method?.lowercased(), samples: calibrationSamples, context: context,
-                percdamp: damp, actOrder: actOrder))
+                file: file, method: method?.lowercased() ?? (imatrix != nil ? "imatrix" : nil), samples: calibrationSamples,
+                context: context, percdamp: damp, actOrder: actOrder, imatrix: imatrix, saveImatrix: saveImatrix))
         }
         let quantized = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: output,
                                                    jobs: jobs, dequantize: dequantize, report: errors,
