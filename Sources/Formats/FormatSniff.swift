@@ -1,4 +1,5 @@
-// Format detection: one structural sniff per format.
+// Format detection: the probe each format's structural sniff reads (the sniffs live in the
+// formats' handlers, and FormatRegistry asks them in order).
 //
 // A sniff answers "does this file have the structure of format F?" from bytes anywhere in
 // the file (a memory mapping: nothing is read that the sniff does not touch). Sniffs check
@@ -6,8 +7,6 @@
 // may well start with 0x80, the byte a pickle starts with, so a pickle is recognised by the
 // torch.save magic number it must carry, and safetensors by its length, `{` and a header
 // that closes inside the file. Zip archives are told apart by their members.
-//
-// To add a format: a case in CheckpointFormat, its sniff here, its place in `detectionOrder`.
 
 import CkptCore
 
@@ -86,64 +85,5 @@ public final class FormatProbe {
             p += 46 + n + extra + comment
         }
         return names
-    }
-}
-
-extension CheckpointFormat {
-    /// The order sniffs are tried in. Every sniff is structural, so the order only matters
-    /// for files that satisfy two (none known).
-    static let detectionOrder: [CheckpointFormat] = [.hdf5, .gguf, .ckz, .npy, .safetensors, .npz, .keras, .torchscript, .pytorch]
-
-    /// Whether the file has this format's structure.
-    func sniff(_ p: FormatProbe) -> Bool {
-        switch self {
-        case .hdf5:
-            // The superblock is at 0, or after a user block at 512, 1024, 2048, ... bytes
-            // (MATLAB v7.3 .mat files have 512).
-            var offset = 0
-            while offset <= 1 << 20 {
-                if p.starts(with: HDF5.signature, at: offset) { return true }
-                offset = offset == 0 ? 512 : offset * 2
-            }
-            return false
-        case .gguf:
-            // "GGUF", then a u32 version (1 to 3 exist).
-            guard p.starts(with: Array("GGUF".utf8)), let v = p.u32(at: 4) else { return false }
-            return (1...3).contains(v)
-        case .ckz:
-            return p.starts(with: CKZ.magic)
-        case .npy:
-            // "\x93NUMPY", major version 1 to 3.
-            guard p.starts(with: [0x93] + Array("NUMPY".utf8)), let major = p.byte(at: 6) else { return false }
-            return (1...3).contains(major)
-        case .safetensors:
-            // u64 header length N (within the reference crate's cap and the file), then a
-            // JSON object: `{` first, `}` last before the space padding.
-            guard let n = p.u64(at: 0), n >= 2, n <= UInt64(Safetensors.maxHeaderSize), n <= UInt64(p.size - 8),
-                  p.byte(at: 8) == UInt8(ascii: "{") else { return false }
-            var end = 8 + Int(n) - 1
-            while end > 8, p.byte(at: end) == UInt8(ascii: " ") { end -= 1 }
-            return p.byte(at: end) == UInt8(ascii: "}")
-        case .npz:
-            // numpy.savez: every member an array (`NAME.npy`), plus the config ckpt adds.
-            guard let names = p.zipMembers, names.contains(where: { $0.hasSuffix(".npy") }) else { return false }
-            return names.allSatisfy { $0.hasSuffix(".npy") || $0 == Npz.configMember }
-        case .keras:
-            // Keras 3's `model.save("x.keras")`: config.json, metadata.json, model.weights.h5.
-            return p.zipMembers?.contains(Keras.weightsMember) ?? false
-        case .torchscript:
-            // torch.jit.save: the pickled module plus its code and constants.
-            guard let names = p.zipMembers else { return false }
-            return names.contains { $0.hasSuffix("/constants.pkl") } && names.contains { $0.contains("/code/") }
-        case .pytorch:
-            // torch.save's zip: one archive folder holding data.pkl.
-            if let names = p.zipMembers { return names.contains { $0.hasSuffix("/data.pkl") } }
-            // torch.save's legacy format starts with the pickled magic number: PROTO 2..5,
-            // LONG1 of 10 bytes, the number.
-            guard p.byte(at: 0) == 0x80, let proto = p.byte(at: 1), (2...5).contains(proto) else { return false }
-            // Protocol 4 and 5 may open a FRAME (0x95 and a u64 length) first.
-            let at = proto >= 4 && p.byte(at: 2) == 0x95 ? 11 : 2
-            return p.starts(with: [0x8A, 0x0A] + PyTorch.legacyMagic, at: at)
-        }
     }
 }
