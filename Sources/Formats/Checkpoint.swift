@@ -200,9 +200,7 @@ public enum Checkpoint {
     /// - Throws: `FileError` naming the output (a dtype the format cannot hold, a write error).
     public static func write(_ graph: WeightGraph, to path: String, format: CheckpointFormat, directory: Bool, options: WriteOptions = .init()) throws {
         let target = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
-        let prepared: WeightGraph
-        prepared = try FormatRegistry.naming(target) { try prepare(graph, for: format, dequantize: options.dequantize) }
-        let graph = prepared
+        let graph = try FormatRegistry.naming(target) { try prepare(graph, for: format, dequantize: options.dequantize) }
         let besideConfig = URL(fileURLWithPath: target).deletingLastPathComponent().path + "/config.json"
         if options.configBeside {
             // Checked before any work: the config must exist, and an existing config.json

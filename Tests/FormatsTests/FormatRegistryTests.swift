@@ -77,6 +77,38 @@ struct SpyHandler: FormatHandler {
         switch CheckpointFormat.ckz { case .ckz: break; default: Issue.record("switch on a format") }
     }
 
+    /// A file of every format, under a name that says nothing: its own structural sniff claims
+    /// it, and no format listed before it does.
+    @Test func everyFormatIsRecognisedByItsStructureWhateverItsName() throws {
+        let dir = TempDir()
+        var g = WeightGraph()
+        try g.add(Tensor(name: "x", dtype: .f32, shape: [2], data: .owned([0, 0, 0x80, 0x3F, 0, 0, 0, 0x40])))
+        try Checkpoint.write(g, to: dir.file("w.ckz"), format: .ckz, directory: false)
+        try Checkpoint.write(g, to: dir.file("w.npy"), format: .npy, directory: false)
+        let samples: [(String, CheckpointFormat)] = [
+            (Repo.fixture("safetensors/every_dtype.safetensors"), .safetensors),
+            (Repo.fixture("hdf5/h5py_mixed.h5"), .hdf5),
+            (dir.file("w.ckz"), .ckz),
+            (Repo.fixture("gguf/gguf_py.gguf"), .gguf),
+            (Repo.fixture("npz/stored.npz"), .npz),
+            (dir.file("w.npy"), .npy),
+            (Repo.fixture("keras/tiny.keras"), .keras),
+            (Repo.fixture("torch/scripted.pt"), .torchscript),
+            (Repo.fixture("torch/views.pt"), .pytorch),
+            (Repo.fixture("torch/views_legacy.pt"), .pytorch),
+        ]
+        let formats = FormatRegistry.standard.formats
+        #expect(Set(samples.map(\.1)) == Set(formats), "a sample for every format")
+        for (i, (path, format)) in samples.enumerated() {
+            let neutral = dir.file("sample-\(i).dat")
+            try FileManager.default.copyItem(atPath: path, toPath: neutral)
+            let probe = try FormatProbe(path: neutral)
+            #expect(FormatRegistry.standard.detect(probe) == format, "\(path)")
+            #expect(format.handler.sniff(probe), "\(path)")
+            #expect(!formats.prefix(while: { $0 != format }).contains { $0.handler.sniff(probe) }, "\(path)")
+        }
+    }
+
     @Test func detectionAsksEverySniffThenEveryFallbackInOrder() throws {
         let dir = TempDir()
         let log = AskedLog()
