@@ -16,6 +16,9 @@ import TestSupport
         #expect(bad.stderr.contains("unknown output format \"parquet\" (one of: \(FormatRegistry.standard.writableNames))"), "\(bad.stderr)")
         let noExt = try CkptBinary.run("convert", Repo.fixture("tiny-gpt2"), dir.file("out.x"))
         #expect(noExt.status == 2 && noExt.stderr.contains("use --to FORMAT (one of: \(FormatRegistry.standard.writableNames))"), "\(noExt.stderr)")
+        // A format ckpt reads but does not write: refused before the input is read.
+        let pt = try CkptBinary.run("convert", Repo.fixture("tiny-gpt2"), dir.file("out.pt"))
+        #expect(pt.status == 2 && pt.stderr.contains("\(dir.file("out.pt")): writing pytorch is not supported yet"), "\(pt.stderr)")
         #expect(dir.contents().isEmpty)
     }
 }

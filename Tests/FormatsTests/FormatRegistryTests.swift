@@ -172,6 +172,16 @@ struct SpyHandler: FormatHandler {
             #expect(e.path == path)
             #expect(!(e.error is FileError))
         }
+        // A format ckpt reads but does not write is refused when the output is chosen, before any work.
+        for (name, explicit) in [("out.pt", nil), ("out.bin2", "pytorch"), ("out.h5", "KERAS")] as [(String, String?)] {
+            do {
+                _ = try Checkpoint.outputFormat(for: dir.file(name), explicit: explicit, maxShardSize: nil)
+                Issue.record("\(name) accepted as an output")
+            } catch let e as FileError {
+                #expect(e.path == dir.file(name))
+                #expect(ErrorText.line(e.error).hasPrefix("writing ") && ErrorText.line(e.error).hasSuffix(" is not supported yet"))
+            }
+        }
         // A format that cannot be written says so, with the output's name.
         var g = WeightGraph()
         try g.add(Tensor(name: "x", dtype: .f32, shape: [1], data: .owned([0, 0, 0, 0])))

@@ -118,22 +118,28 @@ public struct FormatRegistry: Sendable {
     }
 
     /// Where and how an output goes: a directory (Hugging Face layout) or a single file, in
-    /// the format `explicit` names, else the one the extension implies.
+    /// the format `explicit` names, else the one the extension implies. A format ckpt reads
+    /// but does not write (`--to pytorch`, `out.pt`) is refused here, before any work.
     public func outputFormat(for path: String, explicit: String?, maxShardSize: Int?) throws -> (format: CheckpointFormat, directory: Bool) {
         var isDir: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
         let directory = maxShardSize != nil || path.hasSuffix("/") || (exists && isDir.boolValue)
+        let chosen: CheckpointFormat
         if let explicit {
             guard let f = format(named: explicit) else {
                 throw CheckpointError.unknownOutputFormat(explicit, writable: writableNames)
             }
-            return (f, directory)
+            chosen = f
+        } else if directory, let f = writable.first(where: \.handler.writesDirectory) {
+            chosen = f
+        } else {
+            guard let f = format(forExtension: URL(fileURLWithPath: path).pathExtension) else {
+                throw CheckpointError.cannotChooseOutputFormat
+            }
+            chosen = f
         }
-        if directory, let f = writable.first(where: \.handler.writesDirectory) { return (f, true) }
-        guard let f = format(forExtension: URL(fileURLWithPath: path).pathExtension) else {
-            throw CheckpointError.cannotChooseOutputFormat
-        }
-        return (f, false)
+        guard chosen.isWritable else { throw FileError(path: path, error: CheckpointError.notSupportedYet(chosen, reading: false)) }
+        return (chosen, directory)
     }
 
     /// The one error-wrapping rule: file-system errors and errors that already name their
