@@ -1,59 +1,20 @@
 // Checkpoint: opening any supported input and writing any supported output.
 //
-// Input formats are detected from the file's first bytes (extensions lie); outputs are
+// Input formats are detected from the file's structure (extensions lie); outputs are
 // chosen by extension or `--to`. A directory is a Hugging Face model directory: sharded
 // safetensors with an index, or a single `model.safetensors`, with `config.json` beside.
+// Which formats exist, and how each is read and written, is FormatRegistry's list.
 
 import CkptCore
 import Quantize
 import Foundation
-
-public enum CheckpointFormat: String, Sendable, CaseIterable, CustomStringConvertible {
-    case safetensors, hdf5, ckz, gguf, npz, npy, pytorch
-    /// Keras 3's `.keras` archive (read: the weights file inside).
-    case keras
-    /// A TorchScript archive (`torch.jit.save`): recognised to say what it is, not read.
-    case torchscript
-
-    public var description: String { rawValue }
-
-    /// Formats ckpt can read and write today. The others are recognised so the error can
-    /// say what the file is.
-    public var isReadable: Bool { [.safetensors, .hdf5, .ckz, .gguf, .npz, .npy, .pytorch, .keras].contains(self) }
-    public var isWritable: Bool { [.safetensors, .hdf5, .ckz, .gguf, .npz, .npy].contains(self) }
-
-    /// Whether files of this format can hold tensors of `dtype` as they are (HDF5 and .ckz
-    /// hold every dtype, block-quantized ones as their bytes).
-    public func canHold(_ dtype: DType) -> Bool {
-        switch self {
-        case .safetensors: return SafetensorsDType.name(dtype) != nil
-        case .gguf: return GGUF.canHold(dtype)
-        case .npz, .npy: return Npy.descrs.contains { $0.1 == dtype }
-        default: return true
-        }
-    }
-
-    /// The output format an extension implies.
-    public static func forExtension(_ ext: String) -> CheckpointFormat? {
-        switch ext.lowercased() {
-        case "safetensors": return .safetensors
-        // Not ".keras": Keras 3's .keras files are zip archives, not HDF5.
-        case "h5", "hdf5": return .hdf5
-        case "ckz": return .ckz
-        case "gguf": return .gguf
-        case "npz": return .npz
-        case "npy": return .npy
-        case "bin", "pt", "pth": return .pytorch
-        default: return nil
-        }
-    }
-}
 
 public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownFormat
     case notSupportedYet(CheckpointFormat, reading: Bool)
     case noCheckpointInDirectory(found: [String])
     case cannotChooseOutputFormat
+    case unknownOutputFormat(String, writable: String)
     case invalidShardSize(String)
     case singleFileFormat(CheckpointFormat)
     case cannotHold(CheckpointFormat, tensor: String, dtype: DType)
@@ -67,14 +28,16 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
     public var description: String {
         switch self {
         case .unknownFormat:
-            return "not a checkpoint format ckpt recognises (safetensors, HDF5, GGUF, .ckz, NumPy, PyTorch)"
+            return "not a checkpoint format ckpt recognises (\(FormatRegistry.standard.readableDisplayNames))"
         case .notSupportedYet(let f, let reading):
             return "\(reading ? "reading" : "writing") \(f) is not supported yet"
         case .noCheckpointInDirectory(let found):
             if found.isEmpty { return "directory holds no model.safetensors, pytorch_model.bin, index or *.safetensors file" }
             return "directory holds several safetensors files (\(found.joined(separator: ", "))) but no \(ShardedSafetensors.indexName)"
         case .cannotChooseOutputFormat:
-            return "cannot tell the output format from the name; use --to FORMAT"
+            return "cannot tell the output format from the name; use --to FORMAT (one of: \(FormatRegistry.standard.writableNames))"
+        case .unknownOutputFormat(let name, let writable):
+            return "unknown output format \"\(name)\" (one of: \(writable))"
         case .invalidShardSize(let s):
             return "invalid shard size \"\(s)\" (examples: 5GB, 500MB, 2GiB, 1000000)"
         case .singleFileFormat(let f):
@@ -100,26 +63,12 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
 }
 
 public enum Checkpoint {
-    /// Identifies a file by its structure. Each format's `sniff` checks what a file of
-    /// that format must hold (safetensors: an 8-byte length, `{`, and a header that closes
-    /// inside the file; a torch.save legacy file: the pickled magic number; a zip: its
-    /// members), so one format's magic byte never claims a valid file of another.
-    /// Only when no format's structure matches do weaker hints decide (a lone pickle opcode,
-    /// the extension), so that the reader can say precisely what is wrong.
+    /// Identifies a file by its structure: each format's sniff (FormatRegistry) checks what
+    /// a file of that format must hold, so one format's magic byte never claims a valid file
+    /// of another. Only when no format's structure matches do weaker hints decide (a lone
+    /// pickle opcode, the extension), so that the reader can say precisely what is wrong.
     public static func detectFormat(path: String) throws -> CheckpointFormat {
-        let probe = try FormatProbe(path: path)
-        for format in CheckpointFormat.detectionOrder where format.sniff(probe) { return format }
-        // A zip we could not classify: the extension chooses the reader that explains it.
-        if probe.isZip {
-            if probe.hasExtension("npz") { return .npz }
-            if probe.hasExtension("keras") { return .keras }
-            return .pytorch
-        }
-        // An 8-byte length and '{' whose header does not hold together (truncated, say),
-        // or a .safetensors name: the safetensors reader says what is wrong.
-        if probe.hasExtension("safetensors") || probe.byte(at: 8) == UInt8(ascii: "{") { return .safetensors }
-        if probe.head.first == 0x80 { return .pytorch }  // some other pickle: PyTorch's reader says what it is
-        throw FileError(path: path, error: CheckpointError.unknownFormat)
+        try FormatRegistry.standard.detectFormat(path: path)
     }
 
     /// Opens a checkpoint file or Hugging Face model directory. Tensors are not read until
@@ -140,24 +89,23 @@ public enum Checkpoint {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw IOError.cannotOpen(path: path, errno: ENOENT)
         }
+        let registry = FormatRegistry.standard, options = ReadOptions(jobs: jobs, key: key)
         var graph: WeightGraph
         let format: CheckpointFormat
         let configDir: String
         if isDir.boolValue {
-            (graph, format) = try openDirectory(path, key: key)
+            (graph, format) = try registry.readDirectory(path, options: options)
             configDir = path
         } else {
             try RegularFile.check(path)  // a FIFO or device would block or never end
-            format = try detectFormat(path: path)
-            if format == .torchscript { throw FileError(path: path, error: CheckpointError.torchScript) }
-            guard format.isReadable else { throw FileError(path: path, error: CheckpointError.notSupportedYet(format, reading: true)) }
-            graph = try readFile(path, format: format, jobs: jobs, key: key)
+            format = try registry.detectFormat(path: path)
+            graph = try registry.read(path, format: format, options: options)
             configDir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         }
         // The config: --config, else a config.json beside the weights (or in the directory),
         // else the one the file carries (safetensors metadata, .npz member, HDF5 attribute,
         // .ckz index, GGUF keys), so a config beside a file can correct an embedded one.
-        if key != nil, format != .pytorch { throw FileError(path: path, error: CheckpointError.keyNeedsPyTorch(format)) }
+        if key != nil, !format.handler.acceptsStateDictKey { throw FileError(path: path, error: CheckpointError.keyNeedsPyTorch(format)) }
         let configFile = configPath ?? configDir + "/config.json"
         if configPath != nil || FileManager.default.fileExists(atPath: configFile) {
             graph.config = try readConfig(configFile)
@@ -171,62 +119,6 @@ public enum Checkpoint {
     public static func openModel(_ path: String, configPath: String? = nil, key: String? = nil) throws -> WeightGraph {
         let graph = try open(path, configPath: configPath, key: key).graph
         do { return try GGUFNaming.toHF(graph) } catch { throw FileError(path: path, error: error) }
-    }
-
-    static func readFile(_ path: String, format: CheckpointFormat, jobs: Int? = nil, key: String? = nil) throws -> WeightGraph {
-        switch format {
-        case .ckz:
-            return try CKZ.read(path: path, jobs: jobs)
-        case .safetensors:
-            do { return try Safetensors.read(path: path) } catch let e as IOError { throw e } catch {
-                throw FileError(path: path, error: error)
-            }
-        case .hdf5:
-            do { return try HDF5.read(path: path) } catch let e as IOError { throw e } catch {
-                throw FileError(path: path, error: error)
-            }
-        case .gguf:
-            do { return try GGUF.read(path: path) } catch let e as IOError { throw e } catch {
-                throw FileError(path: path, error: error)
-            }
-        case .npz:
-            return try Npz.read(path: path)
-        case .npy:
-            let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-            var g = WeightGraph()
-            try g.add(Npy.read(path: path, name: name))
-            return g
-        case .pytorch:
-            do { return try PyTorch.read(path: path, key: key) } catch let e as IOError { throw e } catch {
-                throw FileError(path: path, error: error)
-            }
-        case .keras:
-            return try Keras.read(path: path)
-        case .torchscript:
-            throw FileError(path: path, error: CheckpointError.torchScript)
-        }
-    }
-
-    /// A Hugging Face model directory: safetensors first (as transformers prefers them),
-    /// then PyTorch's `pytorch_model.bin` (sharded with an index, or single).
-    static func openDirectory(_ dir: String, key: String? = nil) throws -> (WeightGraph, CheckpointFormat) {
-        let fm = FileManager.default
-        let index = dir + "/" + ShardedSafetensors.indexName
-        if fm.fileExists(atPath: index) { return (try ShardedSafetensors.read(indexPath: index), .safetensors) }
-        let single = dir + "/" + ShardedSafetensors.singleName
-        if fm.fileExists(atPath: single) { return (try readFile(single, format: .safetensors), .safetensors) }
-        let found = ((try? fm.contentsOfDirectory(atPath: dir)) ?? [])
-            .filter { $0.hasSuffix(".safetensors") }.sorted()
-        if found.count == 1 { return (try readFile(dir + "/" + found[0], format: .safetensors), .safetensors) }
-        if found.isEmpty {
-            let torchIndex = dir + "/" + PyTorch.indexName
-            if fm.fileExists(atPath: torchIndex) {
-                return (try ShardedSafetensors.read(indexPath: torchIndex, readShard: { try readFile($0, format: .pytorch, key: key) }), .pytorch)
-            }
-            let torchSingle = dir + "/" + PyTorch.singleName
-            if fm.fileExists(atPath: torchSingle) { return (try readFile(torchSingle, format: .pytorch, key: key), .pytorch) }
-        }
-        throw FileError(path: dir, error: CheckpointError.noCheckpointInDirectory(found: found))
     }
 
     public static func readConfig(_ path: String) throws -> ModelConfig {
@@ -279,7 +171,7 @@ public enum Checkpoint {
     /// Hugging Face names back for the other formats; block-quantized tensors the format
     /// cannot hold are dequantized to f32 when `dequantize` is set, an error otherwise.
     public static func prepare(_ graph: WeightGraph, for format: CheckpointFormat, dequantize: Bool) throws -> WeightGraph {
-        var g = format == .gguf ? graph : try GGUFNaming.toHF(graph)
+        var g = format.handler.keepsLlamaCppNames ? graph : try GGUFNaming.toHF(graph)
         for t in g.tensors.values where !format.canHold(t.dtype) {
             guard t.dtype.isQuantized, dequantize else { throw CheckpointError.cannotHold(format, tensor: t.name, dtype: t.dtype) }
             try g.replace(t.dequantizedLazily())
@@ -294,20 +186,7 @@ public enum Checkpoint {
 
     /// Where and how an output goes: a directory (Hugging Face layout) or a single file.
     public static func outputFormat(for path: String, explicit: String?, maxShardSize: Int?) throws -> (format: CheckpointFormat, directory: Bool) {
-        var isDir: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
-        let directory = maxShardSize != nil || path.hasSuffix("/") || (exists && isDir.boolValue)
-        if let explicit {
-            guard let f = CheckpointFormat(rawValue: explicit.lowercased()) else {
-                throw CheckpointError.cannotChooseOutputFormat
-            }
-            return (f, directory)
-        }
-        if directory { return (.safetensors, true) }
-        guard let f = CheckpointFormat.forExtension(URL(fileURLWithPath: path).pathExtension) else {
-            throw CheckpointError.cannotChooseOutputFormat
-        }
-        return (f, false)
+        try FormatRegistry.standard.outputFormat(for: path, explicit: explicit, maxShardSize: maxShardSize)
     }
 
     /// Writes `graph` to `path` in `format`, atomically: the output appears complete or not at all.
@@ -321,11 +200,7 @@ public enum Checkpoint {
     /// - Throws: `FileError` naming the output (a dtype the format cannot hold, a write error).
     public static func write(_ graph: WeightGraph, to path: String, format: CheckpointFormat, directory: Bool, options: WriteOptions = .init()) throws {
         let target = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
-        let prepared: WeightGraph
-        do { prepared = try prepare(graph, for: format, dequantize: options.dequantize) } catch let e as IOError { throw e } catch {
-            throw FileError(path: target, error: error)
-        }
-        let graph = prepared
+        let graph = try FormatRegistry.naming(target) { try prepare(graph, for: format, dequantize: options.dequantize) }
         let besideConfig = URL(fileURLWithPath: target).deletingLastPathComponent().path + "/config.json"
         if options.configBeside {
             // Checked before any work: the config must exist, and an existing config.json
@@ -336,51 +211,7 @@ public enum Checkpoint {
                 throw FileError(path: besideConfig, error: CheckpointError.differentConfigBeside)
             }
         }
-        switch (format, directory) {
-        case (.safetensors, true):
-            try ShardedSafetensors.write(graph, toDirectory: target, maxShardSize: options.maxShardSize, progress: options.progress,
-                                         companions: options.companionsFrom.map(Companions.list(in:)) ?? [])
-        case (.safetensors, false):
-            // The config travels in the metadata (read back by Safetensors.read).
-            var g = graph
-            if let config = graph.config { g.metadata[Safetensors.configKey] = String(decoding: config.serialized(), as: UTF8.self) }
-            try Safetensors.write(g, to: target, progress: options.progress)
-        case (.hdf5, false):
-            do { try HDF5.write(graph, to: target, options: options.hdf5, progress: options.progress) } catch let e as HDF5Error {
-                throw FileError(path: target, error: e)
-            }
-        case (.ckz, false):
-            do { try CKZ.write(graph, to: target, options: options.ckz, progress: options.progress) } catch let e as CKZError {
-                throw FileError(path: target, error: e)
-            }
-        case (.ckz, true):
-            throw FileError(path: target, error: CheckpointError.singleFileFormat(.ckz))
-        case (.gguf, false):
-            var graph = graph
-            if let dir = options.tokenizerFrom, graph.metadata["tokenizer.ggml.model"] == nil {
-                do {
-                    if let kv = try GGUFTokenizer.keys(directory: dir, config: graph.config) { GGUFMetadata.store(kv, into: &graph) }
-                } catch {
-                    throw FileError(path: (dir as NSString).appendingPathComponent("tokenizer.json"), error: error)
-                }
-            }
-            do { try GGUF.write(graph, to: target, progress: options.progress) } catch let e as IOError { throw e } catch let e as FileError { throw e } catch {
-                throw FileError(path: target, error: error)
-            }
-        case (.npz, false):
-            do { try Npz.write(graph, to: target, deflate: options.deflate, progress: options.progress) } catch let e as IOError { throw e } catch {
-                throw FileError(path: target, error: error)
-            }
-        case (.npy, false):
-            guard graph.tensors.count == 1, let t = graph.tensors.values.first else {
-                throw FileError(path: target, error: CheckpointError.npyNeedsOneTensor(graph.tensors.count))
-            }
-            do { try Npy.write(Npy.encode(dtype: t.dtype, shape: t.shape, data: t.data.load()), to: target) } catch let e as IOError { throw e } catch {
-                throw FileError(path: target, error: error)
-            }
-        default:
-            throw FileError(path: target, error: CheckpointError.notSupportedYet(format, reading: false))
-        }
+        try FormatRegistry.standard.write(graph, to: target, format: format, directory: directory, options: options)
         if options.configBeside, let config = graph.config, (try? readConfig(besideConfig))?.json != config.json {
             var f = try AtomicFile(target: besideConfig)
             try f.write(config.serialized())

@@ -24,7 +24,7 @@ struct Convert: ParsableCommand {
     @Argument(help: "Output file or directory.")
     var output: String
 
-    @Option(help: "Output format: safetensors, hdf5, ckz, gguf, npz, npy (default: from OUT's extension).")
+    @Option(help: ArgumentHelp("Output format: \(FormatRegistry.standard.writableNames) (default: from OUT's extension)."))
     var to: String?
 
     @Option(help: "PyTorch checkpoints that wrap their state_dict ({'model': sd}): its dotted key, e.g. model or state_dict.")

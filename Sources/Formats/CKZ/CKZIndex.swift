@@ -117,7 +117,13 @@ struct CKZIndex: Sendable {
     /// caps, UTF-8, known dtypes, unique names, and the arithmetic that ties shapes, raw
     /// lengths, chunk sizes and plane lengths together. Offsets are checked by the reader.
     static func parse(_ bytes: [UInt8]) throws(CKZError) -> CKZIndex {
-        var r = ByteReader(bytes: bytes)
+        // Array.withUnsafeBytes rethrows untyped: the result carries the typed error out.
+        let result = bytes.withUnsafeBytes { b in Result { () throws(CKZError) in try parse(b) } }
+        return try result.get()
+    }
+
+    static func parse(_ bytes: UnsafeRawBufferPointer) throws(CKZError) -> CKZIndex {
+        var r = ByteReader(bytes)
         var index = CKZIndex()
         index.provenance = try r.string(cap: CKZ.maxProvenanceLength, what: "provenance")
         guard case .object? = try? JSONValue.parse(index.provenance) else {
@@ -278,40 +284,31 @@ struct ByteWriter {
     }
 }
 
+/// The index's reads: ByteCursor's, each failure a `malformedIndex` naming what was read.
 struct ByteReader {
-    let bytes: [UInt8]
-    var position = 0
-    var remaining: Int { bytes.count - position }
+    var cursor: ByteCursor
+    var remaining: Int { cursor.remaining }
 
-    init(bytes: [UInt8]) { self.bytes = bytes }
+    /// SAFETY: `bytes` is borrowed (see ByteCursor); the reader lives inside its closure.
+    init(_ bytes: UnsafeRawBufferPointer) { cursor = ByteCursor(bytes) }
 
     mutating func take(_ n: Int, what: String) throws(CKZError) -> [UInt8] {
-        guard n >= 0, n <= remaining else {
-            throw .malformedIndex("\(what): needs \(n) bytes, \(remaining) left in the index")
-        }
-        defer { position += n }
-        return Array(bytes[position..<position + n])
+        guard let a = cursor.array(n) else { throw .malformedIndex("\(what): needs \(n) bytes, \(remaining) left in the index") }
+        return a
     }
 
     mutating func u8(what: String) throws(CKZError) -> UInt8 {
-        guard remaining >= 1 else { throw .malformedIndex("\(what): index ends early") }
-        defer { position += 1 }
-        return bytes[position]
+        guard let v = cursor.u8() else { throw .malformedIndex("\(what): index ends early") }
+        return v
     }
 
     mutating func u32(what: String) throws(CKZError) -> UInt32 {
-        guard remaining >= 4 else { throw .malformedIndex("\(what): index ends early") }
-        var v: UInt32 = 0
-        for i in 0..<4 { v |= UInt32(bytes[position + i]) << (8 * i) }
-        position += 4
+        guard let v = cursor.le(UInt32.self) else { throw .malformedIndex("\(what): index ends early") }
         return v
     }
 
     mutating func u64(what: String) throws(CKZError) -> UInt64 {
-        guard remaining >= 8 else { throw .malformedIndex("\(what): index ends early") }
-        var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(bytes[position + i]) << (8 * i) }
-        position += 8
+        guard let v = cursor.le(UInt64.self) else { throw .malformedIndex("\(what): index ends early") }
         return v
     }
 
@@ -328,11 +325,8 @@ struct ByteReader {
     mutating func string(cap: Int, what: String) throws(CKZError) -> String {
         let n = Int(try u32(what: "\(what) length"))
         guard n <= cap else { throw .malformedIndex("\(what): length \(n) exceeds the cap of \(cap) bytes") }
-        guard n <= remaining else { throw .malformedIndex("\(what): needs \(n) bytes, \(remaining) left in the index") }
-        defer { position += n }
-        guard let s = String(validating: bytes[position..<position + n], as: UTF8.self) else {
-            throw .malformedIndex("\(what) is not valid UTF-8")
-        }
-        return s
+        guard let s = cursor.utf8(n) else { throw .malformedIndex("\(what): needs \(n) bytes, \(remaining) left in the index") }
+        guard let text = s else { throw .malformedIndex("\(what) is not valid UTF-8") }
+        return text
     }
 }

@@ -43,40 +43,36 @@ public final class CKZArchive: Sendable {
 
     // MARK: Validation
 
-    static func u32(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
-        UInt32(littleEndian: b.loadUnaligned(fromByteOffset: at, as: UInt32.self))
-    }
-    static func u64(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt64 {
-        UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at, as: UInt64.self))
-    }
-
     static func checkZero(_ b: UnsafeRawBufferPointer, _ range: Range<Int>) throws(CKZError) {
         for i in range where b[i] != 0 { throw .nonzeroPadding(offset: i) }
     }
 
     static func validate(_ b: UnsafeRawBufferPointer) throws(CKZError) -> (CKZIndex, Int) {
         let size = b.count
+        let c = ByteCursor(b)
         guard size > 0 else { throw .emptyFile }
         let head = Array(b.prefix(CKZ.magic.count))
         guard head == Array(CKZ.magic.prefix(head.count)) else { throw .badMagic }
         guard size >= CKZ.headerSize + CKZ.trailerSize else {
             throw .truncated(size: size, reason: "too short for the 64-byte header and 32-byte trailer")
         }
-        let version = u32(b, 8)
+        // SAFETY of the force-unwraps below: the header and trailer are there (checked above).
+        let version = c.le(UInt32.self, at: 8)!
         guard version == CKZ.version else { throw .unsupportedVersion(version) }
-        let flags = u32(b, 12)
+        let flags = c.le(UInt32.self, at: 12)!
         guard flags == 0 else { throw .nonzeroFlags(where: "header", value: flags) }
         try checkZero(b, 16..<CKZ.headerSize)
 
         let t = size - CKZ.trailerSize
-        guard Array(b[(size - 4)..<size]) == CKZ.endMagic else {
+        guard c.matches(CKZ.endMagic, at: size - 4) else {
             throw .truncated(size: size, reason: "no trailer at the end (the file was cut short, or its writer did not finish)")
         }
-        let trailerCRC = ChunkCodec.crc32(UnsafeRawBufferPointer(rebasing: b[t..<t + 24]))
-        guard u32(b, t + 24) == trailerCRC else { throw .trailerChecksumMismatch(expected: u32(b, t + 24), actual: trailerCRC) }
-        let trailerFlags = u32(b, t + 20)
+        let trailerCRC = ChunkCodec.crc32(c.bytes(at: t, count: 24)!)
+        let storedTrailerCRC = c.le(UInt32.self, at: t + 24)!
+        guard storedTrailerCRC == trailerCRC else { throw .trailerChecksumMismatch(expected: storedTrailerCRC, actual: trailerCRC) }
+        let trailerFlags = c.le(UInt32.self, at: t + 20)!
         guard trailerFlags == 0 else { throw .nonzeroFlags(where: "trailer", value: trailerFlags) }
-        let indexOffset = u64(b, t), indexLength = u64(b, t + 8)
+        let indexOffset = c.le(UInt64.self, at: t)!, indexLength = c.le(UInt64.self, at: t + 8)!
         guard indexLength <= UInt64(CKZ.maxIndexLength) else { throw .indexTooLarge(length: indexLength) }
         let (indexEnd, overflow) = indexOffset.addingReportingOverflow(indexLength)
         guard !overflow, indexEnd == UInt64(t), indexOffset >= UInt64(CKZ.headerSize),
@@ -84,10 +80,11 @@ public final class CKZArchive: Sendable {
             throw .indexOutOfPlace(offset: indexOffset, length: indexLength, fileSize: size)
         }
         let io = Int(indexOffset)
-        let indexBytes = UnsafeRawBufferPointer(rebasing: b[io..<t])
+        let indexBytes = c.bytes(at: io, count: t - io)!
         let indexCRC = ChunkCodec.crc32(indexBytes)
-        guard u32(b, t + 16) == indexCRC else { throw .indexChecksumMismatch(expected: u32(b, t + 16), actual: indexCRC) }
-        let index = try CKZIndex.parse(Array(indexBytes))
+        let storedIndexCRC = c.le(UInt32.self, at: t + 16)!
+        guard storedIndexCRC == indexCRC else { throw .indexChecksumMismatch(expected: storedIndexCRC, actual: indexCRC) }
+        let index = try CKZIndex.parse(indexBytes)
 
         // Tensors follow each other from byte 64, each at the next multiple of 64, with zero
         // bytes between them and up to the index.

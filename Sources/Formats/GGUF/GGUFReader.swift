@@ -59,27 +59,27 @@ public enum GGUF {
 
     // MARK: Parsing
 
+    /// GGUF's reads: ByteCursor's, each failure a GGUFError naming what was read.
     struct Reader {
-        let bytes: UnsafeRawBufferPointer
-        var pos = 0
-        var remaining: Int { bytes.count - pos }
+        var cursor: ByteCursor
+        var pos: Int { cursor.position }
+        var remaining: Int { cursor.remaining }
 
-        mutating func take(_ n: Int, _ what: @autoclosure () -> String) throws(GGUFError) -> Int {
-            guard n <= remaining else { throw .truncated(what: what(), needed: UInt64(n), remaining: remaining) }
-            defer { pos += n }
-            return pos
-        }
+        /// SAFETY: `bytes` is borrowed (see ByteCursor); the reader lives inside its closure.
+        init(bytes: UnsafeRawBufferPointer, pos: Int) { cursor = ByteCursor(bytes, position: pos) }
 
         mutating func load<T: FixedWidthInteger>(_: T.Type, _ what: @autoclosure () -> String) throws(GGUFError) -> T {
-            let at = try take(MemoryLayout<T>.size, what())
-            return T(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: T.self))
+            guard let v = cursor.le(T.self) else {
+                throw .truncated(what: what(), needed: UInt64(MemoryLayout<T>.size), remaining: remaining)
+            }
+            return v
         }
 
         mutating func string(_ what: @autoclosure () -> String) throws(GGUFError) -> String {
             let n = try load(UInt64.self, what())
             guard n <= GGUF.maxStringLength, n <= UInt64(remaining) else { throw .stringTooLong(what: what(), length: n) }
-            let at = try take(Int(n), what())
-            guard let s = String(validating: bytes[at..<at + Int(n)], as: UTF8.self) else { throw .invalidUTF8(what: what()) }
+            // SAFETY of the force-unwrap: n bytes remain (checked just above).
+            guard let s = cursor.utf8(Int(n))! else { throw .invalidUTF8(what: what()) }
             return s
         }
 
@@ -120,7 +120,7 @@ public enum GGUF {
     }
 
     static func parseHeader(_ file: UnsafeRawBufferPointer) throws(GGUFError) -> Header {
-        guard file.count >= 4, Array(file[0..<4]) == magic else { throw .notGGUF }
+        guard ByteCursor(file).matches(magic, at: 0) else { throw .notGGUF }
         var r = Reader(bytes: file, pos: 4)
         let version = try r.load(UInt32.self, "header")
         if version & 0xFFFF == 0 && version != 0 { throw .bigEndian }  // 0x03000000 read LE

@@ -55,25 +55,24 @@ public enum Npy {
     /// Parses a .npy file of `fileSize` bytes from its first bytes `head` (enough to hold
     /// the header: .npz members are parsed before they are inflated).
     public static func parse(head file: UnsafeRawBufferPointer, fileSize: Int) throws(NpyError) -> (dtype: DType, shape: [Int], dataOffset: Int, dataCount: Int) {
-        guard file.count >= 10, Array(file[0..<6]) == magic else { throw .notNpy }
-        let major = file[6], minor = file[7]
-        let headerLength: Int, start: Int
+        var c = ByteCursor(file)
+        guard file.count >= 10, c.matches(magic, at: 0) else { throw .notNpy }
+        _ = c.skip(6)
+        let major = c.u8()!, minor = c.u8()!  // SAFETY: 10 bytes are there, checked above
+        let headerLength: Int
         switch major {
         case 1:
-            headerLength = Int(file[8]) | Int(file[9]) << 8
-            start = 10
+            headerLength = Int(c.le(UInt16.self)!)
         case 2, 3:
-            guard file.count >= 12 else { throw .truncated(expected: 12, actual: file.count) }
-            headerLength = Int(UInt32(littleEndian: file.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
-            start = 12
+            guard let n = c.le(UInt32.self) else { throw .truncated(expected: 12, actual: file.count) }
+            headerLength = Int(n)
         default:
             throw .unsupportedVersion(major, minor)
         }
+        let start = c.position
         guard headerLength <= maxHeaderSize else { throw .headerTooLarge(headerLength) }
-        guard start + headerLength <= file.count else { throw .truncated(expected: start + headerLength, actual: file.count) }
-        guard let text = String(validating: file[start..<start + headerLength], as: UTF8.self) else {
-            throw .invalidHeader("not UTF-8")
-        }
+        guard let textBytes = c.utf8(headerLength) else { throw .truncated(expected: start + headerLength, actual: file.count) }
+        guard let text = textBytes else { throw .invalidHeader("not UTF-8") }
         let (descr, fortran, shape) = try parseHeader(text)
         guard let dtype = descrs.first(where: { $0.0 == descr || ($0.0.hasPrefix("<") && "=" + $0.0.dropFirst() == descr) })?.1 else {
             throw .unsupportedDType(descr)

@@ -20,15 +20,11 @@
 // file's stem in recent versions, "archive" in older ones); PyTorch's reader takes it from
 // the first member's name, and so does this one.
 //
-// What is checked, before anything is trusted: the end records are where they must be and
-// agree; the central directory lies inside the file, before the end records, and holds
-// exactly the number of records it claims (each at least 46 bytes, which caps the count);
-// every record's name is valid UTF-8 and unique; every member is stored (compressed members
-// are refused, torch never writes them), not encrypted, its local header agrees with the
-// central record, its data lies inside the file before the central directory, and members
-// do not overlap. CRCs are checked for the small members ckpt interprets (data.pkl,
-// byteorder), not for tensor data (reading every byte just to checksum it would double the
-// cost of a conversion).
+// The archive itself is read and checked by the one zip reader (IO/Zip.swift); on top of it
+// torch's rules: at least one member, every member stored (torch never compresses) and
+// inside the one archive folder. CRCs are checked for the small members ckpt interprets
+// (data.pkl, byteorder), not for tensor data (reading every byte just to checksum it would
+// double the cost of a conversion).
 
 struct TorchZip {
     struct Member {
@@ -41,179 +37,36 @@ struct TorchZip {
     var archiveName: String
     var members: [String: Member]
 
-    static let eocdSignature: UInt32 = 0x0605_4B50
-    static let zip64LocatorSignature: UInt32 = 0x0706_4B50
-    static let zip64EOCDSignature: UInt32 = 0x0606_4B50
-    static let centralSignature: UInt32 = 0x0201_4B50
-    static let localSignature: UInt32 = 0x0403_4B50
-
     /// Parses the archive's directory; `file` is the whole file.
     static func parse(_ file: UnsafeRawBufferPointer) throws(PyTorchError) -> TorchZip {
-        let c = ByteCursor(file)
-        let size = file.count
-        // End of central directory: 22 bytes, then a comment of at most 65,535 bytes, so it
-        // starts in the last 65,557 bytes (APPNOTE 4.3.16). It must end exactly at the end
-        // of the file: trailing bytes would make a polyglot.
-        guard size >= 22 else { throw .truncatedZip("\(size) bytes, too short for an end-of-central-directory record") }
-        var eocd = -1
-        var at = size - 22
-        while at >= max(0, size - 22 - 65_535) {
-            if c.le(UInt32.self, at: at) == eocdSignature, let commentLength = c.le(UInt16.self, at: at + 20),
-               at + 22 + Int(commentLength) == size {
-                eocd = at
-                break
+        let entries: [ZipEntry]
+        do { entries = try Zip.entries(file) } catch {
+            switch error {
+            case .notZip:
+                throw .truncatedZip(file.count < 22 ? "\(file.count) bytes, too short for an end-of-central-directory record"
+                                                    : "no end-of-central-directory record at the end of the file")
+            case .truncated(let m): throw .truncatedZip(m)
+            case .invalid(let m): throw .badZip(m)
+            case .duplicateMember(let n): throw .badMember(member: n, reason: "appears twice in the central directory")
+            case .unsupported(let n, let r), .sizeMismatch(let n, let r), .badMember(let n, let r): throw .badMember(member: n, reason: r)
+            case .crcMismatch(let n): throw .badMember(member: n, reason: "CRC-32 mismatch (corrupted file?)")
+            case .zlib(let n, let code): throw .badMember(member: n, reason: "deflate stream is corrupt (zlib error \(code))")
             }
-            at -= 1
         }
-        guard eocd >= 0 else { throw .truncatedZip("no end-of-central-directory record at the end of the file") }
-        let disk = c.le(UInt16.self, at: eocd + 4)!, cdDisk = c.le(UInt16.self, at: eocd + 6)!
-        var entriesOnDisk = UInt64(c.le(UInt16.self, at: eocd + 8)!)
-        var entries = UInt64(c.le(UInt16.self, at: eocd + 10)!)
-        var cdSize = UInt64(c.le(UInt32.self, at: eocd + 12)!)
-        var cdOffset = UInt64(c.le(UInt32.self, at: eocd + 16)!)
-        guard disk == 0, cdDisk == 0 else { throw .badZip("multi-disk archives are not supported") }
-        var endOfDirectory = eocd  // where the central directory must end at the latest
-
-        // Zip64: the locator sits right before the end record and points at the zip64 record.
-        if eocd >= 20, c.le(UInt32.self, at: eocd - 20) == zip64LocatorSignature {
-            let locator = eocd - 20
-            let recordOffset = c.le(UInt64.self, at: locator + 8)!
-            guard c.le(UInt32.self, at: locator + 4) == 0, c.le(UInt32.self, at: locator + 16) == 1 else {
-                throw .badZip("multi-disk archives are not supported")
-            }
-            // The zip64 record is 56 bytes (without extensible data) and ends by the locator.
-            guard recordOffset <= UInt64(locator), UInt64(locator) - recordOffset >= 56 else {
-                throw .badZip("zip64 end record offset \(recordOffset) is outside the file")
-            }
-            let r = Int(recordOffset)
-            guard c.le(UInt32.self, at: r) == zip64EOCDSignature else {
-                throw .badZip("no zip64 end-of-central-directory record at byte \(r)")
-            }
-            guard c.le(UInt32.self, at: r + 16) == 0, c.le(UInt32.self, at: r + 20) == 0 else {
-                throw .badZip("multi-disk archives are not supported")
-            }
-            let e64 = c.le(UInt64.self, at: r + 24)!, t64 = c.le(UInt64.self, at: r + 32)!
-            let s64 = c.le(UInt64.self, at: r + 40)!, o64 = c.le(UInt64.self, at: r + 48)!
-            // The 32-bit fields must either agree or be the 0xFFFF... "see zip64" markers.
-            func agrees(_ small: UInt64, _ marker: UInt64, _ big: UInt64) -> Bool { small == marker || small == big }
-            guard agrees(entriesOnDisk, 0xFFFF, e64), agrees(entries, 0xFFFF, t64),
-                  agrees(cdSize, 0xFFFF_FFFF, s64), agrees(cdOffset, 0xFFFF_FFFF, o64) else {
-                throw .badZip("end-of-central-directory record disagrees with the zip64 record")
-            }
-            (entriesOnDisk, entries, cdSize, cdOffset) = (e64, t64, s64, o64)
-            endOfDirectory = r
-        }
-        guard entriesOnDisk == entries else { throw .badZip("multi-disk archives are not supported") }
-        guard cdOffset <= UInt64(endOfDirectory), cdSize <= UInt64(endOfDirectory) - cdOffset else {
-            throw .badZip("central directory (\(cdSize) bytes at \(cdOffset)) runs past its end record at byte \(endOfDirectory)")
-        }
-        // Each central record takes at least 46 bytes: this caps the count by the bytes there are.
-        guard entries > 0 else { throw .badZip("archive has no members") }
-        guard entries <= cdSize / 46 else {
-            throw .badZip("central directory claims \(entries) members but has room for only \(cdSize / 46)")
-        }
-
-        var cursor = ByteCursor(file, position: Int(cdOffset), end: Int(cdOffset + cdSize))
+        guard !entries.isEmpty else { throw .badZip("archive has no members") }
         var archive: String?
         var members: [String: Member] = [:]
-        var extents: [(start: Int, end: Int, name: String)] = []
-        for index in 0..<Int(entries) {
-            let recordStart = cursor.position
-            guard cursor.has(46), cursor.le(UInt32.self) == centralSignature else {
-                throw .badZip("central directory record \(index) at byte \(recordStart) has no valid signature")
-            }
-            _ = cursor.skip(4)  // versions made by / needed
-            let flags = cursor.le(UInt16.self)!, method = cursor.le(UInt16.self)!
-            _ = cursor.skip(4)  // time, date
-            let crc = cursor.le(UInt32.self)!
-            var compressed = UInt64(cursor.le(UInt32.self)!), uncompressed = UInt64(cursor.le(UInt32.self)!)
-            let nameLength = Int(cursor.le(UInt16.self)!), extraLength = Int(cursor.le(UInt16.self)!)
-            let commentLength = Int(cursor.le(UInt16.self)!)
-            var diskStart = UInt32(cursor.le(UInt16.self)!)
-            _ = cursor.skip(6)  // attributes
-            var localOffset = UInt64(cursor.le(UInt32.self)!)
-            guard let nameBytes = cursor.utf8(nameLength) else {
-                throw .badZip("central directory record \(index) runs past the directory")
-            }
-            guard let fullName = nameBytes else { throw .badZip("member name in record \(index) is not valid UTF-8") }
-            guard let extra = cursor.array(extraLength), cursor.skip(commentLength) else {
-                throw .badZip("central directory record for \(fullName) runs past the directory")
-            }
-            // Zip64 extended information (APPNOTE 4.5.3): only the fields whose 32-bit
-            // value is the 0xFFFFFFFF marker are present, in this order.
-            var x = 0
-            while x + 4 <= extra.count {
-                let id = UInt16(extra[x]) | UInt16(extra[x + 1]) << 8
-                let length = Int(UInt16(extra[x + 2]) | UInt16(extra[x + 3]) << 8)
-                guard x + 4 + length <= extra.count else { throw .badMember(member: fullName, reason: "extra field runs past its record") }
-                if id == 0x0001 {
-                    var fields = Array(extra[(x + 4)..<(x + 4 + length)])
-                    func next64() throws(PyTorchError) -> UInt64 {
-                        guard fields.count >= 8 else { throw .badMember(member: fullName, reason: "zip64 extra field is too short") }
-                        var v: UInt64 = 0
-                        for i in 0..<8 { v |= UInt64(fields[i]) << (8 * UInt64(i)) }
-                        fields.removeFirst(8)
-                        return v
-                    }
-                    if uncompressed == 0xFFFF_FFFF { uncompressed = try next64() }
-                    if compressed == 0xFFFF_FFFF { compressed = try next64() }
-                    if localOffset == 0xFFFF_FFFF { localOffset = try next64() }
-                    if diskStart == 0xFFFF {
-                        guard fields.count >= 4 else { throw .badMember(member: fullName, reason: "zip64 extra field is too short") }
-                        diskStart = UInt32(fields[0]) | UInt32(fields[1]) << 8 | UInt32(fields[2]) << 16 | UInt32(fields[3]) << 24
-                    }
-                }
-                x += 4 + length
-            }
-            guard diskStart == 0 else { throw .badMember(member: fullName, reason: "lies on another disk") }
-            guard flags & 1 == 0 else { throw .badMember(member: fullName, reason: "is encrypted") }
-            guard method == 0 else { throw .compressedMember(member: fullName, method: Int(method)) }
-            guard compressed == uncompressed else {
-                throw .badMember(member: fullName, reason: "stored member with compressed size \(compressed) ≠ size \(uncompressed)")
-            }
-
+        for e in entries {
+            guard e.method == 0 else { throw .compressedMember(member: e.name, method: Int(e.method)) }
             // The archive folder: everything before the first "/" of the first member.
-            guard let slash = fullName.firstIndex(of: "/"), slash != fullName.startIndex else {
-                throw .badMember(member: fullName, reason: "not inside an archive folder (torch.save puts every member in one)")
+            guard let slash = e.name.firstIndex(of: "/"), slash != e.name.startIndex else {
+                throw .badMember(member: e.name, reason: "not inside an archive folder (torch.save puts every member in one)")
             }
-            let folder = String(fullName[..<slash])
+            let folder = String(e.name[..<slash])
             if archive == nil { archive = folder }
-            guard folder == archive else {
-                throw .badMember(member: fullName, reason: "outside the archive folder \(archive!)/")
-            }
-            let name = String(fullName[fullName.index(after: slash)...])
-            guard members[name] == nil else { throw .badMember(member: fullName, reason: "appears twice in the central directory") }
-
-            // The local header must agree with the central record; the data follows it.
-            guard localOffset <= cdOffset, cdOffset - localOffset >= 30 else {
-                throw .badMember(member: fullName, reason: "local header offset \(localOffset) is not before the central directory")
-            }
-            let lh = Int(localOffset)
-            guard c.le(UInt32.self, at: lh) == localSignature else {
-                throw .badMember(member: fullName, reason: "no local file header at byte \(lh)")
-            }
-            let localMethod = c.le(UInt16.self, at: lh + 8)!
-            let localNameLength = Int(c.le(UInt16.self, at: lh + 26)!)
-            let localExtraLength = Int(c.le(UInt16.self, at: lh + 28)!)
-            guard localMethod == method else { throw .badMember(member: fullName, reason: "local header disagrees with the central directory on the method") }
-            let dataStart = lh + 30 + localNameLength + localExtraLength
-            guard UInt64(dataStart) <= cdOffset, uncompressed <= cdOffset - UInt64(dataStart) else {
-                throw .truncatedZip("member \(fullName): \(uncompressed) bytes at \(dataStart) run into the central directory at \(cdOffset)")
-            }
-            var localName = ByteCursor(file, position: lh + 30, end: dataStart)
-            guard localNameLength == nameLength, localName.utf8(nameLength) == .some(fullName) else {
-                throw .badMember(member: fullName, reason: "local header names a different member")
-            }
-            members[name] = Member(name: name, dataOffset: dataStart, size: Int(uncompressed), crc: crc)
-            extents.append((lh, dataStart + Int(uncompressed), fullName))
-        }
-        guard cursor.remaining == 0 else {
-            throw .badZip("central directory has \(cursor.remaining) bytes after its \(entries) records")
-        }
-        // Members must not overlap (overlapping members are how zip bombs and polyglots work).
-        extents.sort { $0.start < $1.start }
-        for (a, b) in zip(extents, extents.dropFirst()) where b.start < a.end {
-            throw .badMember(member: b.name, reason: "overlaps member \(a.name)")
+            guard folder == archive else { throw .badMember(member: e.name, reason: "outside the archive folder \(archive!)/") }
+            let name = String(e.name[e.name.index(after: slash)...])
+            members[name] = Member(name: name, dataOffset: e.dataOffset, size: e.size, crc: e.crc)
         }
         return TorchZip(archiveName: archive!, members: members)
     }

@@ -38,11 +38,10 @@ public enum Safetensors {
 
     /// Parses and validates the header of a whole safetensors file held in `file`.
     static func parseHeader(_ file: UnsafeRawBufferPointer) throws(SafetensorsError) -> Header {
-        guard file.count >= 8 else { throw .fileTooSmall(size: file.count) }
-        let n = UInt64(littleEndian: file.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+        var c = ByteCursor(file)
+        guard let n = c.le(UInt64.self) else { throw .fileTooSmall(size: file.count) }
         guard n <= UInt64(maxHeaderSize) else { throw .headerTooLarge(length: n) }
-        guard n <= UInt64(file.count - 8) else { throw .headerPastEnd(length: n, fileSize: file.count) }
-        let headerBytes = UnsafeRawBufferPointer(rebasing: file[8..<8 + Int(n)])
+        guard let headerBytes = c.bytes(Int(n)) else { throw .headerPastEnd(length: n, fileSize: file.count) }
         guard String(validating: headerBytes, as: UTF8.self) != nil else { throw .headerNotUTF8 }
 
         let json: JSONValue

@@ -1,12 +1,18 @@
 // ByteCursor: bounds-checked little-endian reads over a borrowed byte buffer.
 //
-// The zip reader and the pickle interpreter read a memory-mapped file through this one
-// type. Every read checks the bytes that remain *before* touching memory (indexing an
-// UnsafeRawBufferPointer is only checked in debug builds), returns nil when they do not
-// suffice, and loads integers unaligned and little-endian (never `load(as:)` on file bytes).
+// Every binary parser reads untrusted bytes through this one type: the safetensors and .npy
+// headers, GGUF, the .ckz trailer and index, the zip reader (.npz, torch.save, .keras) and
+// the pickle interpreter. Every read checks the bytes that remain *before* touching memory
+// (indexing an UnsafeRawBufferPointer is only checked in debug builds), returns nil when
+// they do not suffice, and loads integers unaligned and little-endian (never `load(as:)` on
+// file bytes). Parsers turn a nil into their own error, naming what was being read.
 //
-// SAFETY: a cursor borrows its buffer; it is created inside a `withBytes` closure and never
-// stored beyond it. Values it returns are copies (integers, Strings, Arrays).
+// SAFETY: a cursor borrows its buffer; it is created inside a `withBytes` (or
+// `withUnsafeBytes`) closure and never stored beyond it. Values it returns are copies
+// (integers, Strings, Arrays), except `bytes(_:)`/`bytes(at:count:)`, whose result is a view
+// of the same borrowed buffer with the same lifetime rule.
+
+import CZlib
 
 struct ByteCursor {
     let bytes: UnsafeRawBufferPointer
@@ -49,6 +55,28 @@ struct ByteCursor {
         return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 
+    /// The next `count` bytes as a view of the borrowed buffer (see SAFETY above).
+    mutating func bytes(_ count: Int) -> UnsafeRawBufferPointer? {
+        guard has(count) else { return nil }
+        // SAFETY: position..<position+count lies inside bytes, checked just above.
+        let v = UnsafeRawBufferPointer(rebasing: bytes[position..<position + count])
+        position += count
+        return v
+    }
+
+    /// `count` bytes at an absolute offset, as a view of the borrowed buffer, without moving.
+    func bytes(at offset: Int, count: Int) -> UnsafeRawBufferPointer? {
+        guard offset >= 0, count >= 0, offset <= end - count else { return nil }
+        // SAFETY: offset..<offset+count lies inside bytes, checked just above.
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count])
+    }
+
+    /// Whether the bytes at `offset` are `magic`.
+    func matches(_ magic: [UInt8], at offset: Int) -> Bool {
+        guard let b = bytes(at: offset, count: magic.count) else { return false }
+        return b.elementsEqual(magic)
+    }
+
     /// Copies the next `count` bytes.
     mutating func array(_ count: Int) -> [UInt8]? {
         guard has(count) else { return nil }
@@ -86,9 +114,7 @@ struct ByteCursor {
 
     /// CRC-32 of `count` bytes at an absolute offset; nil when they are not all there.
     func crc32(offset: Int, count: Int) -> UInt32? {
-        guard offset >= 0, count >= 0, offset <= end - count else { return nil }
-        // SAFETY: offset..<offset+count lies inside bytes, checked just above.
-        return CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count]))
+        bytes(at: offset, count: count).map { CRC32.checksum($0) }
     }
 
     mutating func skip(_ count: Int) -> Bool {
@@ -98,18 +124,18 @@ struct ByteCursor {
     }
 }
 
-/// CRC-32 (IEEE 802.3, the zip checksum), bytewise with a table; used only on the small
-/// members (data.pkl, byteorder), so speed does not matter.
+/// CRC-32 (IEEE 802.3, the zip checksum), zlib's.
 enum CRC32 {
-    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
-    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
-        for b in bytes { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
-        return c ^ 0xFFFF_FFFF
+    static func checksum(_ b: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
+        var crc = UInt(seed)
+        var p = b.baseAddress, left = b.count
+        while left > 0, let base = p {
+            let n = min(left, Int(UInt32.max >> 1))
+            // SAFETY: zlib reads n bytes at base, which lie inside b.
+            crc = CZlib.crc32(crc, base.assumingMemoryBound(to: UInt8.self), UInt32(n))
+            p = base + n
+            left -= n
+        }
+        return UInt32(truncatingIfNeeded: crc)
     }
 }
