@@ -182,8 +182,14 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     print("llama-cpp-python", llama_cpp.__version__)
     compare_presets(a.ckpt, Path(a.models) / "llama3", a.work)
-    for m in ["llama3", "llama2", "qwen2"]:
-        check_model(a.ckpt, Path(a.models) / m, a.work)
+    for m in json.load(open(Path(a.models) / "manifest.json")):
+        if not (Path(a.models) / m / "expected.json").exists():
+            fail(f"{m}: no model (see make_llamacpp_models.py's output)")
+            continue
+        try:
+            check_model(a.ckpt, Path(a.models) / m, a.work)
+        except Exception as e:  # noqa: BLE001 -- one family's failure does not hide the others'
+            fail(f"{m}: {e}")
     print(f"{len(failures)} failure(s)")
     sys.exit(1 if failures else 0)
 

@@ -44,7 +44,6 @@ import Transformer
         #expect(rel <= 1e-4, "\(f.name): relative error \(rel) after GGUF")
     }
 
-    /// f16 / bf16 checkpoints keep their norms and biases in f32 (llama.cpp aborts otherwise).
     /// Experts stacked per layer as llama.cpp's converter writes them ([E, I, C] gate/up,
     /// [E, C, I] down), with the expert keys; the router in f32; per-head norms stacked too.
     @Test func expertsAndPerHeadNormsAreStacked() throws {
@@ -83,6 +82,26 @@ import Transformer
         #expect(sr.tensors["blk.0.attn_q_norm.weight"]?.shape == [heads, hs], "\(sr.tensors.keys.sorted())")
     }
 
+    /// A Mixtral GGUF as llama.cpp's converter writes it (no ckpt.hf_names / hf_config): the
+    /// config is rebuilt from the keys, the stacked experts split back, and the forward pass
+    /// equals PyTorch's.
+    @Test func mixtralFromElsewhereReadsBack() throws {
+        let dir = TempDir()
+        let path = dir.file("m.gguf")
+        try GGUF.write(try Checkpoint.open(Repo.fixture("models/mixtral-top2")).graph, to: path)
+        var raw = try GGUF.read(path: path)
+        raw.metadata.removeValue(forKey: GGUFNaming.hfNamesKey)
+        raw.metadata.removeValue(forKey: GGUFNaming.hfConfigKey)
+        raw.config = nil
+        let graph = try GGUFNaming.toHF(raw)
+        #expect(graph.config?.modelType == "mixtral")
+        #expect(graph.tensors["model.layers.1.block_sparse_moe.experts.3.w2.weight"] != nil)
+        let (out, expected) = try runFixture("mixtral-top2", graph: graph)
+        let (rel, _) = relativeError(out.values, try expected.floats("output"))
+        #expect(rel <= 1e-4, "relative error \(rel)")
+    }
+
+    /// f16 / bf16 checkpoints keep their norms and biases in f32 (llama.cpp aborts otherwise).
     @Test func halfPrecisionNormsAreF32() throws {
         let dir = TempDir()
         var g = try Checkpoint.open(Repo.fixture("models/qwen2-swa")).graph

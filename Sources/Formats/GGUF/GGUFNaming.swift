@@ -15,6 +15,8 @@
 //   (q and k rows un-permuted: GGUF row h·hs + 2i + j is Hugging Face row h·hs + j·hs/2 + i)
 //   GPT-2: wte / wpe / ln_f / h.N.ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj
 //   (Conv1D weights transposed back).
+//   Mixtral (llama with expert_count): ffn_gate_inp -> block_sparse_moe.gate, the stacked
+//   ffn_gate/up/down_exps split into block_sparse_moe.experts.E.w1/w3/w2.
 // Other architectures from elsewhere keep llama.cpp's names.
 
 import CkptCore
@@ -329,7 +331,19 @@ public enum GGUFNaming {
         return out
     }
 
-    /// LLaMA/GPT-2 GGUF files made by llama.cpp's converter (no `ckpt.hf_names`).
+    /// llama.cpp's stacked Mixtral experts -> the Hugging Face module of each slice.
+    static let mixtralExperts = ["ffn_gate_exps.weight": "w1", "ffn_up_exps.weight": "w3", "ffn_down_exps.weight": "w2"]
+
+    /// `blk.N.rest` -> (N, rest).
+    static func blockPart(_ name: String) -> (Int, String)? {
+        guard name.hasPrefix("blk.") else { return nil }
+        let rest = name.dropFirst(4)
+        guard let dot = rest.firstIndex(of: "."), let n = Int(rest[..<dot]) else { return nil }
+        return (n, String(rest[rest.index(after: dot)...]))
+    }
+
+    /// LLaMA/GPT-2 GGUF files made by llama.cpp's converter (no `ckpt.hf_names`); Mixtral's
+    /// (llama with `expert_count`) too.
     static func legacyToHF(_ graph: WeightGraph) throws -> WeightGraph {
         guard case .string(let arch)? = try? GGUFMetadata.values(of: graph)["general.architecture"],
               arch == "llama" || arch == "gpt2" else { return graph }
@@ -342,6 +356,20 @@ public enum GGUFNaming {
         let heads = out.config?.numHeads ?? 0, kvHeads = out.config?.numKeyValueHeads ?? heads
         for t in graph.tensors.values {
             if t.name == "rope_freqs.weight" { continue }
+            // Mixtral from llama.cpp's converter: stacked experts split back into w1/w3/w2.
+            if arch == "llama", let (layer, stem) = blockPart(t.name), let hf = mixtralExperts[stem] {
+                let E = t.shape.first ?? 0
+                guard E > 0, E <= 4096 else { throw GGUFError.cannotWrite(tensor: t.name, reason: "\(E) experts") }
+                let names = (0..<E).map { "model.layers.\(layer).block_sparse_moe.experts.\($0).\(hf).weight" }
+                for part in try split(t, into: names) { try out.add(part) }
+                continue
+            }
+            if arch == "llama", let (layer, stem) = blockPart(t.name), stem == "ffn_gate_inp.weight" {
+                var r = t
+                r.name = "model.layers.\(layer).block_sparse_moe.gate.weight"
+                try out.add(r)
+                continue
+            }
             guard let name = hfName(t.name, arch: arch) else {
                 try out.add(t)
                 continue
@@ -372,9 +400,17 @@ public enum GGUFNaming {
         func double(_ k: String) -> Double? { kvs[arch + "." + k]?.doubleValue }
         var j = OrderedDictionary<String, JSONValue>()
         let vocab = graph.tensors["token_embd.weight"]?.shape.first ?? int("vocab_size")
-        if arch == "llama" {
+        if arch == "llama", let experts = int("expert_count"), experts > 0 {
+            j["architectures"] = .array([.string("MixtralForCausalLM")])
+            j["model_type"] = .string("mixtral")
+            j["num_local_experts"] = .int(experts)
+            j["num_experts_per_tok"] = int("expert_used_count").map(JSONValue.int) ?? .null
+            j["sliding_window"] = .null
+        } else if arch == "llama" {
             j["architectures"] = .array([.string("LlamaForCausalLM")])
             j["model_type"] = .string("llama")
+        }
+        if arch == "llama" {
             j["hidden_size"] = int("embedding_length").map(JSONValue.int) ?? .null
             j["intermediate_size"] = int("feed_forward_length").map(JSONValue.int) ?? .null
             j["num_hidden_layers"] = int("block_count").map(JSONValue.int) ?? .null
