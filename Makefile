@@ -59,7 +59,7 @@ $(LLAMACPP_VENV)/.ready:
 
 test-llamacpp: build $(if $(filter $(LLAMACPP_VENV)/bin/python,$(LLAMACPP_PYTHON)),$(LLAMACPP_VENV)/.ready)
 	$(GEN_PYTHON) tools/make_llamacpp_models.py $(LLAMACPP_WORK)/models
-	$(LLAMACPP_PYTHON) tools/llamacpp_check.py --ckpt .build/release/ckpt --models $(LLAMACPP_WORK)/models --work $(LLAMACPP_WORK)/files
+	$(LLAMACPP_PYTHON) tools/llamacpp_check.py --ckpt .build/release/ckpt --models $(LLAMACPP_WORK)/models --work $(LLAMACPP_WORK)/files --gen-python $(GEN_PYTHON)
 
 demo: build
 	./tools/demo.sh .build/release/ckpt

@@ -252,7 +252,7 @@ public enum GGUFNaming {
                     guard let p = graph.tensors[hf] else { throw GGUFError.cannotWrite(tensor: hf, reason: "missing; it is stacked into \(s.name)") }
                     return p
                 }
-                try out.add(stacked(parts, name: s.name))
+                try out.add(oneDimensionalAsF32(stacked(parts, name: s.name)))
                 names += hfs.map { .string(s.name + "=" + $0) }
                 continue
             }
