@@ -44,7 +44,8 @@ fuzz: deps
 	./Fuzz/run.sh
 
 # llama.cpp itself against ckpt's GGUF files (never in CI: llama-cpp-python compiles llama.cpp from
-# source, ~20 minutes on 2 cores, cached by pip afterwards). Tiny LLaMA-3 / LLaMA-2 / Qwen2 models
+# source, ~20 minutes on 2 cores, cached by pip afterwards). Tiny LLaMA-3 / LLaMA-2 / Qwen2 models and one
+# per other family llama.cpp runs (tools/make_llamacpp_models.py)
 # with tokenizers are made by transformers (GEN_PYTHON needs torch, transformers, tokenizers);
 # LLAMACPP_PYTHON defaults to its own venv with llama-cpp-python 0.3.36, numpy and gguf.
 GEN_PYTHON ?= python3
