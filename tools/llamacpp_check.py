@@ -5,6 +5,8 @@ For each model made by tools/make_llamacpp_models.py:
   - llama.cpp loads each file, tokenizes the text to exactly the `tokenizers` ids, and its
     logits match transformers' (f32/f16/bf16 files: row cosine >= 0.999) and ckpt's own forward
     pass on the same file (row cosine >= 0.999; quantized files too);
+  - GGUF -> directory (ckpt convert x.gguf DIR/) writes a tokenizer.json that the `tokenizers`
+    library (run with --gen-python) encodes the text with to the same ids;
   - the per-tensor types of ckpt's q4_k_m/q4_0/q8_0/... presets equal llama-quantize's on the
     LLaMA-shaped model (llama_model_quantize from ckpt's f32 file, types read with gguf-py).
 A file ckpt wrote without tokenizer.ggml.* keys is reported as a failure; its weights are then
@@ -97,13 +99,60 @@ def llama_logits(path, ids_expected, text):
     return ids, logits
 
 
+def llama_logits_isolated(path, ids_expected, text):
+    """llama_logits in a forked child: a file llama.cpp aborts on fails that file, not the run."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+
+    def child():
+        try:
+            q.put(("ok", llama_logits(path, ids_expected, text)))
+        except Exception as e:  # noqa: BLE001
+            q.put(("error", str(e)))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    answer = None
+    while answer is None:
+        try:
+            answer = q.get(timeout=1)
+        except Exception:  # noqa: BLE001 -- queue.Empty: still running, or died without answering
+            if not proc.is_alive():
+                proc.join()
+                raise RuntimeError(f"llama.cpp crashed (exit {proc.exitcode})")
+    status, value = answer
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(value)
+    return value
+
+
 def ckpt_logits(ckpt, path, ids, work):
     out = Path(work) / (Path(path).stem + ".ckpt.npy")
     run(ckpt, "forward", path, "--tokens", ",".join(map(str, ids)), "--output", out)
     return np.load(out)
 
 
-def check_model(ckpt, model_dir, work):
+TOKENIZE = """
+import json, sys
+from tokenizers import Tokenizer
+print(json.dumps(Tokenizer.from_file(sys.argv[1]).encode(sys.argv[2]).ids))
+"""
+
+
+def check_tokenizer_back(ckpt, gguf_path, exp, work, gen_python, label):
+    """GGUF -> directory: the rebuilt tokenizer.json encodes like the original."""
+    out = Path(work) / (Path(gguf_path).stem + ".dir")
+    run(ckpt, "convert", gguf_path, str(out) + "/")
+    r = run(gen_python, "-c", TOKENIZE, out / "tokenizer.json", exp["text"])
+    ids = json.loads(r.stdout)
+    print(f"{label:16s} tokenizer.json from GGUF: {'ok' if ids == exp['ids'] else 'DIFFER'}")
+    if ids != exp["ids"]:
+        fail(f"{label}: tokenizer.json rebuilt from the GGUF encodes to {ids}, tokenizers gives {exp['ids']}")
+
+
+def check_model(ckpt, model_dir, work, gen_python=None):
     name = Path(model_dir).name
     exp = json.load(open(Path(model_dir) / "expected.json"))
     ref = np.load(Path(model_dir) / "expected_logits.npy")
@@ -124,7 +173,7 @@ def check_model(ckpt, model_dir, work):
             target = Path(work) / f"{name}-{kind}.tok.gguf"
             with_tokenizer_keys(str(path), model_dir, str(target))
         try:
-            ids, got = llama_logits(target, exp["ids"], exp["text"])
+            ids, got = llama_logits_isolated(target, exp["ids"], exp["text"])
         except Exception as e:  # noqa: BLE001
             fail(f"{label}: llama.cpp could not load or run it: {e}")
             continue
@@ -139,6 +188,8 @@ def check_model(ckpt, model_dir, work):
             fail(f"{label}: llama.cpp vs transformers row cosine {c_hf:.6f} < 0.999")
         if c_ck < 0.999:
             fail(f"{label}: llama.cpp vs ckpt forward row cosine {c_ck:.6f} < 0.999")
+        if kind == "f32" and gen_python:
+            check_tokenizer_back(ckpt, path, exp, work, gen_python, label)
 
 
 def compare_presets(ckpt, model_dir, work):
@@ -178,12 +229,24 @@ def main():
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--models", required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--only", help="comma-separated model names (default: all, and the preset comparison)")
+    ap.add_argument("--gen-python", help="a Python with `tokenizers` for the GGUF -> tokenizer.json check")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     print("llama-cpp-python", llama_cpp.__version__)
-    compare_presets(a.ckpt, Path(a.models) / "llama3", a.work)
-    for m in ["llama3", "llama2", "qwen2"]:
-        check_model(a.ckpt, Path(a.models) / m, a.work)
+    only = set(a.only.split(",")) if a.only else None
+    if not only:
+        compare_presets(a.ckpt, Path(a.models) / "llama3", a.work)
+    for m in json.load(open(Path(a.models) / "manifest.json")):
+        if only and m not in only:
+            continue
+        if not (Path(a.models) / m / "expected.json").exists():
+            fail(f"{m}: no model (see make_llamacpp_models.py's output)")
+            continue
+        try:
+            check_model(a.ckpt, Path(a.models) / m, a.work, a.gen_python)
+        except Exception as e:  # noqa: BLE001 -- one family's failure does not hide the others'
+            fail(f"{m}: {e}")
     print(f"{len(failures)} failure(s)")
     sys.exit(1 if failures else 0)
 

@@ -6,6 +6,10 @@ test compares against: the `tokenizers` ids of a text and transformers' f32 logi
 The LLaMA-3 model is LLaMA-shaped for llama-quantize's rules (hidden 256, MLP 512, 8 layers,
 GQA 4): rows are whole 256-blocks, so the preset comparison sees no fallbacks.
 
+Every other family of ckpt's architecture table that llama.cpp runs gets a tiny model too
+(`family-<model_type>`), with the Qwen2-style tokenizer (Phi-3: the LLaMA-2-style one): Mistral, Mixtral, Qwen2-MoE, Qwen3,
+Qwen3-MoE, Gemma 1/2/3, Phi-3, StarCoder2, OLMo-2, StableLM, GPT-NeoX, Falcon, GPT-2, Granite.
+
 usage: python tools/make_llamacpp_models.py OUTDIR   (needs torch, transformers, tokenizers)
 """
 import json
@@ -14,6 +18,7 @@ import sys
 
 import numpy as np
 import torch
+import transformers
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
@@ -118,6 +123,73 @@ def main():
                       bos_token_id=None, eos_token_id=tok.token_to_id("<|endoftext|>"), tie_word_embeddings=True,
                       initializer_range=0.05)
     save("qwen2", out, tok, dict(eos_token="<|endoftext|>", pad_token="<|endoftext|>"), Qwen2ForCausalLM(cfg))
+
+    # The other families, each with the Qwen2 tokenizer (manifest.json lists them all, made or not).
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(["llama3", "llama2", "qwen2"] + ["family-" + n for n in FAMILIES], f)
+    spm = spm_bpe(420)
+    spm.add_special_tokens(["<|endoftext|>"])
+    only = os.environ.get("ONLY_FAMILY")
+    for name, (config, model, kw) in FAMILIES.items():
+        if only and name != only:
+            continue
+        torch.manual_seed(1)
+        kw = dict(kw)
+        # Phi-3 ships a SentencePiece tokenizer with <|endoftext|> added, and llama.cpp needs that
+        # (a model named "phi3"/"phi-3" must have <unk>, <s>, </s> and <|endoftext|>, else its
+        # vocabulary fails to load with "unordered_map::at").
+        t, fast = (spm, dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", add_bos_token=True)) if kw.pop("spm", False) \
+            else (tok, dict(eos_token="<|endoftext|>", pad_token="<|endoftext|>"))
+        V = t.get_vocab_size()
+        base = dict(vocab_size=V, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.05,
+                    tie_word_embeddings=False)
+        if name == "gpt2":
+            base = dict(vocab_size=V, n_embd=64, n_layer=2, n_head=4, n_positions=256, initializer_range=0.05)
+        base.update(kw)
+        try:
+            cfg = getattr(transformers, config)(**base)
+            save("family-" + name, out, t, fast, getattr(transformers, model)(cfg))
+        except Exception as e:  # noqa: BLE001 -- the check reports the missing model
+            print(f"family-{name}: not made: {e}")
+
+
+# model_type -> (config class, model class, settings beyond the common tiny shape).
+FAMILIES = {
+    "mistral": ("MistralConfig", "MistralForCausalLM", dict(head_dim=16, sliding_window=4096)),
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM", dict(num_local_experts=4, num_experts_per_tok=2, intermediate_size=96)),
+    "qwen2_moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM",
+                  dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, shared_expert_intermediate_size=96,
+                       norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[])),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(head_dim=16)),
+    "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM",
+                  dict(head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=64, norm_topk_prob=True)),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", dict(head_dim=16, hidden_act="gelu_pytorch_tanh", tie_word_embeddings=True)),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM",
+               dict(head_dim=16, query_pre_attn_scalar=16, attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
+                    tie_word_embeddings=True)),
+    "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM", dict(head_dim=16, query_pre_attn_scalar=16, tie_word_embeddings=True)),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(pad_token_id=0, bos_token_id=1, eos_token_id=2, spm=True)),
+    # longrope: rope_factors_short/long tensors; texts and llama.cpp's context (256) stay within
+    # the original 256 positions, so both use the short factors.
+    "phi3-longrope": ("Phi3Config", "Phi3ForCausalLM",
+                      dict(pad_token_id=0, bos_token_id=1, eos_token_id=2, spm=True, max_position_embeddings=1024,
+                           original_max_position_embeddings=256,
+                           rope_scaling={"rope_type": "longrope", "short_factor": [1.0 + 0.15 * i for i in range(8)],
+                                         "long_factor": [2.0 + 0.5 * i for i in range(8)]})),
+    "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM", dict(use_bias=True, norm_epsilon=1e-5)),
+    "olmo2": ("Olmo2Config", "Olmo2ForCausalLM", dict(pad_token_id=0, bos_token_id=None, eos_token_id=None)),
+    "stablelm": ("StableLmConfig", "StableLmForCausalLM", dict(partial_rotary_factor=0.25)),
+    # StableLM 2 12B's per-head q/k LayerNorms (stacked into attn_q_norm/attn_k_norm).
+    "stablelm-qknorm": ("StableLmConfig", "StableLmForCausalLM", dict(partial_rotary_factor=0.25, qk_layernorm=True)),
+    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", dict(partial_rotary_factor=0.25, use_parallel_residual=True,
+                                                             bos_token_id=None, eos_token_id=None)),
+    "falcon": ("FalconConfig", "FalconForCausalLM", dict(new_decoder_architecture=True, num_kv_heads=2, alibi=False, bias=False,
+                                                         bos_token_id=None, eos_token_id=None)),
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(bos_token_id=None, eos_token_id=None)),
+    "granite": ("GraniteConfig", "GraniteForCausalLM", dict(embedding_multiplier=12.0, residual_multiplier=0.22,
+                                                            attention_multiplier=0.0625, logits_scaling=8.0)),
+}
 
 
 if __name__ == "__main__":

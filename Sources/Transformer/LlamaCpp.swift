@@ -19,7 +19,15 @@
 //   - fused q/k/v stored per key/value group (GPT-NeoX, Falcon) become q | k | v;
 //   - GPT-2's Conv1D weights ([in, out]) are transposed;
 //   - Gemma's norms store w and compute x·(1+w); the converter writes 1+w.
-// llama3 rope scaling becomes the `rope_freqs.weight` tensor the converter computes.
+// Mixture-of-experts blocks: the experts' gate/up/down matrices of a layer are stacked into one
+// 3-D tensor each (`ffn_gate_exps` [E, I, C], `ffn_up_exps`, `ffn_down_exps` [E, C, I]), the
+// shared expert is `ffn_*_shexp` and its gate `ffn_gate_inp_shexp`, the router `ffn_gate_inp`;
+// keys `expert_count`, `expert_used_count`, `expert_feed_forward_length`,
+// `expert_shared_feed_forward_length` (`stacks` in the plan; GGUFNaming stacks and splits).
+// Per-head norms (StableLM 2's q/k LayerNorms, one [head_dim] tensor per head) are stacked the
+// same way into `attn_q_norm`/`attn_k_norm` [heads, head_dim].
+// llama3 rope scaling becomes the `rope_freqs.weight` tensor the converter computes; longrope
+// (Phi-3) `rope_factors_long/short.weight` with `rope.scaling.attn_factor` and the original context.
 // Families llama.cpp cannot run (or features it lacks) come back as `warnings`, never silently.
 
 import CkptCore
@@ -41,6 +49,9 @@ public enum LlamaCpp {
     public static let architectures: [String: Arch] = [
         "llama": Arch(name: "llama", interleavedRope: true),
         "mistral": Arch(name: "llama", interleavedRope: true),
+        "mixtral": Arch(name: "llama", interleavedRope: true),
+        "qwen2_moe": Arch(name: "qwen2moe"),
+        "qwen3_moe": Arch(name: "qwen3moe"),
         "granite": Arch(name: "granite", interleavedRope: true),
         "qwen2": Arch(name: "qwen2"),
         "qwen3": Arch(name: "qwen3"),
@@ -55,6 +66,16 @@ public enum LlamaCpp {
         "falcon": Arch(name: "falcon"),
         "gpt2": Arch(name: "gpt2"),
         "bert": Arch(name: "bert"),
+    ]
+
+    /// Families ckpt runs that it does not write for llama.cpp, and why (the warning line).
+    public static let notWritten: [String: String] = [
+        "opt": "llama.cpp has no OPT architecture",
+        "roberta": "llama.cpp's converter writes RoBERTa as bert with the position table shifted by padding_idx + 1; ckpt does not write that layout yet",
+        "xlm-roberta": "llama.cpp's converter writes XLM-RoBERTa as bert with shifted positions and a T5 (Unigram) vocabulary; ckpt writes neither yet",
+        "distilbert": "llama.cpp's converter writes DistilBERT as bert without token types; ckpt does not write that layout yet",
+        "modernbert": "ckpt does not write llama.cpp's modern-bert layout yet",
+        "seed_transformer": "ckpt's own seed encoder has no llama.cpp architecture",
     ]
 
     public enum Transform: Sendable, Equatable {
@@ -83,6 +104,9 @@ public enum LlamaCpp {
         public var tensors: [String: Entry] = [:]
         /// `general.*` and `<arch>.*` keys, in the order to write them.
         public var keys: [(String, Value)] = []
+        /// Tensors stacked into one: GGUF name -> the Hugging Face names of its slices, in order
+        /// (a layer's experts).
+        public var stacks: [String: [String]] = [:]
         /// Tensors llama.cpp needs that the checkpoint does not store (name, shape, f32 values).
         public var extraTensors: [(name: String, shape: [Int], values: [Float])] = []
         /// One line each: what llama.cpp will not run or will compute differently.
@@ -120,7 +144,8 @@ public enum LlamaCpp {
         case .keyNorm: return "attn_k_norm"
         case .attentionOutput: return "attn_output"
         case .postAttentionNorm: return "post_attention_norm"
-        // Falcon's parallel blocks with two input norms: the second is attn_norm_2.
+        // Falcon's parallel blocks with two input norms: the second is attn_norm_2 (GPT-NeoX's
+        // is ffn_norm: see plan).
         case .mlpNorm: return block?.parallel == true ? "attn_norm_2" : "ffn_norm"
         case .gate: return "ffn_gate"
         case .up, .gateUp: return "ffn_up"
@@ -172,13 +197,36 @@ public enum LlamaCpp {
     public static func plan(_ d: ModelDescription, config: ModelConfig) -> Plan {
         var p = Plan()
         guard let arch = architectures[d.modelType] else {
-            p.warnings.append("llama.cpp has no architecture for model_type \(d.modelType): tensors keep their Hugging Face names and llama.cpp will not load the file")
+            let why = notWritten[d.modelType] ?? "llama.cpp has no architecture for model_type \(d.modelType)"
+            p.warnings.append("\(d.modelType): \(why): tensors keep their Hugging Face names and llama.cpp will not load the file")
             return p
         }
         if let u = arch.unsupported { p.warnings.append("llama.cpp cannot run \(d.modelType): \(u)") }
-        if d.blocks.contains(where: { $0.moe != nil }) || d.embedding.projection != nil || d.head.projection != nil {
-            p.warnings.append("llama.cpp layout for \(d.modelType) \(d.blocks.contains { $0.moe != nil } ? "mixture-of-experts blocks (experts stacked per layer)" : "embedding projections") is not written by ckpt: tensors keep their Hugging Face names and llama.cpp will not load the file")
+        if d.embedding.projection != nil || d.head.projection != nil {
+            p.warnings.append("llama.cpp layout for \(d.modelType) embedding projections is not written by ckpt: tensors keep their Hugging Face names and llama.cpp will not load the file")
             return p
+        }
+        // Experts: weight name -> (stacked stem, expert index, expert count); shared expert stems.
+        var expertOf: [String: (stem: String, index: Int, count: Int)] = [:]
+        var sharedOf: [String: String] = [:]
+        func ffnStem(_ role: ParamRole) -> String? {
+            switch role { case .gate: return "ffn_gate"; case .up: return "ffn_up"; case .down: return "ffn_down"; default: return nil }
+        }
+        for b in d.blocks {
+            guard let moe = b.moe else { continue }
+            for (e, x) in moe.experts.enumerated() {
+                for l in x.linears {
+                    guard let stem = ffnStem(l.role), l.bias == .absent else {
+                        p.warnings.append("\(l.weightName): llama.cpp's experts have separate gate/up/down matrices without biases; the file keeps its Hugging Face names")
+                        return Plan(arch: nil, warnings: p.warnings)
+                    }
+                    expertOf[l.weightName] = (stem + "_exps", e, moe.experts.count)
+                }
+            }
+            for l in moe.shared?.linears ?? [] { if let stem = ffnStem(l.role) { sharedOf[l.weightName] = stem + "_shexp" } }
+        }
+        if d.blocks.contains(where: { $0.moe != nil }) && d.blocks.contains(where: { $0.moe == nil }) {
+            p.warnings.append("\(d.modelType): llama.cpp's \(arch.name) expects experts in every layer; layers with a dense MLP (mlp_only_layers, decoder_sparse_step) will not load")
         }
         let slots = d.slots()
         var blocks: [Int: BlockSpec] = [:]
@@ -190,15 +238,32 @@ public enum LlamaCpp {
         for s in slots {
             let block = s.layer.flatMap { blocks[$0] }
             let base = s.isBias ? String(s.name.dropLast(".bias".count)) : (s.name.hasSuffix(".weight") ? String(s.name.dropLast(".weight".count)) : s.name)
-            guard let stem = block.flatMap({ residualNormName(base, block: $0) }) ?? roleName(s.role, block: block) else {
+            guard var stem = block.flatMap({ residualNormName(base, block: $0) }) ?? roleName(s.role, block: block) else {
                 p.warnings.append("\(s.name): llama.cpp has no tensor for role \(s.role.rawValue); the file keeps its Hugging Face names")
                 return Plan(arch: nil, warnings: p.warnings)
             }
-            if block?.norms.first(where: { $0.perHead != nil && $0.parameterNames.contains(where: { base.hasPrefix($0) }) }) != nil {
-                p.warnings.append("\(s.name): per-head norm weights (stacked in llama.cpp) are not written by ckpt; the file keeps its Hugging Face names")
-                return Plan(arch: nil, warnings: p.warnings)
+            // Per-head norms (StableLM 2's q/k LayerNorms): stacked into one [heads, head_dim] tensor.
+            if let block, let layer = s.layer, let norm = block.norms.first(where: { $0.perHead != nil && $0.parameterNames.contains(base) }),
+               let head = norm.parameterNames.firstIndex(of: base) {
+                guard !s.isBias else {
+                    p.warnings.append("\(s.name): llama.cpp's per-head norms have no bias; the file keeps its Hugging Face names")
+                    return Plan(arch: nil, warnings: p.warnings)
+                }
+                let name = "blk.\(layer).\(stem).weight"
+                var parts = p.stacks[name] ?? [String](repeating: "", count: norm.parameterNames.count)
+                parts[head] = s.name
+                p.stacks[name] = parts
+                continue
             }
-            let gguf = (s.layer.map { "blk.\($0)." } ?? "") + stem + (s.isBias ? ".bias" : ".weight")
+            if stem == "attn_norm_2" && arch.name != "falcon" { stem = "ffn_norm" }
+            if let x = expertOf[s.name], let layer = s.layer {
+                let name = "blk.\(layer).\(x.stem).weight"
+                var parts = p.stacks[name] ?? [String](repeating: "", count: x.count)
+                parts[x.index] = s.name
+                p.stacks[name] = parts
+                continue
+            }
+            let gguf = (s.layer.map { "blk.\($0)." } ?? "") + (sharedOf[s.name] ?? stem) + (s.isBias ? ".bias" : ".weight")
             var t = Transform.none
             if let block {
                 let a = block.attention
@@ -220,6 +285,16 @@ public enum LlamaCpp {
                 return Plan(arch: nil, warnings: p.warnings)
             }
             names[s.name] = Entry(gguf: gguf, transform: t)
+        }
+        // A stack of one (a single key/value head's norm, one expert) is the tensor itself:
+        // llama.cpp's shape check treats a trailing dimension of 1 as absent.
+        for (name, parts) in p.stacks where parts.count == 1 {
+            names[parts[0]] = Entry(gguf: name, transform: .none)
+            p.stacks[name] = nil
+        }
+        if let (name, parts) = p.stacks.first(where: { $0.value.contains("") }) {
+            p.warnings.append("\(name): the checkpoint lacks some of the \(parts.count) tensors stacked in it; the file keeps its Hugging Face names")
+            return Plan(arch: nil, warnings: p.warnings)
         }
         p.arch = arch.name
         p.tensors = names
@@ -246,7 +321,18 @@ public enum LlamaCpp {
         u32("context_length", d.maxPositions ?? c.maxPositions)
         u32("embedding_length", d.hiddenSize)
         u32("block_count", d.blocks.count)
-        u32("feed_forward_length", first?.mlp?.width)
+        let moe = d.blocks.lazy.compactMap(\.moe).first
+        u32("feed_forward_length", first?.mlp?.width ?? c["intermediate_size"]?.intValue ?? moe?.experts.first?.width)
+        if let moe {
+            u32("expert_count", moe.experts.count)
+            u32("expert_used_count", moe.topK)
+            if a != "llama" { u32("expert_feed_forward_length", moe.experts.first?.width) }
+            if let sh = moe.shared { u32("expert_shared_feed_forward_length", sh.width) }
+            // llama.cpp renormalises the chosen experts' weights for Mixtral and Qwen3-MoE, not Qwen2-MoE.
+            if moe.normalizeTopK != (a != "qwen2moe") {
+                p.warnings.append("\(d.modelType): norm_topk_prob \(moe.normalizeTopK) but llama.cpp's \(a) \(moe.normalizeTopK ? "does not renormalise" : "renormalises") the chosen experts' weights; outputs differ")
+            }
+        }
         if let at = first?.attention {
             u32("attention.head_count", at.heads)
             u32("attention.head_count_kv", at.kvHeads)
@@ -296,8 +382,13 @@ public enum LlamaCpp {
                 p.extraTensors.append((name: "rope_freqs.weight", shape: [hs / 2], values: factors))
             case .dynamic:
                 p.warnings.append("\(d.modelType): llama.cpp has no dynamic NTK rope scaling; it runs unscaled rotary")
-            case .longrope:
-                p.warnings.append("\(d.modelType): longrope factors (rope_factors_long/short) are not written by ckpt; llama.cpp runs unscaled rotary")
+            case .longrope(let short, let long, let orig, let attn):
+                // As the converter: both factor lists as tensors (llama.cpp picks long ones when
+                // its context exceeds the original), the cos/sin factor and original context.
+                u32("rope.scaling.original_context_length", orig)
+                f32("rope.scaling.attn_factor", attn)
+                p.extraTensors.append((name: "rope_factors_long.weight", shape: [long.count], values: long.map { Float($0) }))
+                p.extraTensors.append((name: "rope_factors_short.weight", shape: [short.count], values: short.map { Float($0) }))
             }
         }
         // Granite's multipliers.

@@ -93,4 +93,37 @@ import TestSupport
         #expect(plan.status == 0 && plan.stdout.contains("--tensor-type output=f16") && plan.stdout.contains("fallback"), "\(plan.stdout)")
         #expect(!FileManager.default.fileExists(atPath: dir.file("p.gguf")))
     }
+
+    /// GGUF -> model directory: the tokenizer comes back as tokenizer.json/tokenizer_config.json
+    /// built from the tokenizer.ggml.* keys, and `tokenizers` encodes with it as with the original.
+    @Test func ggufToDirectoryWritesTheTokenizerBack() throws {
+        let dir = TempDir()
+        let m = try modelWithTokenizer(dir)
+        let g = dir.file("m.gguf"), back = dir.file("back") + "/"
+        var r = try CkptBinary.run("convert", m, g)
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try CkptBinary.run("convert", g, back)
+        #expect(r.status == 0, "\(r.stderr)")
+        let config = try JSONValue.parse(try readFile(back + "tokenizer_config.json"))
+        #expect(config["bos_token"]?.stringValue == "<|begin_of_text|>" && config["eos_token"]?.stringValue == "<|end_of_text|>")
+        #expect(config["chat_template"]?.stringValue == "{{ messages }}")
+        let script = """
+        import sys
+        from tokenizers import Tokenizer
+        a, b = Tokenizer.from_file(sys.argv[1]), Tokenizer.from_file(sys.argv[2])
+        lines = [l for l in open(sys.argv[3], encoding="utf-8").read().splitlines() if l.strip()]
+        print(sum(a.encode(l).ids != b.encode(l).ids for l in lines), len(lines))
+        """
+        let p = try Python.run(script, [m + "/tokenizer.json", back + "tokenizer.json", Repo.fixture("tokenizers/heldout.txt")])
+        #expect(p.status == 0 && p.stdout.hasPrefix("0 "), "\(p.stdout) \(p.stderr)")
+        // And to GGUF again: the same tokenizer keys.
+        r = try CkptBinary.run("convert", back, dir.file("again.gguf"))
+        #expect(r.status == 0, "\(r.stderr)")
+        let a = try read(g), b = try read(dir.file("again.gguf"))
+        for k in ["tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                  "tokenizer.ggml.add_bos_token", "tokenizer.chat_template", "n_tokens", "n_merges"] {
+            #expect(a[k] == b[k], "\(k): \(a[k].map { $0.serialized() } ?? "nil") vs \(b[k].map { $0.serialized() } ?? "nil")")
+        }
+    }
 }
+

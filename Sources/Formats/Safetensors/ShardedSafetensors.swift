@@ -111,10 +111,12 @@ public enum ShardedSafetensors {
 
     /// Writes a graph as a Hugging Face model directory: shards (or `model.safetensors` when
     /// everything fits in one), the index, `config.json` when the graph has a config, and
-    /// `companions` (relative name -> source file or folder) copied byte for byte.
+    /// `companions` (relative name -> source file or folder) copied byte for byte, and
+    /// `generated` files (a GGUF's tokenizer as tokenizer.json ...) written beside them.
     public static func write(
         _ graph: WeightGraph, toDirectory target: String, maxShardSize: Int?,
-        progress: (any ProgressSink)? = nil, companions: [(name: String, source: String)] = []
+        progress: (any ProgressSink)? = nil, companions: [(name: String, source: String)] = [],
+        generated: [(name: String, bytes: [UInt8])] = []
     ) throws {
         let tensors = Array(graph.tensors.values)
         let shards = split(tensors, maxShardSize: maxShardSize ?? Int.max)
@@ -144,6 +146,11 @@ public enum ShardedSafetensors {
             try f.commit()
         }
         for c in companions { try Companions.copy(c.source, to: dir.path(for: c.name)) }
+        for g in generated where !companions.contains(where: { $0.name == g.name }) {
+            var f = try AtomicFile(target: dir.path(for: g.name))
+            try f.write(g.bytes)
+            try f.commit()
+        }
         // A companion folder already in the target (an earlier conversion's 1_Pooling/) cannot
         // be renamed over: it is moved aside, and back if the commit fails.
         let aside = Companions.moveAsideFolders(companions.map(\.name), in: target)

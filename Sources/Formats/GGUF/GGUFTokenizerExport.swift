@@ -1,0 +1,249 @@
+// The other direction of GGUFTokenizer: a Hugging Face `tokenizer.json` and
+// `tokenizer_config.json` rebuilt from a GGUF file's tokenizer.ggml.* keys, for GGUF -> model
+// directory conversions, where the keys hold enough to say how llama.cpp tokenizes:
+//
+//   model "gpt2" (byte-level BPE)   BPE with the stored merges; the pre-tokenizer from
+//                                   tokenizer.ggml.pre: "gpt-2" ByteLevel(use_regex), "llama-bpe"
+//                                   and "qwen2" Split(their regex) + ByteLevel(use_regex: false)
+//                                   (llama-bpe also ignore_merges, as Llama-3's tokenizer.json);
+//                                   other pre-tokenizers are refused by name (ckpt does not
+//                                   know their regexes).
+//   model "llama" (SentencePiece)   BPE with byte fallback; the merges ckpt stores beside the
+//                                   scores, or else (llama.cpp's converter writes none) rebuilt
+//                                   from the scores as
+//                                   transformers' SentencePiece converter does: every split of a
+//                                   normal token into two normal tokens is a merge, ranked by the
+//                                   whole token's score (highest first), ties by the ids of the
+//                                   halves — which is also the order llama.cpp's SPM tokenizer
+//                                   merges in. "▁" prepended when add_space_prefix (default true).
+//   model "bert" (WordPiece)        llama.cpp's "▁word"/"piece" vocabulary back to "word"/"##piece",
+//                                   BertNormalizer(lowercase) + BertPreTokenizer, which is what
+//                                   llama.cpp's WPM tokenizer does.
+// Token types: 2 (unknown), 3 (control) become special added tokens, 4 (user-defined) plain
+// added tokens, 5 (unused, "[PADn]" placeholders) are left out of the vocabulary.
+// The post-processor adds bos/eos (cls/sep for BERT) as add_bos_token/add_eos_token say.
+// tokenizer_config.json carries the special tokens, add_bos/add_eos and the chat template.
+
+import CkptCore
+import Foundation
+import OrderedCollections
+
+extension GGUFTokenizer {
+    /// A file the directory writer adds beside the weights.
+    public struct GeneratedFile: Sendable {
+        public var name: String
+        public var bytes: [UInt8]
+    }
+
+    static func strings(_ v: GGUFValue?) -> [String]? {
+        guard case .array(_, let e)? = v else { return nil }
+        var out: [String] = []
+        out.reserveCapacity(e.count)
+        for x in e { guard case .string(let s) = x else { return nil }; out.append(s) }
+        return out
+    }
+
+    static func numbers(_ v: GGUFValue?) -> [Double]? {
+        guard case .array(_, let e)? = v else { return nil }
+        var out: [Double] = []
+        out.reserveCapacity(e.count)
+        for x in e { guard let d = x.doubleValue ?? x.intValue.map(Double.init) else { return nil }; out.append(d) }
+        return out
+    }
+
+    static let preRegex: [String: String] = ["llama-bpe": llama3Pattern, "qwen2": qwen2Pattern]
+
+    /// tokenizer.json and tokenizer_config.json for a GGUF file's tokenizer.ggml.* keys; nil when
+    /// it has none; a refusal (one line) when they do not say enough.
+    public static func huggingFaceFiles(_ kv: OrderedDictionary<String, GGUFValue>) throws -> [GeneratedFile]? {
+        guard let model = kv["tokenizer.ggml.model"]?.stringValue else { return nil }
+        guard let tokens = strings(kv["tokenizer.ggml.tokens"]), !tokens.isEmpty else {
+            throw Refusal(description: "tokenizer.ggml.tokens missing or not strings: no tokenizer.json written")
+        }
+        let types = numbers(kv["tokenizer.ggml.token_type"]).map { $0.map(Int.init) } ?? [Int](repeating: 1, count: tokens.count)
+        guard types.count == tokens.count else {
+            throw Refusal(description: "tokenizer.ggml.token_type has \(types.count) entries for \(tokens.count) tokens: no tokenizer.json written")
+        }
+        func id(_ key: String) -> Int? {
+            guard let i = kv["tokenizer.ggml.\(key)"]?.intValue, i >= 0, i < tokens.count else { return nil }
+            return i
+        }
+        let pre = kv["tokenizer.ggml.pre"]?.stringValue ?? "default"
+        let isBert = model == "bert"
+        // Token texts as Hugging Face spells them.
+        let texts: [String] = isBert ? tokens.enumerated().map { i, t in
+            if t.hasPrefix("\u{2581}") { return String(t.dropFirst()) }
+            if types[i] != 1 || (t.hasPrefix("[") && t.hasSuffix("]")) { return t }
+            return "##" + t
+        } : tokens
+        var vocab = OrderedDictionary<String, JSONValue>()
+        var added: [JSONValue] = []
+        for (i, t) in texts.enumerated() where types[i] != 5 && vocab[t] == nil {
+            vocab[t] = .int(i)
+            if [2, 3, 4].contains(types[i]) {
+                added.append(.object(["id": .int(i), "content": .string(t), "single_word": .bool(false), "lstrip": .bool(false),
+                                      "rstrip": .bool(false), "normalized": .bool(false), "special": .bool(types[i] != 4)]))
+            }
+        }
+        let unk = id("unknown_token_id") ?? types.firstIndex(of: 2)
+        let bos = isBert ? (id("cls_token_id") ?? id("bos_token_id")) : id("bos_token_id")
+        let eos = isBert ? (id("seperator_token_id") ?? id("eos_token_id")) : id("eos_token_id")
+        let addBos = kv["tokenizer.ggml.add_bos_token"]?.boolValueOrNil ?? (model == "llama" || isBert)
+        let addEos = kv["tokenizer.ggml.add_eos_token"]?.boolValueOrNil ?? isBert
+
+        var normalizer = JSONValue.null, preTokenizer = JSONValue.null, decoder = JSONValue.null
+        var modelJSON: OrderedDictionary<String, JSONValue>
+        func byteLevel(prefix: Bool, trim: Bool, regex: Bool) -> JSONValue {
+            .object(["type": .string("ByteLevel"), "add_prefix_space": .bool(prefix), "trim_offsets": .bool(trim), "use_regex": .bool(regex)])
+        }
+        switch model {
+        case "gpt2":
+            guard let merges = strings(kv["tokenizer.ggml.merges"]) else {
+                throw Refusal(description: "byte-level BPE (tokenizer.ggml.model gpt2) without tokenizer.ggml.merges: no tokenizer.json written")
+            }
+            if pre == "gpt-2" {
+                preTokenizer = byteLevel(prefix: false, trim: true, regex: true)
+            } else if let regex = preRegex[pre] {
+                preTokenizer = .object(["type": .string("Sequence"), "pretokenizers": .array([
+                    .object(["type": .string("Split"), "pattern": .object(["Regex": .string(regex)]), "behavior": .string("Isolated"), "invert": .bool(false)]),
+                    byteLevel(prefix: false, trim: true, regex: false),
+                ])])
+            } else {
+                throw Refusal(description: "tokenizer.ggml.pre \(pre): ckpt knows the regexes of gpt-2, llama-bpe and qwen2 only; no tokenizer.json written")
+            }
+            decoder = byteLevel(prefix: true, trim: true, regex: true)
+            let pairs: [JSONValue] = try splitMerges(merges).map { .array([.string($0.0), .string($0.1)]) }
+            modelJSON = ["type": .string("BPE"), "dropout": .null, "unk_token": .null, "continuing_subword_prefix": .null,
+                         "end_of_word_suffix": .null, "fuse_unk": .bool(false), "byte_fallback": .bool(false),
+                         "ignore_merges": .bool(pre == "llama-bpe"), "vocab": .object(vocab), "merges": .array(pairs)]
+        case "llama":
+            guard let scores = numbers(kv["tokenizer.ggml.scores"]), scores.count == tokens.count else {
+                throw Refusal(description: "SentencePiece vocabulary (tokenizer.ggml.model llama) without a score per token: no tokenizer.json written")
+            }
+            let spacePrefix = kv["tokenizer.ggml.add_space_prefix"]?.boolValueOrNil ?? true
+            let replace = JSONValue.object(["type": .string("Replace"), "pattern": .object(["String": .string(" ")]), "content": .string("\u{2581}")])
+            normalizer = spacePrefix ? .object(["type": .string("Sequence"), "normalizers": .array([.object(["type": .string("Prepend"), "prepend": .string("\u{2581}")]), replace])]) : replace
+            var decoders: [JSONValue] = [.object(["type": .string("Replace"), "pattern": .object(["String": .string("\u{2581}")]), "content": .string(" ")]),
+                                         .object(["type": .string("ByteFallback")]), .object(["type": .string("Fuse")])]
+            if spacePrefix { decoders.append(.object(["type": .string("Strip"), "content": .string(" "), "start": .int(1), "stop": .int(0)])) }
+            decoder = .object(["type": .string("Sequence"), "decoders": .array(decoders)])
+            // ckpt's own files carry the merges; others (llama.cpp's converter) only scores.
+            let merges = try strings(kv["tokenizer.ggml.merges"]).map(splitMerges) ?? sentencePieceMerges(tokens: tokens, types: types, scores: scores)
+            modelJSON = ["type": .string("BPE"), "dropout": .null, "unk_token": unk.map { .string(tokens[$0]) } ?? .null,
+                         "continuing_subword_prefix": .null, "end_of_word_suffix": .null, "fuse_unk": .bool(true),
+                         "byte_fallback": .bool(true), "ignore_merges": .bool(false), "vocab": .object(vocab),
+                         "merges": .array(merges.map { .array([.string($0.0), .string($0.1)]) })]
+        case "bert":
+            normalizer = .object(["type": .string("BertNormalizer"), "clean_text": .bool(true), "handle_chinese_chars": .bool(true),
+                                  "strip_accents": .null, "lowercase": .bool(true)])
+            preTokenizer = .object(["type": .string("BertPreTokenizer")])
+            decoder = .object(["type": .string("WordPiece"), "prefix": .string("##"), "cleanup": .bool(true)])
+            modelJSON = ["type": .string("WordPiece"), "unk_token": .string(unk.map { texts[$0] } ?? "[UNK]"),
+                         "continuing_subword_prefix": .string("##"), "max_input_chars_per_word": .int(100), "vocab": .object(vocab)]
+        default:
+            throw Refusal(description: "tokenizer.ggml.model \(model): ckpt rebuilds gpt2, llama and bert vocabularies only; no tokenizer.json written")
+        }
+        // Post-processor: bos/eos around each sequence, as add_bos_token/add_eos_token say.
+        var template: JSONValue = .null
+        let first = addBos ? bos : nil, last = addEos ? eos : nil
+        if first != nil || last != nil {
+            func special(_ i: Int?, _ type: Int) -> [JSONValue] {
+                i.map { [.object(["SpecialToken": .object(["id": .string(texts[$0]), "type_id": .int(type)])])] } ?? []
+            }
+            func seq(_ name: String, _ type: Int) -> JSONValue { .object(["Sequence": .object(["id": .string(name), "type_id": .int(type)])]) }
+            let secondType = isBert ? 1 : 0
+            var specials = OrderedDictionary<String, JSONValue>()
+            for i in [first, last].compactMap({ $0 }) {
+                specials[texts[i]] = .object(["id": .string(texts[i]), "ids": .array([.int(i)]), "tokens": .array([.string(texts[i])])])
+            }
+            // BERT's pair is [CLS] A [SEP] B [SEP]; LLaMA's <s> A <s> B.
+            let pairB = (isBert ? [] : special(first, secondType)) + [seq("B", secondType)] + special(last, secondType)
+            template = .object(["type": .string("TemplateProcessing"),
+                                "single": .array(special(first, 0) + [seq("A", 0)] + special(last, 0)),
+                                "pair": .array(special(first, 0) + [seq("A", 0)] + special(last, 0) + pairB),
+                                "special_tokens": .object(specials)])
+        }
+        let postProcessor: JSONValue = model == "gpt2"
+            ? (template == .null ? byteLevel(prefix: true, trim: false, regex: true)
+                : .object(["type": .string("Sequence"), "processors": .array([byteLevel(prefix: true, trim: false, regex: true), template])]))
+            : template
+        let tokenizer = JSONValue.object([
+            "version": .string("1.0"), "truncation": .null, "padding": .null, "added_tokens": .array(added),
+            "normalizer": normalizer, "pre_tokenizer": preTokenizer, "post_processor": postProcessor, "decoder": decoder,
+            "model": .object(modelJSON),
+        ])
+
+        // tokenizer_config.json
+        var config = OrderedDictionary<String, JSONValue>()
+        config["add_bos_token"] = .bool(addBos)
+        config["add_eos_token"] = .bool(addEos)
+        var decoderEntries = OrderedDictionary<String, JSONValue>()
+        for a in added {
+            guard let i = a["id"]?.intValue else { continue }
+            decoderEntries[String(i)] = .object(["content": a["content"] ?? .null, "lstrip": .bool(false), "normalized": .bool(false),
+                                                 "rstrip": .bool(false), "single_word": .bool(false), "special": a["special"] ?? .bool(true)])
+        }
+        config["added_tokens_decoder"] = .object(decoderEntries)
+        let named: [(String, Int?)] = isBert
+            ? [("cls_token", bos), ("sep_token", eos), ("unk_token", unk), ("pad_token", id("padding_token_id")), ("mask_token", id("mask_token_id"))]
+            : [("bos_token", bos), ("eos_token", eos), ("unk_token", unk), ("pad_token", id("padding_token_id")),
+               ("sep_token", id("seperator_token_id")), ("mask_token", id("mask_token_id"))]
+        for (key, i) in named { if let i { config[key] = .string(texts[i]) } }
+        if let t = kv["tokenizer.chat_template"]?.stringValue { config["chat_template"] = .string(t) }
+        config["clean_up_tokenization_spaces"] = .bool(isBert)
+        if isBert { config["do_lower_case"] = .bool(true) }
+        if let arch = kv["general.architecture"]?.stringValue, let n = kv[arch + ".context_length"]?.intValue { config["model_max_length"] = .int(n) }
+        config["tokenizer_class"] = .string(isBert ? "BertTokenizer" : "PreTrainedTokenizerFast")
+        return [GeneratedFile(name: "tokenizer.json", bytes: Array((tokenizer.prettyPrinted() + "\n").utf8)),
+                GeneratedFile(name: "tokenizer_config.json", bytes: Array((JSONValue.object(config).prettyPrinted() + "\n").utf8))]
+    }
+
+    /// "a b" merges as pairs.
+    static func splitMerges(_ merges: [String]) throws -> [(String, String)] {
+        try merges.map { m in
+            // By scalars: " " followed by a combining mark or ZWJ is one Character.
+            let u = m.unicodeScalars
+            guard let space = u.firstIndex(of: " ") else { throw Refusal(description: "merge \"\(m.prefix(40))\" is not two tokens: no tokenizer.json written") }
+            return (String(u[..<space]), String(u[u.index(after: space)...]))
+        }
+    }
+
+    /// BPE merges of a SentencePiece vocabulary, from its scores (see the top of the file).
+    static func sentencePieceMerges(tokens: [String], types: [Int], scores: [Double]) -> [(String, String)] {
+        var normal: [String: Int] = [:]
+        for (i, t) in tokens.enumerated() where types[i] == 1 && normal[t] == nil { normal[t] = i }
+        var merges: [(l: String, r: String, score: Double, li: Int, ri: Int, order: Int)] = []
+        for (i, t) in tokens.enumerated() where types[i] == 1 && normal[t] == i {
+            let scalars = Array(t.unicodeScalars)
+            guard scalars.count > 1 else { continue }
+            var local: [(String, String, Int, Int)] = []
+            for cut in 1..<scalars.count {
+                var l = String.UnicodeScalarView(), r = String.UnicodeScalarView()
+                l.append(contentsOf: scalars[..<cut]); r.append(contentsOf: scalars[cut...])
+                let ls = String(l), rs = String(r)
+                if let li = normal[ls], let ri = normal[rs] { local.append((ls, rs, li, ri)) }
+            }
+            local.sort { ($0.2, $0.3) < ($1.2, $1.3) }
+            for m in local { merges.append((m.0, m.1, scores[i], m.2, m.3, merges.count)) }
+        }
+        // Highest score first; a stable order otherwise (vocabulary order, then the halves' ids).
+        merges.sort { $0.score != $1.score ? $0.score > $1.score : $0.order < $1.order }
+        return merges.map { ($0.l, $0.r) }
+    }
+
+    /// The generated tokenizer files for a graph read from a GGUF file (nil: none to write).
+    /// A tokenizer the keys cannot describe is reported through `warn` and skipped.
+    public static func huggingFaceFiles(of graph: WeightGraph, warn: (String) -> Void) -> [GeneratedFile] {
+        guard graph.metadata["tokenizer.ggml.model"] != nil else { return [] }
+        do {
+            return try huggingFaceFiles(GGUFMetadata.values(of: graph)) ?? []
+        } catch {
+            warn("\(error)")
+            return []
+        }
+    }
+}
+
+extension GGUFValue {
+    var boolValueOrNil: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+}
