@@ -87,7 +87,13 @@ struct Convert: ParsableCommand {
             ckzLevel = l
         }
         var ckzOptions = CKZ.WriteOptions(level: ckzLevel, jobs: jobs)
-        if format == .ckz { ckzOptions.provenance = try provenance(level: ckzLevel) }
+        if format == .ckz {
+            // Hashed on another thread while the chunks are encoded.
+            let (files, recipe) = provenanceInputs(level: ckzLevel)
+            ckzOptions.pendingProvenance = CKZ.Provenance.Pending {
+                CKZ.Provenance(writer: "ckpt \(Ckpt.version)", recipe: recipe, sources: try files.map(CKZ.Provenance.source))
+            }
+        }
         let progress = ProgressBar.make(label: "convert", quiet: quiet)
         var options = ConvertOptions(to: to, dtype: castTarget, maxShardSize: shardSize,
                                      config: config, progress: progress, hdf5: hdf5,
@@ -106,9 +112,9 @@ struct Convert: ParsableCommand {
 
 extension Convert {
     /// What a .ckz records about its making: the files read (base name, size, SHA-256) and
-    /// the options that shape the output. Not --jobs, --quiet or paths: the same input and
+    /// the options that shape the output (the files and the recipe string; hashed later). Not --jobs, --quiet or paths: the same input and
     /// options must give the same bytes wherever and however fast they run.
-    func provenance(level: CKZ.Level) throws -> CKZ.Provenance {
+    func provenanceInputs(level: CKZ.Level) -> (files: [String], recipe: String) {
         var files: [String] = []
         var isDir: ObjCBool = false
         let configDir: String
@@ -129,6 +135,6 @@ extension Convert {
         }
         var recipe = "convert --level \(level.value)"
         if let dtype { recipe += " --dtype \(dtype.lowercased())" }
-        return CKZ.Provenance(writer: "ckpt \(Ckpt.version)", recipe: recipe, sources: try files.map(CKZ.Provenance.source))
+        return (files, recipe)
     }
 }
