@@ -55,6 +55,8 @@ static uint32_t f16_to_f32(uint16_t h) {
     return sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
 }
 
+uint32_t ck_f32_from_half(uint16_t h) { return f16_to_f32(h); }
+
 static uint16_t f32_to_bf16(uint32_t bits) {
     if ((bits & 0x7F800000) == 0x7F800000 && (bits & 0x7FFFFF)) {
         uint16_t top = (uint16_t)(bits >> 16);

@@ -24,7 +24,11 @@
 // `nearest_int` rounding half to even through the 1.5·2²³ trick, no fused multiply-adds.
 // gguf-py cannot quantize k-quants; the tests check that its dequantizer reads ckpt's bytes to
 // exactly ckpt's values and that the error matches the reference algorithm's.
+// The hot path is Sources/CKernels/kquant.c (AVX2): the same searches run for 8 sub-blocks at
+// once, one per vector lane, each lane doing this file's operations in this file's order, so
+// the bytes are the same for every input (tests compare the two on random and edge-case data).
 
+import CKernels
 import CkptCore
 
 enum KQuants {
@@ -247,8 +251,18 @@ enum KQuants {
 
     // MARK: q4_k and q5_k (shared: 8 sub-blocks of 32, asymmetric, 6-bit scales and mins)
 
-    /// Byte offsets inside a q4_k (bits 4) or q5_k (bits 5) super-block.
+    /// The C kernel (AVX2, Sources/CKernels/kquant.c) for the blocks it takes, the reference
+    /// code below for the rest (every block when SIMD is off or absent).
     static func quantizeQ45K(bits: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+        let size = bits == 4 ? 144 : 176
+        // SAFETY: `blocks` super-blocks of x (256 floats each) and y (`size` bytes each) exist.
+        let done = bits == 4 ? ck_quantize_q4_k(x, blocks, y.assumingMemoryBound(to: UInt8.self))
+                             : ck_quantize_q5_k(x, blocks, y.assumingMemoryBound(to: UInt8.self))
+        if done < blocks { quantizeQ45KReference(bits: bits, x + done * QK, y + done * size, blocks: blocks - done) }
+    }
+
+    /// q4_k (bits 4) or q5_k (bits 5): `quantize_row_q{4,5}_K_ref`.
+    static func quantizeQ45KReference(bits: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
         let nmax = bits == 4 ? 15 : 31
         let size = bits == 4 ? 144 : 176
         let qsOffset = bits == 4 ? 16 : 48
@@ -341,7 +355,14 @@ enum KQuants {
 
     // MARK: q6_k
 
+    /// The C kernel (AVX2) for the blocks it takes, the reference code below for the rest.
     static func quantizeQ6K(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+        // SAFETY: `blocks` super-blocks of x (256 floats each) and y (210 bytes each) exist.
+        let done = ck_quantize_q6_k(x, blocks, y.assumingMemoryBound(to: UInt8.self))
+        if done < blocks { quantizeQ6KReference(x + done * QK, y + done * 210, blocks: blocks - done) }
+    }
+
+    static func quantizeQ6KReference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
         var L = [Int8](repeating: 0, count: QK)
         var scales = [Float](repeating: 0, count: 16)
         for b in 0..<blocks {
@@ -414,7 +435,14 @@ enum KQuants {
 
     // MARK: q2_k
 
+    /// The C kernel (AVX2) for the blocks it takes, the reference code below for the rest.
     static func quantizeQ2K(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+        // SAFETY: `blocks` super-blocks of x (256 floats each) and y (84 bytes each) exist.
+        let done = ck_quantize_q2_k(x, blocks, y.assumingMemoryBound(to: UInt8.self))
+        if done < blocks { quantizeQ2KReference(x + done * QK, y + done * 84, blocks: blocks - done) }
+    }
+
+    static func quantizeQ2KReference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
         var L = [UInt8](repeating: 0, count: QK), Laux = [UInt8](repeating: 0, count: 16)
         var weights = [Float](repeating: 0, count: 16)
         var scales = [Float](repeating: 0, count: 16), mins = [Float](repeating: 0, count: 16)
@@ -510,7 +538,14 @@ enum KQuants {
         return Int(low | high << 4) - 32
     }
 
+    /// The C kernel (AVX2) for the blocks it takes, the reference code below for the rest.
     static func quantizeQ3K(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+        // SAFETY: `blocks` super-blocks of x (256 floats each) and y (110 bytes each) exist.
+        let done = ck_quantize_q3_k(x, blocks, y.assumingMemoryBound(to: UInt8.self))
+        if done < blocks { quantizeQ3KReference(x + done * QK, y + done * 110, blocks: blocks - done) }
+    }
+
+    static func quantizeQ3KReference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
         var L = [Int8](repeating: 0, count: QK)
         var scales = [Float](repeating: 0, count: 16)
         for b in 0..<blocks {

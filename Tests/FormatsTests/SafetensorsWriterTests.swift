@@ -93,6 +93,31 @@ func tensorBytes(_ dtype: DType, _ shape: [Int], seed: UInt8) -> [UInt8] {
         }
     }
 
+    /// Tensors read from a file and written unchanged go file to file inside the kernel
+    /// (copy_file_range) when they are large, unaligned to pages and at new offsets (a tensor
+    /// left out shifts the rest): every byte lands where the format puts it.
+    @Test func largeMappedTensorsAreCopiedExactly() throws {
+        var graph = WeightGraph()
+        let specs: [(String, DType, [Int])] = [("a", .f32, [700, 1031]), ("b", .u8, [13]), ("c", .bf16, [1500, 777]), ("d", .f16, [3])]
+        for (i, (name, dtype, shape)) in specs.enumerated() {
+            try graph.add(Tensor(name: name, dtype: dtype, shape: shape, data: .owned(tensorBytes(dtype, shape, seed: UInt8(i + 1)))))
+        }
+        let dir = TempDir()
+        let first = dir.file("first.safetensors"), copy = dir.file("copy.safetensors"), fewer = dir.file("fewer.safetensors")
+        try Safetensors.write(graph, to: first)
+        let mapped = try Safetensors.read(path: first)
+        try Safetensors.write(mapped, to: copy)
+        #expect(try readFile(copy) == readFile(first))
+        var smaller = mapped
+        smaller.remove("a")
+        try Safetensors.write(smaller, to: fewer)
+        var expected = graph
+        expected.remove("a")
+        let reference = dir.file("reference.safetensors")
+        try Safetensors.write(expected, to: reference)
+        #expect(try readFile(fewer) == readFile(reference))
+    }
+
     @Test func aFailedWriteLeavesNothingBehind() throws {
         final class FailingBytes: ExternalBytes, @unchecked Sendable {
             let count = 8

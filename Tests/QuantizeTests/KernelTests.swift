@@ -78,6 +78,61 @@ func edgeFloats(blocks: Int, seed: UInt64) -> [Float] {
     }
 }
 
+/// Super-blocks of 256 for the k-quant kernels: edgeFloats' 32-value blocks (every scale from
+/// 2^-40 to 2^40, NaN, ±inf, ±0, ties) mixed inside super-blocks, plus whole super-blocks that
+/// are zero, constant, one-signed, all-NaN, or with zero 16-value sub-blocks.
+func kquantEdgeFloats(superBlocks: Int, seed: UInt64) -> [Float] {
+    var x = edgeFloats(blocks: superBlocks * 8, seed: seed)
+    var rng = SplitMix64(seed: seed &+ 1)
+    for b in 0..<superBlocks {
+        let s = 256 * b
+        switch b % 10 {
+        case 0: for i in 0..<256 { x[s + i] = 0 }
+        case 1: for i in 0..<256 { x[s + i] = 0.5 }
+        case 2: for i in 0..<256 { x[s + i] = abs(rng.nextGaussian()) }
+        case 3: for i in 0..<256 { x[s + i] = -abs(rng.nextGaussian()) * 1e-3 }
+        case 4: for i in 0..<256 { x[s + i] = rng.nextGaussian() }; for i in 0..<16 { x[s + 16 * rng.next(below: 16) + i] = 0 }
+        case 5: for i in 0..<256 { x[s + i] = .nan }
+        case 6: for i in 0..<256 { x[s + i] = rng.nextGaussian() * 0.02 }
+        default: break
+        }
+    }
+    return x
+}
+
+@Suite struct KQuantKernelTests {
+    typealias Kernel = (UnsafePointer<Float>, UnsafeMutableRawPointer, Int) -> Void
+
+    static var cases: [(String, Int, Kernel, Kernel)] { [
+        ("q2_k", 84, KQuants.quantizeQ2K, KQuants.quantizeQ2KReference),
+        ("q3_k", 110, KQuants.quantizeQ3K, KQuants.quantizeQ3KReference),
+        ("q4_k", 144, { KQuants.quantizeQ45K(bits: 4, $0, $1, blocks: $2) }, { KQuants.quantizeQ45KReference(bits: 4, $0, $1, blocks: $2) }),
+        ("q5_k", 176, { KQuants.quantizeQ45K(bits: 5, $0, $1, blocks: $2) }, { KQuants.quantizeQ45KReference(bits: 5, $0, $1, blocks: $2) }),
+        ("q6_k", 210, KQuants.quantizeQ6K, KQuants.quantizeQ6KReference),
+    ] }
+
+    /// The AVX2 kernels (one sub-block per vector lane) give the Swift reference's bytes on
+    /// every super-block, edge cases included; with SIMD off the dispatch runs the reference.
+    @Test(arguments: 0..<5)
+    func simdKernelGivesTheReferenceBytes(which: Int) {
+        let (name, size, kernel, reference) = Self.cases[which]
+        for seed: UInt64 in [1, 2] {
+            let x = kquantEdgeFloats(superBlocks: 120, seed: seed)
+            let blocks = x.count / 256
+            func run(_ k: Kernel) -> [UInt8] {
+                var y = [UInt8](repeating: 0xAA, count: blocks * size)
+                x.withUnsafeBufferPointer { xs in y.withUnsafeMutableBytes { k(xs.baseAddress!, $0.baseAddress!, blocks) } }
+                return y
+            }
+            let expected = run(reference)
+            let got = bothPaths { run(kernel) }
+            #expect(got.scalar == expected, "\(name): scalar dispatch differs")
+            let firstBad = (0..<blocks).first { b in got.simd[(b * size)..<((b + 1) * size)] != expected[(b * size)..<((b + 1) * size)] }
+            #expect(firstBad == nil, "\(name): SIMD super-block \(firstBad ?? -1) differs")
+        }
+    }
+}
+
 @Suite struct CastKernelTests {
     /// Every 16-bit pattern and a spread of f32 patterns (NaNs with and without payload,
     /// subnormals, rounding ties, overflow to inf).

@@ -40,6 +40,8 @@ void ck_bf16_to_f32(const uint8_t *src, size_t n, uint8_t *dst);
 
 /// f32 bits -> f16 bits, as FloatBits.f32ToF16 (round to nearest even, NaN payload kept).
 uint16_t ck_half(uint32_t bits);
+/// f16 bits -> f32 bits (exact), as FloatBits.f16ToF32.
+uint32_t ck_f32_from_half(uint16_t h);
 
 // GGUF 32-value block quantizers (ggml's quantize_row_*_ref, byte for byte): `blocks`
 // blocks of 32 floats from x into y. Each returns how many blocks it encoded from the
@@ -53,5 +55,22 @@ size_t ck_quantize_q4_0(const float *x, size_t blocks, uint8_t *y);
 size_t ck_quantize_q4_1(const float *x, size_t blocks, uint8_t *y);
 size_t ck_quantize_q5_0(const float *x, size_t blocks, uint8_t *y);
 size_t ck_quantize_q5_1(const float *x, size_t blocks, uint8_t *y);
+
+// GGUF k-quant quantizers (ggml's quantize_row_q{2,3,4,5,6}_K_ref, byte for byte, for every
+// input including NaN and infinity): `blocks` super-blocks of 256 floats from x into y.
+// Same contract as above: the count encoded from the start, which is every block when the
+// AVX2 path runs and 0 when SIMD is off or absent (the caller's reference code then runs).
+size_t ck_quantize_q2_k(const float *x, size_t blocks, uint8_t *y);
+size_t ck_quantize_q3_k(const float *x, size_t blocks, uint8_t *y);
+size_t ck_quantize_q4_k(const float *x, size_t blocks, uint8_t *y);
+size_t ck_quantize_q5_k(const float *x, size_t blocks, uint8_t *y);
+size_t ck_quantize_q6_k(const float *x, size_t blocks, uint8_t *y);
+
+/// Copies up to `count` bytes from `in_fd` at `offset` to `out_fd` at its current position
+/// inside the kernel (Linux copy_file_range(2): no trip through user memory, and on file
+/// systems that can, shared extents). Returns the bytes copied (0 at the source's end) or
+/// −errno (−ENOSYS where the call does not exist; −EXDEV, −EINVAL, −EOPNOTSUPP where the
+/// file systems cannot: the caller then writes the bytes itself). Retries on EINTR.
+long long ck_copy_file_range(int in_fd, int64_t offset, int out_fd, size_t count);
 
 #endif

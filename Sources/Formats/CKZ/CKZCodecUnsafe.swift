@@ -94,6 +94,52 @@ enum ChunkCodec {
         return counts.map { Int($0) }
     }
 
+    /// Byte frequencies of `bytes` counted in two steps: `sample` counts `pieces` evenly
+    /// spaced runs (a quarter of the bytes in all), and `rest` adds the bytes between them,
+    /// giving exactly `histogram(bytes)`. Lets a caller give up on a plane the sample shows
+    /// to be incompressible without counting all of it.
+    struct SampledHistogram {
+        let bytes: UnsafeRawBufferPointer
+        static let pieces = 8
+        var counts = [UInt32](repeating: 0, count: 256)
+
+        init(_ bytes: UnsafeRawBufferPointer) {
+            self.bytes = bytes
+            forEachRun(sampled: true) { add($0) }
+        }
+
+        /// Runs of the sample (sampled) or of the rest: piece k is [k·n/8, k·n/8 + n/32).
+        private func forEachRun(sampled: Bool, _ body: (Range<Int>) -> Void) {
+            let n = bytes.count
+            for k in 0..<Self.pieces {
+                let start = k * n / Self.pieces, end = (k + 1) * n / Self.pieces
+                let cut = min(end, start + n / (4 * Self.pieces))
+                body(sampled ? start..<cut : cut..<end)
+            }
+        }
+
+        private mutating func add(_ r: Range<Int>) {
+            guard !r.isEmpty, let src = bytes.baseAddress else { return }
+            // SAFETY: r lies inside bytes; the counts cannot overflow (chunks ≤ 64 MiB).
+            counts.withUnsafeMutableBufferPointer { ck_histogram(src.assumingMemoryBound(to: UInt8.self) + r.lowerBound, r.count, $0.baseAddress!) }
+        }
+
+        /// The sample's counts and byte count.
+        var sample: (counts: [Int], count: Int) {
+            var total = 0
+            forEachRun(sampled: true) { total += $0.count }
+            return (counts.map { Int($0) }, total)
+        }
+
+        /// Counts of all the bytes.
+        mutating func complete() -> [Int] {
+            var rest: [Range<Int>] = []
+            forEachRun(sampled: false) { rest.append($0) }
+            for r in rest { add(r) }
+            return counts.map { Int($0) }
+        }
+    }
+
     /// A planned Huffman-only DEFLATE block: its code and its exact size.
     struct HuffmanPlan {
         var literalLengths: [UInt8]   // 257: bytes 0...255 and end-of-block (256)

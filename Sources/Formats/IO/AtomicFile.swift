@@ -18,6 +18,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKernels
 import Foundation
 
 public struct AtomicFile: ~Copyable {
@@ -77,6 +78,32 @@ public struct AtomicFile: ~Copyable {
         bytesWritten += bytes.count
     }
 
+    /// Appends `bytes`, which are the `bytes.count` bytes of `source` at `offset` (a view of
+    /// its mapping), copied inside the kernel (copy_file_range: no page faults on the mapping,
+    /// no copy through user memory) where the file systems allow it; what the kernel does not
+    /// copy is written from `bytes`. The file's contents are the same either way.
+    public mutating func write(_ bytes: UnsafeRawBufferPointer, copyingFrom source: MappedFile, offset: Int) throws(IOError) {
+        guard bytes.count >= Self.bufferSize, !Self.kernelCopyFailed.value else { return try write(bytes) }
+        try flush()
+        var done = 0
+        while done < bytes.count {
+            let n = ck_copy_file_range(source.descriptor, Int64(offset + done), fd, bytes.count - done)
+            // 0 or an error (no such call, file systems that cannot, anything else): the
+            // rest goes through write(2), which reports any real write failure itself.
+            if n <= 0 {
+                if n != 0 { Self.kernelCopyFailed.value = true }
+                break
+            }
+            done += Int(n)
+        }
+        if done < bytes.count { try writeAll(UnsafeRawBufferPointer(rebasing: bytes[done...])) }
+        TempFiles.testPoint("wrote")
+        bytesWritten += bytes.count
+    }
+
+    /// Set once copy_file_range has failed, so later copies go straight to write(2).
+    private static let kernelCopyFailed = AtomicFlag()
+
     public mutating func write(_ bytes: [UInt8]) throws(IOError) {
         for start in stride(from: 0, to: bytes.count, by: Self.bufferSize) {
             let chunk = bytes[start..<min(bytes.count, start + Self.bufferSize)]
@@ -132,6 +159,16 @@ func syncDirectory(of path: String) {
     if dfd >= 0 {
         _ = fsync(dfd)
         close(dfd)
+    }
+}
+
+/// A Bool shared between threads (a hint: a stale read only costs one more attempt).
+private final class AtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    var value: Bool {
+        get { lock.withLock { flag } }
+        set { lock.withLock { flag = newValue } }
     }
 }
 

@@ -21,6 +21,9 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let count: Int
     private let base: UnsafeRawPointer?
+    /// The mapped file, kept open so writers can copy its bytes inside the kernel
+    /// (`AtomicFile.write(_:copyingFrom:offset:)`) from the very file that was mapped.
+    let descriptor: Int32
 
     public init(path: String) throws(IOError) {
         self.path = path
@@ -28,22 +31,27 @@ public final class MappedFile: @unchecked Sendable {
         // below); on a regular file the flag changes nothing for mmap.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .cannotOpen(path: path, errno: errno) }
-        defer { close(fd) }
+        descriptor = fd
+        var keep = false
+        defer { if !keep { close(fd) } }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .cannotOpen(path: path, errno: errno) }
         if let kind = RegularFile.kind(st.st_mode) { throw .notAFile(path: path, kind: kind) }
         count = Int(st.st_size)
         if count == 0 {
             base = nil
+            keep = true
             return
         }
         let p = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else { throw .cannotMap(path: path, errno: errno) }
         base = UnsafeRawPointer(p)
+        keep = true
     }
 
     deinit {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+        close(descriptor)
     }
 
     /// The whole file. SAFETY: the pointer is valid only inside `body`.

@@ -4,7 +4,8 @@
 // come first and stay aligned), then by name; the header JSON lists `__metadata__` first
 // and then the tensors in data order, compact, with serde_json's string escaping, padded
 // with spaces to a multiple of 8 bytes. Data is streamed tensor by tensor into an
-// AtomicFile, and each source tensor's pages are released after it is written.
+// AtomicFile, and each source tensor's pages are released after it is written; a tensor
+// still backed by its source file's mapping is copied file to file by the kernel.
 
 import CkptCore
 import OrderedCollections
@@ -58,7 +59,12 @@ extension Safetensors {
         try withUnsafeBytes(of: &length) { (b) throws(IOError) in try file.write(b) }
         try file.write(header)
         for t in ordered {
-            try t.data.withBytes { (b) throws in try file.write(b) }
+            if case .external(let e) = t.data, let slice = e as? MappedSlice {
+                // Bytes passed through unchanged: copied file to file inside the kernel.
+                try slice.withBytes { (b) throws in try file.write(b, copyingFrom: slice.file, offset: slice.offset) }
+            } else {
+                try t.data.withBytes { (b) throws in try file.write(b) }
+            }
             t.data.releaseResidentPages()
             progress?.advance(bytes: t.byteCount)
         }

@@ -95,7 +95,13 @@ public struct ConvertJob: Job {
             ckzLevel = l
         }
         var ckz = CKZ.WriteOptions(level: ckzLevel, jobs: jobs)
-        if format == .ckz { ckz.provenance = try provenance(level: ckzLevel) }
+        if format == .ckz {
+            // Hashed on another thread while the chunks are encoded.
+            let (files, recipe) = provenanceInputs(level: ckzLevel)
+            ckz.pendingProvenance = CKZ.Provenance.Pending {
+                CKZ.Provenance(writer: "ckpt \(CkptInfo.version)", recipe: recipe, sources: try files.map(CKZ.Provenance.source))
+            }
+        }
         var options = ConvertOptions(to: to, dtype: try castTarget(), maxShardSize: shardSize, config: config,
                                      progress: progress.bytes, hdf5: hdf5, ckz: ckz, jobs: jobs, dequantize: dequantize,
                                      deflate: deflate, notice: progress.notice)
@@ -107,9 +113,10 @@ public struct ConvertJob: Job {
     }
 
     /// What a .ckz records about its making: the files read (base name, size, SHA-256) and
-    /// the options that shape the output. Not `jobs` or paths: the same input and options
-    /// must give the same bytes wherever and however fast they run.
-    func provenance(level: CKZ.Level) throws -> CKZ.Provenance {
+    /// the options that shape the output (the files are hashed later, beside the encoder).
+    /// Not `jobs` or paths: the same input and options must give the same bytes wherever and
+    /// however fast they run.
+    func provenanceInputs(level: CKZ.Level) -> (files: [String], recipe: String) {
         var files: [String] = []
         var isDir: ObjCBool = false
         let configDir: String
@@ -130,6 +137,6 @@ public struct ConvertJob: Job {
         }
         var recipe = "convert --level \(level.value)"
         if let dtype { recipe += " --dtype \(dtype.lowercased())" }
-        return CKZ.Provenance(writer: "ckpt \(CkptInfo.version)", recipe: recipe, sources: try files.map(CKZ.Provenance.source))
+        return (files, recipe)
     }
 }
