@@ -177,30 +177,38 @@ def ckpt_verify(ckpt, ref, cand, mode, threads, repeat):
 
 
 def llama_cpp(python, model, T, threads, logits_all):
-    """One llama.cpp process: a warm-up eval, then one timed eval of the T-token prompt."""
+    """One llama.cpp process: load the model and eval the T-token prompt (one shot, as `ckpt
+    forward` runs), then eval it again with the model loaded and its pages resident (warm).
+    Returns {"one shot": (sec, cpu, rss), "warm": (sec, cpu, rss)}; CPU is the process's, all threads."""
     script = f"""
 import json, resource, time
 from llama_cpp import Llama
+t0, c0 = time.time(), time.process_time()
 llm = Llama(model_path={model!r}, n_ctx={T + 16}, n_batch={T}, n_ubatch={T}, n_threads={threads},
             n_threads_batch={threads}, logits_all={logits_all}, use_mmap=True, verbose=False)
 tokens = [(i * 7919) % 128000 + 3 for i in range({T})]
-llm.eval(tokens); llm.reset()
-t, c = time.time(), time.process_time(); llm.eval(tokens)
-print(json.dumps({{'sec': time.time() - t, 'cpu': time.process_time() - c,
+llm.eval(tokens)
+t1, c1 = time.time(), time.process_time()
+llm.reset()
+t2, c2 = time.time(), time.process_time()
+llm.eval(tokens)
+t3, c3 = time.time(), time.process_time()
+print(json.dumps({{'one': [t1 - t0, c1 - c0], 'warm': [t3 - t2, c3 - c2],
                    'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
 """
     r = subprocess.run([python, "-c", script], capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit("llama.cpp run failed: " + r.stderr[-2000:])
     j = json.loads(r.stdout.strip().splitlines()[-1])
-    return j["sec"], j["cpu"], j["rss"]
+    return {"load + eval, one shot": (j["one"][0], j["one"][1], j["rss"]),
+            "eval only, model loaded (warm)": (j["warm"][0], j["warm"][1], j["rss"])}
 
 
-def ckpt_prompt(ckpt, model, T, threads, mode, env):
-    """One `ckpt forward` of the T-token prompt: (forward seconds, CPU seconds of the process, peak RSS)."""
+def ckpt_prompt(ckpt, model, T, threads, mode, env, extra=()):
+    """One `ckpt forward` of the T-token prompt: (load + forward seconds, CPU seconds of the process, peak RSS)."""
     tokens = ",".join(str((i * 7919) % 32000) for i in range(T))
     out, sec, rss, cpu = measured([ckpt, "forward", model, "--tokens", tokens, "--execution", mode,
-                                   "--threads", str(threads)], env)
+                                   "--threads", str(threads), *extra], env)
     fwd = float(re.search(r"forward ([0-9.]+) s", out).group(1))
     load = float(re.search(r"load ([0-9.]+) s", out).group(1))
     return load + fwd, cpu, rss
@@ -220,6 +228,7 @@ def main():
     ap.add_argument("--llama-python", default=os.environ.get("LLAMA_PYTHON", sys.executable))
     ap.add_argument("--skip-bf16", action="store_true")
     ap.add_argument("--skip-f32", action="store_true", help="leave out the f32-widening rows of the --llama table")
+    ap.add_argument("--skip-panels", action="store_true", help="leave out the f32-panel row of the --llama table (the slowest)")
     ap.add_argument("--llama-threads", default="1,2", help="thread counts for the --llama table")
     a = ap.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
@@ -253,6 +262,8 @@ def main():
         configs = [
             ("ckpt forward, streamed, integer Q8_0 products (all 128 rows of logits)",
              lambda th: ckpt_prompt(a.ckpt, path, T, th, "streamed", {})),
+            ("ckpt forward --last-position, streamed, integer products (last row of logits)",
+             lambda th: ckpt_prompt(a.ckpt, path, T, th, "streamed", {}, ["--last-position"])),
             ("ckpt forward, streamed, weights widened to f32 + sgemm",
              lambda th: ckpt_prompt(a.ckpt, path, T, th, "streamed", {"CKPT_F32_PRODUCTS": "1"})),
             ("ckpt forward, streamed, f32 panels + sgemm",
@@ -262,32 +273,46 @@ def main():
             ("llama.cpp, logits for all 128 rows", lambda th: llama_cpp(a.llama_python, path, T, th, True)),
             ("llama.cpp, logits for the last row", lambda th: llama_cpp(a.llama_python, path, T, th, False)),
         ]
+        # A run may report several rows ({suffix: (sec, cpu, rss)}): llama.cpp one shot and warm.
         if a.skip_f32:
             configs = [c for c in configs if "f32" not in c[0]]
+        if a.skip_panels:
+            configs = [c for c in configs if "panels" not in c[0]]
         for threads in [int(t) for t in str(a.llama_threads).split(",")]:
-            results = {name: [] for name, _ in configs}
+            results = {}
             for r in range(a.repeat):
                 for name, run in configs:
-                    results[name].append(run(threads))
-                    print(f"  round {r + 1}, {threads} threads: {name}: {results[name][-1][0]:.2f} s "
-                          f"(CPU {results[name][-1][1]:.2f} s)", file=sys.stderr, flush=True)
+                    got = run(threads)
+                    for suffix, row in (got.items() if isinstance(got, dict) else [("", got)]):
+                        key = f"{name}, {suffix}" if suffix else name
+                        results.setdefault(key, []).append(row)
+                        print(f"  round {r + 1}, {threads} threads: {key}: {row[0]:.2f} s (CPU {row[1]:.2f} s)",
+                              file=sys.stderr, flush=True)
             load = os.getloadavg()
             print(f"\nllama-1.24b Q8_0 GGUF {gb(size)}; {T}-token prompt, {threads} thread(s), medians of {a.repeat} "
                   f"rounds; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
             print(f"| run | seconds | tokens/s | CPU seconds | peak RSS | / file |")
             print(f"| --- | --- | --- | --- | --- | --- |")
             med = {}
-            for name, _ in configs:
+            for name in results:
                 rows = results[name]
                 sec = statistics.median(x[0] for x in rows)
                 cpu = statistics.median(x[1] for x in rows)
                 rss = max(x[2] for x in rows)
                 med[name] = (sec, cpu)
                 print(f"| {name} | {sec:.2f} | {T / sec:.1f} | {cpu:.2f} | {gb(rss)} | {rss / size:.2f} |")
-            base = configs[0][0]
-            for name, _ in configs[1:]:
-                print(f"  integer streamed ÷ {name}: speed {med[name][0] / med[base][0]:.2f}x (wall), "
-                      f"{med[name][1] / med[base][1]:.2f}x (CPU)")
+            names = [name for name, _ in configs]
+
+            def ratio(label, ours, theirs):
+                if ours in med and theirs in med:
+                    print(f"  {label}: ckpt speed ÷ peer speed {med[theirs][0] / med[ours][0]:.2f}x (wall), "
+                          f"{med[theirs][1] / med[ours][1]:.2f}x (CPU)")
+
+            for suffix in ["load + eval, one shot", "eval only, model loaded (warm)"]:
+                ratio(f"all rows of logits vs llama.cpp {suffix}", names[0], f"{names[-2]}, {suffix}")
+                ratio(f"last row of logits vs llama.cpp {suffix}", names[1], f"{names[-1]}, {suffix}")
+            for name in names[2:-2]:
+                ratio(f"integer products vs {name}", names[0], name)
 
 
 if __name__ == "__main__":

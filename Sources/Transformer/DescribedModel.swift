@@ -26,7 +26,8 @@ struct Linear: Sendable {
         name = spec.weightName
         let layout: Matrix.Layout = spec.layout == .linear ? .outIn : .inOut
         if layout == .outIn, let t = w.graph.tensor(named: spec.weightName), t.shape == spec.weightShape,
-           w.packed || (Transformers.integerProducts && PackedWeights.hasIntegerKernel(t.dtype)), let p = try PackedWeights(t) {
+           w.packed || (Transformers.integerProducts && PackedWeights.hasIntegerKernel(t.dtype)),
+           let p = try PackedWeights(t, mapped: w.streamed) {
             packed = p
             matrix = Matrix(data: [], inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: layout)
         } else {

@@ -158,6 +158,9 @@ struct WeightStore: Sendable {
     let graph: WeightGraph
     /// Linear layers keep their stored dtype and widen a panel at a time (PackedLinear.swift).
     var packed = false
+    /// A streamed block's weights: integer-product weights are read from the checkpoint
+    /// for each product instead of copied (PackedWeights).
+    var streamed = false
 
     func has(_ name: String) -> Bool { graph.tensor(named: name) != nil }
 

@@ -28,8 +28,11 @@ import Foundation
 import Quantize
 
 struct PackedWeights: @unchecked Sendable {
-    /// The stored bytes of a [rows, width] tensor (read once, so lazy sources decode once).
-    let bytes: [UInt8]
+    /// A copy of the stored bytes (read once, so lazy sources decode once), or nil: the
+    /// bytes are read from `tensor` for each product and its pages handed back afterwards
+    /// (a streamed block's integer weights: no copy, no fresh pages to fault in).
+    private let owned: [UInt8]?
+    private let tensor: Tensor
     let dtype: DType
     let rows: Int
     let width: Int
@@ -44,19 +47,36 @@ struct PackedWeights: @unchecked Sendable {
     /// Stored dtypes multiplied by an integer kernel (the others are widened by panels).
     static func hasIntegerKernel(_ dtype: DType) -> Bool { dtype == .q8_0 }
 
-    /// nil for f32 and for dtypes neither path handles.
-    init?(_ t: Tensor) throws {
+    /// nil for f32 and for dtypes neither path handles. `mapped` (integer kernels only):
+    /// keep no copy of the bytes.
+    init?(_ t: Tensor, mapped: Bool = false) throws {
         guard t.shape.count == 2, t.dtype != .f32, t.dtype.isQuantized || t.dtype == .bf16 || t.dtype == .f16,
               let rb = t.dtype.byteCount(shape: [1, t.shape[1]]) else { return nil }
-        bytes = try t.data.load()
-        t.data.releaseResidentPages()
+        tensor = t
+        if mapped && Self.hasIntegerKernel(t.dtype) {
+            // Read once here, where an unreadable source is reported as an error (for a
+            // mapped file this touches no page).
+            try t.data.withBytes { _ in }
+            owned = nil
+        } else {
+            owned = try t.data.load()
+            t.data.releaseResidentPages()
+        }
         dtype = t.dtype
         rows = t.shape[0]
         width = t.shape[1]
         rowBytes = rb
     }
 
-    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try bytes.withUnsafeBytes(body) }
+    /// The stored bytes, for the duration of `body`.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let owned { return owned.withUnsafeBytes(body) }
+        // The same source was read without error in init: a mapping, or a deterministic
+        // decoding of one (GGUF's reordered q/k rows).
+        let r = try! tensor.data.withBytes(body)
+        tensor.data.releaseResidentPages()
+        return r
+    }
 
     /// Rows [first, first + n) widened to f32 into `panel` (at least n·width values).
     func widenRows(_ first: Int, _ n: Int, into panel: UnsafeMutableBufferPointer<Float>) {

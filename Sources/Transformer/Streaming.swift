@@ -39,7 +39,7 @@ public final class StreamedModel: @unchecked Sendable {
                 packedProducts: Bool = getenv("CKPT_PANEL_PRODUCTS") != nil) throws {
         description = try Transformers.describe(graph)
         try Transformers.requireAllUsed(description, graph, allowUnused: allowUnused)
-        store = WeightStore(graph: graph, packed: packedProducts)
+        store = WeightStore(graph: graph, packed: packedProducts, streamed: true)
         _ = BLAS.core
         // A fixed threshold: every buffer of 1 MiB or more is its own mapping, returned to the
         // system when freed. glibc's default raises the threshold after the first such free,
