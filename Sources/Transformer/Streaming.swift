@@ -2,7 +2,8 @@
 // are dropped and block i + 1 is read. Only the activations of all sequences ([S × T × C])
 // and one block's weights in f32 are held at a time; the embedding is read by rows and the
 // output head is applied a block of vocabulary rows at a time, so neither [V × C] table is
-// ever widened whole. File pages are handed back after each tensor (WeightStore), so the
+// ever widened whole (a Q8_0 head is multiplied in integers from its stored rows, 4 MB of
+// them at a time). File pages are handed back after each tensor (WeightStore), so the
 // mapped checkpoint does not stay in the resident set.
 //
 //   state = model.embed(inputs)              x [S][T, C]

@@ -28,7 +28,8 @@ void ck_q8_act_quantize(const float *x, size_t rows, size_t k, uint8_t *qa, floa
 
 /// out[t·ldo + (r − r0)] = Σ_b dw[r,b]·da[t,b]·Σ_i w[r,b,i]·a[t,b,i] (order above) for the
 /// rows r0 ..< r1 of the Q8_0 matrix `w` ([rows, k], rows of k/32 blocks {f16 d; int8 q[32]})
-/// and the T quantized activation rows of ck_q8_act_quantize. Allocates a few kB per call.
+/// and the T quantized activation rows of ck_q8_act_quantize. Allocates a repacking buffer of
+/// about 12·k bytes (4 rows; 96 kB for k = 8192) per call, freed before it returns.
 void ck_q8_0_matmul(const uint8_t *w, size_t k, size_t r0, size_t r1,
                     const uint8_t *qa, const float *da, size_t T, float *out, size_t ldo);
 
