@@ -88,7 +88,8 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .target(name: "Transformer", dependencies: ["CkptCore", "Quantize", "COpenBLAS"]),
+        // CKernels: the integer Q8_0 products (dot.c).
+        .target(name: "Transformer", dependencies: ["CkptCore", "Quantize", "COpenBLAS", "CKernels"]),
         // Oniguruma from Debian's libonig-dev: the regex engine of Hugging Face `tokenizers`
         // itself (via the `onig` crate), so pre-tokenizer patterns (GPT-2's and Llama-3's
         // lookahead, \p{L}/\p{N}, (?i:…)) match exactly as in the reference, and on UTF-8 bytes.

@@ -141,25 +141,26 @@ def make_llama_1b_gguf(path):
     os.rename(path + ".tmp", path)
 
 
-def measured(cmd):
-    """Runs cmd in a fresh child of a fresh Python; returns (stdout, wall seconds, peak RSS bytes)."""
+def measured(cmd, env=None):
+    """Runs cmd in a fresh child of a fresh Python; returns (stdout, wall seconds, peak RSS bytes, CPU seconds)."""
     wrapper = ("import resource, subprocess, sys, time, json\n"
                "t = time.time(); r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-               "dt = time.time() - t\n"
+               "dt = time.time() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
                "print(json.dumps({'rc': r.returncode, 'out': r.stdout, 'err': r.stderr, 'sec': dt,\n"
-               "  'rss': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}))\n")
-    r = subprocess.run([sys.executable, "-c", wrapper] + cmd, capture_output=True, text=True, check=True)
+               "  'rss': u.ru_maxrss * 1024, 'cpu': u.ru_utime + u.ru_stime}))\n")
+    r = subprocess.run([sys.executable, "-c", wrapper] + cmd, capture_output=True, text=True, check=True,
+                       env=dict(os.environ, **(env or {})))
     j = json.loads(r.stdout)
     if j["rc"] not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed: {j['err']}")
-    return j["out"], j["sec"], j["rss"]
+    return j["out"], j["sec"], j["rss"], j["cpu"]
 
 
 def ckpt_forward(ckpt, model, T, mode, threads, repeat):
     tokens = ",".join(str((i * 7919) % 32000) for i in range(T))
     rows = []
     for _ in range(repeat):
-        out, sec, rss = measured([ckpt, "forward", model, "--tokens", tokens, "--execution", mode, "--threads", str(threads)])
+        out, sec, rss, _ = measured([ckpt, "forward", model, "--tokens", tokens, "--execution", mode, "--threads", str(threads)])
         fwd = float(re.search(r"forward ([0-9.]+) s", out).group(1))
         load = float(re.search(r"load ([0-9.]+) s", out).group(1))
         rows.append((load + fwd, rss))
@@ -169,30 +170,48 @@ def ckpt_forward(ckpt, model, T, mode, threads, repeat):
 def ckpt_verify(ckpt, ref, cand, mode, threads, repeat):
     rows = []
     for _ in range(repeat):
-        out, sec, rss = measured(["env", f"OPENBLAS_NUM_THREADS={threads}", ckpt, "verify", ref, cand,
+        out, sec, rss, _ = measured(["env", f"OPENBLAS_NUM_THREADS={threads}", ckpt, "verify", ref, cand,
                                   "--random-tokens", "2", "--length", "64", "--execution", mode, "--json"])
         rows.append((sec, rss, json.loads(out)))
     return statistics.median(r[0] for r in rows), max(r[1] for r in rows), rows[-1][2]
 
 
-def llama_cpp(python, model, T, threads, repeat, logits_all):
+def llama_cpp(python, model, T, threads, logits_all):
+    """One llama.cpp process: load the model and eval the T-token prompt (one shot, as `ckpt
+    forward` runs), then eval it again with the model loaded and its pages resident (warm).
+    Returns {"one shot": (sec, cpu, rss), "warm": (sec, cpu, rss)}; CPU is the process's, all threads."""
     script = f"""
-import json, resource, statistics, time
+import json, resource, time
 from llama_cpp import Llama
+t0, c0 = time.time(), time.process_time()
 llm = Llama(model_path={model!r}, n_ctx={T + 16}, n_batch={T}, n_ubatch={T}, n_threads={threads},
             n_threads_batch={threads}, logits_all={logits_all}, use_mmap=True, verbose=False)
 tokens = [(i * 7919) % 128000 + 3 for i in range({T})]
-llm.eval(tokens); llm.reset()
-times = []
-for _ in range({repeat}):
-    t = time.time(); llm.eval(tokens); times.append(time.time() - t); llm.reset()
-print(json.dumps({{'sec': statistics.median(times), 'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+llm.eval(tokens)
+t1, c1 = time.time(), time.process_time()
+llm.reset()
+t2, c2 = time.time(), time.process_time()
+llm.eval(tokens)
+t3, c3 = time.time(), time.process_time()
+print(json.dumps({{'one': [t1 - t0, c1 - c0], 'warm': [t3 - t2, c3 - c2],
+                   'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
 """
     r = subprocess.run([python, "-c", script], capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit("llama.cpp run failed: " + r.stderr[-2000:])
     j = json.loads(r.stdout.strip().splitlines()[-1])
-    return j["sec"], j["rss"]
+    return {"load + eval, one shot": (j["one"][0], j["one"][1], j["rss"]),
+            "eval only, model loaded (warm)": (j["warm"][0], j["warm"][1], j["rss"])}
+
+
+def ckpt_prompt(ckpt, model, T, threads, mode, env, extra=()):
+    """One `ckpt forward` of the T-token prompt: (load + forward seconds, CPU seconds of the process, peak RSS)."""
+    tokens = ",".join(str((i * 7919) % 32000) for i in range(T))
+    out, sec, rss, cpu = measured([ckpt, "forward", model, "--tokens", tokens, "--execution", mode,
+                                   "--threads", str(threads), *extra], env)
+    fwd = float(re.search(r"forward ([0-9.]+) s", out).group(1))
+    load = float(re.search(r"load ([0-9.]+) s", out).group(1))
+    return load + fwd, cpu, rss
 
 
 def gb(b):
@@ -208,6 +227,9 @@ def main():
     ap.add_argument("--llama", action="store_true", help="also the 1.24B Q8_0 GGUF against llama.cpp")
     ap.add_argument("--llama-python", default=os.environ.get("LLAMA_PYTHON", sys.executable))
     ap.add_argument("--skip-bf16", action="store_true")
+    ap.add_argument("--skip-f32", action="store_true", help="leave out the f32-widening rows of the --llama table")
+    ap.add_argument("--skip-panels", action="store_true", help="leave out the f32-panel row of the --llama table (the slowest)")
+    ap.add_argument("--llama-threads", default="1,2", help="thread counts for the --llama table")
     a = ap.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
     print(f"machine: {os.cpu_count()} cores; threads {a.threads}; medians of {a.repeat}")
@@ -234,14 +256,63 @@ def main():
         path = os.path.join(a.workdir, "llama-1.24b-q8_0.gguf")
         make_llama_1b_gguf(path)
         size = os.path.getsize(path)
-        print(f"\nllama-1.24b Q8_0 GGUF {gb(size)}; 128-token prompt, {a.threads} threads")
-        for mode in ["streamed", "in-memory"]:
-            sec, rss = ckpt_forward(a.ckpt, path, 128, mode, a.threads, a.repeat)
-            print(f"ckpt forward {mode:10} {sec:8.2f} s {128 / sec:8.1f} tokens/s  peak {gb(rss)} ({rss / size:.2f}x file)")
-        for logits_all in [False, True]:
-            sec, rss = llama_cpp(a.llama_python, path, 128, a.threads, a.repeat, logits_all)
-            label = "all 128 rows of logits" if logits_all else "last row of logits"
-            print(f"llama.cpp ({label:22}) {sec:8.2f} s {128 / sec:8.1f} tokens/s  peak {gb(rss)} ({rss / size:.2f}x file)")
+        T = 128
+        # Every configuration once per round, round after round, so a change in the machine's
+        # load hits them alike; medians over the rounds.
+        configs = [
+            ("ckpt forward, streamed, integer Q8_0 products (all 128 rows of logits)",
+             lambda th: ckpt_prompt(a.ckpt, path, T, th, "streamed", {})),
+            ("ckpt forward --last-position, streamed, integer products (last row of logits)",
+             lambda th: ckpt_prompt(a.ckpt, path, T, th, "streamed", {}, ["--last-position"])),
+            ("ckpt forward, streamed, weights widened to f32 + sgemm",
+             lambda th: ckpt_prompt(a.ckpt, path, T, th, "streamed", {"CKPT_F32_PRODUCTS": "1"})),
+            ("ckpt forward, streamed, f32 panels + sgemm",
+             lambda th: ckpt_prompt(a.ckpt, path, T, th, "streamed", {"CKPT_F32_PRODUCTS": "1", "CKPT_PANEL_PRODUCTS": "1"})),
+            ("ckpt forward, in-memory, integer products (incl. load)",
+             lambda th: ckpt_prompt(a.ckpt, path, T, th, "in-memory", {})),
+            ("llama.cpp, logits for all 128 rows", lambda th: llama_cpp(a.llama_python, path, T, th, True)),
+            ("llama.cpp, logits for the last row", lambda th: llama_cpp(a.llama_python, path, T, th, False)),
+        ]
+        # A run may report several rows ({suffix: (sec, cpu, rss)}): llama.cpp one shot and warm.
+        if a.skip_f32:
+            configs = [c for c in configs if "f32" not in c[0]]
+        if a.skip_panels:
+            configs = [c for c in configs if "panels" not in c[0]]
+        for threads in [int(t) for t in str(a.llama_threads).split(",")]:
+            results = {}
+            for r in range(a.repeat):
+                for name, run in configs:
+                    got = run(threads)
+                    for suffix, row in (got.items() if isinstance(got, dict) else [("", got)]):
+                        key = f"{name}, {suffix}" if suffix else name
+                        results.setdefault(key, []).append(row)
+                        print(f"  round {r + 1}, {threads} threads: {key}: {row[0]:.2f} s (CPU {row[1]:.2f} s)",
+                              file=sys.stderr, flush=True)
+            load = os.getloadavg()
+            print(f"\nllama-1.24b Q8_0 GGUF {gb(size)}; {T}-token prompt, {threads} thread(s), medians of {a.repeat} "
+                  f"rounds; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+            print(f"| run | seconds | tokens/s | CPU seconds | peak RSS | / file |")
+            print(f"| --- | --- | --- | --- | --- | --- |")
+            med = {}
+            for name in results:
+                rows = results[name]
+                sec = statistics.median(x[0] for x in rows)
+                cpu = statistics.median(x[1] for x in rows)
+                rss = max(x[2] for x in rows)
+                med[name] = (sec, cpu)
+                print(f"| {name} | {sec:.2f} | {T / sec:.1f} | {cpu:.2f} | {gb(rss)} | {rss / size:.2f} |")
+            names = [name for name, _ in configs]
+
+            def ratio(label, ours, theirs):
+                if ours in med and theirs in med:
+                    print(f"  {label}: ckpt speed ÷ peer speed {med[theirs][0] / med[ours][0]:.2f}x (wall), "
+                          f"{med[theirs][1] / med[ours][1]:.2f}x (CPU)")
+
+            for suffix in ["load + eval, one shot", "eval only, model loaded (warm)"]:
+                ratio(f"all rows of logits vs llama.cpp {suffix}", names[0], f"{names[-2]}, {suffix}")
+                ratio(f"last row of logits vs llama.cpp {suffix}", names[1], f"{names[-1]}, {suffix}")
+            for name in names[2:-2]:
+                ratio(f"integer products vs {name}", names[0], name)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ struct Linear: Sendable {
     init(_ spec: LinearSpec, _ w: WeightStore) throws {
         name = spec.weightName
         let layout: Matrix.Layout = spec.layout == .linear ? .outIn : .inOut
-        if w.packed, layout == .outIn, let t = w.graph.tensor(named: spec.weightName), t.shape == spec.weightShape,
-           let p = try PackedWeights(t) {
+        if layout == .outIn, let t = w.graph.tensor(named: spec.weightName), t.shape == spec.weightShape,
+           w.packed || (Transformers.integerProducts && PackedWeights.hasIntegerKernel(t.dtype)),
+           let p = try PackedWeights(t, mapped: w.streamed) {
             packed = p
             matrix = Matrix(data: [], inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: layout)
         } else {
@@ -307,6 +308,20 @@ public struct Block: Sendable {
     }
 }
 
+/// An output head's weights: widened to f32, or kept in their stored dtype (integer products).
+enum HeadProduct: Sendable {
+    case matrix(Matrix)
+    case packed(PackedWeights)
+
+    /// logits[T, V] for xf[T, E].
+    func callAsFunction(_ xf: [Float], T: Int) -> [Float] {
+        switch self {
+        case .matrix(let m): return Kernels.linear(xf, T: T, m, bias: nil)
+        case .packed(let p): return p.multiply(xf, T: T, bias: nil)
+        }
+    }
+}
+
 /// A model run from its description (every family).
 public struct DescribedModel: TransformerModel {
     public let description: ModelDescription
@@ -316,7 +331,7 @@ public struct DescribedModel: TransformerModel {
     public let blocks: [Block]
     let finalNorm: Norm?
     let outputProjection: Linear?
-    let head: Matrix?
+    let head: HeadProduct?
 
     public var architecture: String { description.architecture }
     public var outputKind: ForwardOutput.Kind { description.outputKind }
@@ -338,10 +353,17 @@ public struct DescribedModel: TransformerModel {
         outputProjection = try d.head.projection.map { try Linear($0, w) }
         switch d.head.output {
         case .hiddenState: head = nil
-        case .logits(let l): head = try Linear(l, w).matrix
+        case .logits(let l):
+            let linear = try Linear(l, w)
+            head = linear.packed.map { .packed($0) } ?? .matrix(linear.matrix)
         case .tiedLogits:
             guard let tokens, let t = e.tokens else { throw TransformerError.invalidConfig("a tied head needs a token embedding") }
-            head = Matrix(data: tokens, inFeatures: t.width, outFeatures: t.rows, layout: .outIn)
+            if Transformers.integerProducts, let table = w.graph.tensor(named: t.name), PackedWeights.hasIntegerKernel(table.dtype),
+               let p = try PackedWeights(table) {
+                head = .packed(p)
+            } else {
+                head = .matrix(Matrix(data: tokens, inFeatures: t.width, outFeatures: t.rows, layout: .outIn))
+            }
         }
     }
 
@@ -363,8 +385,16 @@ public struct DescribedModel: TransformerModel {
     public func finish(_ x: [Float], hiddenStates: [[Float]] = []) -> ForwardOutput {
         // In memory the head cannot fail: its matrix is already widened.
         try! OutputHead.finish(x, description, finalNorm: finalNorm, projection: outputProjection,
-                               logits: head.map { head in { xf, T in Kernels.linear(xf, T: T, head, bias: nil) } },
+                               logits: head.map { head in { xf, T in head(xf, T: T) } },
                                hiddenStates: hiddenStates)
+    }
+
+    public func forwardLastPosition(_ input: ModelInput) throws -> ForwardOutput {
+        var x = try embed(input)
+        let C = description.hiddenSize
+        let ctx = ForwardContext(T: x.count / C, stats: nil)
+        for b in blocks { b.forward(&x, ctx) }
+        return finish(Array(x.suffix(C)))
     }
 
     public func forward(_ input: ModelInput, collectHidden: Bool, stats: ActivationStats?) throws -> ForwardOutput {

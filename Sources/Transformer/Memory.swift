@@ -1,9 +1,11 @@
 // How much memory a forward pass needs, in memory or streamed, and which of the two to run.
 //
 // The estimate (README, "Memory"), in bytes, for M models run on S sequences of T tokens:
-//   in-memory = base + Σ_models 4·P + work
-//   streamed  = base + max_models (4·(P_block + P_edge) + 4·R·E + B_tensor) + work
+//   in-memory = base + Σ_models bytes(P) + work
+//   streamed  = base + max_models (bytes(P_block) + 4·P_edge + 4·R·E + B_tensor) + work
 //   work      = Σ_models (4·S·T·(2·C + 2·V) + 4·T·(4·W + T))
+// bytes(·): 4 per value, except linear weights multiplied as stored (Q8_0 with integer
+// products: their stored size; plus the stored table for a tied head in memory),
 // P all parameters, P_block the largest block's, P_edge the embedding projection/norms and
 // the final norm/projection, R·E the head rows widened at a time (StreamedModel.headBlockBytes),
 // B_tensor the largest stored tensor of a block (resident while it is widened; a GGUF q/k
@@ -61,8 +63,8 @@ public enum Memory {
         var inMemory = base, streamedWeights = 0, work = 0
         for (i, d) in models.enumerated() {
             let graph = i < storedBytes.count ? storedBytes[i] : nil
-            let all = d.slots().reduce(0) { $0 + count($1.shape) }
-            let block = d.blocks.map { b in b.slots().reduce(0) { $0 + count($1.shape) } }.max() ?? 0
+            let all = d.slots().reduce(0) { $0 + weightBytes($1, graph) }
+            let block = d.blocks.map { b in b.slots().reduce(0) { $0 + weightBytes($1, graph) } }.max() ?? 0
             var edge = 0
             if let l = d.embedding.projection { edge += l.inFeatures * l.outFeatures }
             if let l = d.head.projection { edge += l.inFeatures * l.outFeatures }
@@ -74,8 +76,13 @@ public enum Memory {
             case .tiedLogits: headRows = min(StreamedModel.headBlockBytes / 4, (d.embedding.tokens?.rows ?? 0) * (d.embedding.tokens?.width ?? 0))
             }
             let largest = d.blocks.flatMap { $0.slots() }.compactMap { graph?.tensor(named: $0.name)?.byteCount }.max() ?? 0
-            streamedWeights = max(streamedWeights, 4 * (block + edge + headRows) + largest)
-            inMemory += 4 * all
+            streamedWeights = max(streamedWeights, block + 4 * (edge + headRows) + largest)
+            inMemory += all
+            // A tied head multiplied in integers keeps the table's stored rows beside its f32 copy.
+            if case .tiedLogits = d.head.output, let t = d.embedding.tokens, let table = graph?.tensor(named: t.name),
+               Transformers.integerProducts, PackedWeights.hasIntegerKernel(table.dtype) {
+                inMemory += table.byteCount
+            }
             let C = d.hiddenSize, V = d.vocabSize.map { d.outputKind == .logits ? $0 : C } ?? C
             let W = d.blocks.flatMap { b in b.attention.linears + (b.mlp?.linears ?? []) + (b.moe?.linears ?? []) }
                 .map(\.outFeatures).max() ?? C
@@ -85,6 +92,16 @@ public enum Memory {
     }
 
     private static func count(_ shape: [Int]) -> Int { shape.reduce(1, *) }
+
+    /// Bytes a parameter takes while used: its stored size for a linear weight that an integer
+    /// kernel multiplies as stored (Q8_0, `Transformers.integerProducts`), else 4 per value.
+    static func weightBytes(_ slot: ParamSlot, _ graph: WeightGraph?) -> Int {
+        if Transformers.integerProducts, slot.shape.count == 2, ![.tokenEmbedding, .positionEmbedding, .tokenTypeEmbedding].contains(slot.role),
+           let t = graph?.tensor(named: slot.name), PackedWeights.hasIntegerKernel(t.dtype) {
+            return t.byteCount
+        }
+        return 4 * count(slot.shape)
+    }
 
     /// The execution `options` asks for, given the estimate: auto runs in memory only when
     /// that fits under the cap. Throws when the chosen way does not fit.

@@ -2,6 +2,7 @@
 // load its weights as f32 (whatever their stored dtype), and run a sequence.
 
 import CkptCore
+import Foundation
 import COpenBLAS
 import Dispatch
 import Quantize
@@ -79,6 +80,10 @@ public protocol TransformerModel: Sendable {
     /// - Returns: Logits `[T, V]` for language models, the last hidden state `[T, C]` for encoders.
     /// - Throws: ``TransformerError`` for a token outside the vocabulary or a sequence too long.
     func forward(_ input: ModelInput, collectHidden: Bool, stats: ActivationStats?) throws -> ForwardOutput
+    /// The output for the last position only ([1, V] or [1, C]), as llama.cpp computes a
+    /// prompt's logits: every block still runs on all T positions (attention needs them),
+    /// but the final norm and the head only on the last one. Equals the last row of `forward`.
+    func forwardLastPosition(_ input: ModelInput) throws -> ForwardOutput
 }
 
 extension TransformerModel {
@@ -137,11 +142,21 @@ public enum Transformers {
         return description
     }
 
-    /// Sets the number of threads OpenBLAS uses for matrix products.
+    /// Sets the number of threads for matrix products (OpenBLAS's and the integer kernels').
     public static func setThreads(_ n: Int) {
         _ = BLAS.core
         openblas_set_num_threads(Int32(n))
+        threads = max(1, n)
     }
+
+    /// Threads the integer products use (`setThreads`; default: all cores).
+    nonisolated(unsafe) public static var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Q8_0 linear layers multiply in integers, with the activations quantized to 8 bits per
+    /// block of 32 as llama.cpp does (PackedLinear.swift), instead of widening the weights to
+    /// f32. On by default; CKPT_F32_PRODUCTS=1 in the environment turns it off. Set it before
+    /// loading a model, not while one runs.
+    nonisolated(unsafe) public static var integerProducts = getenv("CKPT_F32_PRODUCTS").map { String(cString: $0) != "1" } ?? true
 }
 
 /// Access to a checkpoint's weights as f32, with shape checks against the config.
@@ -149,6 +164,9 @@ struct WeightStore: Sendable {
     let graph: WeightGraph
     /// Linear layers keep their stored dtype and widen a panel at a time (PackedLinear.swift).
     var packed = false
+    /// A streamed block's weights: integer-product weights are read from the checkpoint
+    /// for each product instead of copied (PackedWeights).
+    var streamed = false
 
     func has(_ name: String) -> Bool { graph.tensor(named: name) != nil }
 

@@ -1,16 +1,26 @@
-// Products with weights kept in their stored dtype (GGUF blocks, int8/int4 groups, f16/bf16):
-// y = x · Wᵀ computed a panel of output rows at a time — the panel is widened to f32 into a
-// cache-sized buffer, then multiplied by sgemm — so the [OC, C] matrix never exists in f32.
-// The streamed model can use it for every `[out, in]` linear layer (CKPT_PANEL_PRODUCTS=1).
+// Products with weights kept in their stored dtype (GGUF blocks, int8/int4 groups, f16/bf16),
+// so the [OC, C] matrix never exists in f32. Two ways:
 //
-// Measured against widening each whole tensor before one sgemm (BENCHMARKS.md, "Streamed
-// execution"): on the shared 2-core machine the panels were slower (more synchronisation
-// points between the dequantizing workers and OpenBLAS's threads, each a scheduling delay
-// on a loaded machine), so streaming widens whole tensors by default; the panel path keeps a
+// Integer products (Q8_0 weights; the default, `Transformers.integerProducts`): as llama.cpp
+// multiplies a Q8_0 matrix, the activations are quantized to 8 bits per block of 32 (scale
+// max|x|/127, kept in f32) and each output is Σ_blocks d_w·d_x·(Σ int8·int8), in C with
+// AVX-512 VNNI or AVX2 (CKernels/dot.c, ckdot.h; the paths agree bit for bit), threads over
+// output rows. Measured on the 1.24B Q8_0 GGUF (BENCHMARKS.md): ~60 G multiply-adds per
+// second per core against ~40 for f32 sgemm, and no widening at all. The activations'
+// rounding moves the outputs by ~0.3 % of their scale (the same as llama.cpp's), so
+// CKPT_F32_PRODUCTS=1 (or `integerProducts = false`) widens instead, for exact comparisons.
+//
+// Panel products (every other stored dtype, CKPT_PANEL_PRODUCTS=1): a panel of output rows is
+// widened to f32 into a cache-sized buffer, then multiplied by sgemm. Measured against
+// widening each whole tensor before one sgemm (BENCHMARKS.md, "Streamed execution"): on the
+// shared 2-core machine the panels were slower (more synchronisation points between the
+// dequantizing workers and OpenBLAS's threads, each a scheduling delay on a loaded machine),
+// so streaming widens whole tensors by default for those dtypes; the panel path keeps a
 // block's memory at its stored size and is kept, tested, for machines where it pays. Each
 // output element is the same sgemm dot product over C as in the whole-matrix product, so
 // results are bit-identical to the in-memory pass (StreamingTests).
 
+import CKernels
 import CkptCore
 import COpenBLAS
 import Dispatch
@@ -18,8 +28,11 @@ import Foundation
 import Quantize
 
 struct PackedWeights: @unchecked Sendable {
-    /// The stored bytes of a [rows, width] tensor (read once, so lazy sources decode once).
-    let bytes: [UInt8]
+    /// A copy of the stored bytes (read once, so lazy sources decode once), or nil: the
+    /// bytes are read from `tensor` for each product and its pages handed back afterwards
+    /// (a streamed block's integer weights: no copy, no fresh pages to fault in).
+    private let owned: [UInt8]?
+    private let tensor: Tensor
     let dtype: DType
     let rows: Int
     let width: Int
@@ -31,20 +44,43 @@ struct PackedWeights: @unchecked Sendable {
         return 1 << 22
     }()
 
-    init?(_ t: Tensor) throws {
+    /// Stored dtypes multiplied by an integer kernel (the others are widened by panels).
+    static func hasIntegerKernel(_ dtype: DType) -> Bool { dtype == .q8_0 }
+
+    /// nil for f32 and for dtypes neither path handles. `mapped` (integer kernels only):
+    /// keep no copy of the bytes.
+    init?(_ t: Tensor, mapped: Bool = false) throws {
         guard t.shape.count == 2, t.dtype != .f32, t.dtype.isQuantized || t.dtype == .bf16 || t.dtype == .f16,
               let rb = t.dtype.byteCount(shape: [1, t.shape[1]]) else { return nil }
-        bytes = try t.data.load()
-        t.data.releaseResidentPages()
+        tensor = t
+        if mapped && Self.hasIntegerKernel(t.dtype) {
+            // Read once here, where an unreadable source is reported as an error (for a
+            // mapped file this touches no page).
+            try t.data.withBytes { _ in }
+            owned = nil
+        } else {
+            owned = try t.data.load()
+            t.data.releaseResidentPages()
+        }
         dtype = t.dtype
         rows = t.shape[0]
         width = t.shape[1]
         rowBytes = rb
     }
 
+    /// The stored bytes, for the duration of `body`.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let owned { return owned.withUnsafeBytes(body) }
+        // The same source was read without error in init: a mapping, or a deterministic
+        // decoding of one (GGUF's reordered q/k rows).
+        let r = try! tensor.data.withBytes(body)
+        tensor.data.releaseResidentPages()
+        return r
+    }
+
     /// Rows [first, first + n) widened to f32 into `panel` (at least n·width values).
     func widenRows(_ first: Int, _ n: Int, into panel: UnsafeMutableBufferPointer<Float>) {
-        bytes.withUnsafeBytes { all in
+        withBytes { all in
             let src = UnsafeRawBufferPointer(rebasing: all[first * rowBytes..<(first + n) * rowBytes])
             Self.widen(src, dtype, count: n * width, into: panel)
         }
@@ -70,10 +106,13 @@ struct PackedWeights: @unchecked Sendable {
         }
     }
 
-    /// out[T, rows] = x[T, width] · Wᵀ (+ bias).
-    func multiply(_ x: [Float], T: Int, bias: [Float]?, panelValues: Int = panelValues) -> [Float] {
+    /// out[T, rows] = x[T, width] · Wᵀ (+ bias): in integers where the dtype has a kernel and
+    /// `integer` is on, else panel by panel in f32.
+    func multiply(_ x: [Float], T: Int, bias: [Float]?, panelValues: Int = panelValues,
+                  integer: Bool = Transformers.integerProducts) -> [Float] {
         let C = width, OC = rows
         precondition(x.count == T * C, "linear: input is not [T, C]")
+        if integer, Self.hasIntegerKernel(dtype) { return multiplyInteger(x, T: T, bias: bias) }
         var out = [Float](repeating: 0, count: T * OC)
         guard T > 0, OC > 0 else { return out }
         if let bias {
@@ -97,5 +136,68 @@ struct PackedWeights: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    /// out[T, rows] = x[T, width] · Wᵀ (+ bias) with x quantized to 8 bits per block of 32.
+    func multiplyInteger(_ x: [Float], T: Int, bias: [Float]?) -> [Float] {
+        let OC = rows
+        var out = [Float](repeating: 0, count: T * OC)
+        guard T > 0, OC > 0 else { return out }
+        let a = IntegerProducts.Activations(x, T: T, C: width)
+        withBytes { w in
+            out.withUnsafeMutableBufferPointer { o in IntegerProducts.multiply(w, dtype, rows: OC, a, into: o.baseAddress!, ldo: OC) }
+        }
+        if let bias {
+            out.withUnsafeMutableBufferPointer { o in for t in 0..<T { for j in 0..<OC { o[t * OC + j] += bias[j] } } }
+        }
+        return out
+    }
+}
+
+/// Products of stored low-bit rows with activations quantized to 8 bits (ckdot.h).
+enum IntegerProducts {
+    /// x[T, C] quantized per block of 32: bytes q + 128 and f32 scales (ck_q8_act_quantize).
+    struct Activations: @unchecked Sendable {
+        let T: Int, C: Int
+        let q: [UInt8]
+        let d: [Float]
+
+        init(_ x: [Float], T: Int, C: Int) {
+            precondition(x.count == T * C && C % 32 == 0, "integer product: input is not [T, C] in blocks of 32")
+            let kp = ck_q8_act_stride(C)
+            var q = [UInt8](repeating: 0, count: T * kp), d = [Float](repeating: 0, count: T * kp / 32)
+            ck_q8_act_quantize(x, T, C, &q, &d)
+            (self.T, self.C, self.q, self.d) = (T, C, q, d)
+        }
+    }
+
+    /// out[t·ldo + r] for r < rows: the product of the `rows` stored rows at `w` (dtype, each
+    /// a.C wide) with the activations; rows split over `Transformers.threads` workers in
+    /// groups of 4.
+    static func multiply(_ w: UnsafeRawBufferPointer, _ dtype: DType, rows: Int, _ a: Activations,
+                         into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        precondition(dtype == .q8_0 && w.count >= rows * (a.C / 32) * 34, "integer product: \(dtype) rows")
+        let C = a.C, T = a.T
+        let groups = (rows + 3) / 4
+        let jobs = max(1, min(Transformers.threads, groups))
+        // Several chunks per worker (worker j takes chunks j, j + jobs, ...), so a worker
+        // that loses its core for a while on a shared machine holds up less.
+        let chunks = min(groups, jobs * 8)
+        a.q.withUnsafeBufferPointer { qa in
+            a.d.withUnsafeBufferPointer { da in
+                // SAFETY: chunk c writes columns [r0, r1) of every output row only.
+                nonisolated(unsafe) let (w, qa, da, o) = (w, qa, da, out)
+                let run: @Sendable (Int) -> Void = { j in
+                    var c = j
+                    while c < chunks {
+                        let r0 = min(rows, 4 * (groups * c / chunks)), r1 = min(rows, 4 * (groups * (c + 1) / chunks))
+                        ck_q8_0_matmul(w.baseAddress!.assumingMemoryBound(to: UInt8.self), C, r0, r1,
+                                       qa.baseAddress!, da.baseAddress!, T, o + r0, ldo)
+                        c += jobs
+                    }
+                }
+                if jobs == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: jobs, execute: run) }
+            }
+        }
     }
 }

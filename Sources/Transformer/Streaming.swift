@@ -2,7 +2,8 @@
 // are dropped and block i + 1 is read. Only the activations of all sequences ([S × T × C])
 // and one block's weights in f32 are held at a time; the embedding is read by rows and the
 // output head is applied a block of vocabulary rows at a time, so neither [V × C] table is
-// ever widened whole. File pages are handed back after each tensor (WeightStore), so the
+// ever widened whole (a Q8_0 head is multiplied in integers from its stored rows, 4 MB of
+// them at a time). File pages are handed back after each tensor (WeightStore), so the
 // mapped checkpoint does not stay in the resident set.
 //
 //   state = model.embed(inputs)              x [S][T, C]
@@ -39,7 +40,7 @@ public final class StreamedModel: @unchecked Sendable {
                 packedProducts: Bool = getenv("CKPT_PANEL_PRODUCTS") != nil) throws {
         description = try Transformers.describe(graph)
         try Transformers.requireAllUsed(description, graph, allowUnused: allowUnused)
-        store = WeightStore(graph: graph, packed: packedProducts)
+        store = WeightStore(graph: graph, packed: packedProducts, streamed: true)
         _ = BLAS.core
         // A fixed threshold: every buffer of 1 MiB or more is its own mapping, returned to the
         // system when freed. glibc's default raises the threshold after the first such free,
@@ -126,6 +127,28 @@ public final class StreamedModel: @unchecked Sendable {
             return h
         }
         var out = xf.map { [Float](repeating: 0, count: ($0.count / E) * V) }
+        // Integer products: the stored rows are multiplied as they are, from the file, a
+        // block of rows at a time (its pages handed back after each block).
+        if Transformers.integerProducts, let t = store.graph.tensor(named: name), t.shape == [V, E],
+           PackedWeights.hasIntegerKernel(t.dtype), let rowBytes = t.dtype.byteCount(shape: [1, E]) {
+            let activations = xf.map { IntegerProducts.Activations($0, T: $0.count / E, C: E) }
+            let blockRows = max(4, Self.headBlockBytes / max(rowBytes, 1) / 4 * 4)
+            try t.data.withBytes { src in
+                var first = 0
+                while first < V {
+                    let n = min(blockRows, V - first)
+                    let rows = UnsafeRawBufferPointer(rebasing: src[first * rowBytes..<(first + n) * rowBytes])
+                    for s in xf.indices {
+                        out[s].withUnsafeMutableBufferPointer { o in
+                            IntegerProducts.multiply(rows, t.dtype, rows: n, activations[s], into: o.baseAddress! + first, ldo: V)
+                        }
+                    }
+                    first += n
+                    t.data.releaseResidentPages()
+                }
+            }
+            return out
+        }
         let blockRows = max(1, Self.headBlockBytes / max(4 * E, 1))
         try store.forEachRowBlock(name, [V, E], rowsPerBlock: blockRows) { first, count, w in
             for s in xf.indices {
@@ -136,12 +159,19 @@ public final class StreamedModel: @unchecked Sendable {
     }
 
     /// Runs every sequence through the whole model, one block in memory at a time.
-    public func forward(_ inputs: [ModelInput], collectHidden: Bool = false, stats: ActivationStats? = nil) throws -> [ForwardOutput] {
+    /// `lastPosition`: the outputs for each sequence's last position only ([1, V] or [1, C]),
+    /// as llama.cpp computes a prompt's logits (every block still sees all positions).
+    public func forward(_ inputs: [ModelInput], collectHidden: Bool = false, stats: ActivationStats? = nil,
+                        lastPosition: Bool = false) throws -> [ForwardOutput] {
         var state = try embed(inputs, stats: stats)
         var hidden = [[[Float]]](repeating: [], count: collectHidden ? inputs.count : 0)
         while state.nextBlock < layerCount {
             if collectHidden { for s in state.x.indices { hidden[s].append(state.x[s]) } }
             try runBlock(&state)
+        }
+        if lastPosition {
+            let C = description.hiddenSize
+            state.x = state.x.map { Array($0.suffix(C)) }
         }
         return try finish(state, hiddenStates: hidden)
     }

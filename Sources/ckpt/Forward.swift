@@ -14,7 +14,9 @@ struct Forward: ParsableCommand {
             gpt_neox, opt, falcon, stablelm, olmo2, starcoder2, granite, gpt2 (logits; a bare \
             XxxModel gives the last hidden state); encoders bert, roberta, xlm-roberta, \
             distilbert (last hidden state); and the seed article's encoder. Weights in any float \
-            or block-quantized dtype (GGUF's types, ckpt's int8/int4) are used as f32. Writes \
+            or block-quantized dtype (GGUF's types, ckpt's int8/int4) are used as f32, except Q8_0 \
+            linear weights, multiplied in integers with the activations quantized to 8 bits per \
+            block of 32 as llama.cpp does (CKPT_F32_PRODUCTS=1 widens them instead). Writes \
             logits [T, V] or the last hidden state [T, C] as a float32 .npy. A stored tensor \
             the configured architecture does not read (e.g. more layers than the config says) \
             is refused unless --allow-unused. Weights are used all at once (in memory), or one \
@@ -52,6 +54,9 @@ struct Forward: ParsableCommand {
 
     @Option(help: "Run the forward pass this many times and report the median time (benchmarking).")
     var `repeat`: Int = 1
+
+    @Flag(help: "Compute the output for the last position only ([1, V]), as llama.cpp does for a prompt; every layer still runs on all positions.")
+    var lastPosition = false
 
     @OptionGroup var executionFlags: ExecutionFlags
 
@@ -95,7 +100,7 @@ struct Forward: ParsableCommand {
                 loaded = Date()
                 for _ in 0..<max(1, self.repeat) {
                     let t0 = Date()
-                    result = try model.forward(modelInput, collectHidden: false)
+                    result = lastPosition ? try model.forwardLastPosition(modelInput) : try model.forward(modelInput, collectHidden: false)
                     times.append(Date().timeIntervalSince(t0))
                 }
             } else {
@@ -104,7 +109,7 @@ struct Forward: ParsableCommand {
                 loaded = Date()
                 for _ in 0..<max(1, self.repeat) {
                     let t0 = Date()
-                    result = try model.forward([modelInput])[0]
+                    result = try model.forward([modelInput], lastPosition: lastPosition)[0]
                     times.append(Date().timeIntervalSince(t0))
                 }
             }
@@ -118,8 +123,9 @@ struct Forward: ParsableCommand {
         print("\(architecture): \(out.kind.rawValue) [\(out.rows), \(out.cols)]"
               + String(format: "  load %.3f s, forward %.4f s%@, %.1f tokens/s, %.1f GFLOP/s",
                        loaded.timeIntervalSince(start), seconds, times.count > 1 ? " (median of \(times.count))" : "",
-                       Double(out.rows) / seconds,
-                       flops(out.rows) / seconds / 1e9))
+                       Double(modelInput.length) / seconds,
+                       flops(modelInput.length) / seconds / 1e9)
+              + (lastPosition ? " (GFLOP counted with the head on every position)" : ""))
         print("execution \(chosen.rawValue), peak memory \(Memory.format(Memory.peakResident))")
         for t in 0..<min(out.rows, 8) {
             let row = out.values[t * out.cols..<(t + 1) * out.cols]

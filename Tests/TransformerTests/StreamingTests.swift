@@ -112,8 +112,8 @@ func expectStreamedEqualsInMemory(_ graph: WeightGraph, _ inputs: [ModelInput], 
         let want = Kernels.linear(x, T: T, Matrix(data: widened, inFeatures: C, outFeatures: OC, layout: .outIn), bias: bias)
         // One panel: the same sgemm call, bit for bit. Several panels: OpenBLAS's edge kernels
         // for each panel's last columns may round differently, within 1e-6 relative.
-        #expect(packed.multiply(x, T: T, bias: bias) == want)
-        let (rel, _) = relativeError(packed.multiply(x, T: T, bias: bias, panelValues: 3 * C), want)
+        #expect(packed.multiply(x, T: T, bias: bias, integer: false) == want)
+        let (rel, _) = relativeError(packed.multiply(x, T: T, bias: bias, panelValues: 3 * C, integer: false), want)
         #expect(rel <= 1e-6, "\(dtype): panels differ by \(rel) relative")
     }
 
@@ -156,11 +156,13 @@ final class PhantomBytes: ExternalBytes, @unchecked Sendable {
 }
 
 /// A bf16 LLaMA checkpoint of the given shape whose tensors have sizes but no bytes.
-func phantomLlama(hidden C: Int, intermediate I: Int, layers L: Int, heads: Int, kvHeads: Int, vocab V: Int) throws -> WeightGraph {
+func phantomLlama(hidden C: Int, intermediate I: Int, layers L: Int, heads: Int, kvHeads: Int, vocab V: Int,
+                  dtype: DType = .bf16) throws -> WeightGraph {
     var g = WeightGraph()
     let kv = C / heads * kvHeads
     func add(_ name: String, _ shape: [Int]) throws {
-        try g.add(try Tensor(name: name, dtype: .bf16, shape: shape, data: .external(PhantomBytes(2 * shape.reduce(1, *)))))
+        let type = shape.count == 2 ? dtype : .bf16
+        try g.add(try Tensor(name: name, dtype: type, shape: shape, data: .external(PhantomBytes(type.byteCount(shape: shape)!))))
     }
     try add("model.embed_tokens.weight", [V, C])
     for l in 0..<L {
@@ -194,5 +196,47 @@ func phantomLlama(hidden C: Int, intermediate I: Int, layers L: Int, heads: Int,
         let params = d.slots().reduce(0) { $0 + $1.shape.reduce(1, *) }
         #expect(forward.inMemory > 4 * params && verify.inMemory > 8 * params)
         #expect(verify.streamed < 4 * params / 8, "streamed needs a block, not the model")
+    }
+
+    /// The same shapes as Q8_0 GGUFs (untied head): with integer products the linear weights
+    /// are used as stored (34 bytes per 32 values), in memory and streamed.
+    @Test(arguments: [("Llama-3-8B", 4096, 14336, 32, 32), ("Llama-3-70B", 8192, 28672, 80, 64)])
+    func llama3ShapesQ8(_ shape: (String, Int, Int, Int, Int)) throws {
+        let g = try phantomLlama(hidden: shape.1, intermediate: shape.2, layers: shape.3, heads: shape.4, kvHeads: 8,
+                                 vocab: 128256, dtype: .q8_0)
+        let d = try Transformers.describe(g)
+        let forward = Memory.estimate([d], storedBytes: [g], sequences: 1, tokens: 128)
+        print("\(shape.0) Q8_0: forward in memory \(Memory.format(forward.inMemory)), streamed \(Memory.format(forward.streamed))")
+        let params = d.slots().reduce(0) { $0 + $1.shape.reduce(1, *) }
+        let embedding = 128256 * shape.1
+        if Transformers.integerProducts {
+            // The f32 token table, the other weights at 34/32 bytes per value.
+            #expect(forward.inMemory > 4 * embedding + (params - embedding) * 34 / 32)
+            #expect(forward.inMemory < 4 * embedding + (params - embedding) * 34 / 32 + (2 << 30))
+        }
+        #expect(forward.streamed < params / 8, "streamed needs a block, not the model")
+    }
+}
+
+@Suite struct LastPositionTests {
+    /// `forward --last-position`: the last row of the full output, in memory and streamed,
+    /// within 1e-5 relative (an f32 head's sgemm of one row may sum in another order).
+    @Test(arguments: [DType.f32, .q8_0])
+    func lastPositionIsTheLastRow(_ dtype: DType) throws {
+        var graph = try Checkpoint.open(Repo.fixture("models/llama-gqa")).graph
+        if dtype != .f32 {
+            for t in graph.tensors.values where t.shape.count == 2 && (t.shape.last ?? 0) % 32 == 0 {
+                try graph.replace(try Quantizer.quantize(t, to: dtype).tensor)
+            }
+        }
+        let input = try streamingInputs("llama-gqa")[0]
+        let full = try Transformers.load(graph).forward(input, collectHidden: false)
+        let last = Array(full.values.suffix(full.cols))
+        let inMemory = try Transformers.load(graph).forwardLastPosition(input)
+        let streamed = try StreamedModel(graph).forward([input], lastPosition: true)[0]
+        for got in [inMemory, streamed] {
+            #expect(got.rows == 1 && got.cols == full.cols)
+            #expect(relativeError(got.values, last).rel <= 1e-5)
+        }
     }
 }
