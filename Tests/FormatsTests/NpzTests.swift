@@ -8,6 +8,16 @@ import Testing
 import TestSupport
 
 @Suite struct NpzTests {
+    /// Found by fuzz-npz: a 48-byte file whose end record says zip64 and whose zip64 locator
+    /// points into the file trapped (file size − 56 went negative) instead of being refused.
+    @Test func zip64LocatorInAFileShorterThanTheZip64RecordIsRefused() throws {
+        let dir = TempDir()
+        let path = dir.file("short.npz")
+        let bytes = Array("JzpQSwYHACD/JzxWMif+IOx//yAgIFBLBQYAAP////7///8KBft5LgVqcEvoUCD4".utf8)
+        try Data(base64Encoded: Data(bytes))!.write(to: URL(fileURLWithPath: path))
+        #expect(throws: (any Error).self) { try Npz.read(path: path) }
+    }
+
     @Test(arguments: ["stored.npz", "deflated.npz"])
     func readsNumpysArchives(_ file: String) throws {
         let g = try Npz.read(path: Repo.fixture("npz/" + file))
