@@ -71,7 +71,7 @@ public final class FormatProbe {
         if count == 0xFFFF || offset == 0xFFFF_FFFF {
             guard eocd >= 20, u32(eocd - 20) == 0x0706_4B50 else { return nil }
             let at = u64(eocd - 12)
-            guard at <= UInt64(b.count - 56), u32(Int(at)) == 0x0606_4B50 else { return nil }
+            guard b.count >= 56, at <= UInt64(b.count - 56), u32(Int(at)) == 0x0606_4B50 else { return nil }
             count = u64(Int(at) + 32)
             offset = u64(Int(at) + 48)
         }

@@ -16,6 +16,17 @@ import TestSupport
         let bytes = Array("JzpQSwYHACD/JzxWMif+IOx//yAgIFBLBQYAAP////7///8KBft5LgVqcEvoUCD4".utf8)
         try Data(base64Encoded: Data(bytes))!.write(to: URL(fileURLWithPath: path))
         #expect(throws: (any Error).self) { try Npz.read(path: path) }
+        // The same check in format detection (its own lenient zip walk), on a file that starts
+        // like a zip: `ckpt inspect` trapped there before any reader ran.
+        var zip = [UInt8](repeating: 0, count: 48)
+        zip.replaceSubrange(0..<4, with: [0x50, 0x4B, 3, 4])    // local header magic
+        zip.replaceSubrange(6..<10, with: [0x50, 0x4B, 6, 7])   // zip64 locator, pointing at 14
+        zip[14] = 14
+        zip.replaceSubrange(26..<30, with: [0x50, 0x4B, 5, 6])  // end record, 0xFFFF entries
+        zip.replaceSubrange(36..<38, with: [0xFF, 0xFF])
+        let sniffed = dir.file("sniffed.npz")
+        try Data(zip).write(to: URL(fileURLWithPath: sniffed))
+        #expect(throws: (any Error).self) { try Checkpoint.open(sniffed) }
     }
 
     @Test(arguments: ["stored.npz", "deflated.npz"])
