@@ -90,9 +90,12 @@ for t in $TARGETS; do
         failed+=("$t")
         grep -E "ERROR|==[0-9]+==|Fatal error|Test unit written|SUMMARY" "$log" | head -20 >&2 || true
     fi
-    execs=$(grep -o "stat::number_of_executed_units: *[0-9]*" "$log" | grep -o "[0-9]*$" | awk '{s+=$1} END {print s+0}' || true)
-    # -fork: the parent prints no final stats, its last "#N:" line is the total
-    [ "$execs" = 0 ] && execs=$(grep -oE "^#[0-9]+" "$log" | tail -1 | tr -d '#' || true)
+    if [ -n "${FUZZ_JOBS:-}" ]; then
+        # -fork: the parent's last "#N:" line is the total (final stats, if any, are a worker's)
+        execs=$(grep -oE "^#[0-9]+:" "$log" | tail -1 | tr -d '#:' || true)
+    else
+        execs=$(grep -o "stat::number_of_executed_units: *[0-9]*" "$log" | grep -o "[0-9]*$" | awk '{s+=$1} END {print s+0}' || true)
+    fi
     summary+=("$(printf '%-14s %12s execs %7ss  %s' "$t" "${execs:-?}" "$((SECONDS - started))" "$result")")
 done
 echo "== summary ($(date -u +%Y-%m-%d), ${FUZZ_RUNS:+$FUZZ_RUNS executions or }${SECONDS_EACH}s each; logs in $SCRATCH/logs)"
