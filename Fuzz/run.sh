@@ -77,7 +77,8 @@ for t in $TARGETS; do
     extra=()
     [ -n "${FUZZ_JOBS:-}" ] && extra+=(-fork="$FUZZ_JOBS" -ignore_crashes=0)
     [ -n "${FUZZ_RUNS:-}" ] && extra+=(-runs="$FUZZ_RUNS")
-    echo "== fuzz-$t for ${FUZZ_RUNS:+$FUZZ_RUNS executions, }${SECONDS_EACH}s (0: no limit)"
+    limit="${SECONDS_EACH}s"; [ "$SECONDS_EACH" = 0 ] && limit="no time limit"
+    echo "== fuzz-$t for ${FUZZ_RUNS:+$FUZZ_RUNS executions, }$limit"
     started=$SECONDS
     if nice -n "$NICE" "$BIN/fuzz-$t" "$SCRATCH/corpus/$t" "$SCRATCH/seeds/$t" \
         -dict="Fuzz/dict/$t.dict" -max_total_time="$SECONDS_EACH" -max_len=262144 \
