@@ -19,6 +19,7 @@ let targets: [(String, [String])] = [
     ("json", []),
     ("model-config", ["Transformer"]),
     ("pipeline-yaml", ["Pipeline"]),
+    ("tokenizer", ["Tokenizer"]),
 ]
 
 let package = Package(

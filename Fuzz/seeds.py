@@ -37,7 +37,10 @@ tmp = tempfile.mkdtemp(prefix="ckpt-seeds-")
 try:
     # safetensors and sharded indexes
     copy("safetensors", "safetensors/*.safetensors")
-    copy("safetensors", "models/*/model.safetensors")
+    # a few models (one per header shape: BERT, GPT-2 Conv1D, LLaMA GQA, MoE); more of the same
+    # only slow the fuzzer down, the header parser does not care for tensor names
+    for model in ["bert-a", "gpt2-a", "llama-gqa", "qwen2-moe"]:
+        copy("safetensors", f"models/{model}/model.safetensors")
     copy("safetensors", "tiny-gpt2-sharded/*.safetensors")
     put("sharded-index", "matching.json", json.dumps({
         "metadata": {"total_size": 11},
@@ -114,6 +117,16 @@ try:
     # JSON, model configs, pipelines
     copy("json", "**/*.json")
     copy("model-config", "**/config.json")
+    # Configs that once crashed or exhausted `ckpt forward` (issue 19), on a real LLaMA config.
+    with open(os.path.join(fx, "models", "llama-gqa", "config.json")) as f:
+        llama = json.load(f)
+    for name, change in [("head-dim-2e40", {"head_dim": 1 << 40}), ("head-dim-2e9", {"head_dim": 2 * 10**9}),
+                         ("layers-1e9", {"num_hidden_layers": 10**9}), ("layers-max", {"num_hidden_layers": 2**63 - 1}),
+                         ("hidden-2e62", {"hidden_size": 1 << 62}), ("window-negative", {"sliding_window": -1}),
+                         ("rope-theta-negative", {"rope_parameters": {"rope_theta": -1.0, "rope_type": "default"}}), ("eps-negative", {"rms_norm_eps": -1e-5})]:
+        put("model-config", "hostile-" + name + ".json", json.dumps({**llama, **change}).encode())
+    # tokenizer.json of every model family the tokenizers fixtures cover
+    copy("tokenizer", "tokenizers/*/tokenizer.json")
     with open(os.path.join(root, "pipeline.yaml"), "rb") as f:
         put("pipeline-yaml", "pipeline.yaml", f.read())
     put("pipeline-yaml", "all-steps.yaml", b"""version: 1

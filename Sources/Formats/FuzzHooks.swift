@@ -9,6 +9,26 @@ import CkptCore
 
 @_spi(Fuzzing)
 public enum FuzzHooks {
+    /// `bytes` as the readers' `MappedFile` named `path`, copied to the heap instead of
+    /// written to a file and mapped: a fuzz input then costs no file system calls.
+    public static func file(_ bytes: UnsafeRawBufferPointer, path: String) -> MappedFile {
+        MappedFile(copying: bytes, path: path)
+    }
+
+    /// `Npy.read(path:name:)` on an opened file.
+    public static func npy(_ file: MappedFile, name: String) throws -> Tensor {
+        let (dtype, shape, offset, count) = try file.withBytes { (b) throws(NpyError) in try Npy.parse(b) }
+        return try Tensor(name: name, dtype: dtype, shape: shape, data: .external(file.slice(offset: offset, count: count)))
+    }
+
+    /// `Npz.read(path:)` on an opened file.
+    public static func npz(_ file: MappedFile) throws -> WeightGraph { try Npz.read(file: file) }
+
+    /// `CKZ.read(path:jobs:)` on an opened file.
+    public static func ckz(_ file: MappedFile, jobs: Int) throws -> WeightGraph {
+        try CKZArchive(file: file).graph(jobs: jobs)
+    }
+
     /// Parses `bytes` as a .ckz index (docs/ckz.md, "Index"). True when it is valid.
     @discardableResult
     public static func ckzIndex(_ bytes: [UInt8]) -> Bool {

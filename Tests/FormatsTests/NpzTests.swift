@@ -8,6 +8,27 @@ import Testing
 import TestSupport
 
 @Suite struct NpzTests {
+    /// Found by fuzz-npz: a 48-byte file whose end record says zip64 and whose zip64 locator
+    /// points into the file trapped (file size − 56 went negative) instead of being refused.
+    @Test func zip64LocatorInAFileShorterThanTheZip64RecordIsRefused() throws {
+        let dir = TempDir()
+        let path = dir.file("short.npz")
+        let bytes = Array("JzpQSwYHACD/JzxWMif+IOx//yAgIFBLBQYAAP////7///8KBft5LgVqcEvoUCD4".utf8)
+        try Data(base64Encoded: Data(bytes))!.write(to: URL(fileURLWithPath: path))
+        #expect(throws: (any Error).self) { try Npz.read(path: path) }
+        // The same check in format detection (its own lenient zip walk), on a file that starts
+        // like a zip: `ckpt inspect` trapped there before any reader ran.
+        var zip = [UInt8](repeating: 0, count: 48)
+        zip.replaceSubrange(0..<4, with: [0x50, 0x4B, 3, 4])    // local header magic
+        zip.replaceSubrange(6..<10, with: [0x50, 0x4B, 6, 7])   // zip64 locator, pointing at 14
+        zip[14] = 14
+        zip.replaceSubrange(26..<30, with: [0x50, 0x4B, 5, 6])  // end record, 0xFFFF entries
+        zip.replaceSubrange(36..<38, with: [0xFF, 0xFF])
+        let sniffed = dir.file("sniffed.npz")
+        try Data(zip).write(to: URL(fileURLWithPath: sniffed))
+        #expect(throws: (any Error).self) { try Checkpoint.open(sniffed) }
+    }
+
     @Test(arguments: ["stored.npz", "deflated.npz"])
     func readsNumpysArchives(_ file: String) throws {
         let g = try Npz.read(path: Repo.fixture("npz/" + file))

@@ -1,6 +1,6 @@
-// What every fuzz target shares: the input written to a scratch file (the readers' public
-// entry points take paths, and memory-map them as they would a real checkpoint), and
-// reading every tensor's bytes, so a mutated input reaches the code behind the header checks
+// What the fuzz targets share: the input written to a scratch file (for the entry points that
+// only take a path: a sharded index, a pipeline file; the single-file readers get the input as
+// an in-memory MappedFile, FuzzHooks.file), and reading every tensor's bytes, so a mutated input reaches the code behind the header checks
 // (strided gathers, inflation, dequantization of lazily read tensors).
 
 #if canImport(Glibc)

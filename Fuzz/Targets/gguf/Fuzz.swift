@@ -2,12 +2,12 @@
 // layouts mapped back to Hugging Face's (q/k row order, transposed Conv1D), as `forward` and
 // `convert` do, and every tensor read.
 import CkptCore
-import Formats
+@_spi(Fuzzing) import Formats
 import FuzzSupport
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let path = Scratch.write(data, size, name: "input.gguf")
-    if let graph = try? GGUFNaming.toHF(GGUF.read(path: path)) { readAll(graph) }
+    let file = FuzzHooks.file(UnsafeRawBufferPointer(start: data, count: size), path: "input.gguf")
+    if let graph = try? GGUFNaming.toHF(GGUF.read(file: file)) { readAll(graph) }
     return 0
 }

@@ -232,8 +232,9 @@ enum ChunkDecoder {
                 return
             }
             defer { libdeflate_free_decompressor(decompressor) }
-            let scratch = pool.take(entry.chunkSize)
-            let sink = out == nil ? pool.take(entry.chunkSize) : nil
+            // The largest chunk is the first: a tensor smaller than a chunk needs no more.
+            let scratch = pool.take(entry.rawLength(ofChunk: 0))
+            let sink = out == nil ? pool.take(entry.rawLength(ofChunk: 0)) : nil
             defer {
                 pool.give(scratch)
                 if let sink { pool.give(sink) }

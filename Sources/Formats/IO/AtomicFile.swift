@@ -83,7 +83,7 @@ public struct AtomicFile: ~Copyable {
     /// no copy through user memory) where the file systems allow it; what the kernel does not
     /// copy is written from `bytes`. The file's contents are the same either way.
     public mutating func write(_ bytes: UnsafeRawBufferPointer, copyingFrom source: MappedFile, offset: Int) throws(IOError) {
-        guard bytes.count >= Self.bufferSize, !Self.kernelCopyFailed.value else { return try write(bytes) }
+        guard bytes.count >= Self.bufferSize, source.descriptor >= 0, !Self.kernelCopyFailed.value else { return try write(bytes) }
         try flush()
         var done = 0
         while done < bytes.count {

@@ -22,11 +22,15 @@ public final class MappedFile: @unchecked Sendable {
     public let count: Int
     private let base: UnsafeRawPointer?
     /// The mapped file, kept open so writers can copy its bytes inside the kernel
-    /// (`AtomicFile.write(_:copyingFrom:offset:)`) from the very file that was mapped.
+    /// (`AtomicFile.write(_:copyingFrom:offset:)`) from the very file that was mapped;
+    /// -1 for a heap copy.
     let descriptor: Int32
+    /// True when `base` is a heap copy (`init(copying:path:)`), not a mapping.
+    private let copied: Bool
 
     public init(path: String) throws(IOError) {
         self.path = path
+        copied = false
         // O_NONBLOCK: opening a named pipe must not wait for a writer (it is refused just
         // below); on a regular file the flag changes nothing for mmap.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
@@ -49,9 +53,27 @@ public final class MappedFile: @unchecked Sendable {
         keep = true
     }
 
+    /// A heap copy of `bytes` standing in for the file `path` (which is never opened): the
+    /// fuzz targets hand each input to the readers this way, without a file per input.
+    init(copying bytes: UnsafeRawBufferPointer, path: String) {
+        self.path = path
+        copied = true
+        descriptor = -1
+        count = bytes.count
+        guard count > 0 else {
+            base = nil
+            return
+        }
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 64)
+        copy.copyMemory(from: bytes)
+        base = UnsafeRawPointer(copy.baseAddress!)
+    }
+
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
-        close(descriptor)
+        if let base {
+            if copied { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+        }
+        if descriptor >= 0 { close(descriptor) }
     }
 
     /// The whole file. SAFETY: the pointer is valid only inside `body`.
@@ -68,7 +90,7 @@ public final class MappedFile: @unchecked Sendable {
     /// Tells the kernel the pages of this byte range are not needed any more. They are
     /// dropped from the resident set and re-read from the file if touched again.
     func dontNeed(offset: Int, count: Int) {
-        guard let base, count > 0 else { return }
+        guard let base, !copied, count > 0 else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         // Only whole pages inside the range: neighbours may still be in use.
         let start = (offset + page - 1) / page * page
