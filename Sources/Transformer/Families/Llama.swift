@@ -16,25 +16,25 @@
 // `RotaryDecoder` and change what differs.
 
 /// The config of a LLaMA-style rotary decoder, read once and validated.
-public struct RotaryDecoder: Sendable {
-    public var C, NH, NKV, hs, I, L, V: Int
+struct RotaryDecoder: Sendable {
+    var C, NH, NKV, hs, I, L, V: Int
     /// max_position_embeddings: validated, but not a limit (rotary positions have none; HF
     /// runs longer sequences, which is what dynamic/yarn/longrope scaling is for).
-    public var maxT: Int?
-    public var eps: Float
-    public var activation: Activation
-    public var rope: RopeSpec
+    var maxT: Int?
+    var eps: Float
+    var activation: Activation
+    var rope: RopeSpec
     /// Per layer: whether it is a sliding-window (local) layer, and its window (nil: full attention).
-    public var sliding: [Bool]
-    public var windows: [Int?]
+    var sliding: [Bool]
+    var windows: [Int?]
     /// e.g. "model."
-    public var prefix: String
+    var prefix: String
 
     /// `slidingByDefault`: whether `sliding_window` applies to every layer when the config has
     /// no `layer_types` / `use_sliding_window` (Mistral); `slidingLayer`: the family's pattern
     /// instead (older Gemma configs).
     /// `activationKeys`: where the MLP activation is named (Gemma: hidden_activation first).
-    public init(_ c: ConfigReader, activation defaultActivation: Activation = .silu, activationKeys: [String] = ["hidden_act"],
+    init(_ c: ConfigReader, activation defaultActivation: Activation = .silu, activationKeys: [String] = ["hidden_act"],
                 slidingByDefault: Bool = false, slidingLayer: ((Int) -> Bool)? = nil, rope customRope: RopeSpec? = nil) throws {
         C = try c.size("hidden_size")
         NH = try c.size("num_attention_heads")
@@ -80,12 +80,12 @@ public struct RotaryDecoder: Sendable {
         prefix = try c.prefix(anchor: "embed_tokens.weight", missing: "model.embed_tokens.weight")
     }
 
-    public func rms(_ name: String, _ role: ParamRole, width: Int? = nil) -> NormSpec {
+    func rms(_ name: String, _ role: ParamRole, width: Int? = nil) -> NormSpec {
         NormSpec(name: name, role: role, kind: .rmsNorm, width: width ?? C, eps: eps)
     }
 
     /// Block i: pre-norm RMSNorm, split q/k/v with optional biases, rotary, gated MLP.
-    public func block(_ i: Int, _ c: ConfigReader) -> BlockSpec {
+    func block(_ i: Int, _ c: ConfigReader) -> BlockSpec {
         let b = prefix + "layers.\(i)."
         // A bias the config promises must be there; others are used when the checkpoint has them.
         let attentionBias = c["attention_bias"]?.boolValue == true, mlpBias = c["mlp_bias"]?.boolValue == true
@@ -110,7 +110,7 @@ public struct RotaryDecoder: Sendable {
 
     /// The head: final RMSNorm, then lm_head (stored), the tied embedding, or nothing (XxxModel).
     /// `tiedByDefault`: the family config class's tie_word_embeddings default.
-    public func head(_ c: ConfigReader, finalNorm: NormSpec? = nil, tiedByDefault: Bool = false) throws -> HeadSpec {
+    func head(_ c: ConfigReader, finalNorm: NormSpec? = nil, tiedByDefault: Bool = false) throws -> HeadSpec {
         let output: HeadSpec.Output
         if c.stored("lm_head.weight") {
             output = .logits(LinearSpec(name: "lm_head", role: .head, inFeatures: C, outFeatures: V))
@@ -124,7 +124,7 @@ public struct RotaryDecoder: Sendable {
         return HeadSpec(finalNorm: finalNorm ?? rms(prefix + "norm", .finalNorm), output: output)
     }
 
-    public func description(_ c: ConfigReader, default architecture: String, blocks: [BlockSpec], head: HeadSpec,
+    func description(_ c: ConfigReader, default architecture: String, blocks: [BlockSpec], head: HeadSpec,
                             embeddingScale: Float? = nil) -> ModelDescription {
         ModelDescription(
             architecture: c.config.architecture ?? architecture, modelType: c.modelType, hiddenSize: C, vocabSize: V, maxPositions: nil,
