@@ -121,8 +121,21 @@ public enum Memory {
         }
     }
 
-    /// The largest resident set this process has had so far, in bytes (getrusage).
+    /// The largest resident set this process has had so far, in bytes.
+    ///
+    /// On Linux this is VmHWM from /proc/self/status, the high-water mark of this program's
+    /// own address space. getrusage's ru_maxrss is not: exec records the old address space's
+    /// high-water mark into it, and a child started with posix_spawn (vfork-style, sharing the
+    /// parent's memory until exec) inherits its PARENT's peak — ckpt run from a 450 MB test
+    /// process or Python script would report 450 MB however little it used itself.
     public static var peakResident: Int {
+        #if os(Linux)
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kB = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap({ Int($0) }) {
+            return kB * 1024
+        }
+        #endif
         var usage = rusage()
         #if os(Linux)
         getrusage(RUSAGE_SELF.rawValue, &usage)
