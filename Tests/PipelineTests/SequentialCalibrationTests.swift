@@ -154,6 +154,27 @@ final class ReadLog: @unchecked Sendable {
         for name in graph.tensors.keys { #expect(try bytes(auto, name) == bytes(seq, name), "\(name): default is not sequential") }
     }
 
+    /// GPT-2's Conv1D weights are transposed to [out, in] for GGUF before GPTQ: the sequential
+    /// pass quantizes them that way too and feeds block 1 the result (block 0 as one pass).
+    @Test func conv1DToGGUF() throws {
+        let path = Repo.fixture("models/gpt2-a")
+        let graph = try Checkpoint.openModel(path)
+        let description = try Transformers.describe(graph)
+        let dir = TempDir()
+        let file = try Self.tokenFile(dir, vocab: try #require(description.vocabSize))
+        let onePass = try Calibration.collect(graph, checkpoint: path, options: Self.options(file, sequential: false))
+        let sequential = try Calibration.collect(graph, checkpoint: path, options: Self.options(file, sequential: true),
+                                                 target: Self.q4, ggufOutput: true)
+        for l in Self.linears(description.blocks[0]) { #expect(sequential.stats.gram(l.weightName) == onePass.stats.gram(l.weightName)) }
+        for l in Self.linears(description.blocks[1]) { #expect(sequential.stats.gram(l.weightName) != onePass.stats.gram(l.weightName)) }
+        var job = QuantizeJob(input: path, output: dir.file("out.gguf"), scheme: "q4_0")
+        (job.calibrate, job.context) = (file, 20)
+        let r = try job.run(progress: JobProgress())
+        let c = try #require(r.calibration)
+        #expect(c.options.sequential)
+        #expect(r.rows.filter { c.layer($0.name) != nil }.count == 8)
+    }
+
     @Test func sequentialNeedsACalibrationFileAndIsNotForAWQ() throws {
         var job = QuantizeJob(input: "a", output: "b.gguf", scheme: "q4_0")
         job.sequential = true
