@@ -99,7 +99,8 @@ def layer_errors(report):
 
 def main():
     tmp = tempfile.mkdtemp()
-    methods = [("rtn", ()), ("gptq", ()), ("gptq+act-order", ("--act-order",)), ("awq", ()), ("imatrix", ())]
+    methods = [("rtn", ()), ("gptq", ()), ("gptq+one-pass", ("--no-sequential",)), ("gptq+act-order", ("--act-order",)),
+               ("awq", ()), ("imatrix", ()), ("imatrix+sequential", ("--sequential",))]
     method_of = lambda name: name.split("+")[0]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(all)')}")
     print(f"ckpt: {CKPT}\nMiniLM: {MINILM}\ncalibration text: {CALIB}")

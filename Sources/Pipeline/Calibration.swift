@@ -4,9 +4,17 @@
 //
 // Statistics come from the in-memory reference forward pass (ActivationStats): per linear
 // weight Σ x·xᵀ (GPTQ's Hessian), Σ x² (an importance matrix) and Σ |x|. They are gathered
-// on the float model in one pass; GPTQ then quantizes every layer against its float inputs
-// (not the sequential variant that feeds block i's quantized output to block i+1: that needs
-// the layer-streamed engine of issue 17, which should drive this collection once it lands).
+// either on the float model in one pass (every layer is then quantized against its float
+// inputs), or sequentially on the layer-streamed engine, as the GPTQ paper, AutoGPTQ and
+// llm-compressor do: for each block, its linear layers' inputs are collected from the output
+// of the blocks before it *already quantized*, the block's weights are quantized with the
+// method, and the block is run again with those weights (widened to f32) to produce the next
+// block's inputs. The granularity is the block, as llm-compressor's sequential pipeline: all
+// linears of block i see the float block i's internal activations (AutoGPTQ's
+// "true sequential" also re-runs the block between q/k/v, o and the MLP; not done here).
+// Only one block's weights and the activations of all sequences are in memory at a time.
+// Sequential is the default for GPTQ; imatrix and AWQ default to one pass (llama-imatrix and
+// AutoAWQ collect on the float model), imatrix may ask for `--sequential`.
 //
 // imatrix (llama.cpp's importance matrix): the per-column mean of x² from the same pass (or
 // from a llama.cpp imatrix file, `--imatrix FILE`) weights the scale/min search of the block
@@ -39,6 +47,8 @@ public struct CalibrationOptions: Sendable {
     public var imatrix: String?
     /// Where to write the collected importance matrix (llama.cpp's GGUF layout; `.dat`: legacy).
     public var saveImatrix: String?
+    /// Collect block by block on the streamed engine from the quantized earlier blocks.
+    public var sequential = false
 
     /// `file` may be empty when `imatrix` brings the statistics (nothing is run then).
     public init(file: String, method: String? = nil, samples: Int = 128, context: Int = 512, percdamp: Double = 0.01,
@@ -71,7 +81,7 @@ public final class Calibration: @unchecked Sendable {
     public let stats: ActivationStats
     public let sequences: Int
     public let tokens: Int
-    public let collectSeconds: Double
+    public internal(set) var collectSeconds: Double
     /// Weight name (the model's own) -> layout.
     let linears: [String: LinearSpec]
     let lock = NSLock()
@@ -82,7 +92,7 @@ public final class Calibration: @unchecked Sendable {
     /// AWQ: the α chosen per group (consumer weight names joined by commas).
     var awqAlphas: [String: Double] = [:]
     /// Per weight (llama.cpp's name where there is one), the importance: Σx²/tokens per column.
-    let importance: [String: [Float]]
+    var importance: [String: [Float]]
     /// The model's weight names -> llama.cpp's.
     let ggufNames: [String: String]
 
@@ -114,16 +124,32 @@ public final class Calibration: @unchecked Sendable {
         return Self.method(for: d, asked: options.method)
     }
 
-    /// Runs the float model over the calibration data. `checkpoint` locates the tokenizer.
-    public static func collect(_ graph: WeightGraph, checkpoint: String, options: CalibrationOptions) throws -> Calibration {
+    /// Whether calibration runs sequentially when not asked: for GPTQ (the paper's and
+    /// AutoGPTQ's/llm-compressor's way), not for imatrix (llama-imatrix collects on the float
+    /// model) nor AWQ (AutoAWQ searches on the float blocks' inputs).
+    public static func defaultSequential(scheme: String, groupSize: Int?, method asked: String?) -> Bool {
+        guard let d = try? Scheme.resolve(scheme, groupSize: groupSize, rowLength: 256 * 7), d.isQuantized else { return asked == "gptq" }
+        return method(for: d, asked: asked) == "gptq"
+    }
+
+    /// Runs the model over the calibration data. `checkpoint` locates the tokenizer.
+    /// Sequential runs quantize each block as they go: `target(modelName, shape)` is the
+    /// recipe's type for a weight (shape as it will be quantized), `ggufOutput` whether Conv1D
+    /// weights are transposed first, as `Quantization.apply` will quantize them.
+    public static func collect(_ graph: WeightGraph, checkpoint: String, options: CalibrationOptions,
+                               target: ((String, [Int]) -> DType?)? = nil, ggufOutput: Bool = false) throws -> Calibration {
         if let m = options.method, !CalibrationOptions.methods.contains(m) {
             throw QuantizeJobError(description: "--method \(m): this build calibrates with \(CalibrationOptions.methods.joined(separator: ", "))")
+        }
+        let sequential = options.sequential && !options.file.isEmpty
+        if sequential, options.method == "awq" || options.imatrix != nil {
+            throw QuantizeJobError(description: "--sequential applies to gptq and imatrix collected from --calibrate (awq searches on the float model's inputs)")
         }
         guard options.samples > 0 else { throw QuantizeJobError(description: "--calibration-samples must be positive") }
         guard options.context > 1 else { throw QuantizeJobError(description: "--context must be at least 2") }
         let start = DispatchTime.now().uptimeNanoseconds
         // With only an imatrix file nothing runs (and the family need not be one ckpt runs).
-        let model = options.file.isEmpty ? nil : try Transformers.load(graph)
+        let model = options.file.isEmpty || sequential ? nil : try Transformers.load(graph)
         let description = options.file.isEmpty ? try? Transformers.describe(graph) : try Transformers.describe(graph)
         var inputs: [ModelInput] = []
         if !options.file.isEmpty {
@@ -132,16 +158,13 @@ public final class Calibration: @unchecked Sendable {
         }
         let stats = ActivationStats(collectGram: options.method != "rtn")
         var tokens = 0
-        for input in inputs {
-            if case .tokens(let ids) = input {
-                // Token files may hold longer rows than --context: cut them.
-                let cut = ModelInput.tokens(Array(ids.prefix(options.context)))
-                _ = try model?.forward(cut, collectHidden: false, stats: stats)
-                tokens += min(ids.count, options.context)
-            } else {
-                _ = try model?.forward(input, collectHidden: false, stats: stats)
-            }
+        // Token files may hold longer rows than --context: cut them.
+        inputs = inputs.map { input in
+            guard case .tokens(let ids) = input else { return input }
+            tokens += min(ids.count, options.context)
+            return .tokens(Array(ids.prefix(options.context)))
         }
+        for input in inputs { _ = try model?.forward(input, collectHidden: false, stats: stats) }
         var linears: [String: LinearSpec] = [:]
         for b in description?.blocks ?? [] {
             var all = b.attention.linears + (b.mlp?.linears ?? [])
@@ -150,16 +173,16 @@ public final class Calibration: @unchecked Sendable {
         }
         // llama.cpp's names of the model's weights (its imatrix files use them).
         var ggufNames: [String: String] = [:]
-        if options.imatrix != nil || options.saveImatrix != nil || options.method == "awq" {
+        if options.imatrix != nil || options.saveImatrix != nil || options.method == "awq" || sequential {
             let renamed = try GGUFNaming.toGGUF(graph)
             for (gguf, hf) in GGUFNaming.hfNames(of: renamed) { ggufNames[hf] = gguf }
         }
-        var importance: [String: [Float]] = [:]
-        for (name, sums) in stats.inputSquares {
-            guard let n = stats.inputTokens[name], n > 0 else { continue }
-            // In f32 as llama-quantize computes it from a saved file (in_sum2 / counts): the same bytes.
-            importance[ggufNames[name] ?? name] = sums.map { Float($0) / Float(n) }
+        let calibration = Calibration(options: options, stats: stats, sequences: inputs.count, tokens: tokens, seconds: 0, linears: linears,
+                                      importance: [:], ggufNames: ggufNames, blocks: description?.blocks ?? [])
+        if sequential {
+            try calibration.runSequential(graph, inputs: inputs, target: target ?? { _, _ in nil }, ggufOutput: ggufOutput)
         }
+        calibration.importance = importanceFromStats(stats, ggufNames)
         if let path = options.saveImatrix {
             var m = ImportanceMatrix(datasets: options.file.isEmpty ? [] : [options.file], chunkCount: inputs.count, chunkSize: options.context)
             for (name, sums) in stats.inputSquares {
@@ -170,13 +193,73 @@ public final class Calibration: @unchecked Sendable {
             try m.write(to: path, legacy: path.lowercased().hasSuffix(".dat"))
         }
         if let path = options.imatrix {
-            importance = [:]
+            calibration.importance = [:]
             let m = try ImportanceMatrix.read(path: path)
-            for (name, e) in m.entries where e.counts.count == 1 { importance[name] = e.importance }
+            for (name, e) in m.entries where e.counts.count == 1 { calibration.importance[name] = e.importance }
         }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return Calibration(options: options, stats: stats, sequences: inputs.count, tokens: tokens, seconds: seconds, linears: linears,
-                           importance: importance, ggufNames: ggufNames, blocks: description?.blocks ?? [])
+        calibration.collectSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return calibration
+    }
+
+    /// Per weight (llama.cpp's name where there is one), Σx²/tokens per column.
+    static func importanceFromStats(_ stats: ActivationStats, _ ggufNames: [String: String]) -> [String: [Float]] {
+        var importance: [String: [Float]] = [:]
+        for (name, sums) in stats.inputSquares {
+            guard let n = stats.inputTokens[name], n > 0 else { continue }
+            // In f32 as llama-quantize computes it from a saved file (in_sum2 / counts): the same bytes.
+            importance[ggufNames[name] ?? name] = sums.map { Float($0) / Float(n) }
+        }
+        return importance
+    }
+
+    /// The sequential collection on the streamed engine: per block, observe its linears'
+    /// inputs (from the quantized blocks before it), quantize its weights, run it with them.
+    func runSequential(_ graph: WeightGraph, inputs: [ModelInput], target: (String, [Int]) -> DType?, ggufOutput: Bool) throws {
+        let model = try StreamedModel(graph, allowUnused: true)
+        var state = try model.embed(inputs, stats: stats)
+        for spec in model.description.blocks {
+            try model.observeBlock(state, stats: stats)
+            importance = Self.importanceFromStats(stats, ggufNames)
+            var all = spec.attention.linears + (spec.mlp?.linears ?? [])
+            if let moe = spec.moe { all += moe.linears }
+            let replaced = try all.compactMap { try quantizedFloats($0, graph, target: target, ggufOutput: ggufOutput) }
+            try model.runBlock(&state, replacing: replaced)
+        }
+        // The quantization proper (and its report) is `Quantization.apply`'s: it recomputes
+        // each layer from the same statistics, so the file holds what the next block saw.
+        lock.withLock {
+            layers = [:]
+            quantizeTime = 0
+        }
+    }
+
+    /// A linear weight as `Quantization.apply` will store it, widened back to f32 in the
+    /// model's layout (nil: it stays float).
+    func quantizedFloats(_ spec: LinearSpec, _ graph: WeightGraph, target: (String, [Int]) -> DType?, ggufOutput: Bool) throws -> Tensor? {
+        guard let t = graph.tensor(named: spec.weightName), t.shape.count >= 2 else { return nil }
+        let transpose = spec.layout == .conv1d && ggufOutput && t.shape.count == 2
+        let shape = transpose ? [t.shape[1], t.shape[0]] : t.shape
+        guard let dtype = target(spec.weightName, shape), dtype != t.dtype, var w = try Cast.floats(t) else { return nil }
+        if transpose { w = Self.transposed(w, rows: t.shape[0], cols: t.shape[1]) }
+        let f = try Tensor(name: t.name, dtype: .f32, shape: shape, data: .owned(w.withUnsafeBytes { Array($0) }))
+        let q: Tensor
+        if !dtype.isQuantized {
+            q = try Cast.cast(f, to: dtype)
+        } else if let c = try quantize(f, modelName: spec.weightName, target: dtype, transposed: transpose,
+                                       report: QuantizationReport(measures: false)) {
+            q = c
+        } else {
+            q = try Quantizer.quantize(f, to: dtype, jobs: 1).tensor
+        }
+        guard var values = try Cast.floats(q) else { return nil }
+        if transpose { values = Self.transposed(values, rows: shape[0], cols: shape[1]) }
+        return try Tensor(name: spec.weightName, dtype: .f32, shape: t.shape, data: .owned(values.withUnsafeBytes { Array($0) }))
+    }
+
+    static func transposed(_ m: [Float], rows: Int, cols: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: m.count)
+        for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = m[r * cols + c] } }
+        return out
     }
 
     public func layer(_ name: String) -> CalibratedLayer? { lock.withLock { layers[name] } }

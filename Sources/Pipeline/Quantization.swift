@@ -160,6 +160,7 @@ public enum Quantization {
                 "sequences": .int(c.sequences),
                 "tokens": .int(c.tokens),
                 "context": .int(c.options.context),
+                "sequential": .bool(c.options.sequential),
                 "collect_seconds": .double(c.collectSeconds),
                 "calibrated_quantize_seconds": .double(c.quantizeSeconds),
                 "layers": .int(rows.filter { c.layer($0.name) != nil }.count),

@@ -90,6 +90,29 @@ public final class StreamedModel: @unchecked Sendable {
         state.nextBlock += 1
     }
 
+    /// Sequential calibration's first half of a step: runs block `state.nextBlock` on a copy of
+    /// every sequence so that `stats` collects its linear layers' inputs; the state is unchanged
+    /// and the block's weights are dropped afterwards.
+    public func observeBlock(_ state: State, stats: ActivationStats) throws {
+        let block = try Block(spec: description.blocks[state.nextBlock], weights: store)
+        for s in state.x.indices {
+            var x = state.x[s]
+            block.forward(&x, ForwardContext(T: state.contexts[s].T, stats: stats))
+        }
+    }
+
+    /// Sequential calibration's second half: runs block `state.nextBlock` with `replacing` in
+    /// place of the checkpoint's tensors of the same names (its quantized linear weights,
+    /// widened to f32), collecting nothing, so the next block sees the quantized block's output.
+    public func runBlock(_ state: inout State, replacing: [Tensor]) throws {
+        var graph = store.graph
+        for t in replacing { try graph.replace(t) }
+        let weights = WeightStore(graph: graph, packed: store.packed, streamed: true)
+        let block = try Block(spec: description.blocks[state.nextBlock], weights: weights)
+        for s in state.x.indices { block.forward(&state.x[s], ForwardContext(T: state.contexts[s].T, stats: nil)) }
+        state.nextBlock += 1
+    }
+
     /// The outputs from the last block's activations; the head's rows are widened a block at a time.
     public func finish(_ state: State, hiddenStates: [[[Float]]] = []) throws -> [ForwardOutput] {
         let d = description

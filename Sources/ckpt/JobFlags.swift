@@ -56,9 +56,12 @@ struct CalibrationFlags: ParsableArguments {
     @Flag(help: "GPTQ: quantize columns in order of decreasing activation energy (grids fixed first).")
     var actOrder = false
 
+    @Flag(inversion: .prefixedNo, help: "Calibrate block by block on the layer-streamed engine, each block's inputs from the blocks before it already quantized (default: on for gptq, off for imatrix and awq).")
+    var sequential: Bool?
+
     func apply(to job: inout QuantizeJob) {
         (job.calibrate, job.method, job.calibrationSamples, job.context, job.damp, job.actOrder) =
             (calibrate, method, calibrationSamples, context, damp, actOrder)
-        (job.imatrix, job.saveImatrix) = (imatrix, saveImatrix)
+        (job.imatrix, job.saveImatrix, job.sequential) = (imatrix, saveImatrix, sequential)
     }
 }

@@ -101,7 +101,8 @@ struct QuantizeCommand: ParsableCommand {
                 if let m = c.options.imatrix { print("importance matrix: \(m)") }
                 if !c.options.file.isEmpty {
                     print("calibration: \(c.sequences) sequence(s), \(c.tokens) tokens from \(c.options.file) "
-                          + String(format: "(%.2f s)", c.collectSeconds))
+                          + String(format: "(%.2f s)", c.collectSeconds)
+                          + (c.options.sequential ? ", sequential (each block from the quantized blocks before it)" : ", one pass over the float model"))
                 }
                 let chosen = calibration.method == nil && calibration.imatrix == nil
                 print("method: \(c.method(forScheme: scheme, groupSize: groupSize))"

@@ -37,7 +37,7 @@ let parityCases: [ParityCase] = [
     .make("convert", ConvertJob.self, cliOnly: ["quiet"], required: ["in.safetensors", "out.safetensors"]) {
         try Convert.parse($0).job
     },
-    .make("quantize", QuantizeJob.self, cliOnly: ["json", "quiet"], required: ["in.safetensors", "out.gguf", "--scheme", "q8_0"]) {
+    .make("quantize", QuantizeJob.self, cliOnly: ["json", "quiet"], renamed: ["no-sequential": "sequential"], required: ["in.safetensors", "out.gguf", "--scheme", "q8_0"]) {
         try QuantizeCommand.parse($0).job
     },
     .make("prune", PruneJob.self, cliOnly: ["json"], required: ["in.safetensors", "out.safetensors"]) {

@@ -57,12 +57,14 @@ public struct QuantizeJob: Job {
     public var imatrix: String?
     /// Write the importance matrix collected from `calibrate` here (llama.cpp's GGUF layout, legacy if `.dat`).
     public var saveImatrix: String?
+    /// Calibrate block by block, each from the already-quantized blocks' output (nil: for GPTQ).
+    public var sequential: Bool?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case input, output, scheme, groupSize = "group_size", keep, tensorType = "tensor_type", fallback, to, key, config
         case dequantize, exclude, writeConfig = "write_config", dryRun = "dry_run", jobs, noErrors = "no_errors"
         case calibrate, method, calibrationSamples = "calibration_samples", context, damp, actOrder = "act_order"
-        case imatrix, saveImatrix = "save_imatrix"
+        case imatrix, saveImatrix = "save_imatrix", sequential
     }
     public static let requiredKeys: [CodingKeys] = [.input, .output, .scheme]
     public static let inputKeys: [CodingKeys] = [.input, .config, .calibrate, .imatrix]
@@ -111,6 +113,10 @@ public struct QuantizeJob: Job {
         if calibrate == nil, imatrix == nil, method != nil || actOrder {
             throw JobError(nil, "method and act_order need calibrate (a calibration file) or imatrix")
         }
+        if calibrate == nil, sequential == true { throw JobError("sequential", "needs calibrate (a calibration file)") }
+        if sequential == true, method?.lowercased() == "awq" {
+            throw JobError("sequential", "applies to gptq and imatrix; awq searches its scales on the float model's block inputs")
+        }
         if calibrate == nil, saveImatrix != nil { throw JobError("save_imatrix", "needs calibrate (a calibration file)") }
         if calibrate == nil, imatrix != nil, let m = method?.lowercased(), m != "imatrix", m != "rtn" {
             throw JobError("method", "\(m) needs calibrate (a calibration file); imatrix brings only what method imatrix uses")
@@ -133,9 +139,15 @@ public struct QuantizeJob: Job {
         let companions = directory ? Conversion.companionSource(input) : nil
         let errors = QuantizationReport(measures: !noErrors)
         let calibration = try (calibrate ?? imatrix.map { _ in "" }).map { file in
-            try Calibration.collect(source, checkpoint: input, options: CalibrationOptions(
-                file: file, method: method?.lowercased() ?? (imatrix != nil ? "imatrix" : nil), samples: calibrationSamples,
-                context: context, percdamp: damp, actOrder: actOrder, imatrix: imatrix, saveImatrix: saveImatrix))
+            let method = self.method?.lowercased() ?? (imatrix != nil ? "imatrix" : nil)
+            var options = CalibrationOptions(file: file, method: method, samples: calibrationSamples, context: context, percdamp: damp,
+                                             actOrder: actOrder, imatrix: imatrix, saveImatrix: saveImatrix)
+            options.sequential = sequential ?? (imatrix == nil && Calibration.defaultSequential(scheme: scheme, groupSize: groupSize, method: method))
+            let ggufNames = options.sequential ? GGUFNaming.hfNames(of: try GGUFNaming.toGGUF(source)) : [:]
+            let hfToGGUF = Dictionary(ggufNames.map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+            return try Calibration.collect(source, checkpoint: input, options: options, target: { name, shape in
+                try? recipe.decide(names: format == .gguf ? [hfToGGUF[name], name].compactMap { $0 } : [name], dtype: .f32, shape: shape).target
+            }, ggufOutput: format == .gguf)
         }
         let quantized = try Quantization.apply(source, recipe: recipe, scheme: scheme, format: format, output: output,
                                                    jobs: jobs, dequantize: dequantize, report: errors,
