@@ -66,12 +66,13 @@ public enum LlamaCpp {
         "falcon": Arch(name: "falcon"),
         "gpt2": Arch(name: "gpt2"),
         "bert": Arch(name: "bert"),
+        // As llama.cpp's converter: bert with the position rows before padding_idx + 1 dropped.
+        "roberta": Arch(name: "bert"),
     ]
 
     /// Families ckpt runs that it does not write for llama.cpp, and why (the warning line).
     public static let notWritten: [String: String] = [
         "opt": "llama.cpp has no OPT architecture",
-        "roberta": "llama.cpp's converter writes RoBERTa as bert with the position table shifted by padding_idx + 1; ckpt does not write that layout yet",
         "xlm-roberta": "llama.cpp's converter writes XLM-RoBERTa as bert with shifted positions and a T5 (Unigram) vocabulary; ckpt writes neither yet",
         "distilbert": "llama.cpp's converter writes DistilBERT as bert without token types; ckpt does not write that layout yet",
         "modernbert": "ckpt does not write llama.cpp's modern-bert layout yet",
@@ -86,6 +87,9 @@ public enum LlamaCpp {
         case rows([Int])
         /// w -> w + 1 (inverse w - 1).
         case plusOne
+        /// The first n rows dropped (inverse: n zero rows put back): RoBERTa's position table
+        /// starts at padding_idx + 1, llama.cpp's at 0.
+        case dropLeadingRows(Int)
     }
 
     public struct Entry: Sendable {
@@ -280,6 +284,9 @@ public enum LlamaCpp {
                 }
             }
             if !s.isBias, offsetNorms.contains(base) { t = .plusOne }
+            if s.role == .positionEmbedding, let first = d.embedding.positionPaddingID.map({ $0 + 1 }) ?? (d.embedding.positionOffset > 0 ? d.embedding.positionOffset : nil) {
+                t = .dropLeadingRows(first)
+            }
             if let other = names.values.first(where: { $0.gguf == gguf }) {
                 p.warnings.append("\(s.name): two tensors map to \(other.gguf); the file keeps its Hugging Face names")
                 return Plan(arch: nil, warnings: p.warnings)
@@ -399,6 +406,10 @@ public enum LlamaCpp {
             if let s = d.head.scale, s != 0 { f32("logit_scale", 1 / Double(s)) }
         }
         u32("vocab_size", d.vocabSize)
+        // BERT-style token type table: llama.cpp's bert refuses a file without its row count.
+        if let tt = slots.first(where: { $0.role == .tokenTypeEmbedding && !$0.isBias }), let n = tt.shape.first {
+            kv.append(("tokenizer.ggml.token_type_count", .u32(UInt32(n))))
+        }
         return kv
     }
 }
