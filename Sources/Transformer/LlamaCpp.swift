@@ -73,8 +73,8 @@ public enum LlamaCpp {
     /// Families ckpt runs that it does not write for llama.cpp, and why (the warning line).
     public static let notWritten: [String: String] = [
         "opt": "llama.cpp has no OPT architecture",
-        "xlm-roberta": "llama.cpp's converter writes XLM-RoBERTa as bert with shifted positions and a T5 (Unigram) vocabulary; ckpt writes neither yet",
-        "distilbert": "llama.cpp's converter writes DistilBERT as bert without token types; ckpt does not write that layout yet",
+        "xlm-roberta": "llama.cpp runs XLM-RoBERTa as bert (positions as RoBERTa's, which ckpt writes) with a t5 vocabulary: Unigram pieces, scores and the precompiled_charsmap; ckpt writes no Unigram vocabulary yet",
+        "distilbert": "llama.cpp's converter writes DistilBERT as bert with token_type_count 1 and no token-type table; ckpt does not write that yet",
         "modernbert": "ckpt does not write llama.cpp's modern-bert layout yet",
         "seed_transformer": "ckpt's own seed encoder has no llama.cpp architecture",
     ]
