@@ -10,8 +10,9 @@ Every other family of ckpt's architecture table that llama.cpp runs gets a tiny 
 (`family-<model_type>`), with the Qwen2-style tokenizer (Phi-3: the LLaMA-2-style one): Mistral, Mixtral, Qwen2-MoE, Qwen3,
 Qwen3-MoE, Gemma 1/2/3, Phi-3, StarCoder2, OLMo-2, StableLM, GPT-NeoX, Falcon, GPT-2, Granite.
 
-Encoders (run by llama.cpp as embedding models): a tiny BERT (WordPiece, CLS pooling) and a
-tiny RoBERTa (byte-level BPE, mean pooling), both sentence-transformers directories, and the
+Encoders (run by llama.cpp as embedding models): a tiny BERT (WordPiece, CLS pooling), a tiny
+RoBERTa (byte-level BPE, mean pooling) and a tiny DistilBERT (WordPiece, mean pooling), all
+sentence-transformers directories, and the
 real all-MiniLM-L6-v2 (mean pooling), with transformers' last hidden state and the pooled,
 normalised sentence embedding as expected outputs.
 
@@ -163,7 +164,7 @@ def main():
 # Encoders llama.cpp runs as embedding models (arch bert): per-token embeddings (pooling none)
 # against transformers' last hidden state, and the pooled sentence embedding (the pooling the
 # sentence-transformers modules declare, L2-normalised) against the same pooling of it.
-ENCODERS = ["encoder-bert", "encoder-roberta", "minilm"]
+ENCODERS = ["encoder-bert", "encoder-roberta", "encoder-distilbert", "minilm"]
 
 
 def wordpiece(vocab_size):
@@ -224,7 +225,9 @@ def encoders(out, only):
              dict(unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")),
             ("encoder-roberta", lambda: roberta_bpe(600), "mean",
              dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>", cls_token="<s>", pad_token="<pad>",
-                  mask_token="<mask>"))]:
+                  mask_token="<mask>")),
+            ("encoder-distilbert", lambda: wordpiece(500), "mean",
+             dict(unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]"))]:
         if only and name != only:
             continue
         torch.manual_seed(2)
@@ -235,6 +238,10 @@ def encoders(out, only):
         if name == "encoder-bert":
             model = transformers.BertModel(transformers.BertConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=256,
                                                                    type_vocab_size=2, pad_token_id=0, **tiny), add_pooling_layer=False)
+        elif name == "encoder-distilbert":
+            model = transformers.DistilBertModel(transformers.DistilBertConfig(
+                vocab_size=tok.get_vocab_size(), max_position_embeddings=256, dim=64, hidden_dim=128, n_layers=2, n_heads=4,
+                pad_token_id=0, initializer_range=0.05))
         else:
             model = transformers.RobertaModel(transformers.RobertaConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=258,
                                                                          type_vocab_size=1, pad_token_id=1, bos_token_id=0,

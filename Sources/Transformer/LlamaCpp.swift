@@ -68,13 +68,14 @@ public enum LlamaCpp {
         "bert": Arch(name: "bert"),
         // As llama.cpp's converter: bert with the position rows before padding_idx + 1 dropped.
         "roberta": Arch(name: "bert"),
+        // As llama.cpp's converter: bert without a token-type table (token_type_count 1).
+        "distilbert": Arch(name: "bert"),
     ]
 
     /// Families ckpt runs that it does not write for llama.cpp, and why (the warning line).
     public static let notWritten: [String: String] = [
         "opt": "llama.cpp has no OPT architecture",
         "xlm-roberta": "llama.cpp runs XLM-RoBERTa as bert (positions as RoBERTa's, which ckpt writes) with a t5 vocabulary: Unigram pieces, scores and the precompiled_charsmap; ckpt writes no Unigram vocabulary yet",
-        "distilbert": "llama.cpp's converter writes DistilBERT as bert with token_type_count 1 and no token-type table; ckpt does not write that yet",
         "modernbert": "ckpt does not write llama.cpp's modern-bert layout yet",
         "seed_transformer": "ckpt's own seed encoder has no llama.cpp architecture",
     ]
@@ -409,6 +410,8 @@ public enum LlamaCpp {
         // BERT-style token type table: llama.cpp's bert refuses a file without its row count.
         if let tt = slots.first(where: { $0.role == .tokenTypeEmbedding && !$0.isBias }), let n = tt.shape.first {
             kv.append(("tokenizer.ggml.token_type_count", .u32(UInt32(n))))
+        } else if a == "bert" {
+            kv.append(("tokenizer.ggml.token_type_count", .u32(1)))
         }
         return kv
     }

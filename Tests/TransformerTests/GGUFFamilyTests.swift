@@ -16,7 +16,7 @@ import Transformer
     static let mapped: Set<String> = [
         "llama-yarn", "llama-dynamic", "llama-linear-bias", "llama-base", "mistral-swa", "qwen2-swa", "qwen3", "qwen3-base",
         "gemma", "gemma2-softcap", "gemma3-text", "phi3", "phi3-longrope", "gpt-neox", "gpt-neox-seq-base",
-        "falcon-new", "falcon-mq", "stablelm", "stablelm-parallel", "olmo2", "starcoder2", "granite", "bert-gelunew", "st-bert-mean", "roberta",
+        "falcon-new", "falcon-mq", "stablelm", "stablelm-parallel", "olmo2", "starcoder2", "granite", "bert-gelunew", "st-bert-mean", "roberta", "distilbert",
         "mixtral-top2", "qwen2-moe", "qwen3-moe",
     ]
 
