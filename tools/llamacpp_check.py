@@ -7,7 +7,7 @@ For each model made by tools/make_llamacpp_models.py:
     pass on the same file (row cosine >= 0.999; quantized files too);
   - GGUF -> directory (ckpt convert x.gguf DIR/) writes a tokenizer.json that the `tokenizers`
     library (run with --gen-python) encodes the text with to the same ids;
-  - encoders (BERT, RoBERTa, all-MiniLM-L6-v2) run as llama.cpp embedding models: tokens equal
+  - encoders (BERT, RoBERTa, DistilBERT, all-MiniLM-L6-v2) run as llama.cpp embedding models: tokens equal
     the `tokenizers` ids, per-token embeddings (pooling none) match transformers' last hidden
     state and ckpt's forward pass (row cosine >= 0.999; q8_0 vs transformers >= ENCODER_Q8_BOUND),
     the file's pooling_type is the sentence-transformers Pooling module's, and llama.cpp's pooled,

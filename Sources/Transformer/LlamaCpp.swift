@@ -28,6 +28,8 @@
 // same way into `attn_q_norm`/`attn_k_norm` [heads, head_dim].
 // llama3 rope scaling becomes the `rope_freqs.weight` tensor the converter computes; longrope
 // (Phi-3) `rope_factors_long/short.weight` with `rope.scaling.attn_factor` and the original context.
+// Encoders are llama.cpp's bert: RoBERTa's position table loses its rows before padding_idx + 1
+// (llama.cpp counts positions from 0), DistilBERT has no token-type table (token_type_count 1).
 // Families llama.cpp cannot run (or features it lacks) come back as `warnings`, never silently.
 
 import CkptCore
