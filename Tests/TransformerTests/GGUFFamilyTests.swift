@@ -16,7 +16,7 @@ import Transformer
     static let mapped: Set<String> = [
         "llama-yarn", "llama-dynamic", "llama-linear-bias", "llama-base", "mistral-swa", "qwen2-swa", "qwen3", "qwen3-base",
         "gemma", "gemma2-softcap", "gemma3-text", "phi3", "phi3-longrope", "gpt-neox", "gpt-neox-seq-base",
-        "falcon-new", "falcon-mq", "stablelm", "stablelm-parallel", "olmo2", "starcoder2", "granite", "bert-gelunew", "st-bert-mean",
+        "falcon-new", "falcon-mq", "stablelm", "stablelm-parallel", "olmo2", "starcoder2", "granite", "bert-gelunew", "st-bert-mean", "roberta", "distilbert",
         "mixtral-top2", "qwen2-moe", "qwen3-moe",
     ]
 
@@ -116,6 +116,28 @@ import Transformer
         for t in raw.tensors.values {
             #expect(t.dtype == (t.shape.count < 2 ? .f32 : .bf16), "\(t.name): \(t.dtype)")
         }
+    }
+
+    /// RoBERTa as llama.cpp's bert: the position rows before padding_idx + 1 dropped (the
+    /// round trip above puts them back as zeros), position/token-type tables in f32, and the
+    /// token type count llama.cpp's bert requires.
+    @Test func robertaPositionsStartAtZero() throws {
+        let dir = TempDir()
+        var source = try Checkpoint.open(Repo.fixture("models/roberta")).graph
+        for t in source.tensors.values { try source.replace(Cast.cast(t, to: .f16)) }
+        try GGUF.write(source, to: dir.file("r.gguf"))
+        let raw = try GGUF.read(path: dir.file("r.gguf"))
+        let kvs = try GGUFMetadata.values(of: raw)
+        #expect(kvs["general.architecture"] == .string("bert"))
+        #expect(kvs["tokenizer.ggml.token_type_count"] == .u32(1))
+        let hf = try #require(source.tensors["embeddings.position_embeddings.weight"] ?? source.tensors["roberta.embeddings.position_embeddings.weight"])
+        let pos = try #require(raw.tensors["position_embd.weight"])
+        let pad = try #require(source.config?["pad_token_id"]?.intValue)
+        #expect(pos.shape == [hf.shape[0] - pad - 1, hf.shape[1]] && pos.dtype == .f32)
+        #expect(raw.tensors["token_types.weight"]?.dtype == .f32)
+        let a = try #require(try Cast.floats(hf)), b = try #require(try Cast.floats(pos))
+        #expect(Array(a[((pad + 1) * hf.shape[1])...]) == b)
+        #expect(kvs["bert.context_length"] == .u32(UInt32(hf.shape[0] - pad - 1)))
     }
 
     /// The q/k permutation for LLaMA's rotary, and Gemma's 1 + w, as llama.cpp's converter writes them.

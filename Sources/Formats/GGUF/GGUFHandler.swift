@@ -2,6 +2,7 @@
 
 import CkptCore
 import Foundation
+import Transformer
 
 extension CheckpointFormat {
     public static let gguf = CheckpointFormat(GGUFHandler())
@@ -35,6 +36,23 @@ struct GGUFHandler: FormatHandler {
                 GGUFMetadata.store(kv, into: &graph)
             }
         }
+        if let dir = options.tokenizerFrom, let arch = graph.metadata["general.architecture"] ?? graph.config?.modelType.flatMap({ LlamaCpp.architectures[$0]?.name }),
+           graph.metadata[arch + ".pooling_type"] == nil, let type = try Self.poolingType(directory: dir) {
+            GGUFMetadata.store([arch + ".pooling_type": .u32(type)], into: &graph)
+        }
         try GGUF.write(graph, to: target, progress: options.progress)
+    }
+
+    /// llama.cpp's pooling type (1 mean, 2 cls, 3 last token) for the Pooling module of a
+    /// sentence-transformers directory, as llama.cpp's converter writes it; nil without one.
+    /// Modes llama.cpp has no pooling for (max, mean-sqrt-len, several at once) are warned.
+    static func poolingType(directory: String) throws -> UInt32? {
+        guard let pooling = try SentencePooling.read(directory: directory) else { return nil }
+        let types: [SentencePooling.Mode: UInt32] = [.mean: 1, .cls: 2, .lastToken: 3]
+        guard pooling.modes.count == 1, let t = types[pooling.modes[0]] else {
+            GGUFNaming.warn("\(directory): sentence-transformers pooling \(pooling.modes.map(\.rawValue).joined(separator: "+")) has no llama.cpp pooling type; none written (llama.cpp returns per-token embeddings)")
+            return nil
+        }
+        return t
     }
 }

@@ -150,3 +150,39 @@ extension Tensor {
         return try Tensor(name: name, dtype: .f32, shape: shape, data: .external(DequantizedBytes(source: self)))
     }
 }
+
+/// The first `n` rows of `source` dropped (`drop`), or `n` zero rows put before it (the
+/// inverse): RoBERTa's position table, whose rows up to its padding id llama.cpp does not
+/// have. Works for any dtype, block types included: an all-zero block decodes to zeros.
+final class LeadingRowsBytes: ExternalBytes {
+    let source: Tensor
+    let rows: Int
+    let n: Int
+    let drop: Bool
+    let rowBytes: Int
+    var count: Int { drop ? source.byteCount - n * rowBytes : source.byteCount + n * rowBytes }
+
+    init(source: Tensor, rows: Int, n: Int, drop: Bool) {
+        self.source = source
+        self.rows = rows
+        self.n = n
+        self.drop = drop
+        self.rowBytes = rows > 0 ? source.byteCount / rows : 0
+    }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let result = try source.data.withBytes { src -> R in
+            if drop { return try body(UnsafeRawBufferPointer(rebasing: src[(n * rowBytes)...])) }
+            var out = [UInt8](repeating: 0, count: count)
+            out.withUnsafeMutableBytes { dst in
+                if src.count > 0 { dst.baseAddress!.advanced(by: n * rowBytes).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+            }
+            return try out.withUnsafeBytes(body)
+        }
+        source.data.releaseResidentPages()
+        return result
+    }
+
+    func releaseResidentPages() { source.data.releaseResidentPages() }
+    var origin: String { "`\(source.name)` with \(n) leading rows \(drop ? "dropped" : "restored as zeros")" }
+}

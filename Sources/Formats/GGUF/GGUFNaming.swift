@@ -193,6 +193,13 @@ public enum GGUFNaming {
             var o = order
             if inverse { for (r, s) in order.enumerated() { o[s] = r } }
             return try Tensor(name: name, dtype: t.dtype, shape: t.shape, data: .external(RowPermutedBytes(source: t, order: o)))
+        case .dropLeadingRows(let n):
+            guard let rows = t.shape.first, inverse || rows > n else {
+                throw GGUFError.cannotWrite(tensor: t.name, reason: "\(t.shape.first ?? 0) rows; llama.cpp's layout drops the first \(n)")
+            }
+            var shape = t.shape
+            shape[0] = inverse ? rows + n : rows - n
+            return try Tensor(name: name, dtype: t.dtype, shape: shape, data: .external(LeadingRowsBytes(source: t, rows: rows, n: n, drop: !inverse)))
         case .plusOne:
             guard var f = try Cast.floats(t) else { throw GGUFError.cannotWrite(tensor: t.name, reason: "\(t.dtype) is not a float type") }
             for i in f.indices { f[i] += inverse ? -1 : 1 }
@@ -203,9 +210,11 @@ public enum GGUFNaming {
     /// 1-D float tensors (norms, biases) as f32: ggml's CPU kernels multiply f32 activations
     /// only by f32 vectors, and llama.cpp aborts on f16/bf16 norms (its converter writes f32).
     /// Routers (`ffn_gate_inp`) and stacked per-head norms too, as the converter writes them
-    /// (llama-quantize keeps them).
+    /// (llama-quantize keeps them). BERT's position and token-type tables too: llama.cpp adds
+    /// their rows to f32 activations (ggml's CPU add has no f32 + f16/bf16 path; it aborts).
     static func oneDimensionalAsF32(_ t: Tensor) throws -> Tensor {
-        guard t.shape.count < 2 || t.name.hasSuffix("ffn_gate_inp.weight") || t.name.hasSuffix("_norm.weight"),
+        guard t.shape.count < 2 || t.name.hasSuffix("ffn_gate_inp.weight") || t.name.hasSuffix("_norm.weight")
+                || t.name == "position_embd.weight" || t.name == "token_types.weight",
               t.dtype != .f32, Cast.floatSources.contains(t.dtype) else { return t }
         return try Cast.lazyCast(t, to: .f32)
     }
