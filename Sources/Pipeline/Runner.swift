@@ -78,7 +78,9 @@ public struct PipelineSpec: Sendable {
             if path.hasSuffix(".json") {
                 root = try JSONValue.parse(text)
             } else {
-                guard let node = try Yams.compose(yaml: text) else { throw PipelineError.invalid("empty file") }
+                // UTF-8 named, not Yams' `.default`: that one reads YAMS_DEFAULT_ENCODING from the
+                // environment on every parse and prints a line to stdout when it is set.
+                guard let node = try Yams.compose(yaml: text, .default, .default, .utf8) else { throw PipelineError.invalid("empty file") }
                 var budget = maxNodes
                 root = try json(from: node, budget: &budget)
             }
