@@ -31,14 +31,12 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_train_fixtures import markov_language, sample_sequences  # noqa: E402
+from make_train_fixtures import markov_language, train_teacher, write_gradients  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
-TAU, ALPHA = 2.0, 0.5
 GRAD_MODELS = ["llama-gqa", "llama-mha-tied", "llama-mqa-rope3", "llama-yarn", "llama-dynamic", "qwen2"]
 
 
@@ -46,33 +44,7 @@ def gradients(name):
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(os.path.join(ROOT, "models", name), attn_implementation="eager")
     model = model.double().eval()
-    cfg = model.config
-    B, T, V, C = 2, 8, cfg.vocab_size, cfg.hidden_size
-    g = torch.Generator().manual_seed(9)
-    tokens = torch.randint(0, V, (B, T), generator=g)
-    teacher_logits = (torch.randn(B, T, V, generator=g) * 2).double()
-    targets = [torch.randn(B, T, C, generator=g).double() for _ in range(cfg.num_hidden_layers)]
-    block_out = []
-    hooks = [blk.register_forward_hook(lambda m, i, o: block_out.append(o[0] if isinstance(o, tuple) else o))
-             for blk in model.model.layers]
-    logits = model(input_ids=tokens).logits
-    for h in hooks:
-        h.remove()
-    kl = F.kl_div(F.log_softmax(logits / TAU, -1), F.log_softmax(teacher_logits / TAU, -1),
-                  log_target=True, reduction="sum") / (B * T) * TAU ** 2
-    mse = sum(((h - t) ** 2).mean() for h, t in zip(block_out, targets)) / len(targets)
-    loss = kl + ALPHA * mse
-    loss.backward()
-    out = {"tokens": tokens.to(torch.int64), "teacher_logits": teacher_logits.float(),
-           "loss": loss.detach().float().reshape(())}
-    for i, t in enumerate(targets):
-        out[f"hidden_target.{i}"] = t.float()
-    for pname, p in model.named_parameters():
-        out["grad." + pname] = p.grad.float()
-    print(f"{name}: loss {loss.item():.6f} (kl {kl.item():.6f}, mse {mse.item():.6f}), {len(out)} tensors")
-    os.makedirs(os.path.join(ROOT, "train"), exist_ok=True)
-    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(ROOT, "train", f"{name}-grads.safetensors"),
-              metadata={"format": "pt", "tau": str(TAU), "alpha": str(ALPHA)})
+    write_gradients(model, list(model.model.layers), model.config.hidden_size, name)
 
 
 def teacher():
@@ -85,28 +57,7 @@ def teacher():
                       intermediate_size=128, vocab_size=vocab, max_position_embeddings=T, rms_norm_eps=1e-6,
                       rope_theta=10000.0, tie_word_embeddings=False, bos_token_id=0, eos_token_id=0,
                       attn_implementation="eager")
-    model = LlamaForCausalLM(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    steps = 800
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
-    model.train()
-    for step in range(steps):
-        ids = torch.from_numpy(sample_sequences(nxt, prob, 32, T, rng))
-        loss = model(input_ids=ids, labels=ids).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % 100 == 0 or step == steps - 1:
-            print(f"teacher step {step} loss {loss.item():.4f}")
-    p = prob.reshape(-1, 3)
-    print(f"entropy rate of the language: {-(p * np.log(p + 1e-30)).sum(1).mean():.4f} nats")
-    out = os.path.join(ROOT, "models", "llama-teacher4")
-    model.eval().save_pretrained(out)
-    gen = os.path.join(out, "generation_config.json")
-    if os.path.exists(gen):
-        os.remove(gen)
+    train_teacher(LlamaForCausalLM(cfg), nxt, prob, rng, steps=800, T=T, out_name="llama-teacher4")
 
 
 def students():

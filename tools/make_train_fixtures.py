@@ -61,17 +61,10 @@ def sample_sequences(nxt, prob, n, T, rng):
     return out
 
 
-def teacher():
-    from transformers import GPT2Config, GPT2LMHeadModel
-    torch.manual_seed(4)
-    vocab, T = 64, 64
-    nxt, prob = markov_language(vocab, seed=4)
-    rng = np.random.default_rng(40)
-    cfg = GPT2Config(n_layer=4, n_embd=48, n_head=4, n_positions=T, vocab_size=vocab, bos_token_id=0,
-                     eos_token_id=0, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0, attn_implementation="eager")
-    model = GPT2LMHeadModel(cfg)
+def train_teacher(model, nxt, prob, rng, steps, T, out_name):
+    """Trains `model` on sequences of the Markov language (AdamW, one-cycle schedule, batch 32)
+    and saves it to fixtures/models/<out_name> (save_pretrained, no generation_config.json)."""
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    steps = 600
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
     model.train()
     for step in range(steps):
@@ -87,26 +80,37 @@ def teacher():
     # The chain's own entropy rate: the loss a perfect model reaches (from position 2 on).
     p = prob.reshape(-1, 3)
     print(f"entropy rate of the language: {-(p * np.log(p + 1e-30)).sum(1).mean():.4f} nats")
-    out = os.path.join(ROOT, "models", "gpt2-teacher4")
+    out = os.path.join(ROOT, "models", out_name)
     model.eval().save_pretrained(out)
     gen = os.path.join(out, "generation_config.json")
     if os.path.exists(gen):
         os.remove(gen)
 
 
-def gradients():
-    from transformers import GPT2LMHeadModel
-    model = GPT2LMHeadModel.from_pretrained(os.path.join(ROOT, "models", "gpt2-a"), attn_implementation="eager")
-    model = model.double().eval()
+def teacher():
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(4)
+    vocab, T = 64, 64
+    nxt, prob = markov_language(vocab, seed=4)
+    rng = np.random.default_rng(40)
+    cfg = GPT2Config(n_layer=4, n_embd=48, n_head=4, n_positions=T, vocab_size=vocab, bos_token_id=0,
+                     eos_token_id=0, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0, attn_implementation="eager")
+    train_teacher(GPT2LMHeadModel(cfg), nxt, prob, rng, steps=600, T=T, out_name="gpt2-teacher4")
+
+
+def write_gradients(model, blocks, hidden, out_name):
+    """The distillation loss of the docstring on `model` (float64, eval mode) and its autograd
+    gradients, written to fixtures/train/<out_name>-grads.safetensors. `blocks` are the
+    transformer blocks whose outputs get hidden targets; `hidden` is the model width."""
     cfg = model.config
-    B, T, V, C = 2, 8, cfg.vocab_size, cfg.n_embd
+    B, T, V, C = 2, 8, cfg.vocab_size, hidden
     g = torch.Generator().manual_seed(9)
     tokens = torch.randint(0, V, (B, T), generator=g)
     teacher_logits = (torch.randn(B, T, V, generator=g) * 2).double()
-    targets = [torch.randn(B, T, C, generator=g).double() for _ in range(cfg.n_layer)]
+    targets = [torch.randn(B, T, C, generator=g).double() for _ in range(len(blocks))]
     block_out = []
     hooks = [blk.register_forward_hook(lambda m, i, o: block_out.append(o[0] if isinstance(o, tuple) else o))
-             for blk in model.transformer.h]
+             for blk in blocks]
     logits = model(input_ids=tokens).logits
     for h in hooks:
         h.remove()
@@ -121,10 +125,17 @@ def gradients():
         out[f"hidden_target.{i}"] = t.float()
     for name, p in model.named_parameters():
         out["grad." + name] = p.grad.float()
-    print(f"gradients: loss {loss.item():.6f} (kl {kl.item():.6f}, mse {mse.item():.6f}), {len(out)} tensors")
+    print(f"{out_name}: loss {loss.item():.6f} (kl {kl.item():.6f}, mse {mse.item():.6f}), {len(out)} tensors")
     os.makedirs(os.path.join(ROOT, "train"), exist_ok=True)
-    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(ROOT, "train", "gpt2-a-grads.safetensors"),
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(ROOT, "train", f"{out_name}-grads.safetensors"),
               metadata={"format": "pt", "tau": str(TAU), "alpha": str(ALPHA)})
+
+
+def gradients():
+    from transformers import GPT2LMHeadModel
+    model = GPT2LMHeadModel.from_pretrained(os.path.join(ROOT, "models", "gpt2-a"), attn_implementation="eager")
+    model = model.double().eval()
+    write_gradients(model, list(model.transformer.h), model.config.n_embd, "gpt2-a")
 
 
 if __name__ == "__main__":
