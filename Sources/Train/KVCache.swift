@@ -91,12 +91,7 @@ extension TrainModel {
                     // s[0...t] = scale · K[0...t, g] · q_h
                     cblas_sgemv(CblasRowMajor, CblasNoTrans, n, Int32(o.hs), o.scale, K + g * o.hs, Int32(KV),
                                 c.qkv.p + b * o.W + h * o.hs, 1, 0, s, 1)
-                    var mx = -Float.infinity
-                    for j in 0...t { mx = max(mx, s[j]) }
-                    var sum: Float = 0
-                    for j in 0...t { s[j] = expf(s[j] - mx); sum += s[j] }
-                    let inv = 1 / sum
-                    for j in 0...t { s[j] *= inv }
+                    TrainKernels.softmaxInPlace(s, count: t + 1)
                     // out_h = V[0...t, g]ᵀ · s
                     cblas_sgemv(CblasRowMajor, CblasTrans, n, Int32(o.hs), 1, V + g * o.hs, Int32(KV), s, 1, 0,
                                 c.atty.p + b * CQ + h * o.hs, 1)
@@ -105,16 +100,7 @@ extension TrainModel {
             linearForward(o.out, out: c.proj.p, inp: c.atty.p, N: B)
             TrainKernels.residualForward(c.x.p, c.x.p, c.proj.p, count: B * C)
             normForward(o.norm2, out: c.ln.p, mean: c.mean.p, rstd: c.rstd.p, inp: c.x.p, N: B)
-            if let g = o.gate {
-                linearForward(g, out: c.fch.p, inp: c.ln.p, N: B)
-                linearForward(o.up, out: c.up.p, inp: c.ln.p, N: B)
-                TrainKernels.activationForward(o.activation, c.act.p, inp: c.fch.p, count: B * o.I)
-                TrainKernels.multiply(c.act.p, c.up.p, count: B * o.I)
-            } else {
-                linearForward(o.up, out: c.fch.p, inp: c.ln.p, N: B)
-                TrainKernels.activationForward(o.activation, c.act.p, inp: c.fch.p, count: B * o.I)
-            }
-            linearForward(o.down, out: c.proj.p, inp: c.act.p, N: B)
+            mlpForward(o, out: c.proj.p, fch: c.fch.p, up: c.up.p, act: c.act.p, inp: c.ln.p, N: B)
             TrainKernels.residualForward(c.x.p, c.x.p, c.proj.p, count: B * C)
         }
         normForward(finalNorm, out: c.lnf.p, mean: c.mean.p, rstd: c.rstd.p, inp: c.x.p, N: B)

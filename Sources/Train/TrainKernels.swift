@@ -209,12 +209,7 @@ enum TrainKernels {
                             scale, q, Int32(W), k, Int32(W), 0, a, Int32(T))
                 for i in 0..<T {
                     let row = a + i * T
-                    var m = -Float.infinity
-                    for j in 0...i { m = max(m, row[j]) }
-                    var sum: Float = 0
-                    for j in 0...i { row[j] = expf(row[j] - m); sum += row[j] }
-                    let inv = 1 / sum
-                    for j in 0...i { row[j] *= inv }
+                    softmaxInPlace(row, count: i + 1)
                     for j in (i + 1)..<T { row[j] = 0 }
                 }
                 // out_h[T, hs] = a[T, T] · v[T, hs]
@@ -376,6 +371,17 @@ enum TrainKernels {
     // MARK: residual
 
     /// out = a + b.   [count]
+    /// `x[0..<count] = softmax(x[0..<count])`, max-subtracted, in float with libm's expf: the
+    /// causal attention rows of the training forward and of the key/value-cache decoder.
+    static func softmaxInPlace(_ x: Ptr, count: Int) {
+        var m = -Float.infinity
+        for j in 0..<count { m = max(m, x[j]) }
+        var sum: Float = 0
+        for j in 0..<count { x[j] = expf(x[j] - m); sum += x[j] }
+        let inv = 1 / sum
+        for j in 0..<count { x[j] *= inv }
+    }
+
     static func residualForward(_ out: Ptr, _ a: CPtr, _ b: CPtr, count: Int) {
         for i in 0..<count { out[i] = a[i] + b[i] }
     }

@@ -362,6 +362,23 @@ public final class TrainModel {
         }
     }
 
+    /// The MLP of block `o` on N normalised rows `inp`: `out = down(act(gate·x) ⊙ up·x)` when gated,
+    /// else `down(act(up·x))`. Keeps the pre-activation in `fch`, the up projection in `up` (gated
+    /// only) and the activation in `act`: what the backward pass reads. Shared by the training
+    /// forward and the key/value-cache decoder.
+    func mlpForward(_ o: TrainBlock, out: Ptr, fch: Ptr, up: Ptr, act: Ptr, inp: CPtr, N: Int) {
+        if let g = o.gate {
+            linearForward(g, out: fch, inp: inp, N: N)
+            linearForward(o.up, out: up, inp: inp, N: N)
+            TrainKernels.activationForward(o.activation, act, inp: fch, count: N * o.I)
+            TrainKernels.multiply(act, up, count: N * o.I)
+        } else {
+            linearForward(o.up, out: fch, inp: inp, N: N)
+            TrainKernels.activationForward(o.activation, act, inp: fch, count: N * o.I)
+        }
+        linearForward(o.down, out: out, inp: act, N: N)
+    }
+
     func linearForward(_ l: TrainLinear, out: Ptr, ldo: Int? = nil, inp: CPtr, N: Int) {
         let P = params.p
         TrainKernels.matmulForward(out, inp: inp, weight: P + l.w, bias: l.b.map { P + $0 }, N: N, C: l.inF, OC: l.outF,
@@ -402,16 +419,7 @@ public final class TrainModel {
             linearForward(o.out, out: b.attproj.p, inp: b.atty.p, N: N)
             TrainKernels.residualForward(b.res2.p, residual.p, b.attproj.p, count: N * C)
             normForward(o.norm2, out: b.ln2.p, mean: b.ln2Mean.p, rstd: b.ln2Rstd.p, inp: b.res2.p, N: N)
-            if let g = o.gate {
-                linearForward(g, out: b.fch.p, inp: b.ln2.p, N: N)
-                linearForward(o.up, out: b.up.p, inp: b.ln2.p, N: N)
-                TrainKernels.activationForward(o.activation, b.act.p, inp: b.fch.p, count: N * o.I)
-                TrainKernels.multiply(b.act.p, b.up.p, count: N * o.I)
-            } else {
-                linearForward(o.up, out: b.fch.p, inp: b.ln2.p, N: N)
-                TrainKernels.activationForward(o.activation, b.act.p, inp: b.fch.p, count: N * o.I)
-            }
-            linearForward(o.down, out: b.fcproj.p, inp: b.act.p, N: N)
+            mlpForward(o, out: b.fcproj.p, fch: b.fch.p, up: b.up.p, act: b.act.p, inp: b.ln2.p, N: N)
             TrainKernels.residualForward(b.res3.p, b.res2.p, b.fcproj.p, count: N * C)
             residual = b.res3
         }
