@@ -450,12 +450,7 @@ public enum TextVerifier {
     public static func run(reference: WeightGraph, candidate: WeightGraph, tokenizer: Tokenizer, text: String?,
                            options: TextVerifyOptions, gates: Gates, progress: ((Int) -> Void)? = nil) throws -> VerifyReport {
         var candidate = candidate
-        var borrowed = false
-        if candidate.config == nil, let c = reference.config {
-            candidate.config = c
-            candidate.applyConfigTies()
-            borrowed = true
-        }
+        let borrowed = Verifier.borrowConfig(&candidate, from: reference)
         let cand = try Transformers.load(candidate)
         if cand.outputKind == .hiddenState {
             guard options.saveLogits == nil, options.referenceLogits == nil else {
@@ -479,7 +474,7 @@ public enum TextVerifier {
             guard !inputs.isEmpty else { throw VerifyError.badInputs("the text has no non-empty lines") }
             var report = try Verifier.run(reference: reference, candidate: candidate, inputs: inputs, gates: gates,
                                           progress: progress)
-            if borrowed { report.candidateConfig += " (config from the reference)" }
+            report.candidateConfig += borrowed
             report.text = TextStats(mode: .lines, tokens: count, context: nil, windows: inputs.count, scored: inputs.count,
                                     bos: nil, referenceSource: "computed", truncatedLines: truncated)
             return report
@@ -566,7 +561,7 @@ public enum TextVerifier {
             results.append(GateResult(name: "max_abs", limit: l, value: overall.maxAbs, passed: overall.maxAbs <= l))
         }
         var report = VerifyReport(referenceConfig: refDescription,
-                                  candidateConfig: Verifier.describe(cand.architecture, candidate.config) + (borrowed ? " (config from the reference)" : ""),
+                                  candidateConfig: Verifier.describe(cand.architecture, candidate.config) + borrowed,
                                   outputKind: .logits, sequences: result.sequences, overall: overall, layerDrift: nil, gates: results)
         report.text = stats
         return report

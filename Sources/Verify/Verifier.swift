@@ -165,15 +165,8 @@ public enum Verifier {
     /// - Throws: ``VerifyError`` when the models cannot be compared (different outputs or vocabularies).
     public static func run(reference: WeightGraph, candidate: WeightGraph, inputs: [ModelInput], gates: Gates,
                            execution: ExecutionOptions = ExecutionOptions(), progress: ((Int) -> Void)? = nil) throws -> VerifyReport {
-        // A candidate written as a bare weights file (no config.json beside it) is read with
-        // the reference's config; its tensors' shapes are still checked against it.
         var candidate = candidate
-        var borrowed = false
-        if candidate.config == nil, let c = reference.config {
-            candidate.config = c
-            candidate.applyConfigTies()
-            borrowed = true
-        }
+        let borrowed = borrowConfig(&candidate, from: reference)
         // How the two models run (in memory, or streamed in lock step): PairedExecution.swift.
         let run = try PairedExecution.run(reference: reference, candidate: candidate, inputs: inputs, options: execution,
                                           progress: progress)
@@ -219,14 +212,23 @@ public enum Verifier {
         }
         if let l = gates.maxAbs { results.append(GateResult(name: "max_abs", limit: l, value: overall.maxAbs, passed: overall.maxAbs <= l)) }
         var report = VerifyReport(referenceConfig: describe(run.referenceDescription.architecture, reference.config),
-                                  candidateConfig: describe(run.candidateDescription.architecture, candidate.config)
-                                      + (borrowed ? " (config from the reference)" : ""),
+                                  candidateConfig: describe(run.candidateDescription.architecture, candidate.config) + borrowed,
                                   outputKind: outputKind, sequences: sequences, overall: overall,
                                   layerDrift: run.layerDrift, gates: results)
         report.execution = run.execution
         report.estimatedMemory = run.execution == .inMemory ? run.estimate.inMemory : run.estimate.streamed
         report.peakMemory = Memory.peakResident
         return report
+    }
+
+    /// A candidate written as a bare weights file (no config.json beside it) is read with the
+    /// reference's config; its tensors' shapes are still checked against it. Returns what the
+    /// report appends to the candidate's description ("" when the candidate has its own config).
+    static func borrowConfig(_ candidate: inout WeightGraph, from reference: WeightGraph) -> String {
+        guard candidate.config == nil, let c = reference.config else { return "" }
+        candidate.config = c
+        candidate.applyConfigTies()
+        return " (config from the reference)"
     }
 
     static func describe(_ architecture: String, _ c: ModelConfig?) -> String {

@@ -89,6 +89,27 @@ import TestSupport
         #expect(both.status == 2)
     }
 
+    /// A candidate saved by the safetensors library (no config inside, none beside it) is read
+    /// with the reference's config, in token mode and in text mode alike, and the report says so.
+    @Test func bareCandidateBorrowsTheReferenceConfig() throws {
+        let dir = TempDir()
+        let bare = dir.file("plain.safetensors")
+        let w = try Python.run("""
+            import sys
+            from safetensors.numpy import load_file, save_file
+            save_file(load_file(sys.argv[1]), sys.argv[2])
+            """, [Self.model + "/model.safetensors", bare])
+        #expect(w.status == 0, "\(w.stderr)")
+        for extra in [[String](), ["--text", Self.heldout]] {
+            let r = try CkptBinary.run(["verify", Self.model, bare, "--json"] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            let v = try JSONValue.parse(r.stdout)
+            #expect(v["candidate"]?.stringValue?.hasSuffix("(config from the reference)") == true, "\(extra): \(r.stdout.prefix(300))")
+            #expect(v["reference"]?.stringValue?.contains("config from") == false)
+            #expect(v["overall"]?["max_abs"]?.doubleValue == 0)
+        }
+    }
+
     @Test func encoderLinesOnRealMiniLM() throws {
         let r0 = try Python.run("""
             import importlib.util, os
