@@ -31,10 +31,23 @@ TARGETS=${FUZZ_TARGETS:-$ALL}
 if [ -n "${FUZZ_BIN:-}" ]; then
     BIN=$FUZZ_BIN
 else
+    # --sanitize=fuzzer --sanitize=address reach swiftc as two -sanitize= flags in an order
+    # SwiftPM does not fix, and swift-frontend keeps only the last: Swift code was built
+    # with ASan and no coverage (libFuzzer fuzzing blind) or with coverage and no ASan.
+    # The one combined flag last on the line gives it both; the check below makes sure.
+    SANITIZE=(--sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address)
     echo "== building the fuzz targets ($CONFIG, -sanitize=fuzzer,address) in $SCRATCH"
     nice -n "$NICE" swift build -c "$CONFIG" --package-path Fuzz --scratch-path "$SCRATCH" \
-        --sanitize=fuzzer --sanitize=address 2>&1 | grep -v "^\[" || true
-    BIN=$(swift build -c "$CONFIG" --package-path Fuzz --scratch-path "$SCRATCH" --sanitize=fuzzer --sanitize=address --show-bin-path)
+        "${SANITIZE[@]}" 2>&1 | grep -v "^\[" || true
+    BIN=$(swift build -c "$CONFIG" --package-path Fuzz --scratch-path "$SCRATCH" "${SANITIZE[@]}" --show-bin-path)
+    # Every target links CkptCore: its objects must carry coverage counters and ASan checks.
+    if command -v nm > /dev/null; then
+        syms=$(nm "$BIN"/CkptCore.build/*.o 2>/dev/null || true)
+        if ! grep -q "__sancov_cntrs" <<< "$syms" || ! grep -q "__asan_report" <<< "$syms"; then
+            echo "fuzz: Swift code in $BIN was built without coverage or without ASan" >&2
+            exit 2
+        fi
+    fi
 fi
 for t in $TARGETS; do [ -x "$BIN/fuzz-$t" ] || { echo "fuzz-$t was not built" >&2; exit 2; }; done
 
