@@ -20,6 +20,7 @@ let targets: [(String, [String])] = [
     ("model-config", ["Transformer"]),
     ("pipeline-yaml", ["Pipeline"]),
     ("tokenizer", ["Tokenizer"]),
+    ("detect", ["Formats"]),
 ]
 
 let package = Package(

@@ -25,16 +25,29 @@ if [ -n "${FUZZ_RUNS:-}" ]; then SECONDS_EACH=${FUZZ_SECONDS:-0}; else SECONDS_E
 SCRATCH=${FUZZ_SCRATCH_PATH:-.build-fuzz}
 CONFIG=${FUZZ_CONFIG:-release}
 NICE=${FUZZ_NICE:-19}
-ALL="safetensors sharded-index gguf ckz ckz-index ckz-chunk npy npz torch pickle json model-config pipeline-yaml tokenizer"
+ALL="safetensors sharded-index gguf ckz ckz-index ckz-chunk npy npz torch pickle json model-config pipeline-yaml tokenizer detect"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 
 if [ -n "${FUZZ_BIN:-}" ]; then
     BIN=$FUZZ_BIN
 else
+    # --sanitize=fuzzer --sanitize=address reach swiftc as two -sanitize= flags in an order
+    # SwiftPM does not fix, and swift-frontend keeps only the last: Swift code was built
+    # with ASan and no coverage (libFuzzer fuzzing blind) or with coverage and no ASan.
+    # The one combined flag last on the line gives it both; the check below makes sure.
+    SANITIZE=(--sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address)
     echo "== building the fuzz targets ($CONFIG, -sanitize=fuzzer,address) in $SCRATCH"
     nice -n "$NICE" swift build -c "$CONFIG" --package-path Fuzz --scratch-path "$SCRATCH" \
-        --sanitize=fuzzer --sanitize=address 2>&1 | grep -v "^\[" || true
-    BIN=$(swift build -c "$CONFIG" --package-path Fuzz --scratch-path "$SCRATCH" --sanitize=fuzzer --sanitize=address --show-bin-path)
+        "${SANITIZE[@]}" 2>&1 | grep -v "^\[" || true
+    BIN=$(swift build -c "$CONFIG" --package-path Fuzz --scratch-path "$SCRATCH" "${SANITIZE[@]}" --show-bin-path)
+    # Every target links CkptCore: its objects must carry coverage counters and ASan checks.
+    if command -v nm > /dev/null; then
+        syms=$(nm "$BIN"/CkptCore.build/*.o 2>/dev/null || true)
+        if ! grep -q "__sancov_cntrs" <<< "$syms" || ! grep -q "__asan_report" <<< "$syms"; then
+            echo "fuzz: Swift code in $BIN was built without coverage or without ASan" >&2
+            exit 2
+        fi
+    fi
 fi
 for t in $TARGETS; do [ -x "$BIN/fuzz-$t" ] || { echo "fuzz-$t was not built" >&2; exit 2; }; done
 
@@ -49,7 +62,7 @@ python3 Fuzz/seeds.py "$CKPT" "$SCRATCH/seeds"
 
 mkdir -p "$SCRATCH/artifacts" "$SCRATCH/logs" "$SCRATCH/tmp"
 # The file readers get each input as an in-memory MappedFile (FuzzHooks.file); the targets
-# that take a path (sharded-index, pipeline-yaml) write it to a file: on tmpfs where there is
+# that take a path (sharded-index, pipeline-yaml, detect) write it to a file: on tmpfs where there is
 # one (7x the executions per second of a disk-backed directory here).
 if [ -z "${FUZZ_SCRATCH:-}" ]; then
     if [ -d /dev/shm ] && [ -w /dev/shm ]; then FUZZ_SCRATCH=/dev/shm/ckpt-fuzz-run-$$; else FUZZ_SCRATCH="$PWD/$SCRATCH/tmp"; fi
@@ -58,8 +71,11 @@ if [ -z "${FUZZ_SCRATCH:-}" ]; then
 fi
 export FUZZ_SCRATCH
 # Leaks are not the question here (the Swift runtime keeps caches); huge allocations are,
-# through -malloc_limit_mb.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:handle_abort=1}
+# through -malloc_limit_mb. malloc_context_size=0: no stack trace recorded per allocation
+# (a quarter to a third of the Swift targets' time under ASan; heap errors are still caught,
+# their reports just lack the allocation's stack: rerun the kept input with
+# ASAN_OPTIONS=detect_leaks=0 for it).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:handle_abort=1:malloc_context_size=0}
 # Swift's own backtracer would race AddressSanitizer's report on a trap.
 export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 failed=()

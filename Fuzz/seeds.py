@@ -139,5 +139,20 @@ steps:
 """)
     put("pipeline-yaml", "anchors.yaml", b"base: &b {input: m, output: o.ckz}\nsteps:\n  - convert: *b\n")
     put("pipeline-yaml", "json.json", b'{"steps": [{"convert": {"input": "m", "output": "o.npz"}}]}')
+
+    # detect: the first byte picks the file's name (0 = no extension, others one of the
+    # registry's extensions or one that lies), the rest is a file: the two smallest seeds
+    # of every file format, an HDF5 file and a .keras archive, each under a few names
+    files = []
+    for target in ["safetensors", "gguf", "ckz", "npy", "npz", "torch", "pickle"]:
+        d = os.path.join(out, target)
+        for name in sorted(os.listdir(d), key=lambda n: os.path.getsize(os.path.join(d, n)))[:2]:
+            files.append((target + "-" + name, open(os.path.join(d, name), "rb").read()))
+    for pattern in ["hdf5/*.h5", "keras/*.keras"]:
+        for p in sorted(glob.glob(os.path.join(fx, pattern)), key=os.path.getsize)[:1]:
+            files.append((os.path.basename(p), open(p, "rb").read()))
+    for name, data in files:
+        for selector in (0, 1, 7):
+            put("detect", f"{selector}-{name}", bytes([selector]) + data)
 finally:
     shutil.rmtree(tmp, ignore_errors=True)

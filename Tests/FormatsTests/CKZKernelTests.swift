@@ -103,7 +103,52 @@ func withBothPaths<T>(_ body: () throws -> T) rethrows -> (scalar: T, simd: T) {
         }
     }
 
-    @Test(arguments: ["dominant", "exponents", "deep"], [1, 40, 1 << 18])
+    /// The multi-literal table, built by walking the code tree, against the definition:
+    /// every pattern decoded greedily, literal by literal, as long as the next code fits.
+    @Test(arguments: ["dominant", "exponents", "deep", "flat"])
+    func multiTableEqualsGreedyDecoding(kind: String) throws {
+        let input = kind == "flat" ? (0..<4096).map { UInt8(truncatingIfNeeded: $0 % 200) } : Self.draw(kind, 1 << 16, seed: 7)
+        let plan = ChunkCodec.planHuffman(histogram: input.withUnsafeBytes { ChunkCodec.histogram($0) })
+        let lengths = plan.literalLengths
+        let code = try #require(LiteralInflater.Canonical(lengths: lengths, maxBits: 15))
+        let codes = ChunkCodec.canonicalCodes(lengths)
+        for bits in 1...LiteralInflater.tableBits {
+            let table = code.multiTable(bits: bits)
+            defer { table.deallocate() }
+            for pattern in 0..<(1 << bits) {
+                var entry: UInt64 = 0, used = 0, count = 0
+                decoding: while count < LiteralInflater.maxPerEntry {
+                    for s in 0..<256 where lengths[s] > 0 && used + Int(lengths[s]) <= bits {
+                        let l = Int(lengths[s])
+                        if (pattern >> used) & ((1 << l) - 1) == Int(codes[s]) {
+                            entry |= UInt64(s) << UInt64(8 * count)
+                            count += 1
+                            used += l
+                            continue decoding
+                        }
+                    }
+                    break
+                }
+                let expected = count == 0 ? 0 : entry | UInt64(count) << 48 | UInt64(used) << 56
+                guard table[pattern] == expected else {
+                    Issue.record("\(kind), \(bits)-bit table, pattern \(pattern): \(String(table[pattern], radix: 16)), expected \(String(expected, radix: 16))")
+                    return
+                }
+            }
+        }
+    }
+
+    /// Table sizes by output size: the smallest for tiny chunks, the largest from 8 KiB.
+    @Test func tableSizeFollowsOutputSize() {
+        #expect(LiteralInflater.tableBits(forOutput: 1) == LiteralInflater.minTableBits)
+        #expect(LiteralInflater.tableBits(forOutput: 255) == LiteralInflater.minTableBits)
+        #expect(LiteralInflater.tableBits(forOutput: 1000) == 7)
+        #expect(LiteralInflater.tableBits(forOutput: 4096) == 10)
+        #expect(LiteralInflater.tableBits(forOutput: 8192) == LiteralInflater.tableBits)
+        #expect(LiteralInflater.tableBits(forOutput: 1 << 20) == LiteralInflater.tableBits)
+    }
+
+    @Test(arguments: ["dominant", "exponents", "deep"], [1, 40, 700, 3000, 5000, 1 << 18])
     func tableDecoderEqualsLibdeflate(kind: String, length: Int) throws {
         let input = Self.draw(kind, length, seed: UInt64(length))
         let plan = ChunkCodec.planHuffman(histogram: input.withUnsafeBytes { ChunkCodec.histogram($0) })
@@ -118,6 +163,6 @@ func withBothPaths<T>(_ body: () throws -> T) rethrows -> (scalar: T, simd: T) {
         let failure = encoded.withUnsafeBytes { e in reference.withUnsafeMutableBytes { ChunkCodec.inflate(e, into: $0, decompressor: d) } }
         #expect(failure == nil)
         #expect(fast == input && reference == input)
-        if kind == "deep" && length > 1000 { #expect(plan.literalLengths.max()! > UInt8(LiteralInflater.tableBits)) }
+        if kind == "deep" && length > 1000 { #expect(plan.literalLengths.max()! > UInt8(LiteralInflater.tableBits(forOutput: length))) }
     }
 }

@@ -4,7 +4,8 @@
 // decompression under its 500 MB/s-per-core target. This loop looks up 11 bits at a time in
 // a table whose entries hold every literal those bits start with (up to six; about 2.6 bits
 // per exponent on trained weights, so ~4 per lookup), stores them with one 8-byte write, and
-// does five lookups per 64-bit refill.
+// does five lookups per 64-bit refill. Outputs under 8 KiB use a smaller table (7 to 10 bits):
+// the table is built per stream, and 2048 entries cost more than a small chunk's decoding.
 //
 // It handles exactly that shape and nothing else: a stream with stored or fixed blocks,
 // several blocks, a length/distance pair, an incomplete or over-subscribed code, or that
@@ -15,9 +16,28 @@
 // the stream ends in its last byte.
 
 enum LiteralInflater {
+    /// Bits of the largest multi-literal table (2048 entries), for outputs of 8 KiB and more.
     static let tableBits = 11
+    /// Bits of the smallest table, for outputs of 255 bytes or fewer.
+    static let minTableBits = 7
     /// Literals one table entry can hold (bytes 0...5 of its 64-bit word).
     static let maxPerEntry = 6
+
+    /// The table size for an output of `count` bytes: at most an eighth as many entries as
+    /// output bytes, so a small chunk (a small tensor is one) does not pay for building 2048
+    /// entries it would never use; codes longer than the table take the slow path.
+    static func tableBits(forOutput count: Int) -> Int {
+        let width = Int.bitWidth - count.leadingZeroBitCount
+        return min(tableBits, max(minTableBits, width - 3))
+    }
+
+    /// `reversed[i]`: the low `tableBits` bits of `i` in reverse order (patterns of a smaller
+    /// table: shifted right by the difference).
+    static let reversed: [UInt16] = (0..<(1 << tableBits)).map { i in
+        var r = 0
+        for b in 0..<tableBits where i & (1 << b) != 0 { r |= 1 << (tableBits - 1 - b) }
+        return UInt16(r)
+    }
 
     /// Decodes `input` into exactly `out.count` bytes; false = not handled (see above).
     static func inflate(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) -> Bool {
@@ -86,9 +106,10 @@ enum LiteralInflater {
 
         // Multi-literal table (see `multiTable`); the hot loop keeps the bit buffer in locals,
         // not in variables captured by the helper closures above, so they stay in registers.
-        let t = lit.multiTable(bits: tableBits)
+        let bitsPerLookup = tableBits(forOutput: outCount)
+        let t = lit.multiTable(bits: bitsPerLookup)
         defer { t.deallocate() }
-        let mask = UInt64((1 << tableBits) - 1)
+        let mask = UInt64((1 << bitsPerLookup) - 1)
         var o = 0
         var b = buf, n = bits, p = pos
         var done = false
@@ -159,7 +180,14 @@ enum LiteralInflater {
                 guard left >= 0 else { return nil }  // over-subscribed
             }
             guard left == 0 else { return nil }      // incomplete: leave it to libdeflate
-            for len in 1...15 { for (s, l) in lengths.enumerated() where Int(l) == len { symbols.append(s) } }
+            // Counting sort by (length, symbol): one pass over the lengths.
+            var next = [Int](repeating: 0, count: 16)
+            for len in 1..<15 { next[len + 1] = next[len] + count[len] }
+            symbols = [Int](repeating: 0, count: next[15] + count[15])
+            for (s, l) in lengths.enumerated() where l > 0 {
+                symbols[next[Int(l)]] = s
+                next[Int(l)] += 1
+            }
         }
 
         /// Bit-at-a-time canonical decoding (as zlib's puff.c describes); needs 15 bits in buf.
@@ -187,37 +215,72 @@ enum LiteralInflater {
         /// yields ~4 exponents of trained weights (~2.6 bits each), so the chain of dependent
         /// table loads that bounds decoding is a quarter as long as one symbol per lookup.
         /// The caller deallocates the table.
+        ///
+        /// Built by walking the code tree, not by decoding every pattern: read most
+        /// significant bit first (bit-reversed index), the patterns that begin with a given
+        /// sequence of codes are one contiguous range, and canonical codes in (length,
+        /// symbol) order split it into consecutive sub-ranges. So each entry is written
+        /// once, with no per-pattern decoding (this build was a third of the time of
+        /// decoding a small tensor).
         func multiTable(bits: Int) -> UnsafeMutableBufferPointer<UInt64> {
-            let size = 1 << bits
-            // One literal per pattern first: (symbol, length), length 0 = none.
-            var single = [UInt16](repeating: 0, count: size)
-            var singleLength = [UInt8](repeating: 0, count: size)
-            let codes = ChunkCodec.canonicalCodes(lengths)
-            for s in 0..<min(256, lengths.count) where lengths[s] > 0 && Int(lengths[s]) <= bits {
-                let l = Int(lengths[s])
-                var k = Int(codes[s])
-                while k < size {
-                    single[k] = UInt16(s)
-                    singleLength[k] = UInt8(l)
-                    k += 1 << l
+            precondition(bits >= 1 && bits <= LiteralInflater.tableBits)
+            let table = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: 1 << bits)
+            // The codes that fit in the table, in canonical order, with their lengths.
+            var short = 0
+            for len in 1...bits { short += count[len] }
+            let lengthOf = symbols.prefix(short).map { lengths[$0] }
+            symbols.withUnsafeBufferPointer { symbols in
+                lengthOf.withUnsafeBufferPointer { lengthOf in
+                    LiteralInflater.reversed.withUnsafeBufferPointer { reversed in
+                        let tree = Tree(table: table.baseAddress!, bits: bits, symbols: symbols.baseAddress!,
+                                        lengthOf: lengthOf.baseAddress!, short: short, reversed: reversed.baseAddress!)
+                        tree.fill(base: 0, rest: bits, entry: 0, literals: 0)
+                    }
                 }
-            }
-            let table = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: size)
-            for pattern in 0..<size {
-                var entry: UInt64 = 0, used = 0, count = 0, rest = pattern
-                while count < LiteralInflater.maxPerEntry {
-                    let l = Int(singleLength[rest])
-                    // `rest` has bits - used valid bits (zeros above): a code of length l
-                    // read from it is genuine only if l fits in what is left.
-                    guard l > 0, used + l <= bits else { break }
-                    entry |= UInt64(single[rest]) << UInt64(8 * count)
-                    count += 1
-                    used += l
-                    rest >>= l
-                }
-                table[pattern] = count == 0 ? 0 : entry | UInt64(count) << 48 | UInt64(used) << 56
             }
             return table
+        }
+
+        /// The walk behind `multiTable`.
+        private struct Tree {
+            let table: UnsafeMutablePointer<UInt64>
+            let bits: Int
+            /// Symbols in canonical order, and the lengths of the first `short` (those of at
+            /// most `bits` bits).
+            let symbols: UnsafePointer<Int>
+            let lengthOf: UnsafePointer<UInt8>
+            let short: Int
+            let reversed: UnsafePointer<UInt16>
+
+            /// Fills the entries of every pattern that starts with the codes of the `literals`
+            /// literals in `entry`: in bit-reversed order, the `1 << rest` patterns from `base`.
+            func fill(base: Int, rest: Int, entry: UInt64, literals: Int) {
+                let used = bits - rest
+                let stop = literals == 0 ? 0 : entry | UInt64(literals) << 48 | UInt64(used) << 56
+                var at = base
+                if literals < LiteralInflater.maxPerEntry {
+                    var k = 0
+                    while k < short {
+                        let len = Int(lengthOf[k])
+                        if len > rest { break }
+                        let width = 1 << (rest - len), s = symbols[k]
+                        if s < 256 {
+                            fill(base: at, rest: rest - len, entry: entry | UInt64(s) << UInt64(8 * literals), literals: literals + 1)
+                        } else {
+                            store(stop, from: at, count: width)  // end of block or a match
+                        }
+                        at += width
+                        k += 1
+                    }
+                }
+                store(stop, from: at, count: base + (1 << rest) - at)  // codes longer than `rest`
+            }
+
+            /// `entry` for the patterns whose bit-reversed indices are `from..<from + count`.
+            @inline(__always) func store(_ entry: UInt64, from: Int, count: Int) {
+                let shift = LiteralInflater.tableBits - bits
+                for r in from..<from + count { table[Int(reversed[r]) >> shift] = entry }
+            }
         }
     }
 }
