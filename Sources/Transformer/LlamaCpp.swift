@@ -28,8 +28,9 @@
 // same way into `attn_q_norm`/`attn_k_norm` [heads, head_dim].
 // llama3 rope scaling becomes the `rope_freqs.weight` tensor the converter computes; longrope
 // (Phi-3) `rope_factors_long/short.weight` with `rope.scaling.attn_factor` and the original context.
-// Encoders are llama.cpp's bert: RoBERTa's position table loses its rows before padding_idx + 1
-// (llama.cpp counts positions from 0), DistilBERT has no token-type table (token_type_count 1).
+// Encoders are llama.cpp's bert: RoBERTa's (and XLM-RoBERTa's) position table loses its rows
+// before padding_idx + 1 (llama.cpp counts positions from 0), DistilBERT has no token-type table
+// (token_type_count 1).
 // Families llama.cpp cannot run (or features it lacks) come back as `warnings`, never silently.
 
 import CkptCore
@@ -70,6 +71,8 @@ public enum LlamaCpp {
         "bert": Arch(name: "bert"),
         // As llama.cpp's converter: bert with the position rows before padding_idx + 1 dropped.
         "roberta": Arch(name: "bert"),
+        // RoBERTa's layout with a t5 (SentencePiece Unigram) vocabulary.
+        "xlm-roberta": Arch(name: "bert"),
         // As llama.cpp's converter: bert without a token-type table (token_type_count 1).
         "distilbert": Arch(name: "bert"),
     ]
@@ -77,7 +80,6 @@ public enum LlamaCpp {
     /// Families ckpt runs that it does not write for llama.cpp, and why (the warning line).
     public static let notWritten: [String: String] = [
         "opt": "llama.cpp has no OPT architecture",
-        "xlm-roberta": "llama.cpp runs XLM-RoBERTa as bert (positions as RoBERTa's, which ckpt writes) with a t5 vocabulary: Unigram pieces, scores and the precompiled_charsmap; ckpt writes no Unigram vocabulary yet",
         "modernbert": "ckpt does not write llama.cpp's modern-bert layout yet",
         "seed_transformer": "ckpt's own seed encoder has no llama.cpp architecture",
     ]

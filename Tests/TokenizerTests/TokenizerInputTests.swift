@@ -35,7 +35,11 @@ import Testing
         refused(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a"]}}"#, "two tokens")
         refused(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.1}}"#, "dropout")
         refused(#"{"model": \#(Self.bpe), "added_tokens": [{"id": 5, "content": ""}]}"#, "empty")
-        refused(#"{"model": \#(Self.bpe), "normalizer": {"type": "Precompiled", "precompiled_charsmap": ""}}"#, "`Precompiled` is not supported")
+        refused(#"{"model": \#(Self.bpe), "normalizer": {"type": "Nmt"}}"#, "`Nmt` is not supported")
+        refused(#"{"model": \#(Self.bpe), "normalizer": {"type": "Precompiled", "precompiled_charsmap": ""}}"#, "fewer than its 4-byte trie size")
+        refused(#"{"model": \#(Self.bpe), "normalizer": {"type": "Precompiled", "precompiled_charsmap": "not base64!"}}"#, "is not base64")
+        // A trie of 2^31 bytes declared in 8: refused before anything is sized by it.
+        refused(#"{"model": \#(Self.bpe), "normalizer": {"type": "Precompiled", "precompiled_charsmap": "AAAAgAAAAAA="}}"#, "declares a 2147483648-byte trie in 4 bytes")
         refused(#"{"model": \#(Self.bpe), "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(?<"}, "behavior": "Isolated"}}"#, "does not compile")
         refused(#"{"model": \#(Self.bpe), "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways"}}"#, "behavior `Sideways`")
         refused(#"{"model": \#(Self.bpe), "decoder": {"type": "CTC"}}"#, "decoder `CTC` is not supported")
