@@ -14,7 +14,9 @@ Encoders (run by llama.cpp as embedding models): a tiny BERT (WordPiece, CLS poo
 RoBERTa (byte-level BPE, mean pooling), a tiny DistilBERT (WordPiece, mean pooling) and a tiny
 XLM-RoBERTa (a SentencePiece Unigram model trained here with SentencePiece's default nmt_nfkc
 normalization, converted by transformers' XLMRobertaConverter: Precompiled charsmap, llama.cpp's
-t5 vocabulary; mean pooling, a multilingual text), all sentence-transformers directories, and the
+t5 vocabulary; mean pooling, a multilingual text) and a tiny ModernBERT (llama.cpp's modern-bert:
+global and local layers with a window the text exceeds; byte-level BPE, mean pooling), all
+sentence-transformers directories, and the
 real all-MiniLM-L6-v2 (mean pooling), with transformers' last hidden state and the pooled,
 normalised sentence embedding as expected outputs.
 
@@ -166,7 +168,7 @@ def main():
 # Encoders llama.cpp runs as embedding models (arch bert): per-token embeddings (pooling none)
 # against transformers' last hidden state, and the pooled sentence embedding (the pooling the
 # sentence-transformers modules declare, L2-normalised) against the same pooling of it.
-ENCODERS = ["encoder-bert", "encoder-roberta", "encoder-distilbert", "encoder-xlm-roberta", "minilm"]
+ENCODERS = ["encoder-bert", "encoder-roberta", "encoder-distilbert", "encoder-xlm-roberta", "encoder-modernbert", "minilm"]
 
 MULTILINGUAL = [
     "Grüße aus München! Les élèves français étudient à l'école, naïve café.",
@@ -264,7 +266,9 @@ def encoders(out, only):
              dict(unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")),
             ("encoder-xlm-roberta", lambda: xlmr_unigram(700), "mean",
              dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>", cls_token="<s>", pad_token="<pad>",
-                  mask_token="<mask>"))]:
+                  mask_token="<mask>")),
+            ("encoder-modernbert", lambda: roberta_bpe(600), "mean",
+             dict(unk_token="<unk>", sep_token="</s>", cls_token="<s>", pad_token="<pad>", mask_token="<mask>"))]:
         if only and name != only:
             continue
         torch.manual_seed(2)
@@ -275,6 +279,22 @@ def encoders(out, only):
         if name == "encoder-bert":
             model = transformers.BertModel(transformers.BertConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=256,
                                                                    type_vocab_size=2, pad_token_id=0, **tiny), add_pooling_layer=False)
+        elif name == "encoder-modernbert":
+            # 4 layers, global every 3rd (0 and 3), a local window of 8 (|i - j| <= 4) that the
+            # ~25-token text exceeds, the two rope thetas; no biases (as the released models).
+            model = transformers.ModernBertModel(transformers.ModernBertConfig(
+                vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=96, num_hidden_layers=4,
+                num_attention_heads=4, max_position_embeddings=256, local_attention=8, global_attn_every_n_layers=3,
+                norm_bias=False, attention_bias=False, mlp_bias=False, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                cls_token_id=0, sep_token_id=2, initializer_range=0.05))
+            # Sharper, stronger attention than a random init gives (q, k and the output scaled up),
+            # so that a wrong window or local rope theta moves the outputs well past the check's
+            # bounds (measured: full attention instead of the window 0.92, the global theta on the
+            # local layers 0.975 per-token cosine; right 0.9999995).
+            with torch.no_grad():
+                for layer in model.layers:
+                    layer.attn.Wqkv.weight[:128] *= 12
+                    layer.attn.Wo.weight *= 4
         elif name == "encoder-distilbert":
             model = transformers.DistilBertModel(transformers.DistilBertConfig(
                 vocab_size=tok.get_vocab_size(), max_position_embeddings=256, dim=64, hidden_dim=128, n_layers=2, n_heads=4,
