@@ -180,6 +180,55 @@ import TestSupport
         try roundTrip(Repo.fixture("tokenizers/xlmr"), "xlmr", sentencePieceTrim: true)
     }
 
+    /// Trains a small byte-level BPE with the `tokenizers` library on the corpus, whose
+    /// pre-tokenizer is the Split regexes (argv[2], JSON; "\p{N}" as Digits) before
+    /// ByteLevel(use_regex: argv[3]); writes DIR/tokenizer.json.
+    static let trainBytePre = """
+    import sys, json
+    from tokenizers import Tokenizer, Regex, models, pre_tokenizers, decoders, trainers
+    splits, gpt2 = json.loads(sys.argv[2]), sys.argv[3] == "true"
+    tok = Tokenizer(models.BPE())
+    steps = [pre_tokenizers.Digits(individual_digits=True) if s == r"\\p{N}" else pre_tokenizers.Split(Regex(s), behavior="isolated", invert=False)
+             for s in splits]
+    tok.pre_tokenizer = pre_tokenizers.Sequence(steps + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=gpt2)])
+    tok.decoder = decoders.ByteLevel()
+    lines = [l for p in sys.argv[4:] for l in open(p, encoding="utf-8").read().splitlines()]
+    tok.train_from_iterator(lines * 3, trainers.BpeTrainer(vocab_size=500, special_tokens=["<|endoftext|>"], show_progress=False,
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.save(sys.argv[1] + "/tokenizer.json")
+    """
+
+    /// Every byte-level pre-tokenizer of llama.cpp that ckpt knows: a tokenizer.json with it is
+    /// named by the row's first name, and the tokenizer.json rebuilt from that name (and from
+    /// each other name of the row) encodes the corpora exactly like the original.
+    @Test func everyKnownBytePreTokenizerRoundTrips() throws {
+        let corpora = [Repo.fixture("tokenizers/corpus.txt"), Repo.fixture("tokenizers/heldout.txt")]
+        for row in GGUFTokenizer.bytePres {
+            let name = row.names[0]
+            let dir = TempDir()
+            let splits = JSONValue.array(row.splits.map { .string($0) }).serialized()
+            let t = try Python.run(Self.trainBytePre, [dir.path, splits, row.gpt2Regex ? "true" : "false"] + corpora)
+            #expect(t.status == 0, "\(name): \(t.stderr)")
+            let kv = try #require(try GGUFTokenizer.keys(directory: dir.path, config: nil), "\(name)")
+            #expect(kv["tokenizer.ggml.pre"] == .string(name), "\(name): \(kv["tokenizer.ggml.pre"].map { GGUFMetadata.text($0) } ?? "none")")
+            try roundTrip(dir.path, name)
+            let files = try #require(try GGUFTokenizer.huggingFaceFiles(kv))
+            let pre = try JSONValue.parse(files[0].bytes)["pre_tokenizer"]
+            for alias in row.names.dropFirst() {
+                var k = kv
+                k["tokenizer.ggml.pre"] = .string(alias)
+                let other = try #require(try GGUFTokenizer.huggingFaceFiles(k))
+                #expect(try JSONValue.parse(other[0].bytes)["pre_tokenizer"] == pre, "\(alias)")
+            }
+        }
+        // A name ckpt does not know the regexes of: no tokenizer.json, one line naming it.
+        var kv = try #require(try GGUFTokenizer.keys(directory: Repo.fixture("tokenizers/gpt2"), config: nil))
+        kv["tokenizer.ggml.pre"] = .string("deepseek-llm")
+        #expect {
+            _ = try GGUFTokenizer.huggingFaceFiles(kv)
+        } throws: { "\($0)".contains("deepseek-llm") && !"\($0)".contains("\n") }
+    }
+
     /// The real all-MiniLM-L6-v2 (BERT WordPiece, in the test venv).
     @Test func wordPieceTokenizerJSONFromKeys() throws {
         let r = try Python.run("""

@@ -14,9 +14,10 @@
 //                                                      remove_extra_whitespaces
 // tokenizer.ggml.pre says which pre-tokenizer llama.cpp runs. convert_hf_to_gguf.py recognises
 // it by hashing the tokenization of a test text; ckpt reads the pre-tokenizer itself and
-// compares its regex and options with llama.cpp's: Llama-3's pattern -> "llama-bpe", Qwen2's ->
-// "qwen2", GPT-2's ByteLevel(use_regex) -> "gpt-2". Anything else is refused with one line
-// naming the pattern, rather than guessed.
+// compares its regexes and options with llama.cpp's (GGUFPreTokenizers.swift: Llama-3's
+// pattern -> "llama-bpe", Qwen2's -> "qwen2", GPT-2's ByteLevel(use_regex) -> "gpt-2", GPT-4o's,
+// Tekken's, DeepSeek's, StarCoder's digits, ...). Anything else is refused with one line naming
+// the pattern, rather than guessed.
 //
 // token_type: 1 normal, 2 unknown, 3 control (special added tokens), 4 user-defined (other added
 // tokens), 5 unused (ids nothing maps to, written as [PADn]), 6 byte (<0xXX>).
@@ -40,12 +41,6 @@ public enum GGUFTokenizer {
         public var description: String
     }
 
-    static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-    static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-    /// llama.cpp's pre-tokenizer names by the regex a Split pre-tokenizer uses before a
-    /// ByteLevel(use_regex: false).
-    static let preByPattern: [String: String] = [llama3Pattern: "llama-bpe", qwen2Pattern: "qwen2"]
-
     /// The directory holding a model's tokenizer: the input directory, or the directory of an
     /// input file with a tokenizer.json beside it.
     public static func source(for input: String) -> String? {
@@ -54,28 +49,6 @@ public enum GGUFTokenizer {
         let dir = isDir.boolValue ? input : (input as NSString).deletingLastPathComponent
         let json = (dir as NSString).appendingPathComponent("tokenizer.json")
         return FileManager.default.fileExists(atPath: json) ? dir : nil
-    }
-
-    /// llama.cpp's name for the byte-level BPE pre-tokenizer, or a refusal naming it.
-    static func bytePre(_ pre: JSONValue?) throws -> String {
-        guard let pre, pre != .null else { throw Refusal(description: "byte-level BPE without a pre-tokenizer: no llama.cpp pre-tokenizer matches") }
-        let type = pre["type"]?.stringValue
-        if type == "ByteLevel" {
-            if pre["use_regex"]?.boolValue ?? true, !(pre["add_prefix_space"]?.boolValue ?? false) { return "gpt-2" }
-            throw Refusal(description: "pre-tokenizer ByteLevel(add_prefix_space: true or use_regex: false): no llama.cpp pre-tokenizer matches")
-        }
-        if type == "Sequence", let list = pre["pretokenizers"]?.arrayValue, list.count == 2,
-           list[0]["type"]?.stringValue == "Split", list[1]["type"]?.stringValue == "ByteLevel" {
-            let split = list[0], bl = list[1]
-            let pattern = split["pattern"]?["Regex"]?.stringValue ?? split["pattern"]?["String"]?.stringValue ?? "?"
-            guard split["behavior"]?.stringValue == "Isolated", split["invert"]?.boolValue != true,
-                  bl["use_regex"]?.boolValue == false, bl["add_prefix_space"]?.boolValue != true else {
-                throw Refusal(description: "pre-tokenizer Split(\(pattern)) with options llama.cpp does not have (behavior \(split["behavior"]?.stringValue ?? "?"), ByteLevel use_regex/add_prefix_space)")
-            }
-            if let name = preByPattern[pattern] { return name }
-            throw Refusal(description: "pre-tokenizer regex \(pattern) matches no llama.cpp pre-tokenizer (known: Llama-3's, Qwen2's, GPT-2's)")
-        }
-        throw Refusal(description: "pre-tokenizer \(type ?? "?") (\(pre.serialized().prefix(120))) matches no llama.cpp pre-tokenizer")
     }
 
     static func isByteLevel(_ j: JSONValue?) -> Bool {

@@ -3,8 +3,9 @@
 // directory conversions, where the keys hold enough to say how llama.cpp tokenizes:
 //
 //   model "gpt2" (byte-level BPE)   BPE with the stored merges; the pre-tokenizer from
-//                                   tokenizer.ggml.pre: "gpt-2" ByteLevel(use_regex), "llama-bpe"
-//                                   and "qwen2" Split(their regex) + ByteLevel(use_regex: false)
+//                                   tokenizer.ggml.pre (GGUFPreTokenizers.swift): "gpt-2"
+//                                   ByteLevel(use_regex), "llama-bpe", "qwen2", "gpt-4o", ...
+//                                   Split(their regexes) + ByteLevel(use_regex: false)
 //                                   (llama-bpe also ignore_merges, as Llama-3's tokenizer.json);
 //                                   other pre-tokenizers are refused by name (ckpt does not
 //                                   know their regexes).
@@ -71,8 +72,6 @@ extension GGUFTokenizer {
         return out
     }
 
-    static let preRegex: [String: String] = ["llama-bpe": llama3Pattern, "qwen2": qwen2Pattern]
-
     /// tokenizer.json and tokenizer_config.json for a GGUF file's tokenizer.ggml.* keys; nil when
     /// it has none; a refusal (one line) when they do not say enough.
     public static func huggingFaceFiles(_ kv: OrderedDictionary<String, GGUFValue>) throws -> [GeneratedFile]? {
@@ -121,21 +120,15 @@ extension GGUFTokenizer {
             guard let merges = strings(kv["tokenizer.ggml.merges"]) else {
                 throw Refusal(description: "byte-level BPE (tokenizer.ggml.model gpt2) without tokenizer.ggml.merges: no tokenizer.json written")
             }
-            if pre == "gpt-2" {
-                preTokenizer = byteLevel(prefix: false, trim: true, regex: true)
-            } else if let regex = preRegex[pre] {
-                preTokenizer = .object(["type": .string("Sequence"), "pretokenizers": .array([
-                    .object(["type": .string("Split"), "pattern": .object(["Regex": .string(regex)]), "behavior": .string("Isolated"), "invert": .bool(false)]),
-                    byteLevel(prefix: false, trim: true, regex: false),
-                ])])
-            } else {
-                throw Refusal(description: "tokenizer.ggml.pre \(pre): ckpt knows the regexes of gpt-2, llama-bpe and qwen2 only; no tokenizer.json written")
+            guard let row = bytePre(named: pre) else {
+                throw Refusal(description: "tokenizer.ggml.pre \(pre): ckpt knows the regexes of \(bytePres.flatMap(\.names).joined(separator: ", ")) only; no tokenizer.json written")
             }
+            preTokenizer = preTokenizerJSON(row)
             decoder = byteLevel(prefix: true, trim: true, regex: true)
             let pairs: [JSONValue] = try splitMerges(merges).map { .array([.string($0.0), .string($0.1)]) }
             modelJSON = ["type": .string("BPE"), "dropout": .null, "unk_token": .null, "continuing_subword_prefix": .null,
                          "end_of_word_suffix": .null, "fuse_unk": .bool(false), "byte_fallback": .bool(false),
-                         "ignore_merges": .bool(pre == "llama-bpe"), "vocab": .object(vocab), "merges": .array(pairs)]
+                         "ignore_merges": .bool(ignoreMergesPres.contains(pre)), "vocab": .object(vocab), "merges": .array(pairs)]
         case "llama":
             guard let scores = numbers(kv["tokenizer.ggml.scores"]), scores.count == tokens.count else {
                 throw Refusal(description: "SentencePiece vocabulary (tokenizer.ggml.model llama) without a score per token: no tokenizer.json written")
