@@ -6,6 +6,10 @@ test compares against: the `tokenizers` ids of a text and transformers' f32 logi
 The LLaMA-3 model is LLaMA-shaped for llama-quantize's rules (hidden 256, MLP 512, 8 layers,
 GQA 4): rows are whole 256-blocks, so the preset comparison sees no fallbacks.
 
+Every byte-level pre-tokenizer of llama.cpp that ckpt knows beyond those three (StarCoder's
+digits, Qwen3.5's, GPT-4o's, Tekken's, Seed-Coder's, DeepSeek-V3's and DeepSeek-Coder's regexes)
+gets a tiny Qwen2 model (`pre-<name>`) whose text has digits, CJK, camel case and newlines.
+
 Every other family of ckpt's architecture table that llama.cpp runs gets a tiny model too
 (`family-<model_type>`), with the Qwen2-style tokenizer (Phi-3: the LLaMA-2-style one): Mistral, Mixtral, Qwen2-MoE, Qwen3,
 Qwen3-MoE, Gemma 1/2/3, Phi-3, StarCoder2, OLMo-2, StableLM, GPT-NeoX, Falcon, GPT-2, Granite.
@@ -46,6 +50,39 @@ LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,
 QWEN2_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
+# Byte-level pre-tokenizers llama.cpp names (tokenizer.ggml.pre) beyond gpt-2/llama-bpe/qwen2, as
+# their tokenizer.json files carry them: the Split regexes before ByteLevel (r"\p{N}" alone is
+# Digits(individual_digits)), and whether ByteLevel runs GPT-2's regex. One tiny Qwen2 model each.
+GPT4O_REGEX = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+               r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+               r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+PRE_TOKENIZERS = {
+    "starcoder": ([r"\p{N}"], True),
+    "qwen35": ([r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"], False),
+    "gpt-4o": ([GPT4O_REGEX], False),
+    "tekken": ([r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+                r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"], False),
+    "seed-coder": ([r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+"], False),
+    "deepseek-v3": ([r"\p{N}{1,3}", "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+                     r"""[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+"""
+                     r"|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"], False),
+    "deepseek-coder": ([r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+", r"\p{N}"], False),
+}
+PRE_TEXT = ("Hello World! I'm fine, they'LL see 1234567 numbers: 3.14159; 東京タワーとひらがな, 北京大学 한국어 "
+            "CamelCaseWords ALLCAPS/path/to   x\n\n  new line (done) -- ok?")
+
+
+def byte_level_pre(splits, gpt2, specials, vocab_size):
+    tok = Tokenizer(models.BPE())
+    steps = [pre_tokenizers.Digits(individual_digits=True) if s == r"\p{N}" else pre_tokenizers.Split(Regex(s), behavior="isolated", invert=False)
+             for s in splits]
+    tok.pre_tokenizer = pre_tokenizers.Sequence(steps + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=gpt2)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS + [PRE_TEXT] * 5, trainer)
+    return tok
+
+
 def byte_level(regex, specials, vocab_size):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
@@ -81,19 +118,19 @@ def spm_bpe(vocab_size):
     return tok
 
 
-def save(name, out, tok, fast_kwargs, model):
+def save(name, out, tok, fast_kwargs, model, text=TEXT):
     d = os.path.join(out, name)
     os.makedirs(d, exist_ok=True)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, **fast_kwargs)
     fast.save_pretrained(d)
     model.to(torch.bfloat16).save_pretrained(d)
-    ids = tok.encode(TEXT).ids
+    ids = tok.encode(text).ids
     model = model.float().eval()
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0].numpy().astype(np.float32)
     np.save(os.path.join(d, "expected_logits.npy"), logits)
     with open(os.path.join(d, "expected.json"), "w") as f:
-        json.dump({"text": TEXT, "ids": ids}, f)
+        json.dump({"text": text, "ids": ids}, f)
     print(name, "vocab", tok.get_vocab_size(), "ids", len(ids))
 
 
@@ -134,12 +171,23 @@ def main():
                       initializer_range=0.05)
     save("qwen2", out, tok, dict(eos_token="<|endoftext|>", pad_token="<|endoftext|>"), Qwen2ForCausalLM(cfg))
 
+    # One tiny Qwen2 model per other byte-level pre-tokenizer, tokenizing PRE_TEXT.
+    only = os.environ.get("ONLY_FAMILY")
+    for pre, (splits, gpt2) in PRE_TOKENIZERS.items():
+        if only and not ("pre-" + pre).startswith(only):  # ONLY_FAMILY=pre- makes them all
+            continue
+        torch.manual_seed(3)
+        tok = byte_level_pre(splits, gpt2, ["<|endoftext|>"], 600)
+        cfg = Qwen2Config(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, bos_token_id=None,
+                          eos_token_id=tok.token_to_id("<|endoftext|>"), tie_word_embeddings=True, initializer_range=0.05)
+        save("pre-" + pre, out, tok, dict(eos_token="<|endoftext|>"), Qwen2ForCausalLM(cfg), PRE_TEXT)
+
     # The other families, each with the Qwen2 tokenizer (manifest.json lists them all, made or not).
     with open(os.path.join(out, "manifest.json"), "w") as f:
-        json.dump(["llama3", "llama2", "qwen2"] + ["family-" + n for n in FAMILIES] + ENCODERS, f)
+        json.dump(["llama3", "llama2", "qwen2"] + ["pre-" + p for p in PRE_TOKENIZERS] + ["family-" + n for n in FAMILIES] + ENCODERS, f)
     spm = spm_bpe(420)
     spm.add_special_tokens(["<|endoftext|>"])
-    only = os.environ.get("ONLY_FAMILY")
     encoders(out, only)
     for name, (config, model, kw) in FAMILIES.items():
         if only and name != only:
