@@ -142,4 +142,23 @@ import Testing
         }
         #expect(loaded + refused == 300 && refused > 0)
     }
+
+    /// A Precompiled charsmap whose trie and replacement offsets are garbage (its size header
+    /// right): every lookup stays inside the arrays; texts normalize or keep their characters.
+    @Test func damagedCharsmapsNeverCrash() throws {
+        let good = try JSONValue.parse(try readFile(Repo.fixture("tokenizers/xlmr/tokenizer.json")))
+        let b64 = try #require(good["normalizer"]?["normalizers"]?.arrayValue?.first?["precompiled_charsmap"]?.stringValue)
+        let map = [UInt8](try #require(Data(base64Encoded: b64)))
+        let lines = try String(contentsOfFile: Repo.fixture("tokenizers/corpus.txt"), encoding: .utf8).split(separator: "\n").map(String.init)
+        var rng = SplitMix64(seed: 5)
+        for i in 0..<40 {
+            var bytes = map
+            // Damage the trie (after the 4-byte size) or the replacement strings, many bytes at once.
+            for _ in 0..<(1 + i * 4) { bytes[4 + Int(rng.next() % UInt64(bytes.count - 4))] = UInt8(truncatingIfNeeded: rng.next()) }
+            var o = try #require(good.objectValue)
+            o["normalizer"] = .object(["type": .string("Precompiled"), "precompiled_charsmap": .string(Data(bytes).base64EncodedString())])
+            let tok = try Tokenizer(jsonBytes: Array(JSONValue.object(o).serialized().utf8), source: "x.json")
+            for line in lines { _ = try? tok.encode(line) }
+        }
+    }
 }
