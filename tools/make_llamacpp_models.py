@@ -177,11 +177,11 @@ def main():
         if only and not ("pre-" + pre).startswith(only):  # ONLY_FAMILY=pre- makes them all
             continue
         torch.manual_seed(3)
-        tok = byte_level_pre(splits, gpt2, ["<|endoftext|>"], 600)
-        cfg = Qwen2Config(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        ptok = byte_level_pre(splits, gpt2, ["<|endoftext|>"], 600)  # (`tok` stays the Qwen2 tokenizer the families use)
+        cfg = Qwen2Config(vocab_size=ptok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, bos_token_id=None,
-                          eos_token_id=tok.token_to_id("<|endoftext|>"), tie_word_embeddings=True, initializer_range=0.05)
-        save("pre-" + pre, out, tok, dict(eos_token="<|endoftext|>"), Qwen2ForCausalLM(cfg), PRE_TEXT)
+                          eos_token_id=ptok.token_to_id("<|endoftext|>"), tie_word_embeddings=True, initializer_range=0.05)
+        save("pre-" + pre, out, ptok, dict(eos_token="<|endoftext|>"), Qwen2ForCausalLM(cfg), PRE_TEXT)
 
     # The other families, each with the Qwen2 tokenizer (manifest.json lists them all, made or not).
     with open(os.path.join(out, "manifest.json"), "w") as f:
