@@ -8,11 +8,13 @@ For each model made by tools/make_llamacpp_models.py:
     8 bits for every quantized product, ckpt only for Q8_0);
   - GGUF -> directory (ckpt convert x.gguf DIR/) writes a tokenizer.json that the `tokenizers`
     library (run with --gen-python) encodes the text with to the same ids;
-  - encoders (BERT, RoBERTa, DistilBERT, all-MiniLM-L6-v2) run as llama.cpp embedding models: tokens equal
+  - encoders (BERT, RoBERTa, DistilBERT, XLM-RoBERTa with a t5 vocabulary, all-MiniLM-L6-v2) run as
+    llama.cpp embedding models: tokens equal
     the `tokenizers` ids, per-token embeddings (pooling none) match transformers' last hidden
     state and ckpt's forward pass (row cosine >= 0.999; q8_0 vs transformers >= ENCODER_Q8_BOUND),
     the file's pooling_type is the sentence-transformers Pooling module's, and llama.cpp's pooled,
-    normalised embedding matches the same pooling of transformers' and ckpt's hidden states;
+    normalised embedding matches the same pooling of transformers' and ckpt's hidden states; the
+    f32 file's tokenizer.json written back encodes the text to the same ids;
   - the per-tensor types of ckpt's q4_k_m/q4_0/q8_0/... presets equal llama-quantize's on the
     LLaMA-shaped model (llama_model_quantize from ckpt's f32 file, types read with gguf-py).
 A file ckpt wrote without tokenizer.ggml.* keys is reported as a failure; its weights are then
@@ -257,7 +259,7 @@ def cos(a, b):
 ENCODER_Q8_BOUND = 0.995
 
 
-def check_encoder(ckpt, model_dir, work):
+def check_encoder(ckpt, model_dir, work, gen_python=None):
     """An encoder as llama.cpp's embedding model: tokens, per-token embeddings and the pooled
     sentence embedding against transformers and ckpt's forward pass on the same file."""
     name = Path(model_dir).name
@@ -296,6 +298,8 @@ def check_encoder(ckpt, model_dir, work):
                            ("per-token vs ckpt forward", t_ck, 0.999), ("sentence vs ckpt forward", s_ck, 0.999)]:
             if c < b:
                 fail(f"{label}: llama.cpp {what} cosine {c:.6f} < {b}")
+        if kind == "f32" and gen_python:
+            check_tokenizer_back(ckpt, path, exp, work, gen_python, label)
 
 
 def compare_presets(ckpt, model_dir, work):
@@ -351,7 +355,7 @@ def main():
             continue
         try:
             if json.load(open(Path(a.models) / m / "expected.json")).get("encoder"):
-                check_encoder(a.ckpt, Path(a.models) / m, a.work)
+                check_encoder(a.ckpt, Path(a.models) / m, a.work, a.gen_python)
                 continue
             check_model(a.ckpt, Path(a.models) / m, a.work, a.gen_python)
         except Exception as e:  # noqa: BLE001 -- one family's failure does not hide the others'

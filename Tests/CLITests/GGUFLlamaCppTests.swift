@@ -154,5 +154,60 @@ import TestSupport
             #expect(a[k] == b[k], "\(k): \(a[k].map { $0.serialized() } ?? "nil") vs \(b[k].map { $0.serialized() } ?? "nil")")
         }
     }
-}
 
+    /// XLM-RoBERTa as llama.cpp's converter writes it: bert names (position rows before
+    /// padding_idx + 1 dropped) and a t5 vocabulary, read by gguf-py with the key types
+    /// llama.cpp's loader asserts (precompiled_charsmap a UINT8 array); and back to a directory,
+    /// a tokenizer.json that `tokenizers` encodes with as with the original.
+    @Test func xlmRobertaIsBertWithT5Vocabulary() throws {
+        let dir = TempDir()
+        let m = dir.file("model")
+        try FileManager.default.createDirectory(atPath: m, withIntermediateDirectories: true)
+        for f in ["config.json", "model.safetensors"] { try FileManager.default.copyItem(atPath: Repo.fixture("models/xlm-roberta/\(f)"), toPath: m + "/" + f) }
+        try FileManager.default.copyItem(atPath: Repo.fixture("tokenizers/xlmr/tokenizer.json"), toPath: m + "/tokenizer.json")
+        let g = dir.file("x.gguf")
+        var r = try CkptBinary.run("convert", m, g)
+        // (The pooler is left out with a warning, as for BERT.)
+        #expect(r.status == 0 && !r.stderr.contains("token") && !r.stderr.contains("Hugging Face names"), "\(r.stderr)")
+        let q = try Python.run("""
+            import sys, json, base64, gguf
+            r = gguf.GGUFReader(sys.argv[1])
+            f = r.fields
+            tok = json.load(open(sys.argv[2]))
+            cm = f["tokenizer.ggml.precompiled_charsmap"]
+            want = base64.b64decode(tok["normalizer"]["normalizers"][0]["precompiled_charsmap"])
+            print(json.dumps({"arch": f["general.architecture"].contents(), "model": f["tokenizer.ggml.model"].contents(),
+                "charsmap_type": cm.types[-1].name, "charsmap_same": bytes(cm.contents()) == want,
+                "scores_same": [round(x, 5) for x in f["tokenizer.ggml.scores"].contents()] == [round(s, 5) for _, s in tok["model"]["vocab"]],
+                "scores_type": f["tokenizer.ggml.scores"].types[-1].name,
+                "flags": [f[k].contents() for k in ["tokenizer.ggml.add_space_prefix", "tokenizer.ggml.remove_extra_whitespaces",
+                                                    "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"]],
+                "ids": [int(f[k].contents()) for k in ["tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                                       "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"]],
+                "positions": [int(x) for x in next(t.shape for t in r.tensors if t.name == "position_embd.weight")],
+                "names": sorted(t.name for t in r.tensors if not t.name.startswith("blk."))}))
+            """, [g, Repo.fixture("tokenizers/xlmr/tokenizer.json")])
+        #expect(q.status == 0, "\(q.stderr)")
+        let j = try JSONValue.parse(Array(q.stdout.utf8))
+        #expect(j["arch"]?.stringValue == "bert" && j["model"]?.stringValue == "t5")
+        #expect(j["charsmap_type"]?.stringValue == "UINT8" && j["charsmap_same"] == .bool(true) && j["scores_same"] == .bool(true))
+        #expect(j["scores_type"]?.stringValue == "FLOAT32")
+        #expect(j["flags"] == .array([.bool(true), .bool(true), .bool(true), .bool(true)]))
+        #expect(j["ids"] == .array([.int(0), .int(2), .int(3), .int(1)]), "\(q.stdout)")
+        // 34 positions, padding_idx 1: the first two rows are dropped ([width, rows] in gguf-py).
+        #expect(j["positions"]?.arrayValue?.last == .int(32), "\(q.stdout)")
+        #expect(j["names"]?.arrayValue?.contains(.string("token_embd.weight")) == true)
+        let back = dir.file("back") + "/"
+        r = try CkptBinary.run("convert", g, back)
+        #expect(r.status == 0 && !r.stderr.contains("warning"), "\(r.stderr)")
+        let script = """
+        import sys
+        from tokenizers import Tokenizer
+        a, b = Tokenizer.from_file(sys.argv[1]), Tokenizer.from_file(sys.argv[2])
+        lines = [l for p in sys.argv[3:] for l in open(p, encoding="utf-8").read().splitlines() if l.strip() and l.strip(" ") == l]
+        print(sum(a.encode(l).ids != b.encode(l).ids for l in lines), len(lines))
+        """
+        let p = try Python.run(script, [m + "/tokenizer.json", back + "tokenizer.json", Repo.fixture("tokenizers/heldout.txt")])
+        #expect(p.status == 0 && p.stdout.hasPrefix("0 "), "\(p.stdout) \(p.stderr)")
+    }
+}

@@ -55,6 +55,49 @@ import TestSupport
         #expect(!tokens.contains { if case .string(let s) = $0 { return s.hasPrefix("##") } else { return false } })
     }
 
+    /// XLM-RoBERTa's SentencePiece Unigram: llama.cpp's t5 vocabulary, with the Precompiled
+    /// normalizer's bytes as tokenizer.ggml.precompiled_charsmap.
+    @Test func unigramIsT5() throws {
+        let k = try keys("xlmr"), j = try json("xlmr")
+        #expect(k["tokenizer.ggml.model"] == .string("t5") && k["tokenizer.ggml.pre"] == .string("default"))
+        let vocab = try #require(j["model"]?["vocab"]?.arrayValue)
+        guard case .array(_, let tokens)? = k["tokenizer.ggml.tokens"], case .array(_, let scores)? = k["tokenizer.ggml.scores"],
+              case .array(_, let types)? = k["tokenizer.ggml.token_type"] else { Issue.record("arrays missing"); return }
+        #expect(tokens.count == vocab.count && scores.count == vocab.count && types.count == vocab.count)
+        for (i, e) in vocab.enumerated() {
+            let pair = e.arrayValue ?? []
+            #expect(tokens[i] == .string(pair.first?.stringValue ?? "?") && scores[i] == .f32(Float(pair.last?.doubleValue ?? .nan)), "piece \(i)")
+        }
+        // <s> <pad> </s> control, <unk> unknown, <mask> (added, special) control, the rest normal.
+        #expect(Array(types.prefix(5)) == [.i32(3), .i32(3), .i32(3), .i32(2), .i32(1)] && types.last == .i32(3), "\(types.prefix(5)) \(types.suffix(2))")
+        #expect(types.dropFirst(4).dropLast().allSatisfy { $0 == .i32(1) })
+        let b64 = try #require(j["normalizer"]?["normalizers"]?.arrayValue?.first?["precompiled_charsmap"]?.stringValue)
+        #expect(k["tokenizer.ggml.precompiled_charsmap"] == .array(.u8, [UInt8](Data(base64Encoded: b64)!).map { .u8($0) }))
+        #expect(k["tokenizer.ggml.add_space_prefix"] == .bool(true) && k["tokenizer.ggml.remove_extra_whitespaces"] == .bool(true))
+        #expect(k["tokenizer.ggml.bos_token_id"] == .u32(0) && k["tokenizer.ggml.eos_token_id"] == .u32(2))
+        #expect(k["tokenizer.ggml.unknown_token_id"] == .u32(3) && k["tokenizer.ggml.cls_token_id"] == .u32(0))
+        #expect(k["tokenizer.ggml.seperator_token_id"] == .u32(2))
+        #expect(k["tokenizer.ggml.add_bos_token"] == .bool(true) && k["tokenizer.ggml.add_eos_token"] == .bool(true))
+    }
+
+    @Test func unigramLlamaCppCannotNormalizeIsRefusedByName() throws {
+        let good = try json("xlmr")
+        func refused(_ key: String, _ value: JSONValue, _ words: [String]) throws {
+            var o = try #require(good.objectValue)
+            o[key] = value
+            let dir = TempDir()
+            try writeFile(dir.file("tokenizer.json"), Array(JSONValue.object(o).serialized().utf8))
+            #expect {
+                _ = try GGUFTokenizer.keys(directory: dir.path, config: nil)
+            } throws: { e in words.allSatisfy { "\(e)".contains($0) } && !"\(e)".contains("\n") }
+        }
+        try refused("normalizer", .object(["type": .string("NFKC")]), ["Unigram", "normalizer NFKC"])
+        try refused("pre_tokenizer", .object(["type": .string("Whitespace")]), ["Unigram", "pre-tokenizer Whitespace"])
+        var model = try #require(good["model"]?.objectValue)
+        model["byte_fallback"] = .bool(true)
+        try refused("model", .object(model), ["byte_fallback"])
+    }
+
     @Test func unsupportedTokenizersAreRefusedByName() throws {
         for (name, word) in [("unigram", "Unigram"), ("wordlevel", "WordLevel")] {
             #expect {
@@ -83,6 +126,9 @@ import TestSupport
     if sys.argv[3] == "metaspace-first":
         specials = [t.content for t in a.get_added_tokens_decoder().values()]
         lines = [l for l in lines if not l[0].isspace() and not any(s in l for s in specials)]
+    if sys.argv[3] == "sentencepiece-trim":
+        specials = [t.content for t in a.get_added_tokens_decoder().values()]
+        lines = [l for l in lines if l.strip(" ") == l and not any(s in l for s in specials)]
     bad = []
     for l in lines:
         for special in (True, False):
@@ -95,14 +141,14 @@ import TestSupport
     """
 
     /// tokenizer.ggml.* keys of `directory` -> tokenizer.json -> the `tokenizers` library.
-    func roundTrip(_ directory: String, _ label: String, without: String? = nil, metaspaceFirst: Bool = false) throws {
+    func roundTrip(_ directory: String, _ label: String, without: String? = nil, metaspaceFirst: Bool = false, sentencePieceTrim: Bool = false) throws {
         var kv = try #require(try GGUFTokenizer.keys(directory: directory, config: nil))
         if let without { kv.removeValue(forKey: without) }
         let files = try #require(try GGUFTokenizer.huggingFaceFiles(kv))
         #expect(files.map(\.name) == ["tokenizer.json", "tokenizer_config.json"])
         let dir = TempDir()
         for f in files { try writeFile(dir.file(f.name), f.bytes) }
-        let r = try Python.run(Self.compare, [directory + "/tokenizer.json", dir.file("tokenizer.json"), metaspaceFirst ? "metaspace-first" : "all",
+        let r = try Python.run(Self.compare, [directory + "/tokenizer.json", dir.file("tokenizer.json"), metaspaceFirst ? "metaspace-first" : sentencePieceTrim ? "sentencepiece-trim" : "all",
                                               Repo.fixture("tokenizers/corpus.txt"), Repo.fixture("tokenizers/heldout.txt")])
         #expect(r.status == 0, "\(label): \(r.stderr)")
         let j = try JSONValue.parse(Array(r.stdout.utf8))
@@ -111,8 +157,11 @@ import TestSupport
         // What ckpt's own tokenizer makes of the rebuilt file: the same keys again.
         let again = try #require(try GGUFTokenizer.keys(directory: dir.path, config: nil))
         for k in ["tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges",
-                  "tokenizer.ggml.bos_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token"] where k != without {
-            #expect(again[k] == kv[k], "\(label): \(k)")
+                  "tokenizer.ggml.bos_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token", "tokenizer.ggml.scores",
+                  "tokenizer.ggml.precompiled_charsmap", "tokenizer.ggml.add_space_prefix", "tokenizer.ggml.remove_extra_whitespaces"] where k != without {
+            if k == "tokenizer.ggml.scores" && kv["tokenizer.ggml.model"] != .string("t5") { continue }  // rebuilt from the merges
+            let same = again[k] == kv[k]
+            #expect(same, "\(label): \(k)")
         }
     }
 
@@ -125,6 +174,59 @@ import TestSupport
         // A SentencePiece GGUF from llama.cpp's converter has scores but no merges: they are
         // rebuilt from the scores (on this vocabulary, to the same encodings).
         try roundTrip(Repo.fixture("tokenizers/llama2"), "llama2 from scores", without: "tokenizer.ggml.merges")
+        // XLM-RoBERTa's Unigram (t5): SentencePiece's remove_extra_whitespaces, which llama.cpp
+        // applies, also drops spaces at either end of a text and of each piece between special
+        // tokens, which XLM-RoBERTa's tokenizer.json keeps; those lines differ by design.
+        try roundTrip(Repo.fixture("tokenizers/xlmr"), "xlmr", sentencePieceTrim: true)
+    }
+
+    /// Trains a small byte-level BPE with the `tokenizers` library on the corpus, whose
+    /// pre-tokenizer is the Split regexes (argv[2], JSON; "\p{N}" as Digits) before
+    /// ByteLevel(use_regex: argv[3]); writes DIR/tokenizer.json.
+    static let trainBytePre = """
+    import sys, json
+    from tokenizers import Tokenizer, Regex, models, pre_tokenizers, decoders, trainers
+    splits, gpt2 = json.loads(sys.argv[2]), sys.argv[3] == "true"
+    tok = Tokenizer(models.BPE())
+    steps = [pre_tokenizers.Digits(individual_digits=True) if s == r"\\p{N}" else pre_tokenizers.Split(Regex(s), behavior="isolated", invert=False)
+             for s in splits]
+    tok.pre_tokenizer = pre_tokenizers.Sequence(steps + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=gpt2)])
+    tok.decoder = decoders.ByteLevel()
+    lines = [l for p in sys.argv[4:] for l in open(p, encoding="utf-8").read().splitlines()]
+    tok.train_from_iterator(lines * 3, trainers.BpeTrainer(vocab_size=500, special_tokens=["<|endoftext|>"], show_progress=False,
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.save(sys.argv[1] + "/tokenizer.json")
+    """
+
+    /// Every byte-level pre-tokenizer of llama.cpp that ckpt knows: a tokenizer.json with it is
+    /// named by the row's first name, and the tokenizer.json rebuilt from that name (and from
+    /// each other name of the row) encodes the corpora exactly like the original.
+    @Test func everyKnownBytePreTokenizerRoundTrips() throws {
+        let corpora = [Repo.fixture("tokenizers/corpus.txt"), Repo.fixture("tokenizers/heldout.txt")]
+        for row in GGUFTokenizer.bytePres {
+            let name = row.names[0]
+            let dir = TempDir()
+            let splits = JSONValue.array(row.splits.map { .string($0) }).serialized()
+            let t = try Python.run(Self.trainBytePre, [dir.path, splits, row.gpt2Regex ? "true" : "false"] + corpora)
+            #expect(t.status == 0, "\(name): \(t.stderr)")
+            let kv = try #require(try GGUFTokenizer.keys(directory: dir.path, config: nil), "\(name)")
+            #expect(kv["tokenizer.ggml.pre"] == .string(name), "\(name): \(kv["tokenizer.ggml.pre"].map { GGUFMetadata.text($0) } ?? "none")")
+            try roundTrip(dir.path, name)
+            let files = try #require(try GGUFTokenizer.huggingFaceFiles(kv))
+            let pre = try JSONValue.parse(files[0].bytes)["pre_tokenizer"]
+            for alias in row.names.dropFirst() {
+                var k = kv
+                k["tokenizer.ggml.pre"] = .string(alias)
+                let other = try #require(try GGUFTokenizer.huggingFaceFiles(k))
+                #expect(try JSONValue.parse(other[0].bytes)["pre_tokenizer"] == pre, "\(alias)")
+            }
+        }
+        // A name ckpt does not know the regexes of: no tokenizer.json, one line naming it.
+        var kv = try #require(try GGUFTokenizer.keys(directory: Repo.fixture("tokenizers/gpt2"), config: nil))
+        kv["tokenizer.ggml.pre"] = .string("deepseek-llm")
+        #expect {
+            _ = try GGUFTokenizer.huggingFaceFiles(kv)
+        } throws: { "\($0)".contains("deepseek-llm") && !"\($0)".contains("\n") }
     }
 
     /// The real all-MiniLM-L6-v2 (BERT WordPiece, in the test venv).

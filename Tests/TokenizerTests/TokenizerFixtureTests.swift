@@ -57,7 +57,7 @@ func check(_ tok: Tokenizer, against e: Expected, _ label: String) throws {
 }
 
 @Suite struct TokenizerFixtureTests {
-    @Test(arguments: ["gpt2", "llama3", "llama2", "mistral", "unigram", "wordpiece", "wordlevel"])
+    @Test(arguments: ["gpt2", "llama3", "llama2", "mistral", "unigram", "wordpiece", "wordlevel", "xlmr"])
     func trainedTokenizerMatchesReference(name: String) throws {
         let tok = try Tokenizer.load(Repo.fixture("tokenizers/\(name)"))
         try check(tok, against: try Expected(name), name)

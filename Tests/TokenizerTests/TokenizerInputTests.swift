@@ -35,7 +35,11 @@ import Testing
         refused(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a"]}}"#, "two tokens")
         refused(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.1}}"#, "dropout")
         refused(#"{"model": \#(Self.bpe), "added_tokens": [{"id": 5, "content": ""}]}"#, "empty")
-        refused(#"{"model": \#(Self.bpe), "normalizer": {"type": "Precompiled", "precompiled_charsmap": ""}}"#, "`Precompiled` is not supported")
+        refused(#"{"model": \#(Self.bpe), "normalizer": {"type": "Nmt"}}"#, "`Nmt` is not supported")
+        refused(#"{"model": \#(Self.bpe), "normalizer": {"type": "Precompiled", "precompiled_charsmap": ""}}"#, "fewer than its 4-byte trie size")
+        refused(#"{"model": \#(Self.bpe), "normalizer": {"type": "Precompiled", "precompiled_charsmap": "not base64!"}}"#, "is not base64")
+        // A trie of 2^31 bytes declared in 8: refused before anything is sized by it.
+        refused(#"{"model": \#(Self.bpe), "normalizer": {"type": "Precompiled", "precompiled_charsmap": "AAAAgAAAAAA="}}"#, "declares a 2147483648-byte trie in 4 bytes")
         refused(#"{"model": \#(Self.bpe), "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(?<"}, "behavior": "Isolated"}}"#, "does not compile")
         refused(#"{"model": \#(Self.bpe), "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways"}}"#, "behavior `Sideways`")
         refused(#"{"model": \#(Self.bpe), "decoder": {"type": "CTC"}}"#, "decoder `CTC` is not supported")
@@ -137,5 +141,24 @@ import Testing
             }
         }
         #expect(loaded + refused == 300 && refused > 0)
+    }
+
+    /// A Precompiled charsmap whose trie and replacement offsets are garbage (its size header
+    /// right): every lookup stays inside the arrays; texts normalize or keep their characters.
+    @Test func damagedCharsmapsNeverCrash() throws {
+        let good = try JSONValue.parse(try readFile(Repo.fixture("tokenizers/xlmr/tokenizer.json")))
+        let b64 = try #require(good["normalizer"]?["normalizers"]?.arrayValue?.first?["precompiled_charsmap"]?.stringValue)
+        let map = [UInt8](try #require(Data(base64Encoded: b64)))
+        let lines = try String(contentsOfFile: Repo.fixture("tokenizers/corpus.txt"), encoding: .utf8).split(separator: "\n").map(String.init)
+        var rng = SplitMix64(seed: 5)
+        for i in 0..<40 {
+            var bytes = map
+            // Damage the trie (after the 4-byte size) or the replacement strings, many bytes at once.
+            for _ in 0..<(1 + i * 4) { bytes[4 + Int(rng.next() % UInt64(bytes.count - 4))] = UInt8(truncatingIfNeeded: rng.next()) }
+            var o = try #require(good.objectValue)
+            o["normalizer"] = .object(["type": .string("Precompiled"), "precompiled_charsmap": .string(Data(bytes).base64EncodedString())])
+            let tok = try Tokenizer(jsonBytes: Array(JSONValue.object(o).serialized().utf8), source: "x.json")
+            for line in lines { _ = try? tok.encode(line) }
+        }
     }
 }

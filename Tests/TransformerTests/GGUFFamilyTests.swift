@@ -16,7 +16,7 @@ import Transformer
     static let mapped: Set<String> = [
         "llama-yarn", "llama-dynamic", "llama-linear-bias", "llama-base", "mistral-swa", "qwen2-swa", "qwen3", "qwen3-base",
         "gemma", "gemma2-softcap", "gemma3-text", "phi3", "phi3-longrope", "gpt-neox", "gpt-neox-seq-base",
-        "falcon-new", "falcon-mq", "stablelm", "stablelm-parallel", "olmo2", "starcoder2", "granite", "bert-gelunew", "st-bert-mean", "roberta", "distilbert",
+        "falcon-new", "falcon-mq", "stablelm", "stablelm-parallel", "olmo2", "starcoder2", "granite", "bert-gelunew", "st-bert-mean", "roberta", "distilbert", "xlm-roberta", "modernbert",
         "mixtral-top2", "qwen2-moe", "qwen3-moe",
     ]
 
@@ -42,6 +42,32 @@ import Transformer
         let (rel, maxAbs) = relativeError(out.values, try expected.floats("output"))
         print("\(f.name) via GGUF (\(kvs["general.architecture"].map { GGUFMetadata.text($0) } ?? "?")): max abs error \(maxAbs), relative \(rel)")
         #expect(rel <= 1e-4, "\(f.name): relative error \(rel) after GGUF")
+    }
+
+    /// ModernBERT as llama.cpp's modern-bert: fused Wqkv/Wi kept, layer 0 without attn_norm,
+    /// the local layers' window (|i - j| <= local_attention / 2 = sliding_window / 2), the global
+    /// period and both rope thetas, as convert_hf_to_gguf.py writes them.
+    @Test func modernBertKeys() throws {
+        let dir = TempDir()
+        let path = dir.file("m.gguf")
+        try GGUF.write(try Checkpoint.open(Repo.fixture("models/modernbert")).graph, to: path)
+        let raw = try GGUF.read(path: path)
+        let kvs = try GGUFMetadata.values(of: raw)
+        #expect(kvs["general.architecture"] == .string("modern-bert"))
+        #expect(kvs["modern-bert.attention.sliding_window"] == .u32(8) && kvs["modern-bert.attention.sliding_window_pattern"] == .u32(2))
+        #expect(kvs["modern-bert.rope.freq_base"] == .f32(160_000) && kvs["modern-bert.rope.freq_base_swa"] == .f32(10_000))
+        #expect(kvs["modern-bert.attention.causal"] == .bool(false))
+        #expect(raw.tensors["blk.0.attn_norm.weight"] == nil && raw.tensors["blk.1.attn_norm.weight"] != nil)
+        let C = 32
+        #expect(raw.tensors["blk.0.attn_qkv.weight"]?.shape.last == C && raw.tensors["blk.0.attn_qkv.weight"]?.shape.first == 3 * C)
+        #expect(raw.tensors["blk.0.ffn_up.weight"]?.shape.first == 2 * (kvs["modern-bert.feed_forward_length"]?.intValue ?? 0))
+        // A norm bias llama.cpp's modern-bert cannot hold: warned, Hugging Face names kept.
+        var g = try Checkpoint.open(Repo.fixture("models/modernbert")).graph
+        var config = try #require(g.config)
+        config.json["norm_bias"] = .bool(true)
+        g.config = config
+        let plan = LlamaCpp.plan(try LlamaCpp.describeNames(g), config: config)
+        #expect(plan.arch == nil && plan.warnings.contains { $0.contains("no biases") })
     }
 
     /// Experts stacked per layer as llama.cpp's converter writes them ([E, I, C] gate/up,

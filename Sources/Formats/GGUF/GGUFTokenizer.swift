@@ -7,11 +7,17 @@
 //                                                      (and merges, which llama.cpp ignores here)
 //   WordPiece                                          model "bert": tokens ("##x" -> "x", others
 //                                                      "▁x", [..] kept), token_type
+//   Unigram (SentencePiece, e.g. XLM-RoBERTa, T5)      model "t5": tokens, scores (the pieces'
+//                                                      log probabilities), token_type,
+//                                                      precompiled_charsmap (the Precompiled
+//                                                      normalizer's bytes), add_space_prefix,
+//                                                      remove_extra_whitespaces
 // tokenizer.ggml.pre says which pre-tokenizer llama.cpp runs. convert_hf_to_gguf.py recognises
 // it by hashing the tokenization of a test text; ckpt reads the pre-tokenizer itself and
-// compares its regex and options with llama.cpp's: Llama-3's pattern -> "llama-bpe", Qwen2's ->
-// "qwen2", GPT-2's ByteLevel(use_regex) -> "gpt-2". Anything else is refused with one line
-// naming the pattern, rather than guessed.
+// compares its regexes and options with llama.cpp's (GGUFPreTokenizers.swift: Llama-3's
+// pattern -> "llama-bpe", Qwen2's -> "qwen2", GPT-2's ByteLevel(use_regex) -> "gpt-2", GPT-4o's,
+// Tekken's, DeepSeek's, StarCoder's digits, ...). Anything else is refused with one line naming
+// the pattern, rather than guessed.
 //
 // token_type: 1 normal, 2 unknown, 3 control (special added tokens), 4 user-defined (other added
 // tokens), 5 unused (ids nothing maps to, written as [PADn]), 6 byte (<0xXX>).
@@ -35,12 +41,6 @@ public enum GGUFTokenizer {
         public var description: String
     }
 
-    static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-    static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-    /// llama.cpp's pre-tokenizer names by the regex a Split pre-tokenizer uses before a
-    /// ByteLevel(use_regex: false).
-    static let preByPattern: [String: String] = [llama3Pattern: "llama-bpe", qwen2Pattern: "qwen2"]
-
     /// The directory holding a model's tokenizer: the input directory, or the directory of an
     /// input file with a tokenizer.json beside it.
     public static func source(for input: String) -> String? {
@@ -49,28 +49,6 @@ public enum GGUFTokenizer {
         let dir = isDir.boolValue ? input : (input as NSString).deletingLastPathComponent
         let json = (dir as NSString).appendingPathComponent("tokenizer.json")
         return FileManager.default.fileExists(atPath: json) ? dir : nil
-    }
-
-    /// llama.cpp's name for the byte-level BPE pre-tokenizer, or a refusal naming it.
-    static func bytePre(_ pre: JSONValue?) throws -> String {
-        guard let pre, pre != .null else { throw Refusal(description: "byte-level BPE without a pre-tokenizer: no llama.cpp pre-tokenizer matches") }
-        let type = pre["type"]?.stringValue
-        if type == "ByteLevel" {
-            if pre["use_regex"]?.boolValue ?? true, !(pre["add_prefix_space"]?.boolValue ?? false) { return "gpt-2" }
-            throw Refusal(description: "pre-tokenizer ByteLevel(add_prefix_space: true or use_regex: false): no llama.cpp pre-tokenizer matches")
-        }
-        if type == "Sequence", let list = pre["pretokenizers"]?.arrayValue, list.count == 2,
-           list[0]["type"]?.stringValue == "Split", list[1]["type"]?.stringValue == "ByteLevel" {
-            let split = list[0], bl = list[1]
-            let pattern = split["pattern"]?["Regex"]?.stringValue ?? split["pattern"]?["String"]?.stringValue ?? "?"
-            guard split["behavior"]?.stringValue == "Isolated", split["invert"]?.boolValue != true,
-                  bl["use_regex"]?.boolValue == false, bl["add_prefix_space"]?.boolValue != true else {
-                throw Refusal(description: "pre-tokenizer Split(\(pattern)) with options llama.cpp does not have (behavior \(split["behavior"]?.stringValue ?? "?"), ByteLevel use_regex/add_prefix_space)")
-            }
-            if let name = preByPattern[pattern] { return name }
-            throw Refusal(description: "pre-tokenizer regex \(pattern) matches no llama.cpp pre-tokenizer (known: Llama-3's, Qwen2's, GPT-2's)")
-        }
-        throw Refusal(description: "pre-tokenizer \(type ?? "?") (\(pre.serialized().prefix(120))) matches no llama.cpp pre-tokenizer")
     }
 
     static func isByteLevel(_ j: JSONValue?) -> Bool {
@@ -141,8 +119,24 @@ public enum GGUFTokenizer {
             }
             kv["tokenizer.ggml.tokens"] = .array(.string, phantom.map { .string($0) })
             kv["tokenizer.ggml.token_type"] = .array(.i32, types.map { .i32($0) })
+        case "Unigram":
+            guard !tok.byteFallback else {
+                throw Refusal(description: "Unigram tokenizer with byte_fallback: llama.cpp's t5 (Unigram) tokenizer has no byte fallback")
+            }
+            let space = try unigramSpaces(def)
+            kv["tokenizer.ggml.model"] = .string("t5")
+            kv["tokenizer.ggml.pre"] = .string("default")
+            let pieceScores = tok.scores ?? []
+            // Ids past the model's pieces (added tokens) score 0; unused ids as the converter: -10000.
+            let scores: [GGUFValue] = tokens.indices.map { i in .f32(types[i] == 5 ? -10000 : i < pieceScores.count ? Float(pieceScores[i]) : 0) }
+            kv["tokenizer.ggml.tokens"] = .array(.string, tokens.map { .string($0) })
+            kv["tokenizer.ggml.scores"] = .array(.f32, scores)
+            kv["tokenizer.ggml.token_type"] = .array(.i32, types.map { .i32($0) })
+            kv["tokenizer.ggml.add_space_prefix"] = .bool(space.prefix)
+            kv["tokenizer.ggml.remove_extra_whitespaces"] = .bool(space.removeExtra)
+            if let map = space.charsmap { kv["tokenizer.ggml.precompiled_charsmap"] = .array(.u8, map.map { .u8($0) }) }
         default:
-            throw Refusal(description: "\(tok.modelType) tokenizer: ckpt writes llama.cpp's gpt2, llama (BPE with byte fallback) and bert vocabularies only")
+            throw Refusal(description: "\(tok.modelType) tokenizer: ckpt writes llama.cpp's gpt2, llama (BPE with byte fallback), bert (WordPiece) and t5 (Unigram) vocabularies only")
         }
         // Special tokens.
         func content(_ key: String) -> String? { tc?[key]?.stringValue ?? tc?[key]?["content"]?.stringValue }
@@ -163,7 +157,7 @@ public enum GGUFTokenizer {
         func fallback(_ key: String, _ id: Int?) {
             if kv["tokenizer.ggml.\(key)"] == nil, let id, id >= 0, id < tokens.count { kv["tokenizer.ggml.\(key)"] = .u32(UInt32(id)) }
         }
-        if tok.modelType == "WordPiece" {
+        if tok.modelType == "WordPiece" || tok.modelType == "Unigram" {
             fallback("cls_token_id", prefix.first)
             fallback("seperator_token_id", suffix.last)
         }
@@ -173,6 +167,49 @@ public enum GGUFTokenizer {
         kv["tokenizer.ggml.add_eos_token"] = .bool(tc?["add_eos_token"]?.boolValue ?? !suffix.isEmpty)
         if let template = chatTemplate(tc, directory: directory) { kv["tokenizer.chat_template"] = .string(template) }
         return kv
+    }
+
+    /// What llama.cpp's t5 (Unigram) tokenizer needs of a Unigram tokenizer.json's normalizer and
+    /// pre-tokenizer: the Precompiled charsmap, whether a "▁" goes before each text
+    /// (add_space_prefix: Metaspace prepend_scheme always or first) and whether runs of spaces
+    /// collapse (remove_extra_whitespaces: a Replace of " {2,}", SentencePiece's trimming
+    /// Replace, Strip, or a WhitespaceSplit before the Metaspace). llama.cpp normalizes with the
+    /// charsmap and those two switches only, so any other normalizer or pre-tokenizer is refused
+    /// by name.
+    static func unigramSpaces(_ def: JSONValue?) throws -> (charsmap: [UInt8]?, prefix: Bool, removeExtra: Bool) {
+        var charsmap: [UInt8]? = nil, removeExtra = false
+        let normalizer = def?["normalizer"] ?? .null
+        let items = normalizer == .null ? [] : normalizer["type"]?.stringValue == "Sequence" ? (normalizer["normalizers"]?.arrayValue ?? []) : [normalizer]
+        for n in items {
+            let type = n["type"]?.stringValue ?? "?"
+            let pattern = n["pattern"]?["Regex"]?.stringValue ?? n["pattern"]?["String"]?.stringValue
+            let content = n["content"]?.stringValue
+            switch type {
+            case "Precompiled":
+                guard let b64 = n["precompiled_charsmap"]?.stringValue, let data = Data(base64Encoded: b64), !data.isEmpty else {
+                    throw Refusal(description: "Unigram tokenizer: the Precompiled normalizer's precompiled_charsmap is missing or not base64")
+                }
+                charsmap = [UInt8](data)
+            case "Replace" where pattern == " {2,}" && (content == " " || content == "\u{2581}"),
+                 "Replace" where pattern == #"\A +| +\z"# && content == "":
+                removeExtra = true
+            case "Strip":
+                removeExtra = true
+            default:
+                throw Refusal(description: "Unigram tokenizer with normalizer \(type)\(pattern.map { " (\($0))" } ?? ""): llama.cpp's t5 tokenizer normalizes with SentencePiece's precompiled charsmap and whitespace trimming only")
+            }
+        }
+        var pre = def?["pre_tokenizer"] ?? .null
+        if pre["type"]?.stringValue == "Sequence", let list = pre["pretokenizers"]?.arrayValue, list.count == 2,
+           list[0]["type"]?.stringValue == "WhitespaceSplit" {
+            removeExtra = true
+            pre = list[1]
+        }
+        guard pre["type"]?.stringValue == "Metaspace", (pre["replacement"]?.stringValue ?? "\u{2581}") == "\u{2581}" else {
+            throw Refusal(description: "Unigram tokenizer with pre-tokenizer \(pre == .null ? "none" : pre["type"]?.stringValue ?? "?"): llama.cpp's t5 tokenizer splits as a Metaspace(\"▁\") pre-tokenizer does")
+        }
+        let scheme = pre["prepend_scheme"]?.stringValue ?? ((pre["add_prefix_space"]?.boolValue ?? true) ? "always" : "never")
+        return (charsmap, scheme != "never", removeExtra)
     }
 
     static func isByteToken(_ t: String) -> Bool {

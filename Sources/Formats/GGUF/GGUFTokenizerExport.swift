@@ -3,8 +3,9 @@
 // directory conversions, where the keys hold enough to say how llama.cpp tokenizes:
 //
 //   model "gpt2" (byte-level BPE)   BPE with the stored merges; the pre-tokenizer from
-//                                   tokenizer.ggml.pre: "gpt-2" ByteLevel(use_regex), "llama-bpe"
-//                                   and "qwen2" Split(their regex) + ByteLevel(use_regex: false)
+//                                   tokenizer.ggml.pre (GGUFPreTokenizers.swift): "gpt-2"
+//                                   ByteLevel(use_regex), "llama-bpe", "qwen2", "gpt-4o", ...
+//                                   Split(their regexes) + ByteLevel(use_regex: false)
 //                                   (llama-bpe also ignore_merges, as Llama-3's tokenizer.json);
 //                                   other pre-tokenizers are refused by name (ckpt does not
 //                                   know their regexes).
@@ -19,6 +20,11 @@
 //   model "bert" (WordPiece)        llama.cpp's "▁word"/"piece" vocabulary back to "word"/"##piece",
 //                                   BertNormalizer(lowercase) + BertPreTokenizer, which is what
 //                                   llama.cpp's WPM tokenizer does.
+//   model "t5" (Unigram)            Unigram with the scores; normalizer Precompiled(the charsmap)
+//                                   and, with remove_extra_whitespaces (default true), spaces
+//                                   trimmed at both ends and collapsed inside, as SentencePiece
+//                                   and llama.cpp do; Metaspace("▁", always when add_space_prefix
+//                                   or remove_extra_whitespaces, else never).
 // Token types: 2 (unknown), 3 (control) become special added tokens, 4 (user-defined) plain
 // added tokens, 5 (unused, "[PADn]" placeholders) are left out of the vocabulary.
 // The post-processor adds bos/eos (cls/sep for BERT) as add_bos_token/add_eos_token say.
@@ -43,6 +49,21 @@ extension GGUFTokenizer {
         return out
     }
 
+    /// A u8/i8 array's bytes (tokenizer.ggml.precompiled_charsmap).
+    static func bytes(_ v: GGUFValue?) -> [UInt8]? {
+        guard case .array(_, let e)? = v else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(e.count)
+        for x in e {
+            switch x {
+            case .u8(let b): out.append(b)
+            case .i8(let b): out.append(UInt8(bitPattern: b))
+            default: return nil
+            }
+        }
+        return out
+    }
+
     static func numbers(_ v: GGUFValue?) -> [Double]? {
         guard case .array(_, let e)? = v else { return nil }
         var out: [Double] = []
@@ -50,8 +71,6 @@ extension GGUFTokenizer {
         for x in e { guard let d = x.doubleValue ?? x.intValue.map(Double.init) else { return nil }; out.append(d) }
         return out
     }
-
-    static let preRegex: [String: String] = ["llama-bpe": llama3Pattern, "qwen2": qwen2Pattern]
 
     /// tokenizer.json and tokenizer_config.json for a GGUF file's tokenizer.ggml.* keys; nil when
     /// it has none; a refusal (one line) when they do not say enough.
@@ -89,7 +108,7 @@ extension GGUFTokenizer {
         let bos = isBert ? (id("cls_token_id") ?? id("bos_token_id")) : id("bos_token_id")
         let eos = isBert ? (id("seperator_token_id") ?? id("eos_token_id")) : id("eos_token_id")
         let addBos = kv["tokenizer.ggml.add_bos_token"]?.boolValueOrNil ?? (model == "llama" || isBert)
-        let addEos = kv["tokenizer.ggml.add_eos_token"]?.boolValueOrNil ?? isBert
+        let addEos = kv["tokenizer.ggml.add_eos_token"]?.boolValueOrNil ?? (isBert || model == "t5")
 
         var normalizer = JSONValue.null, preTokenizer = JSONValue.null, decoder = JSONValue.null
         var modelJSON: OrderedDictionary<String, JSONValue>
@@ -101,21 +120,15 @@ extension GGUFTokenizer {
             guard let merges = strings(kv["tokenizer.ggml.merges"]) else {
                 throw Refusal(description: "byte-level BPE (tokenizer.ggml.model gpt2) without tokenizer.ggml.merges: no tokenizer.json written")
             }
-            if pre == "gpt-2" {
-                preTokenizer = byteLevel(prefix: false, trim: true, regex: true)
-            } else if let regex = preRegex[pre] {
-                preTokenizer = .object(["type": .string("Sequence"), "pretokenizers": .array([
-                    .object(["type": .string("Split"), "pattern": .object(["Regex": .string(regex)]), "behavior": .string("Isolated"), "invert": .bool(false)]),
-                    byteLevel(prefix: false, trim: true, regex: false),
-                ])])
-            } else {
-                throw Refusal(description: "tokenizer.ggml.pre \(pre): ckpt knows the regexes of gpt-2, llama-bpe and qwen2 only; no tokenizer.json written")
+            guard let row = bytePre(named: pre) else {
+                throw Refusal(description: "tokenizer.ggml.pre \(pre): ckpt knows the regexes of \(bytePres.flatMap(\.names).joined(separator: ", ")) only; no tokenizer.json written")
             }
+            preTokenizer = preTokenizerJSON(row)
             decoder = byteLevel(prefix: true, trim: true, regex: true)
             let pairs: [JSONValue] = try splitMerges(merges).map { .array([.string($0.0), .string($0.1)]) }
             modelJSON = ["type": .string("BPE"), "dropout": .null, "unk_token": .null, "continuing_subword_prefix": .null,
                          "end_of_word_suffix": .null, "fuse_unk": .bool(false), "byte_fallback": .bool(false),
-                         "ignore_merges": .bool(pre == "llama-bpe"), "vocab": .object(vocab), "merges": .array(pairs)]
+                         "ignore_merges": .bool(ignoreMergesPres.contains(pre)), "vocab": .object(vocab), "merges": .array(pairs)]
         case "llama":
             guard let scores = numbers(kv["tokenizer.ggml.scores"]), scores.count == tokens.count else {
                 throw Refusal(description: "SentencePiece vocabulary (tokenizer.ggml.model llama) without a score per token: no tokenizer.json written")
@@ -140,8 +153,39 @@ extension GGUFTokenizer {
             decoder = .object(["type": .string("WordPiece"), "prefix": .string("##"), "cleanup": .bool(true)])
             modelJSON = ["type": .string("WordPiece"), "unk_token": .string(unk.map { texts[$0] } ?? "[UNK]"),
                          "continuing_subword_prefix": .string("##"), "max_input_chars_per_word": .int(100), "vocab": .object(vocab)]
+        case "t5":
+            guard let scores = numbers(kv["tokenizer.ggml.scores"]), scores.count == tokens.count else {
+                throw Refusal(description: "Unigram vocabulary (tokenizer.ggml.model t5) without a score per token: no tokenizer.json written")
+            }
+            guard scores.allSatisfy(\.isFinite) else {
+                throw Refusal(description: "Unigram vocabulary (tokenizer.ggml.model t5) with a score that is not finite: no tokenizer.json written")
+            }
+            let spacePrefix = kv["tokenizer.ggml.add_space_prefix"]?.boolValueOrNil ?? true
+            let removeExtra = kv["tokenizer.ggml.remove_extra_whitespaces"]?.boolValueOrNil ?? true
+            var norms: [JSONValue] = []
+            if let map = bytes(kv["tokenizer.ggml.precompiled_charsmap"]), !map.isEmpty {
+                norms.append(.object(["type": .string("Precompiled"), "precompiled_charsmap": .string(Data(map).base64EncodedString())]))
+            }
+            if removeExtra {
+                // SentencePiece's remove_extra_whitespaces, as llama.cpp applies it: spaces at
+                // either end dropped, runs inside collapsed to one.
+                norms.append(.object(["type": .string("Replace"), "pattern": .object(["Regex": .string(#"\A +| +\z"#)]), "content": .string("")]))
+                norms.append(.object(["type": .string("Replace"), "pattern": .object(["Regex": .string(" {2,}")]), "content": .string(" ")]))
+            }
+            normalizer = norms.isEmpty ? .null : .object(["type": .string("Sequence"), "normalizers": .array(norms)])
+            // llama.cpp puts a "▁" before every word when it removes extra whitespace, whatever
+            // add_space_prefix says.
+            let metaspace = JSONValue.object(["type": .string("Metaspace"), "replacement": .string("\u{2581}"),
+                                              "prepend_scheme": .string(spacePrefix || removeExtra ? "always" : "never"), "split": .bool(true)])
+            preTokenizer = metaspace
+            decoder = metaspace
+            // Every id keeps its place (Unigram pieces are listed by id); ids nothing uses keep
+            // their placeholder text and score.
+            modelJSON = ["type": .string("Unigram"), "unk_id": unk.map { .int($0) } ?? .null,
+                         "vocab": .array(tokens.indices.map { .array([.string(tokens[$0]), .number(String(Float(scores[$0]).description))]) }),
+                         "byte_fallback": .bool(false)]
         default:
-            throw Refusal(description: "tokenizer.ggml.model \(model): ckpt rebuilds gpt2, llama and bert vocabularies only; no tokenizer.json written")
+            throw Refusal(description: "tokenizer.ggml.model \(model): ckpt rebuilds gpt2, llama, bert and t5 vocabularies only; no tokenizer.json written")
         }
         // Post-processor: bos/eos around each sequence, as add_bos_token/add_eos_token say.
         var template: JSONValue = .null
@@ -156,8 +200,10 @@ extension GGUFTokenizer {
             for i in [first, last].compactMap({ $0 }) {
                 specials[texts[i]] = .object(["id": .string(texts[i]), "ids": .array([.int(i)]), "tokens": .array([.string(texts[i])])])
             }
-            // BERT's pair is [CLS] A [SEP] B [SEP]; LLaMA's <s> A <s> B.
-            let pairB = (isBert ? [] : special(first, secondType)) + [seq("B", secondType)] + special(last, secondType)
+            // BERT's pair is [CLS] A [SEP] B [SEP]; LLaMA's <s> A <s> B; XLM-RoBERTa's (t5 with
+            // bos and eos) <s> A </s> </s> B </s>, T5's A </s> B </s>.
+            let pairB = (isBert ? [] : model == "t5" ? (first != nil ? special(last, secondType) : []) : special(first, secondType))
+                + [seq("B", secondType)] + special(last, secondType)
             template = .object(["type": .string("TemplateProcessing"),
                                 "single": .array(special(first, 0) + [seq("A", 0)] + special(last, 0)),
                                 "pair": .array(special(first, 0) + [seq("A", 0)] + special(last, 0) + pairB),
@@ -187,7 +233,7 @@ extension GGUFTokenizer {
         let named: [(String, Int?)] = isBert
             ? [("cls_token", bos), ("sep_token", eos), ("unk_token", unk), ("pad_token", id("padding_token_id")), ("mask_token", id("mask_token_id"))]
             : [("bos_token", bos), ("eos_token", eos), ("unk_token", unk), ("pad_token", id("padding_token_id")),
-               ("sep_token", id("seperator_token_id")), ("mask_token", id("mask_token_id"))]
+               ("sep_token", id("seperator_token_id")), ("cls_token", id("cls_token_id")), ("mask_token", id("mask_token_id"))]
         for (key, i) in named { if let i { config[key] = .string(texts[i]) } }
         if let t = kv["tokenizer.chat_template"]?.stringValue { config["chat_template"] = .string(t) }
         config["clean_up_tokenization_spaces"] = .bool(isBert)

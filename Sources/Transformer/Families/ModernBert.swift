@@ -26,7 +26,7 @@ public enum ModernBertFamily: Architecture {
         guard C % NH == 0 else { throw TransformerError.invalidConfig("hidden_size \(C) is not a multiple of num_attention_heads \(NH)") }
         let hs = C / NH
         let act = try c.activation("hidden_activation", default: .geluExact, allowed: [.geluExact, .geluTanh, .relu, .silu])
-        let normBias: Presence = try c.bool("norm_bias", default: true) ? .required : .absent
+        let normBias: Presence = try c.bool("norm_bias", default: false) ? .required : .absent  // transformers: false
         let attentionBias: Presence = try c.bool("attention_bias", default: false) ? .required : .absent
         let mlpBias: Presence = try c.bool("mlp_bias", default: false) ? .required : .absent
         let local = try c.size("local_attention", default: 128)
