@@ -64,8 +64,8 @@ public struct CalibrationOptions: Sendable {
         self.tokenizer = tokenizer
     }
 
-    /// Methods accepted by `--method`.
-    public static let methods = ["gptq", "awq", "imatrix", "rtn"]
+    /// Methods accepted by `--method` (awq+gptq: AWQ's scales folded, then GPTQ on them).
+    public static let methods = ["gptq", "awq", "imatrix", "rtn", "awq+gptq"]
 }
 
 /// One calibrated layer's output error on the calibration activations.
@@ -91,6 +91,11 @@ public final class Calibration: @unchecked Sendable {
     let blocks: [BlockSpec]
     /// AWQ: the α chosen per group (consumer weight names joined by commas).
     var awqAlphas: [String: Double] = [:]
+    /// AWQ: the scales folded into each consumer's input columns (model weight name; α > 0 only).
+    var awqScales: [String: [Float]] = [:]
+    /// AWQ: the clipping thresholds searched for each linear weight (model weight name), in the
+    /// scaled weights' units; applied before rounding to nearest.
+    var awqClips: [String: AWQ.Clip] = [:]
     /// Per weight (llama.cpp's name where there is one), the importance: Σx²/tokens per column.
     var importance: [String: [Float]]
     /// The model's weight names -> llama.cpp's.
@@ -109,12 +114,13 @@ public final class Calibration: @unchecked Sendable {
         self.linears = linears
     }
 
-    /// The method used for `dtype` when none is asked for: GPTQ where it has the type's grid,
-    /// the importance-weighted search for the k-quants, round-to-nearest otherwise (q8_0's
-    /// importance-weighted bytes are its round-to-nearest ones in llama.cpp).
+    /// The method used for `dtype` when none is asked for: GPTQ for the 32-blocks and int
+    /// groups, the importance-weighted search for the k-quants (GPTQ on their frozen scales is
+    /// `--method gptq`), round-to-nearest otherwise (q8_0's importance-weighted bytes are its
+    /// round-to-nearest ones in llama.cpp).
     public static func method(for dtype: DType, asked: String?) -> String {
         if let asked { return asked }
-        if GPTQ.supports(dtype) { return "gptq" }
+        if GPTQ.supports(dtype) && !GPTQ.freezesScales(dtype) { return "gptq" }
         return ImportanceQuants.supports(dtype) ? "imatrix" : "rtn"
     }
 
@@ -142,7 +148,7 @@ public final class Calibration: @unchecked Sendable {
             throw QuantizeJobError(description: "--method \(m): this build calibrates with \(CalibrationOptions.methods.joined(separator: ", "))")
         }
         let sequential = options.sequential && !options.file.isEmpty
-        if sequential, options.method == "awq" || options.imatrix != nil {
+        if sequential, options.method?.hasPrefix("awq") == true || options.imatrix != nil {
             throw QuantizeJobError(description: "--sequential applies to gptq and imatrix collected from --calibrate (awq searches on the float model's inputs)")
         }
         guard options.samples > 0 else { throw QuantizeJobError(description: "--calibration-samples must be positive") }
@@ -173,7 +179,7 @@ public final class Calibration: @unchecked Sendable {
         }
         // llama.cpp's names of the model's weights (its imatrix files use them).
         var ggufNames: [String: String] = [:]
-        if options.imatrix != nil || options.saveImatrix != nil || options.method == "awq" || sequential {
+        if options.imatrix != nil || options.saveImatrix != nil || options.method?.hasPrefix("awq") == true || sequential {
             let renamed = try GGUFNaming.toGGUF(graph)
             for (gguf, hf) in GGUFNaming.hfNames(of: renamed) { ggufNames[hf] = gguf }
         }
@@ -264,7 +270,7 @@ public final class Calibration: @unchecked Sendable {
 
     public func layer(_ name: String) -> CalibratedLayer? { lock.withLock { layers[name] } }
     /// Whether the graph is rescaled (AWQ) before quantization.
-    public var usesAWQ: Bool { options.method == "awq" }
+    public var usesAWQ: Bool { options.method?.hasPrefix("awq") == true }
     public var quantizeSeconds: Double { lock.withLock { quantizeTime } }
 
     /// `tensor` quantized to `target` with the calibration method, or nil when this layer has
@@ -274,7 +280,8 @@ public final class Calibration: @unchecked Sendable {
     func quantize(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
         let method = Self.method(for: target, asked: options.method)
         switch method {
-        case "gptq": return try quantizeGPTQ(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
+        case "gptq", "awq+gptq": return try quantizeGPTQ(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
+        case "awq": return try quantizeClipped(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
         case "imatrix": return try quantizeImportance(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
         default: return nil
         }
@@ -342,10 +349,14 @@ public final class Calibration: @unchecked Sendable {
     func quantizeGPTQ(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
         guard GPTQ.supports(target), let spec = linears[modelName] else { return nil }
         guard spec.layout == .linear || transposed, tensor.shape == [spec.outFeatures, spec.inFeatures] else { return nil }
-        guard let g = stats.gram(modelName), let n = stats.inputTokens[modelName], n > 0 else { return nil }
+        guard var g = stats.gram(modelName), let n = stats.inputTokens[modelName], n > 0 else { return nil }
         guard let w = try Cast.floats(tensor) else { return nil }
         let start = DispatchTime.now().uptimeNanoseconds
         let rows = spec.outFeatures, cols = spec.inFeatures
+        // AWQ's scales folded in (awq+gptq): the layer's inputs are x/s, so G' = diag(1/s)·G·diag(1/s).
+        if let s = lock.withLock({ awqScales[modelName] }), s.count == cols {
+            for i in 0..<cols { for j in 0..<cols { g[i * cols + j] /= Double(s[i]) * Double(s[j]) } }
+        }
         let h = g.map { 2 * $0 / Double(n) }
         let result: (bytes: [UInt8], values: [Float])
         do {
@@ -360,7 +371,7 @@ public final class Calibration: @unchecked Sendable {
         let before = Self.outputError(w, rtnValues, gram: g, rows: rows, cols: cols)
         let after = Self.outputError(w, result.values, gram: g, rows: rows, cols: cols)
         lock.withLock {
-            layers[tensor.name] = CalibratedLayer(method: "gptq", errorBefore: before, errorAfter: after)
+            layers[tensor.name] = CalibratedLayer(method: usesAWQ ? "awq+gptq" : "gptq", errorBefore: before, errorAfter: after)
             quantizeTime += seconds
         }
         if report.measures { report.recordCalibrated(tensor.name, QuantizationError.measure(original: w, reconstructed: result.values)) }
