@@ -98,8 +98,13 @@ public final class Calibration: @unchecked Sendable {
     var awqClips: [String: AWQ.Clip] = [:]
     /// Per weight (llama.cpp's name where there is one), the importance: Σx²/tokens per column.
     var importance: [String: [Float]]
-    /// The model's weight names -> llama.cpp's.
+    /// The model's weight names -> llama.cpp's (plain tensors; experts stacked into one
+    /// llama.cpp tensor are in `expertStacks`).
     let ggufNames: [String: String]
+    /// llama.cpp's stacked expert tensors (`blk.N.ffn_*_exps.weight`) -> the model's weight
+    /// name of each slice, in order. Their importance (file or collected) is one entry of
+    /// experts × columns, with one token count per expert, as llama-imatrix writes it.
+    var expertStacks: [String: [String]] = [:]
 
     init(options: CalibrationOptions, stats: ActivationStats, sequences: Int, tokens: Int, seconds: Double, linears: [String: LinearSpec],
          importance: [String: [Float]] = [:], ggufNames: [String: String] = [:], blocks: [BlockSpec] = []) {
@@ -178,22 +183,39 @@ public final class Calibration: @unchecked Sendable {
             for l in all { linears[l.weightName] = l }
         }
         // llama.cpp's names of the model's weights (its imatrix files use them).
-        var ggufNames: [String: String] = [:]
-        if options.imatrix != nil || options.saveImatrix != nil || options.method?.hasPrefix("awq") == true || sequential {
-            let renamed = try GGUFNaming.toGGUF(graph)
-            for (gguf, hf) in GGUFNaming.hfNames(of: renamed) { ggufNames[hf] = gguf }
+        var ggufNames: [String: String] = [:], stacks: [String: [String]] = [:]
+        let needsNames = options.imatrix != nil || options.saveImatrix != nil || options.method?.hasPrefix("awq") == true || sequential
+        // MoE models: the stacked expert tensors' names, for their importance entries.
+        let moe = description?.blocks.contains(where: { $0.moe != nil }) == true
+        if let renamed = needsNames ? try GGUFNaming.toGGUF(graph) : moe ? try? GGUFNaming.toGGUF(graph) : nil {
+            for (gguf, hfs) in GGUFNaming.hfNameLists(of: renamed) {
+                if hfs.count == 1 { ggufNames[hfs[0]] = gguf } else { stacks[gguf] = hfs }
+            }
         }
         let calibration = Calibration(options: options, stats: stats, sequences: inputs.count, tokens: tokens, seconds: 0, linears: linears,
                                       importance: [:], ggufNames: ggufNames, blocks: description?.blocks ?? [])
+        calibration.expertStacks = stacks
         if sequential {
             try calibration.runSequential(graph, inputs: inputs, target: target ?? { _, _ in nil }, ggufOutput: ggufOutput)
         }
-        calibration.importance = importanceFromStats(stats, ggufNames)
+        calibration.importance = importanceFromStats(stats, ggufNames, stacks: stacks)
         if let path = options.saveImatrix {
             var m = ImportanceMatrix(datasets: options.file.isEmpty ? [] : [options.file], chunkCount: inputs.count, chunkSize: options.context)
-            for (name, sums) in stats.inputSquares {
+            let stacked = Set(stacks.values.joined())
+            for (name, sums) in stats.inputSquares where !stacked.contains(name) {
                 guard let n = stats.inputTokens[name], n > 0 else { continue }
                 m.entries[ggufNames[name] ?? name] = .init(sums: sums.map(Float.init), counts: [Float(n)])
+            }
+            // Stacked experts: one entry, a matrix and a token count per expert (0 if never routed to).
+            for (name, experts) in stacks {
+                guard let cols = experts.lazy.compactMap({ stats.inputSquares[$0]?.count }).first else { continue }
+                var sums = [Float](), counts = [Float]()
+                for e in experts {
+                    let n = stats.inputTokens[e] ?? 0
+                    sums += n > 0 ? (stats.inputSquares[e] ?? []).map(Float.init) : [Float](repeating: 0, count: cols)
+                    counts.append(Float(n))
+                }
+                if sums.count == cols * experts.count, counts.contains(where: { $0 > 0 }) { m.entries[name] = .init(sums: sums, counts: counts) }
             }
             guard !m.entries.isEmpty else { throw QuantizeJobError(description: "--save-imatrix: the calibration run collected no linear layer's inputs") }
             try m.write(to: path, legacy: path.lowercased().hasSuffix(".dat"))
@@ -201,19 +223,35 @@ public final class Calibration: @unchecked Sendable {
         if let path = options.imatrix {
             calibration.importance = [:]
             let m = try ImportanceMatrix.read(path: path)
-            for (name, e) in m.entries where e.counts.count == 1 { calibration.importance[name] = e.importance }
+            for (name, e) in m.entries { calibration.importance[name] = e.importance }
         }
         calibration.collectSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return calibration
     }
 
     /// Per weight (llama.cpp's name where there is one), Σx²/tokens per column.
-    static func importanceFromStats(_ stats: ActivationStats, _ ggufNames: [String: String]) -> [String: [Float]] {
+    /// Stacked experts: experts × columns under the stacked tensor's name, 1 for an expert
+    /// never routed to (llama-quantize's reading of a count of 0).
+    static func importanceFromStats(_ stats: ActivationStats, _ ggufNames: [String: String], stacks: [String: [String]] = [:]) -> [String: [Float]] {
         var importance: [String: [Float]] = [:]
         for (name, sums) in stats.inputSquares {
             guard let n = stats.inputTokens[name], n > 0 else { continue }
             // In f32 as llama-quantize computes it from a saved file (in_sum2 / counts): the same bytes.
             importance[ggufNames[name] ?? name] = sums.map { Float($0) / Float(n) }
+        }
+        for (name, experts) in stacks {
+            guard let cols = experts.lazy.compactMap({ stats.inputSquares[$0]?.count }).first,
+                  experts.contains(where: { (stats.inputTokens[$0] ?? 0) > 0 }) else { continue }
+            var q = [Float]()
+            for e in experts {
+                let n = stats.inputTokens[e] ?? 0
+                if n > 0, let sums = stats.inputSquares[e], sums.count == cols {
+                    q += sums.map { Float($0) / Float(n) }
+                } else {
+                    q += [Float](repeating: 1, count: cols)
+                }
+            }
+            importance[name] = q
         }
         return importance
     }
@@ -225,7 +263,7 @@ public final class Calibration: @unchecked Sendable {
         var state = try model.embed(inputs, stats: stats)
         for spec in model.description.blocks {
             try model.observeBlock(state, stats: stats)
-            importance = Self.importanceFromStats(stats, ggufNames)
+            importance = Self.importanceFromStats(stats, ggufNames, stacks: expertStacks)
             var all = spec.attention.linears + (spec.mlp?.linears ?? [])
             if let moe = spec.moe { all += moe.linears }
             let replaced = try all.compactMap { try quantizedFloats($0, graph, target: target, ggufOutput: ggufOutput) }
@@ -291,8 +329,17 @@ public final class Calibration: @unchecked Sendable {
     /// name, or the model's) or the collected one; only when it runs along the tensor's rows.
     /// A file's entry whose length is not the tensor's row length is an error (llama-quantize
     /// refuses it too).
+    /// A stacked expert tensor [experts, rows, cols] takes its own name's entry of experts ×
+    /// cols values (llama-quantize requires exactly that size too).
     func importance(for tensor: Tensor, modelName: String, transposed: Bool) throws -> [Float]? {
         if let spec = linears[modelName], !(spec.layout == .linear || transposed) { return nil }  // Conv1D [in, out] rows
+        if tensor.shape.count == 3 {
+            guard let q = importance[tensor.name] else { return nil }
+            guard q.count == tensor.shape[0] * tensor.shape[2] else {
+                throw QuantizeJobError(description: "\(options.imatrix ?? "importance matrix"): tensor `\(tensor.name)`: the importance matrix has \(q.count) values, the \(tensor.shape[0]) stacked matrices' rows \(tensor.shape[2]) each")
+            }
+            return q
+        }
         let keys = [tensor.name, ggufNames[modelName], modelName].compactMap { $0 }
         guard tensor.shape.count == 2, let q = keys.lazy.compactMap({ self.importance[$0] }).first else { return nil }
         guard q.count == tensor.shape[1] else {
@@ -304,9 +351,17 @@ public final class Calibration: @unchecked Sendable {
     func quantizeImportance(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
         guard ImportanceQuants.supports(target), let q = try importance(for: tensor, modelName: modelName, transposed: transposed) else { return nil }
         guard let w = try Cast.floats(tensor) else { return nil }
-        let cols = q.count, rows = w.count / cols
+        // Stacked experts: each matrix with its own slice of the importance.
+        let cols = tensor.shape.last ?? 1, nmat = q.count / cols, rows = w.count / cols
+        let perMatrix = w.count / nmat
         let start = DispatchTime.now().uptimeNanoseconds
-        let bytes = try w.withUnsafeBufferPointer { try ImportanceQuants.quantize($0, rowLength: cols, importance: q, to: target, name: tensor.name) }
+        var bytes: [UInt8] = []
+        for m in 0..<nmat {
+            bytes += try w.withUnsafeBufferPointer { p in
+                try ImportanceQuants.quantize(UnsafeBufferPointer(rebasing: p[(m * perMatrix)..<((m + 1) * perMatrix)]), rowLength: cols,
+                                              importance: Array(q[(m * cols)..<((m + 1) * cols)]), to: target, name: tensor.name)
+            }
+        }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let values = try bytes.withUnsafeBytes { try Quantizer.dequantize($0, dtype: target, count: w.count) }
         try record(tensor, modelName: modelName, method: "imatrix", w: w, values: values, target: target, rows: rows, cols: cols,
@@ -321,12 +376,12 @@ public final class Calibration: @unchecked Sendable {
         let rtn = try Quantizer.quantize(w, rowLength: cols, to: target, name: tensor.name)
         let rtnValues = try rtn.withUnsafeBytes { try Quantizer.dequantize($0, dtype: target, count: w.count) }
         let before: Double, after: Double
-        if let g = stats.gram(modelName), g.count == cols * cols {
+        if importance.count == cols, let g = stats.gram(modelName), g.count == cols * cols {
             before = Self.outputError(w, rtnValues, gram: g, rows: rows, cols: cols)
             after = Self.outputError(w, values, gram: g, rows: rows, cols: cols)
         } else {
-            before = Self.diagonalError(w, rtnValues, importance: importance)
-            after = Self.diagonalError(w, values, importance: importance)
+            before = Self.diagonalError(w, rtnValues, importance: importance, cols: cols)
+            after = Self.diagonalError(w, values, importance: importance, cols: cols)
         }
         lock.withLock {
             layers[tensor.name] = CalibratedLayer(method: method, errorBefore: before, errorAfter: after)
@@ -336,10 +391,12 @@ public final class Calibration: @unchecked Sendable {
     }
 
     /// sqrt(Σ q_j·ΔW_ij² / Σ q_j·W_ij²): the output error when input channels are uncorrelated.
-    static func diagonalError(_ w: [Float], _ v: [Float], importance q: [Float]) -> Double {
+    /// `q` may hold one vector per stacked matrix (experts × columns).
+    static func diagonalError(_ w: [Float], _ v: [Float], importance q: [Float], cols: Int) -> Double {
+        let perMatrix = w.count / Swift.max(1, q.count / cols)
         var num = 0.0, den = 0.0
         for i in w.indices {
-            let qi = Double(q[i % q.count]), d = Double(v[i]) - Double(w[i])
+            let qi = Double(q[(i / perMatrix) * cols + i % cols]), d = Double(v[i]) - Double(w[i])
             num += qi * d * d
             den += qi * Double(w[i]) * Double(w[i])
         }
