@@ -117,9 +117,10 @@ extension TempDir {
         #expect(r.status == 0, "\(r.stderr)")
         let report = try JSONValue.parse(r.stdout)
         #expect(report["calibration"]?["method"]?.stringValue == "awq")
-        // ln_1 -> qkv, v -> attention output, ln_2 -> fc per block (GELU's fc -> proj is not foldable).
+        // ln_1 -> qkv, v -> attention output, ln_2 -> fc per block are scaled (GELU's fc -> proj
+        // is not foldable); the clipping search also covers proj (not the fused qkv, as AutoAWQ).
         let calibrated = try #require(report["tensors"]?.arrayValue).filter { $0["calibration"]?["method"]?.stringValue == "awq" }
-        #expect(calibrated.count == 6, "\(calibrated.map { $0["name"]?.stringValue ?? "" })")
+        #expect(calibrated.count == 8, "\(calibrated.map { $0["name"]?.stringValue ?? "" })")
         let py = try Python.run("""
         import sys, gguf
         r = gguf.GGUFReader(sys.argv[1])
