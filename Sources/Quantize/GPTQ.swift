@@ -167,8 +167,6 @@ enum GPTQGrids {
 
 public enum GPTQ {
     public static func supports(_ dtype: DType) -> Bool { GPTQGrids.supports(dtype) || KQuantGrids.supports(dtype) }
-    /// Whether the type's grid is a k-quant super-block whose scales GPTQ fixes first.
-    public static func freezesScales(_ dtype: DType) -> Bool { KQuantGrids.supports(dtype) }
 
     /// U = upper Cholesky factor of the inverse of the (damped) Hessian, row-major [n, n].
     static func inverseCholesky(_ h: [Double], n: Int) throws(GPTQError) -> [Double] {

@@ -66,10 +66,10 @@ import TestSupport
         #expect(try JSONValue.parse(e.stdout)["tensors"]?.arrayValue?.filter { $0["calibration"] != nil }.count == 8)
     }
 
-    /// Without --method: GPTQ where it has the type's grid, imatrix for the k-quants, and the
-    /// text report says which.
+    /// Without --method: GPTQ where it has the type's grid (the k-quants too), and the text
+    /// report says which.
     @Test func defaultMethodPerScheme() throws {
-        for (scheme, method) in [("q4_0", "gptq"), ("q4_k", "imatrix"), ("q6_k", "imatrix")] {
+        for (scheme, method) in [("q4_0", "gptq"), ("q4_k", "gptq"), ("q6_k", "gptq"), ("q4_k_m", "gptq")] {
             let r = try CkptBinary.run("quantize", Self.model, TempDir().file("x.gguf"), "--scheme", scheme, "--calibrate", Self.corpus,
                                        "--context", "64", "--dry-run")
             #expect(r.status == 0, "\(r.stderr)")
