@@ -62,7 +62,7 @@ import TestSupport
         let dir = TempDir()
         let out = dir.file("q4km.gguf")
         let r = try CkptBinary.run("quantize", minilm, out, "--scheme", "q4_k_m", "--calibrate", Self.corpus, "--method", "gptq",
-                                   "--context", "64", "--calibration-samples", "8", "--json")
+                                   "--context", "32", "--calibration-samples", "4", "--no-sequential", "--json")
         #expect(r.status == 0, "\(r.stderr)")
         let report = try JSONValue.parse(r.stdout)
         let tensors = try #require(report["tensors"]?.arrayValue)
