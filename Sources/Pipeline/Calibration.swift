@@ -286,8 +286,14 @@ public final class Calibration: @unchecked Sendable {
         if transpose { w = Self.transposed(w, rows: t.shape[0], cols: t.shape[1]) }
         let f = try Tensor(name: t.name, dtype: .f32, shape: shape, data: .owned(w.withUnsafeBytes { Array($0) }))
         let q: Tensor
+        // An expert that GGUF will stack is quantized there with the importance matrix (see
+        // `quantize`): the same here, from its slice of the same statistics.
+        let stackedExpert = ggufOutput && expertStacks.values.contains { $0.contains(spec.weightName) }
         if !dtype.isQuantized {
             q = try Cast.cast(f, to: dtype)
+        } else if stackedExpert, let c = try quantizeImportance(f, modelName: spec.weightName, target: dtype, transposed: transpose,
+                                                                 report: QuantizationReport(measures: false)) {
+            q = c
         } else if let c = try quantize(f, modelName: spec.weightName, target: dtype, transposed: transpose,
                                        report: QuantizationReport(measures: false)) {
             q = c
@@ -317,7 +323,11 @@ public final class Calibration: @unchecked Sendable {
     func quantize(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
         let method = Self.method(for: target, asked: options.method)
         switch method {
-        case "gptq", "awq+gptq": return try quantizeGPTQ(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
+        case "gptq", "awq+gptq":
+            // Stacked MoE experts (one [experts, rows, cols] tensor in GGUF) have no per-expert
+            // Hessian here: they take the importance matrix, which has their per-expert entries.
+            if tensor.shape.count == 3 { return try quantizeImportance(tensor, modelName: modelName, target: target, transposed: transposed, report: report) }
+            return try quantizeGPTQ(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
         case "awq": return try quantizeClipped(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
         case "imatrix": return try quantizeImportance(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
         default: return nil

@@ -229,5 +229,15 @@ import TestSupport
         let b = try CkptBinary.run("quantize", Self.model, dir.file("b.gguf"), "--scheme", "q4_0", "--imatrix", dir.file("im.gguf"), "--quiet")
         #expect(b.status == 0, "\(b.stderr)")
         #expect(try ggufTensorBytes(dir.file("a.gguf"), "blk.0.ffn_gate_exps.weight") == ggufTensorBytes(dir.file("b.gguf"), "blk.0.ffn_gate_exps.weight"))
+        // GPTQ (the default) has no per-expert Hessian for a stacked tensor: the experts take the
+        // importance matrix instead of rounding to nearest; the other linears take GPTQ.
+        for sequential in ["--sequential", "--no-sequential"] {
+            let g = try CkptBinary.run("quantize", Self.model, dir.file("g.gguf"), "--scheme", "q4_0", "--calibrate", dir.file("calib.txt"),
+                                       "--context", "16", sequential, "--json")
+            #expect(g.status == 0, "\(sequential): \(g.stderr)")
+            let rows = try #require(JSONValue.parse(g.stdout)["tensors"]?.arrayValue)
+            func method(_ n: String) -> String? { rows.first { $0["name"]?.stringValue == n }?["calibration"]?["method"]?.stringValue }
+            #expect(method("blk.0.ffn_gate_exps.weight") == "imatrix" && method("blk.0.attn_q.weight") == "gptq", "\(sequential)")
+        }
     }
 }
