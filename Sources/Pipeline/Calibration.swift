@@ -13,8 +13,11 @@
 // linears of block i see the float block i's internal activations (AutoGPTQ's
 // "true sequential" also re-runs the block between q/k/v, o and the MLP; not done here).
 // Only one block's weights and the activations of all sequences are in memory at a time.
-// Sequential is the default for GPTQ; imatrix and AWQ default to one pass (llama-imatrix and
-// AutoAWQ collect on the float model), imatrix may ask for `--sequential`.
+// Sequential is the default for GPTQ; imatrix, AWQ and AWQ+GPTQ default to one pass
+// (llama-imatrix and AutoAWQ collect on the float model), imatrix may ask for `--sequential`.
+// GPTQ reaches every GGUF block type (the k-quants with their scales frozen first) and is the
+// default method; stacked MoE expert tensors take the importance matrix (AWQScaling.swift has
+// AWQ, its clipping search and AWQ+GPTQ).
 //
 // imatrix (llama.cpp's importance matrix): the per-column mean of x² from the same pass (or
 // from a llama.cpp imatrix file, `--imatrix FILE`) weights the scale/min search of the block
@@ -35,7 +38,7 @@ import Transformer
 
 public struct CalibrationOptions: Sendable {
     public var file: String
-    /// gptq, rtn (nil: the best this build has for the scheme).
+    /// gptq, awq, imatrix, rtn or awq+gptq (nil: the best this build has for the scheme).
     public var method: String?
     public var samples: Int
     public var context: Int
