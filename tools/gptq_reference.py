@@ -2,10 +2,19 @@
 """A float64 NumPy GPTQ (Frantar et al. 2022) on ggml's / ckpt's block grids, written
 independently of Sources/Quantize/GPTQ.swift to check it (Tests/QuantizeTests/GPTQTests).
 
-usage: gptq_reference.py W.f32 H.f64 ROWS COLS DTYPE ACTORDER OUT.bin
+usage: gptq_reference.py W.f32 H.f64 ROWS COLS DTYPE ACTORDER OUT.bin [HEADERS.bin STARTS.f32]
 
 W.f32: little-endian float32 [ROWS, COLS]; H.f64: float64 [COLS, COLS]. Writes the quantized
 blocks (row after row) to OUT.bin.
+
+k-quants (q2_k..q6_k): a super-block's scales are chosen first and frozen, then GPTQ rounds
+each value onto the frozen grid of its sub-block. The scale search is the type's encoder, which
+this script does not re-implement: HEADERS.bin holds blocks (ckpt's output) whose headers (super-
+block scales, sub-block scales and mins) are taken as the frozen grids, and STARTS.f32 receives,
+per row and super-block, the 256 weights as they stood when GPTQ reached the super-block's first
+column (the original weights with act order), so the caller can check that encoding them gives
+those headers. The quantized values are packed here and the blocks are checked against gguf-py's
+dequantizer.
 
 The algorithm follows the paper's reference implementation (gptq.py): dead columns, optional
 act order, damping 1% of the mean diagonal, upper Cholesky factor of the inverse Hessian,
@@ -80,6 +89,149 @@ def pack(dtype, g, k):
     return half(d) + half(m) + (k[0::2] | (k[1::2] << 4)).astype(np.uint8).tobytes()
 
 
+KQUANT = {  # block bytes, values per sub-block
+    "q2_k": (84, 16), "q3_k": (110, 16), "q4_k": (144, 32), "q5_k": (176, 32), "q6_k": (210, 16),
+}
+
+
+def f16(b, off):
+    return F32(np.frombuffer(bytes(b[off:off + 2]), dtype="<f2")[0])
+
+
+def kquant_grids(dtype, b):
+    """The sub-block grids (d, m, lo, hi), value = k*d + m, of one encoded super-block."""
+    b = np.frombuffer(bytes(b), dtype=np.uint8).astype(np.int64)
+    if dtype in ("q4_k", "q5_k"):
+        d, dmin, q = f16(b.astype(np.uint8), 0), f16(b.astype(np.uint8), 2), b[4:16]
+        out = []
+        for j in range(8):
+            if j < 4:
+                sc, m = q[j] & 63, q[j + 4] & 63
+            else:
+                sc = (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4)
+                m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4)
+            out.append((float(d * F32(sc)), float(-(dmin * F32(m))), 0, 15 if dtype == "q4_k" else 31))
+        return out
+    if dtype == "q6_k":
+        d = f16(b.astype(np.uint8), 208)
+        sc = b[192:208].astype(np.uint8).view(np.int8)
+        return [(float(d * F32(sc[j])), 0.0, -32, 31) for j in range(16)]
+    if dtype == "q3_k":
+        d, s = f16(b.astype(np.uint8), 108), b[96:108]
+        out = []
+        for j in range(16):
+            low = (s[j] & 15) if j < 8 else (s[j - 8] >> 4)
+            high = (s[8 + j % 4] >> (2 * (j // 4))) & 3
+            out.append((float(d * F32((low | (high << 4)) - 32)), 0.0, -4, 3))
+        return out
+    d, dmin = f16(b.astype(np.uint8), 80), f16(b.astype(np.uint8), 82)  # q2_k
+    return [(float(d * F32(b[j] & 15)), float(-(dmin * F32(b[j] >> 4))), 0, 3) for j in range(16)]
+
+
+def kquant_pack(dtype, header, k):
+    """The block `header` (bytes) with its value bits replaced by levels k (256, signed)."""
+    b = np.frombuffer(bytes(header), dtype=np.uint8).copy()
+    k = np.asarray(k, dtype=np.int64)
+    if dtype in ("q2_k", "q3_k"):
+        u = k + (4 if dtype == "q3_k" else 0)
+        low = u & 3
+        planes = np.zeros(64, dtype=np.int64)
+        for e in range(256):  # 2-bit planes: byte 32*(e/128) + e%32, bits 2*((e%128)/32)
+            planes[32 * (e // 128) + e % 32] |= low[e] << (2 * ((e % 128) // 32))
+        if dtype == "q2_k":
+            b[16:80] = planes
+        else:
+            hm = np.zeros(32, dtype=np.int64)
+            for e in range(256):
+                hm[e % 32] |= ((u[e] >> 2) & 1) << (e // 32)
+            b[0:32] = hm
+            b[32:96] = planes
+        return bytes(b)
+    if dtype in ("q4_k", "q5_k"):
+        qs = np.zeros(128, dtype=np.int64)
+        qh = np.zeros(32, dtype=np.int64)
+        for e in range(256):  # 4-bit planes: byte 32*(e/64) + e%32, high nibble if e%64 >= 32
+            qs[32 * (e // 64) + e % 32] |= (k[e] & 15) << (4 * ((e % 64) // 32))
+            qh[e % 32] |= ((k[e] >> 4) & 1) << (e // 32)
+        if dtype == "q4_k":
+            b[16:144] = qs
+        else:
+            b[16:48] = qh
+            b[48:176] = qs
+        return bytes(b)
+    u = k + 32  # q6_k
+    ql = np.zeros(128, dtype=np.int64)
+    qh = np.zeros(64, dtype=np.int64)
+    for e in range(256):
+        h, r = e // 128, e % 128
+        ql[64 * h + r % 64] |= (u[e] & 15) << (4 * (r // 64))
+        qh[32 * h + r % 32] |= (u[e] >> 4) << (2 * (r // 32))
+    b[0:128] = ql
+    b[128:192] = qh
+    return bytes(b)
+
+
+def gptq_kquant(W, H, dtype, actorder, headers, percdamp=0.01, blocksize=128):
+    """GPTQ onto the frozen grids of `headers`; returns (blocks, weights at super-block starts)."""
+    import gguf
+    from gguf.quants import dequantize
+    rows, cols = W.shape
+    nbytes, sub = KQUANT[dtype]
+    nsb = cols // 256
+    blocksize = max(blocksize, 256)
+    W = W.astype(np.float64).copy()
+    H = H.copy()
+    dead = np.diag(H) == 0
+    H[dead, dead] = 1
+    W[:, dead] = 0
+    starts = np.zeros((rows, cols), dtype=np.float32)
+    header = lambda r, s: headers[(r * nsb + s) * nbytes:(r * nsb + s + 1) * nbytes]
+    grids = {(r, s): kquant_grids(dtype, header(r, s)) for r in range(rows) for s in range(nsb)}
+    if actorder:
+        starts[:] = W
+        perm = np.argsort(-np.diag(H), kind="stable")
+    else:
+        perm = np.arange(cols)
+    W = W[:, perm]
+    H = H[perm][:, perm]
+    H[np.diag_indices(cols)] += percdamp * np.mean(np.diag(H))
+    L = np.linalg.cholesky(H)
+    Hinv = np.linalg.inv(L).T @ np.linalg.inv(L)
+    U = np.linalg.cholesky(Hinv).T
+    K = np.zeros((rows, cols), dtype=np.int64)
+    Q = np.zeros((rows, cols))
+    for i1 in range(0, cols, blocksize):
+        i2 = min(i1 + blocksize, cols)
+        W1 = W[:, i1:i2].copy()
+        Err = np.zeros_like(W1)
+        for i in range(i2 - i1):
+            col = perm[i1 + i]
+            if not actorder and col % 256 == 0:
+                starts[:, col:col + 256] = W1[:, i:i + 256].astype(np.float32)
+            w = W1[:, i]
+            q = np.zeros(rows)
+            for r in range(rows):
+                gr = grids[r, col // 256][(col % 256) // sub]
+                k = level(gr, w[r])
+                K[r, col] = k
+                q[r] = value(gr, k)
+            Q[:, col] = q
+            e = (w - q) / U[i1 + i, i1 + i]
+            W1[:, i + 1:] -= np.outer(e, U[i1 + i, i1 + i + 1:i2])
+            Err[:, i] = e
+        W[:, i1:i2] = W1
+        W[:, i2:] -= Err @ U[i1:i2, i2:]
+    out = bytearray()
+    for r in range(rows):
+        for s in range(nsb):
+            out += kquant_pack(dtype, header(r, s), K[r, s * 256:(s + 1) * 256])
+    # The packing is checked against gguf-py's reading of the blocks.
+    back = dequantize(np.frombuffer(bytes(out), dtype=np.uint8), gguf.GGMLQuantizationType[dtype.upper()])
+    if not np.array_equal(back.reshape(rows, cols).astype(np.float32), Q.astype(np.float32)):
+        sys.exit("gptq_reference.py: gguf-py reads the packed blocks to other values than the levels chosen")
+    return bytes(out), starts
+
+
 def gptq(W, H, dtype, actorder, percdamp=0.01, blocksize=128):
     rows, cols = W.shape
     g = 32 if dtype[0] == "q" else int(dtype.split("_g")[1])
@@ -137,6 +289,12 @@ def main():
     rows, cols = int(rows), int(cols)
     W = np.fromfile(wpath, dtype="<f4").reshape(rows, cols)
     H = np.fromfile(hpath, dtype="<f8").reshape(cols, cols)
+    if dtype in KQUANT:
+        headers = open(sys.argv[8], "rb").read()
+        blocks, starts = gptq_kquant(W, H, dtype, actorder == "1", headers)
+        open(out, "wb").write(blocks)
+        starts.astype("<f4").tofile(sys.argv[9])
+        return
     with open(out, "wb") as f:
         f.write(gptq(W, H, dtype, actorder == "1"))
 

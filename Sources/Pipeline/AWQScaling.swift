@@ -13,8 +13,15 @@
 // bias, with Gemma's 1 + w offset; a linear's output row and bias) divided by s: the model's
 // function is unchanged before rounding. Post-norm blocks (BERT) feed the residual stream with
 // the norm's output, which cannot absorb a scale, so only their v -> output pair is scaled.
-// The scaled weights are then rounded to nearest by the scheme. (AutoAWQ's weight clipping
-// search is not done.)
+// The scaled weights are then rounded to nearest by the scheme, after AutoAWQ's clipping search
+// (auto_clip): per linear weight except the query and key projections (whose clipped outputs
+// would be judged without the softmax, as AutoAWQ skips them), per row and block of the target
+// type, the threshold max|w|·(1 − i/20), i < 10, that gives the smallest output error on the
+// calibration inputs (Quantize/AWQ.swift, `clipSearch`). Clipping changes the float function, so
+// it is kept apart from the fold: the folded graph still computes the original function, and the
+// thresholds are applied when each weight is rounded. `--method awq+gptq` folds the same scales
+// and then quantizes with GPTQ against the scaled inputs' Hessian (no clipping: GPTQ chooses its
+// own grid).
 
 import CkptCore
 import Foundation
@@ -118,6 +125,7 @@ extension Calibration {
                 }
                 guard r.alpha > 0 else { continue }
                 let s = r.scales
+                lock.withLock { for c in group.consumers { awqScales[c.weightName] = s } }
                 // Consumers: input channel j times s_j.
                 for c in group.consumers {
                     try Self.replace(&g, c.weightName) { w in
@@ -149,6 +157,56 @@ extension Calibration {
                 }
             }
         }
+        if options.method == "awq" { try searchClips(g, target: target) }
         return g
+    }
+
+    /// AutoAWQ's clipping search on every calibrated linear of the scaled graph `g` but the
+    /// query and key projections.
+    func searchClips(_ g: WeightGraph, target: (String, [Int]) -> DType?) throws {
+        for b in blocks {
+            var skip: Set<String> = []
+            switch b.attention.projections {
+            case .split(let q, let k, _): skip = [q.weightName, k.weightName]
+            case .fused(let l, _): skip = [l.weightName]
+            }
+            for l in b.attention.linears + (b.mlp?.linears ?? []) where !skip.contains(l.weightName) {
+                guard var gram = stats.gram(l.weightName), gram.count == l.inFeatures * l.inFeatures,
+                      let d = target(l.weightName, [l.outFeatures, l.inFeatures]), d.isQuantized,
+                      case .block(let per, _) = d.layout, l.inFeatures % per == 0, let w = try Self.linearWeight(g, l) else { continue }
+                let cols = l.inFeatures
+                let s = lock.withLock { awqScales[l.weightName] }
+                if let s {
+                    for i in 0..<cols { for j in 0..<cols { gram[i * cols + j] /= Double(s[i]) * Double(s[j]) } }
+                }
+                let start = DispatchTime.now().uptimeNanoseconds
+                let clip = try AWQ.clipSearch(weight: w, rows: l.outFeatures, cols: cols, gram: gram, target: d)
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                lock.withLock {
+                    awqClips[l.weightName] = clip
+                    // Before: round-to-nearest without scales (the scale search's), or without clipping.
+                    let before = layers[l.weightName]?.errorBefore ?? clip.errorBefore
+                    let layer = CalibratedLayer(method: "awq", errorBefore: before, errorAfter: clip.errorAfter)
+                    layers[l.weightName] = layer
+                    if let gg = ggufNames[l.weightName] { layers[gg] = layer }
+                    quantizeTime += seconds
+                }
+            }
+        }
+    }
+
+    /// A weight rounded to nearest after its AWQ clipping (nil: no clipping for it, the caller
+    /// rounds to nearest as it is).
+    func quantizeClipped(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
+        guard let spec = linears[modelName], spec.layout == .linear || transposed, tensor.shape == [spec.outFeatures, spec.inFeatures],
+              let clip = lock.withLock({ awqClips[modelName] }), clip.clips,
+              case .block(let per, _) = target.layout, per == clip.group, let w = try Cast.floats(tensor) else { return nil }
+        let c = AWQ.clipped(w, cols: spec.inFeatures, clip: clip)
+        let bytes = try Quantizer.quantize(c, rowLength: spec.inFeatures, to: target, name: tensor.name)
+        if report.measures {
+            let values = try bytes.withUnsafeBytes { try Quantizer.dequantize($0, dtype: target, count: w.count) }
+            report.recordCalibrated(tensor.name, QuantizationError.measure(original: w, reconstructed: values))
+        }
+        return try Tensor(name: tensor.name, dtype: target, shape: tensor.shape, data: .owned(bytes))
     }
 }

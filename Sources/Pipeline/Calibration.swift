@@ -13,8 +13,11 @@
 // linears of block i see the float block i's internal activations (AutoGPTQ's
 // "true sequential" also re-runs the block between q/k/v, o and the MLP; not done here).
 // Only one block's weights and the activations of all sequences are in memory at a time.
-// Sequential is the default for GPTQ; imatrix and AWQ default to one pass (llama-imatrix and
-// AutoAWQ collect on the float model), imatrix may ask for `--sequential`.
+// Sequential is the default for GPTQ; imatrix, AWQ and AWQ+GPTQ default to one pass
+// (llama-imatrix and AutoAWQ collect on the float model), imatrix may ask for `--sequential`.
+// GPTQ reaches every GGUF block type (the k-quants with their scales frozen first) and is the
+// default method; stacked MoE expert tensors take the importance matrix (AWQScaling.swift has
+// AWQ, its clipping search and AWQ+GPTQ).
 //
 // imatrix (llama.cpp's importance matrix): the per-column mean of x² from the same pass (or
 // from a llama.cpp imatrix file, `--imatrix FILE`) weights the scale/min search of the block
@@ -35,7 +38,7 @@ import Transformer
 
 public struct CalibrationOptions: Sendable {
     public var file: String
-    /// gptq, rtn (nil: the best this build has for the scheme).
+    /// gptq, awq, imatrix, rtn or awq+gptq (nil: the best this build has for the scheme).
     public var method: String?
     public var samples: Int
     public var context: Int
@@ -64,8 +67,8 @@ public struct CalibrationOptions: Sendable {
         self.tokenizer = tokenizer
     }
 
-    /// Methods accepted by `--method`.
-    public static let methods = ["gptq", "awq", "imatrix", "rtn"]
+    /// Methods accepted by `--method` (awq+gptq: AWQ's scales folded, then GPTQ on them).
+    public static let methods = ["gptq", "awq", "imatrix", "rtn", "awq+gptq"]
 }
 
 /// One calibrated layer's output error on the calibration activations.
@@ -91,10 +94,20 @@ public final class Calibration: @unchecked Sendable {
     let blocks: [BlockSpec]
     /// AWQ: the α chosen per group (consumer weight names joined by commas).
     var awqAlphas: [String: Double] = [:]
+    /// AWQ: the scales folded into each consumer's input columns (model weight name; α > 0 only).
+    var awqScales: [String: [Float]] = [:]
+    /// AWQ: the clipping thresholds searched for each linear weight (model weight name), in the
+    /// scaled weights' units; applied before rounding to nearest.
+    var awqClips: [String: AWQ.Clip] = [:]
     /// Per weight (llama.cpp's name where there is one), the importance: Σx²/tokens per column.
     var importance: [String: [Float]]
-    /// The model's weight names -> llama.cpp's.
+    /// The model's weight names -> llama.cpp's (plain tensors; experts stacked into one
+    /// llama.cpp tensor are in `expertStacks`).
     let ggufNames: [String: String]
+    /// llama.cpp's stacked expert tensors (`blk.N.ffn_*_exps.weight`) -> the model's weight
+    /// name of each slice, in order. Their importance (file or collected) is one entry of
+    /// experts × columns, with one token count per expert, as llama-imatrix writes it.
+    var expertStacks: [String: [String]] = [:]
 
     init(options: CalibrationOptions, stats: ActivationStats, sequences: Int, tokens: Int, seconds: Double, linears: [String: LinearSpec],
          importance: [String: [Float]] = [:], ggufNames: [String: String] = [:], blocks: [BlockSpec] = []) {
@@ -109,13 +122,13 @@ public final class Calibration: @unchecked Sendable {
         self.linears = linears
     }
 
-    /// The method used for `dtype` when none is asked for: GPTQ where it has the type's grid,
-    /// the importance-weighted search for the k-quants, round-to-nearest otherwise (q8_0's
-    /// importance-weighted bytes are its round-to-nearest ones in llama.cpp).
+    /// The method used for `dtype` when none is asked for: GPTQ wherever it has the type's grid
+    /// (the 32-blocks, int groups, and the k-quants on their frozen scales: on the real
+    /// all-MiniLM-L6-v2 it leaves less held-out error than the importance matrix on q4_k and
+    /// q4_k_m, BENCHMARKS.md), round-to-nearest otherwise.
     public static func method(for dtype: DType, asked: String?) -> String {
         if let asked { return asked }
-        if GPTQ.supports(dtype) { return "gptq" }
-        return ImportanceQuants.supports(dtype) ? "imatrix" : "rtn"
+        return GPTQ.supports(dtype) ? "gptq" : "rtn"
     }
 
     /// The method for the recipe's main scheme (for the report line "calibrated with ...").
@@ -142,7 +155,7 @@ public final class Calibration: @unchecked Sendable {
             throw QuantizeJobError(description: "--method \(m): this build calibrates with \(CalibrationOptions.methods.joined(separator: ", "))")
         }
         let sequential = options.sequential && !options.file.isEmpty
-        if sequential, options.method == "awq" || options.imatrix != nil {
+        if sequential, options.method?.hasPrefix("awq") == true || options.imatrix != nil {
             throw QuantizeJobError(description: "--sequential applies to gptq and imatrix collected from --calibrate (awq searches on the float model's inputs)")
         }
         guard options.samples > 0 else { throw QuantizeJobError(description: "--calibration-samples must be positive") }
@@ -172,22 +185,39 @@ public final class Calibration: @unchecked Sendable {
             for l in all { linears[l.weightName] = l }
         }
         // llama.cpp's names of the model's weights (its imatrix files use them).
-        var ggufNames: [String: String] = [:]
-        if options.imatrix != nil || options.saveImatrix != nil || options.method == "awq" || sequential {
-            let renamed = try GGUFNaming.toGGUF(graph)
-            for (gguf, hf) in GGUFNaming.hfNames(of: renamed) { ggufNames[hf] = gguf }
+        var ggufNames: [String: String] = [:], stacks: [String: [String]] = [:]
+        let needsNames = options.imatrix != nil || options.saveImatrix != nil || options.method?.hasPrefix("awq") == true || sequential
+        // MoE models: the stacked expert tensors' names, for their importance entries.
+        let moe = description?.blocks.contains(where: { $0.moe != nil }) == true
+        if let renamed = needsNames ? try GGUFNaming.toGGUF(graph) : moe ? try? GGUFNaming.toGGUF(graph) : nil {
+            for (gguf, hfs) in GGUFNaming.hfNameLists(of: renamed) {
+                if hfs.count == 1 { ggufNames[hfs[0]] = gguf } else { stacks[gguf] = hfs }
+            }
         }
         let calibration = Calibration(options: options, stats: stats, sequences: inputs.count, tokens: tokens, seconds: 0, linears: linears,
                                       importance: [:], ggufNames: ggufNames, blocks: description?.blocks ?? [])
+        calibration.expertStacks = stacks
         if sequential {
             try calibration.runSequential(graph, inputs: inputs, target: target ?? { _, _ in nil }, ggufOutput: ggufOutput)
         }
-        calibration.importance = importanceFromStats(stats, ggufNames)
+        calibration.importance = importanceFromStats(stats, ggufNames, stacks: stacks)
         if let path = options.saveImatrix {
             var m = ImportanceMatrix(datasets: options.file.isEmpty ? [] : [options.file], chunkCount: inputs.count, chunkSize: options.context)
-            for (name, sums) in stats.inputSquares {
+            let stacked = Set(stacks.values.joined())
+            for (name, sums) in stats.inputSquares where !stacked.contains(name) {
                 guard let n = stats.inputTokens[name], n > 0 else { continue }
                 m.entries[ggufNames[name] ?? name] = .init(sums: sums.map(Float.init), counts: [Float(n)])
+            }
+            // Stacked experts: one entry, a matrix and a token count per expert (0 if never routed to).
+            for (name, experts) in stacks {
+                guard let cols = experts.lazy.compactMap({ stats.inputSquares[$0]?.count }).first else { continue }
+                var sums = [Float](), counts = [Float]()
+                for e in experts {
+                    let n = stats.inputTokens[e] ?? 0
+                    sums += n > 0 ? (stats.inputSquares[e] ?? []).map(Float.init) : [Float](repeating: 0, count: cols)
+                    counts.append(Float(n))
+                }
+                if sums.count == cols * experts.count, counts.contains(where: { $0 > 0 }) { m.entries[name] = .init(sums: sums, counts: counts) }
             }
             guard !m.entries.isEmpty else { throw QuantizeJobError(description: "--save-imatrix: the calibration run collected no linear layer's inputs") }
             try m.write(to: path, legacy: path.lowercased().hasSuffix(".dat"))
@@ -195,19 +225,35 @@ public final class Calibration: @unchecked Sendable {
         if let path = options.imatrix {
             calibration.importance = [:]
             let m = try ImportanceMatrix.read(path: path)
-            for (name, e) in m.entries where e.counts.count == 1 { calibration.importance[name] = e.importance }
+            for (name, e) in m.entries { calibration.importance[name] = e.importance }
         }
         calibration.collectSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return calibration
     }
 
     /// Per weight (llama.cpp's name where there is one), Σx²/tokens per column.
-    static func importanceFromStats(_ stats: ActivationStats, _ ggufNames: [String: String]) -> [String: [Float]] {
+    /// Stacked experts: experts × columns under the stacked tensor's name, 1 for an expert
+    /// never routed to (llama-quantize's reading of a count of 0).
+    static func importanceFromStats(_ stats: ActivationStats, _ ggufNames: [String: String], stacks: [String: [String]] = [:]) -> [String: [Float]] {
         var importance: [String: [Float]] = [:]
         for (name, sums) in stats.inputSquares {
             guard let n = stats.inputTokens[name], n > 0 else { continue }
             // In f32 as llama-quantize computes it from a saved file (in_sum2 / counts): the same bytes.
             importance[ggufNames[name] ?? name] = sums.map { Float($0) / Float(n) }
+        }
+        for (name, experts) in stacks {
+            guard let cols = experts.lazy.compactMap({ stats.inputSquares[$0]?.count }).first,
+                  experts.contains(where: { (stats.inputTokens[$0] ?? 0) > 0 }) else { continue }
+            var q = [Float]()
+            for e in experts {
+                let n = stats.inputTokens[e] ?? 0
+                if n > 0, let sums = stats.inputSquares[e], sums.count == cols {
+                    q += sums.map { Float($0) / Float(n) }
+                } else {
+                    q += [Float](repeating: 1, count: cols)
+                }
+            }
+            importance[name] = q
         }
         return importance
     }
@@ -219,7 +265,7 @@ public final class Calibration: @unchecked Sendable {
         var state = try model.embed(inputs, stats: stats)
         for spec in model.description.blocks {
             try model.observeBlock(state, stats: stats)
-            importance = Self.importanceFromStats(stats, ggufNames)
+            importance = Self.importanceFromStats(stats, ggufNames, stacks: expertStacks)
             var all = spec.attention.linears + (spec.mlp?.linears ?? [])
             if let moe = spec.moe { all += moe.linears }
             let replaced = try all.compactMap { try quantizedFloats($0, graph, target: target, ggufOutput: ggufOutput) }
@@ -243,8 +289,14 @@ public final class Calibration: @unchecked Sendable {
         if transpose { w = Self.transposed(w, rows: t.shape[0], cols: t.shape[1]) }
         let f = try Tensor(name: t.name, dtype: .f32, shape: shape, data: .owned(w.withUnsafeBytes { Array($0) }))
         let q: Tensor
+        // An expert that GGUF will stack is quantized there with the importance matrix (see
+        // `quantize`): the same here, from its slice of the same statistics.
+        let stackedExpert = ggufOutput && expertStacks.values.contains { $0.contains(spec.weightName) }
         if !dtype.isQuantized {
             q = try Cast.cast(f, to: dtype)
+        } else if stackedExpert, let c = try quantizeImportance(f, modelName: spec.weightName, target: dtype, transposed: transpose,
+                                                                 report: QuantizationReport(measures: false)) {
+            q = c
         } else if let c = try quantize(f, modelName: spec.weightName, target: dtype, transposed: transpose,
                                        report: QuantizationReport(measures: false)) {
             q = c
@@ -264,7 +316,7 @@ public final class Calibration: @unchecked Sendable {
 
     public func layer(_ name: String) -> CalibratedLayer? { lock.withLock { layers[name] } }
     /// Whether the graph is rescaled (AWQ) before quantization.
-    public var usesAWQ: Bool { options.method == "awq" }
+    public var usesAWQ: Bool { options.method?.hasPrefix("awq") == true }
     public var quantizeSeconds: Double { lock.withLock { quantizeTime } }
 
     /// `tensor` quantized to `target` with the calibration method, or nil when this layer has
@@ -274,7 +326,12 @@ public final class Calibration: @unchecked Sendable {
     func quantize(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
         let method = Self.method(for: target, asked: options.method)
         switch method {
-        case "gptq": return try quantizeGPTQ(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
+        case "gptq", "awq+gptq":
+            // Stacked MoE experts (one [experts, rows, cols] tensor in GGUF) have no per-expert
+            // Hessian here: they take the importance matrix, which has their per-expert entries.
+            if tensor.shape.count == 3 { return try quantizeImportance(tensor, modelName: modelName, target: target, transposed: transposed, report: report) }
+            return try quantizeGPTQ(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
+        case "awq": return try quantizeClipped(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
         case "imatrix": return try quantizeImportance(tensor, modelName: modelName, target: target, transposed: transposed, report: report)
         default: return nil
         }
@@ -284,8 +341,17 @@ public final class Calibration: @unchecked Sendable {
     /// name, or the model's) or the collected one; only when it runs along the tensor's rows.
     /// A file's entry whose length is not the tensor's row length is an error (llama-quantize
     /// refuses it too).
+    /// A stacked expert tensor [experts, rows, cols] takes its own name's entry of experts ×
+    /// cols values (llama-quantize requires exactly that size too).
     func importance(for tensor: Tensor, modelName: String, transposed: Bool) throws -> [Float]? {
         if let spec = linears[modelName], !(spec.layout == .linear || transposed) { return nil }  // Conv1D [in, out] rows
+        if tensor.shape.count == 3 {
+            guard let q = importance[tensor.name] else { return nil }
+            guard q.count == tensor.shape[0] * tensor.shape[2] else {
+                throw QuantizeJobError(description: "\(options.imatrix ?? "importance matrix"): tensor `\(tensor.name)`: the importance matrix has \(q.count) values, the \(tensor.shape[0]) stacked matrices' rows \(tensor.shape[2]) each")
+            }
+            return q
+        }
         let keys = [tensor.name, ggufNames[modelName], modelName].compactMap { $0 }
         guard tensor.shape.count == 2, let q = keys.lazy.compactMap({ self.importance[$0] }).first else { return nil }
         guard q.count == tensor.shape[1] else {
@@ -297,9 +363,17 @@ public final class Calibration: @unchecked Sendable {
     func quantizeImportance(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
         guard ImportanceQuants.supports(target), let q = try importance(for: tensor, modelName: modelName, transposed: transposed) else { return nil }
         guard let w = try Cast.floats(tensor) else { return nil }
-        let cols = q.count, rows = w.count / cols
+        // Stacked experts: each matrix with its own slice of the importance.
+        let cols = tensor.shape.last ?? 1, nmat = q.count / cols, rows = w.count / cols
+        let perMatrix = w.count / nmat
         let start = DispatchTime.now().uptimeNanoseconds
-        let bytes = try w.withUnsafeBufferPointer { try ImportanceQuants.quantize($0, rowLength: cols, importance: q, to: target, name: tensor.name) }
+        var bytes: [UInt8] = []
+        for m in 0..<nmat {
+            bytes += try w.withUnsafeBufferPointer { p in
+                try ImportanceQuants.quantize(UnsafeBufferPointer(rebasing: p[(m * perMatrix)..<((m + 1) * perMatrix)]), rowLength: cols,
+                                              importance: Array(q[(m * cols)..<((m + 1) * cols)]), to: target, name: tensor.name)
+            }
+        }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let values = try bytes.withUnsafeBytes { try Quantizer.dequantize($0, dtype: target, count: w.count) }
         try record(tensor, modelName: modelName, method: "imatrix", w: w, values: values, target: target, rows: rows, cols: cols,
@@ -314,12 +388,12 @@ public final class Calibration: @unchecked Sendable {
         let rtn = try Quantizer.quantize(w, rowLength: cols, to: target, name: tensor.name)
         let rtnValues = try rtn.withUnsafeBytes { try Quantizer.dequantize($0, dtype: target, count: w.count) }
         let before: Double, after: Double
-        if let g = stats.gram(modelName), g.count == cols * cols {
+        if importance.count == cols, let g = stats.gram(modelName), g.count == cols * cols {
             before = Self.outputError(w, rtnValues, gram: g, rows: rows, cols: cols)
             after = Self.outputError(w, values, gram: g, rows: rows, cols: cols)
         } else {
-            before = Self.diagonalError(w, rtnValues, importance: importance)
-            after = Self.diagonalError(w, values, importance: importance)
+            before = Self.diagonalError(w, rtnValues, importance: importance, cols: cols)
+            after = Self.diagonalError(w, values, importance: importance, cols: cols)
         }
         lock.withLock {
             layers[tensor.name] = CalibratedLayer(method: method, errorBefore: before, errorAfter: after)
@@ -329,10 +403,12 @@ public final class Calibration: @unchecked Sendable {
     }
 
     /// sqrt(Σ q_j·ΔW_ij² / Σ q_j·W_ij²): the output error when input channels are uncorrelated.
-    static func diagonalError(_ w: [Float], _ v: [Float], importance q: [Float]) -> Double {
+    /// `q` may hold one vector per stacked matrix (experts × columns).
+    static func diagonalError(_ w: [Float], _ v: [Float], importance q: [Float], cols: Int) -> Double {
+        let perMatrix = w.count / Swift.max(1, q.count / cols)
         var num = 0.0, den = 0.0
         for i in w.indices {
-            let qi = Double(q[i % q.count]), d = Double(v[i]) - Double(w[i])
+            let qi = Double(q[(i / perMatrix) * cols + i % cols]), d = Double(v[i]) - Double(w[i])
             num += qi * d * d
             den += qi * Double(w[i]) * Double(w[i])
         }
@@ -342,10 +418,14 @@ public final class Calibration: @unchecked Sendable {
     func quantizeGPTQ(_ tensor: Tensor, modelName: String, target: DType, transposed: Bool, report: QuantizationReport) throws -> Tensor? {
         guard GPTQ.supports(target), let spec = linears[modelName] else { return nil }
         guard spec.layout == .linear || transposed, tensor.shape == [spec.outFeatures, spec.inFeatures] else { return nil }
-        guard let g = stats.gram(modelName), let n = stats.inputTokens[modelName], n > 0 else { return nil }
+        guard var g = stats.gram(modelName), let n = stats.inputTokens[modelName], n > 0 else { return nil }
         guard let w = try Cast.floats(tensor) else { return nil }
         let start = DispatchTime.now().uptimeNanoseconds
         let rows = spec.outFeatures, cols = spec.inFeatures
+        // AWQ's scales folded in (awq+gptq): the layer's inputs are x/s, so G' = diag(1/s)·G·diag(1/s).
+        if let s = lock.withLock({ awqScales[modelName] }), s.count == cols {
+            for i in 0..<cols { for j in 0..<cols { g[i * cols + j] /= Double(s[i]) * Double(s[j]) } }
+        }
         let h = g.map { 2 * $0 / Double(n) }
         let result: (bytes: [UInt8], values: [Float])
         do {
@@ -360,7 +440,7 @@ public final class Calibration: @unchecked Sendable {
         let before = Self.outputError(w, rtnValues, gram: g, rows: rows, cols: cols)
         let after = Self.outputError(w, result.values, gram: g, rows: rows, cols: cols)
         lock.withLock {
-            layers[tensor.name] = CalibratedLayer(method: "gptq", errorBefore: before, errorAfter: after)
+            layers[tensor.name] = CalibratedLayer(method: usesAWQ ? "awq+gptq" : "gptq", errorBefore: before, errorAfter: after)
             quantizeTime += seconds
         }
         if report.measures { report.recordCalibrated(tensor.name, QuantizationError.measure(original: w, reconstructed: result.values)) }

@@ -94,3 +94,95 @@ public enum AWQ {
         return Result(scales: best.scales, alpha: best.alpha, errorBefore: relative(base), errorAfter: relative(best.errors))
     }
 }
+
+// MARK: clipping (AutoAWQ's auto_clip)
+
+extension AWQ {
+    /// AutoAWQ's grid of clipping thresholds: max|w| of a group times 1 − i/20, i = 0..<10.
+    public static let clipGrid = 20
+    public static let clipSteps = 10
+
+    public struct Clip: Sendable {
+        /// Per row and block of the target type: the largest |w| kept (.infinity: not clipped).
+        public var maxima: [Float]
+        /// Values per block (the group the thresholds apply to).
+        public var group: Int
+        /// ‖ΔW·X‖/‖W·X‖ of the rounded layer without and with the clipping.
+        public var errorBefore: Double
+        public var errorAfter: Double
+        public var clips: Bool { maxima.contains { $0.isFinite } }
+    }
+
+    /// `w` [rows, cols] with every block's values clamped to ±maxima[row, block].
+    public static func clipped(_ w: [Float], cols: Int, clip: Clip) -> [Float] {
+        var out = w
+        let groups = cols / clip.group
+        for i in out.indices {
+            let m = clip.maxima[(i / cols) * groups + (i % cols) / clip.group]
+            if m.isFinite { out[i] = Swift.min(m, Swift.max(-m, out[i])) }
+        }
+        return out
+    }
+
+    /// The clipping search: per row and block of `target` (the unit its encoder rounds
+    /// independently), the threshold among max|w|·(1 − i/20), i = 0..<10, whose rounded block
+    /// gives the smallest output error on the block's own inputs, Δw_gᵀ·G_gg·Δw_g against the
+    /// unclipped weights (AutoAWQ measures each group's output the same way). The cross-block
+    /// terms of G are left out of the search, so the whole layer's error tr(ΔW·G·ΔWᵀ) is then
+    /// checked against no clipping and the clipping dropped if it did not lower it: the search
+    /// never makes the layer's measured output error worse.
+    public static func clipSearch(weight w: [Float], rows: Int, cols: Int, gram: [Double], target: DType) throws -> Clip {
+        guard case .block(let g, _) = target.layout, cols % g == 0, w.count == rows * cols, gram.count == cols * cols else {
+            throw QuantizeError.notABlockType(target)
+        }
+        let groups = cols / g
+        var amax = [Float](repeating: 0, count: rows * groups)
+        for i in w.indices { amax[(i / cols) * groups + (i % cols) / g] = Swift.max(amax[(i / cols) * groups + (i % cols) / g], abs(w[i])) }
+        // The diagonal blocks of G, each [g, g] contiguous.
+        var blocks = [Double](repeating: 0, count: groups * g * g)
+        for gi in 0..<groups { for a in 0..<g { for b in 0..<g { blocks[(gi * g + a) * g + b] = gram[(gi * g + a) * cols + gi * g + b] } } }
+        var best = [Double](repeating: .infinity, count: rows * groups)
+        var maxima = [Float](repeating: .infinity, count: rows * groups)
+        var d = [Double](repeating: 0, count: rows * g), m = [Double](repeating: 0, count: rows * g)
+        for step in 0..<clipSteps {
+            let shrink = 1 - Float(step) / Float(clipGrid)
+            let candidate = Clip(maxima: step == 0 ? [Float](repeating: .infinity, count: rows * groups) : amax.map { $0 * shrink },
+                                 group: g, errorBefore: 0, errorAfter: 0)
+            let c = clipped(w, cols: cols, clip: candidate)
+            let q = try Quantizer.quantize(c, rowLength: cols, to: target, jobs: 1)
+            let v = try q.withUnsafeBytes { try Quantizer.dequantize($0, dtype: target, count: w.count, jobs: 1) }
+            for gi in 0..<groups {
+                for r in 0..<rows { for j in 0..<g { d[r * g + j] = Double(v[r * cols + gi * g + j]) - Double(w[r * cols + gi * g + j]) } }
+                blocks.withUnsafeBufferPointer { bp in
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(g), Int32(g), 1, d, Int32(g),
+                                bp.baseAddress! + gi * g * g, Int32(g), 0, &m, Int32(g))
+                }
+                for r in 0..<rows {
+                    var e = 0.0
+                    for j in 0..<g { e += m[r * g + j] * d[r * g + j] }
+                    if e < best[r * groups + gi] {
+                        best[r * groups + gi] = e
+                        maxima[r * groups + gi] = candidate.maxima[r * groups + gi]
+                    }
+                }
+            }
+        }
+        var clip = Clip(maxima: maxima, group: g, errorBefore: 0, errorAfter: 0)
+        let total = energy(w.map(Double.init), rows: rows, cols: cols, gram: gram)
+        func error(_ c: Clip) throws -> Double {
+            let q = try Quantizer.quantize(clipped(w, cols: cols, clip: c), rowLength: cols, to: target, jobs: 1)
+            let v = try q.withUnsafeBytes { try Quantizer.dequantize($0, dtype: target, count: w.count, jobs: 1) }
+            var dd = [Double](repeating: 0, count: w.count)
+            for i in w.indices { dd[i] = Double(v[i]) - Double(w[i]) }
+            return total > 0 ? (energy(dd, rows: rows, cols: cols, gram: gram) / total).squareRoot() : 0
+        }
+        let none = Clip(maxima: [Float](repeating: .infinity, count: rows * groups), group: g, errorBefore: 0, errorAfter: 0)
+        clip.errorBefore = try error(none)
+        clip.errorAfter = clip.clips ? try error(clip) : clip.errorBefore
+        if clip.errorAfter > clip.errorBefore {
+            clip.maxima = none.maxima
+            clip.errorAfter = clip.errorBefore
+        }
+        return clip
+    }
+}

@@ -1,6 +1,7 @@
 // GPTQ (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative
 // Pre-trained Transformers") on the target scheme's own grid, so the output is a standard block
-// of that type (q8_0, q4_0, q4_1, q5_0, q5_1, i8_g*, i4_g*, u4_g*).
+// of that type (q8_0, q4_0, q4_1, q5_0, q5_1, i8_g*, i4_g*, u4_g*; and q2_k...q6_k, whose
+// super-block scales are chosen first and frozen: GPTQKQuants.swift).
 //
 // W is [rows = output features, cols = input features]; blocks run along each row (the input
 // dimension), so a block is one group of GPTQ's group-wise variant. H = 2/N·Σ x·xᵀ over the
@@ -34,7 +35,7 @@ public enum GPTQError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case .unsupported(let d): return "GPTQ has no grid for \(d) (it supports q8_0, q4_0, q4_1, q5_0, q5_1, int8 and int4 groups)"
+        case .unsupported(let d): return "GPTQ has no grid for \(d) (it supports q8_0, q4_0, q4_1, q5_0, q5_1, q2_k...q6_k, int8 and int4 groups)"
         case .shape(let s): return s
         case .factorisation(let i): return "the damped Hessian is not positive definite (LAPACK info \(i))"
         }
@@ -45,10 +46,13 @@ public struct GPTQOptions: Sendable {
     public var percdamp: Double = 0.01
     public var blockSize: Int = 128
     public var actOrder: Bool = false
-    public init(percdamp: Double = 0.01, blockSize: Int = 128, actOrder: Bool = false) {
+    /// How a k-quant super-block's frozen scales are chosen (GPTQKQuants.swift).
+    public var kquantScales: KQuantScales = .importance
+    public init(percdamp: Double = 0.01, blockSize: Int = 128, actOrder: Bool = false, kquantScales: KQuantScales = .importance) {
         self.percdamp = percdamp
         self.blockSize = blockSize
         self.actOrder = actOrder
+        self.kquantScales = kquantScales
     }
 }
 
@@ -162,7 +166,7 @@ enum GPTQGrids {
 }
 
 public enum GPTQ {
-    public static func supports(_ dtype: DType) -> Bool { GPTQGrids.supports(dtype) }
+    public static func supports(_ dtype: DType) -> Bool { GPTQGrids.supports(dtype) || KQuantGrids.supports(dtype) }
 
     /// U = upper Cholesky factor of the inverse of the (damped) Hessian, row-major [n, n].
     static func inverseCholesky(_ h: [Double], n: Int) throws(GPTQError) -> [Double] {
@@ -188,12 +192,17 @@ public enum GPTQ {
     /// Quantizer.quantize lays them out) and the quantized values.
     public static func quantize(weight: [Float], rows: Int, cols: Int, hessian: [Double], to dtype: DType,
                                 options: GPTQOptions = GPTQOptions()) throws(GPTQError) -> (bytes: [UInt8], values: [Float]) {
-        guard GPTQGrids.supports(dtype), case .block(let g, let blockBytes) = dtype.layout else { throw .unsupported(dtype) }
+        guard supports(dtype), case .block(let g, let blockBytes) = dtype.layout else { throw .unsupported(dtype) }
+        // k-quants: a grid unit (super-block, g = 256) holds sub-blocks of `sub` values with a
+        // grid each; the 32-blocks and int groups have one grid per block (sub = g).
+        let kquant = KQuantGrids.supports(dtype), sub = kquant ? KQuantGrids.subBlock(dtype) : g
         guard rows > 0, cols > 0, cols % g == 0, weight.count == rows * cols, hessian.count == cols * cols else {
             throw .shape("GPTQ: a [\(rows), \(cols)] weight needs rows of whole \(g)-blocks and a [\(cols), \(cols)] Hessian")
         }
         let n = cols
         var h = hessian
+        // The k-quant scale search's importance: diag(H)/2 = Σx²/N, llama.cpp's imatrix entry.
+        let importance: [Float]? = kquant && options.kquantScales == .importance ? (0..<n).map { Float(hessian[$0 * n + $0] / 2) } : nil
         // Wt[col][row]: column j of W is contiguous.
         var wt = [Double](repeating: 0, count: n * rows)
         for r in 0..<rows { for c in 0..<n { wt[c * rows + r] = Double(weight[r * n + c]) } }
@@ -207,12 +216,31 @@ public enum GPTQ {
             perm.sort { (a, b) in h[a * n + a] != h[b * n + b] ? h[a * n + a] > h[b * n + b] : a < b }
         }
         // Static grids (act order): from the weights after dead-column zeroing.
-        let groupsPerRow = n / g
-        var grids = [QuantGrid?](repeating: nil, count: rows * groupsPerRow)
+        let groupsPerRow = n / g, subsPerRow = n / sub
+        var grids = [QuantGrid?](repeating: nil, count: rows * subsPerRow)
+        // k-quants: the encoded super-blocks (their headers are kept).
+        var bytes = [UInt8](repeating: 0, count: rows * groupsPerRow * blockBytes)
+        func setGrid(row r: Int, group gi: Int, _ x: [Float]) {
+            guard kquant else {
+                grids[r * subsPerRow + gi] = GPTQGrids.grid(dtype, x)
+                return
+            }
+            bytes.withUnsafeMutableBytes { out in
+                let y = out.baseAddress! + (r * groupsPerRow + gi) * blockBytes
+                x.withUnsafeBufferPointer { xp in
+                    if let importance {
+                        importance.withUnsafeBufferPointer { KQuantGrids.encode(dtype, xp.baseAddress!, importance: $0.baseAddress! + gi * g, into: y) }
+                    } else {
+                        KQuantGrids.encode(dtype, xp.baseAddress!, importance: nil, into: y)
+                    }
+                }
+                for (j, grid) in KQuantGrids.grids(dtype, y).enumerated() { grids[r * subsPerRow + gi * (g / sub) + j] = grid }
+            }
+        }
         func makeGrid(row r: Int, group gi: Int) {
             var x = [Float](repeating: 0, count: g)
             for j in 0..<g { x[j] = Float(wt[(gi * g + j) * rows + r]) }
-            grids[r * groupsPerRow + gi] = GPTQGrids.grid(dtype, x)
+            setGrid(row: r, group: gi, x)
         }
         if options.actOrder { for r in 0..<rows { for gi in 0..<groupsPerRow { makeGrid(row: r, group: gi) } } }
         // Permute H and W.
@@ -240,12 +268,12 @@ public enum GPTQ {
                     for r in 0..<rows {
                         var x = [Float](repeating: 0, count: g)
                         for j in 0..<g { x[j] = Float(w[(i + j) * rows + r]) }
-                        grids[r * groupsPerRow + col / g] = GPTQGrids.grid(dtype, x)
+                        setGrid(row: r, group: col / g, x)
                     }
                 }
                 let d = u[i * n + i]
                 for r in 0..<rows {
-                    let grid = grids[r * groupsPerRow + col / g]!
+                    let grid = grids[r * subsPerRow + col / sub]!
                     let k = grid.level(w[i * rows + r])
                     levels[col * rows + r] = k
                     q[r] = grid.value(k)
@@ -276,14 +304,17 @@ public enum GPTQ {
             i1 = i2
         }
         // Pack, row by row, block by block; and the quantized values.
-        var bytes = [UInt8](repeating: 0, count: rows * groupsPerRow * blockBytes)
         bytes.withUnsafeMutableBytes { out in
             var k = [Int](repeating: 0, count: g)
             for r in 0..<rows {
                 for gi in 0..<groupsPerRow {
-                    let grid = grids[r * groupsPerRow + gi]!
                     for j in 0..<g { k[j] = levels[(gi * g + j) * rows + r] }
-                    GPTQGrids.pack(dtype, grid, k, into: out.baseAddress! + (r * groupsPerRow + gi) * blockBytes)
+                    let y = out.baseAddress! + (r * groupsPerRow + gi) * blockBytes
+                    if kquant {
+                        KQuantGrids.packLevels(dtype, k, into: y)
+                    } else {
+                        GPTQGrids.pack(dtype, grids[r * subsPerRow + gi]!, k, into: y)
+                    }
                 }
             }
         }

@@ -35,7 +35,7 @@ struct CalibrationFlags: ParsableArguments {
     @Option(help: "Calibrate on this text (tokenized with the model's tokenizer) or token file (.npy, or lines of ids).")
     var calibrate: String?
 
-    @Option(help: "Calibration method: gptq, awq (activation-aware scales folded into the preceding norm/linear, then round-to-nearest), imatrix (llama.cpp's importance-weighted search) or rtn (default: gptq for q8_0/q4_0/q4_1/q5_0/q5_1/int8/int4, imatrix for the k-quants; imatrix with --imatrix).")
+    @Option(help: "Calibration method: gptq (on the k-quants with each super-block's scales fixed first), awq (activation-aware scales folded into the preceding norm/linear, clipping searched, then round-to-nearest), awq+gptq (the scales, then GPTQ), imatrix (llama.cpp's importance-weighted search) or rtn (default: gptq for every GGUF block type and int8/int4 groups; imatrix with --imatrix).")
     var method: String?
 
     @Option(help: "Use this llama.cpp importance matrix (llama-imatrix's GGUF or legacy .dat) for --method imatrix; needs no --calibrate.")

@@ -66,10 +66,10 @@ import TestSupport
         #expect(try JSONValue.parse(e.stdout)["tensors"]?.arrayValue?.filter { $0["calibration"] != nil }.count == 8)
     }
 
-    /// Without --method: GPTQ where it has the type's grid, imatrix for the k-quants, and the
-    /// text report says which.
+    /// Without --method: GPTQ where it has the type's grid (the k-quants too), and the text
+    /// report says which.
     @Test func defaultMethodPerScheme() throws {
-        for (scheme, method) in [("q4_0", "gptq"), ("q4_k", "imatrix"), ("q6_k", "imatrix")] {
+        for (scheme, method) in [("q4_0", "gptq"), ("q4_k", "gptq"), ("q6_k", "gptq"), ("q4_k_m", "gptq")] {
             let r = try CkptBinary.run("quantize", Self.model, TempDir().file("x.gguf"), "--scheme", scheme, "--calibrate", Self.corpus,
                                        "--context", "64", "--dry-run")
             #expect(r.status == 0, "\(r.stderr)")
@@ -117,9 +117,10 @@ extension TempDir {
         #expect(r.status == 0, "\(r.stderr)")
         let report = try JSONValue.parse(r.stdout)
         #expect(report["calibration"]?["method"]?.stringValue == "awq")
-        // ln_1 -> qkv, v -> attention output, ln_2 -> fc per block (GELU's fc -> proj is not foldable).
+        // ln_1 -> qkv, v -> attention output, ln_2 -> fc per block are scaled (GELU's fc -> proj
+        // is not foldable); the clipping search also covers proj (not the fused qkv, as AutoAWQ).
         let calibrated = try #require(report["tensors"]?.arrayValue).filter { $0["calibration"]?["method"]?.stringValue == "awq" }
-        #expect(calibrated.count == 6, "\(calibrated.map { $0["name"]?.stringValue ?? "" })")
+        #expect(calibrated.count == 8, "\(calibrated.map { $0["name"]?.stringValue ?? "" })")
         let py = try Python.run("""
         import sys, gguf
         r = gguf.GGUFReader(sys.argv[1])

@@ -66,6 +66,46 @@ import Transformer
         }
     }
 
+    /// The clipping search on a fixture layer with heavy-tailed weights (a few large values per
+    /// row) and correlated inputs: the layer's output error, measured independently on the raw
+    /// activations, never grows against rounding without clipping, and drops for the 4-bit types.
+    @Test(arguments: [DType.q4_0, .q4_1, .q5_0, .q4_k, .q6_k, DType(rawValue: "i4_g64")!])
+    func clipSearchNeverIncreasesTheOutputError(_ target: DType) throws {
+        let rows = 32, cols = 512, tokens = 300
+        var rng = SplitMix64(seed: 23)
+        func u() -> Double { Double(rng.next() >> 11) / Double(1 << 53) * 2 - 1 }
+        let w = (0..<rows * cols).map { i in Float(u() * 0.05 + (i % 61 == 0 ? u() * 0.6 : 0)) }
+        var x = [Double](repeating: 0, count: tokens * cols)
+        for t in 0..<tokens {
+            let f = u()
+            for j in 0..<cols { x[t * cols + j] = u() + 0.5 * f * Double(j % 5) }
+        }
+        var g = [Double](repeating: 0, count: cols * cols)
+        for t in 0..<tokens { for i in 0..<cols { for j in 0..<cols { g[i * cols + j] += x[t * cols + i] * x[t * cols + j] } } }
+        let clip = try AWQ.clipSearch(weight: w, rows: rows, cols: cols, gram: g, target: target)
+        func measured(_ v: [Float]) throws -> Double {
+            let q = try Quantizer.quantize(v, rowLength: cols, to: target)
+            let d = try q.withUnsafeBytes { try Quantizer.dequantize($0, dtype: target, count: v.count) }
+            var num = 0.0, den = 0.0
+            for t in 0..<tokens {
+                for r in 0..<rows {
+                    var a = 0.0, b = 0.0
+                    for j in 0..<cols { a += Double(w[r * cols + j]) * x[t * cols + j]; b += Double(d[r * cols + j]) * x[t * cols + j] }
+                    num += (a - b) * (a - b)
+                    den += a * a
+                }
+            }
+            return (num / den).squareRoot()
+        }
+        let before = try measured(w), after = try measured(AWQ.clipped(w, cols: cols, clip: clip))
+        print("AWQ clip \(target): output error \(before) -> \(after) (search's own: \(clip.errorBefore) -> \(clip.errorAfter)), \(clip.maxima.filter(\.isFinite).count) of \(clip.maxima.count) blocks clipped")
+        #expect(after <= before * (1 + 1e-9), "\(target): \(before) -> \(after)")
+        #expect(abs(before - clip.errorBefore) < 1e-6 && abs(after - clip.errorAfter) < 1e-6)
+        if [DType.q4_0, .q4_1, DType(rawValue: "i4_g64")!].contains(target) {
+            #expect(clip.clips && after < 0.97 * before, "\(target): \(before) -> \(after)")
+        }
+    }
+
     @Test func scalesFollowTheActivations() {
         let s = AWQ.scales(meanAbs: [1, 4, 16], alpha: 0.5)
         // s ∝ sqrt(mean|x|), normalised so that max·min = 1.

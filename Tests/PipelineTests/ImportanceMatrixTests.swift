@@ -4,9 +4,11 @@
 // errors.
 
 import CkptCore
+import Formats
 import Foundation
 import OrderedCollections
 @testable import Pipeline
+import Quantize
 import Testing
 import TestSupport
 
@@ -140,5 +142,102 @@ import TestSupport
         // The good one reads.
         try writeFile(dir.file("good.dat"), good)
         #expect(try ImportanceMatrix.read(path: dir.file("good.dat")).entries["blk.0.attn_q.weight"]?.importance == [1, 2])
+    }
+}
+
+/// Stacked-MoE entries (llama-imatrix writes one per `blk.N.ffn_*_exps.weight`, a matrix and a
+/// token count per expert): each expert of the stacked tensor is quantized with its own slice,
+/// an expert never routed to with importance 1; a wrong-sized entry is a one-line error; and
+/// the matrix ckpt collects and saves for a MoE model has that layout, its counts summing to
+/// the routed tokens (2 experts per token here).
+@Suite struct StackedExpertImatrixTests {
+    static let model = Repo.fixture("models/mixtral-top2")
+
+    func ggufTensorBytes(_ path: String, _ name: String) throws -> [UInt8] {
+        let dir = TempDir()
+        let py = try Python.run("""
+        import sys, gguf, numpy as np
+        r = gguf.GGUFReader(sys.argv[1])
+        t = [t for t in r.tensors if t.name == sys.argv[2]][0]
+        assert t.tensor_type.name == "Q4_0", t.tensor_type.name
+        np.asarray(t.data).tofile(sys.argv[3])
+        """, [path, name, dir.file("t.bin")])
+        guard py.status == 0 else { throw SupportError("gguf-py: \(py.stderr)") }
+        return try readFile(dir.file("t.bin"))
+    }
+
+    @Test func expertsUseTheirOwnSliceOfAStackedEntry() throws {
+        let graph = try GGUFNaming.toGGUF(Checkpoint.openModel(Self.model))
+        let name = "blk.0.ffn_up_exps.weight"
+        let t = try #require(graph.tensors[name])
+        #expect(t.shape == [4, 24, 32])
+        let w = try #require(try Cast.floats(t))
+        var m = ImportanceMatrix(datasets: ["x"], chunkCount: 1, chunkSize: 8)
+        // Per expert a different spread over the 32 columns; expert 1 never routed to.
+        let counts: [Float] = [10, 0, 7, 3]
+        var sums = [Float]()
+        for e in 0..<4 { for j in 0..<32 { sums.append(counts[e] * Float(1 + ((j * (e + 3)) % 11)) * (j % 8 == e ? 40 : 1)) } }
+        m.entries[name] = .init(sums: sums, counts: counts)
+        let dir = TempDir()
+        try m.write(to: dir.file("im.gguf"), legacy: false)
+        let r = try CkptBinary.run("quantize", Self.model, dir.file("out.gguf"), "--scheme", "q4_0", "--imatrix", dir.file("im.gguf"), "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let row = try JSONValue.parse(r.stdout)["tensors"]?.arrayValue?.first { $0["name"]?.stringValue == name }
+        #expect(row?["calibration"]?["method"]?.stringValue == "imatrix")
+        let got = try ggufTensorBytes(dir.file("out.gguf"), name)
+        let importance = m.entries[name]!.importance
+        #expect(importance[32..<64].allSatisfy { $0 == 1 })
+        var want = [UInt8]()
+        for e in 0..<4 {
+            want += try w.withUnsafeBufferPointer { p in
+                try ImportanceQuants.quantize(UnsafeBufferPointer(rebasing: p[(e * 768)..<((e + 1) * 768)]), rowLength: 32,
+                                              importance: Array(importance[(e * 32)..<((e + 1) * 32)]), to: .q4_0)
+            }
+        }
+        #expect(got == want)
+        // Not what round-to-nearest or expert 0's importance for all would give.
+        #expect(got != (try Quantizer.quantize(w, rowLength: 32, to: .q4_0)))
+        let first = try w.withUnsafeBufferPointer { try ImportanceQuants.quantize($0, rowLength: 32, importance: Array(importance[0..<32]), to: .q4_0) }
+        #expect(got != first)
+
+        // An entry sized for three experts: one line naming the tensor, exit 2, no output.
+        var bad = m
+        bad.entries[name] = .init(sums: Array(sums.prefix(96)), counts: [10, 0, 7])
+        try bad.write(to: dir.file("bad.gguf"), legacy: false)
+        let b = try CkptBinary.run("quantize", Self.model, dir.file("bad-out.gguf"), "--scheme", "q4_0", "--imatrix", dir.file("bad.gguf"))
+        #expect(b.status == 2 && b.stderr.contains(name) && b.stderr.split(separator: "\n").count == 1, "\(b.status) \(b.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("bad-out.gguf")))
+    }
+
+    @Test func collectedMatrixOfAMoEModelHasStackedEntries() throws {
+        let dir = TempDir()
+        var rng = SplitMix64(seed: 9)
+        let lines = (0..<6).map { _ in (0..<16).map { _ in String(Int(rng.next() % 71)) }.joined(separator: " ") }
+        try writeFile(dir.file("calib.txt"), Array(lines.joined(separator: "\n").utf8))
+        let r = try CkptBinary.run("quantize", Self.model, dir.file("a.gguf"), "--scheme", "q4_0", "--calibrate", dir.file("calib.txt"),
+                                   "--method", "imatrix", "--context", "16", "--save-imatrix", dir.file("im.gguf"), "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let m = try ImportanceMatrix.read(path: dir.file("im.gguf"))
+        let e = try #require(m.entries["blk.0.ffn_gate_exps.weight"], "\(m.entries.keys.sorted())")
+        #expect(e.counts.count == 4 && e.columns == 32)
+        let routed: Float = e.counts.reduce(0, +)
+        #expect(routed == Float(2 * 6 * 16))  // top-2 routing of 96 tokens
+        #expect(!m.entries.keys.contains { $0.contains("experts") }, "\(m.entries.keys.sorted())")
+        // The stacked tensors were quantized with it, and reusing the saved file gives the same bytes.
+        let row = try JSONValue.parse(r.stdout)["tensors"]?.arrayValue?.first { $0["name"]?.stringValue == "blk.0.ffn_gate_exps.weight" }
+        #expect(row?["calibration"]?["method"]?.stringValue == "imatrix")
+        let b = try CkptBinary.run("quantize", Self.model, dir.file("b.gguf"), "--scheme", "q4_0", "--imatrix", dir.file("im.gguf"), "--quiet")
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(try ggufTensorBytes(dir.file("a.gguf"), "blk.0.ffn_gate_exps.weight") == ggufTensorBytes(dir.file("b.gguf"), "blk.0.ffn_gate_exps.weight"))
+        // GPTQ (the default) has no per-expert Hessian for a stacked tensor: the experts take the
+        // importance matrix instead of rounding to nearest; the other linears take GPTQ.
+        for sequential in ["--sequential", "--no-sequential"] {
+            let g = try CkptBinary.run("quantize", Self.model, dir.file("g.gguf"), "--scheme", "q4_0", "--calibrate", dir.file("calib.txt"),
+                                       "--context", "16", sequential, "--json")
+            #expect(g.status == 0, "\(sequential): \(g.stderr)")
+            let rows = try #require(JSONValue.parse(g.stdout)["tensors"]?.arrayValue)
+            func method(_ n: String) -> String? { rows.first { $0["name"]?.stringValue == n }?["calibration"]?["method"]?.stringValue }
+            #expect(method("blk.0.ffn_gate_exps.weight") == "imatrix" && method("blk.0.attn_q.weight") == "gptq", "\(sequential)")
+        }
     }
 }

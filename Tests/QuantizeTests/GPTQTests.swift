@@ -13,7 +13,7 @@ import TestSupport
 enum GPTQFixture {
     static let rows = 24, cols = 256, tokens = 600
 
-    static func make() -> (w: [Float], h: [Double], x: [Double]) {
+    static func make(rows: Int = rows, cols: Int = cols) -> (w: [Float], h: [Double], x: [Double]) {
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
         func next() -> Double {  // splitmix64 -> uniform in (-1, 1)
             state &+= 0x9E37_79B9_7F4A_7C15
@@ -50,6 +50,35 @@ enum GPTQFixture {
     }
 
     static let layer = make()
+    /// Two super-blocks per row, for the k-quants.
+    static let kRows = 16, kCols = 512
+    static let kLayer = make(rows: kRows, cols: kCols)
+}
+
+/// The NumPy reference on a k-quant grid with the frozen headers of `headers`: its blocks, and
+/// the weights at each super-block's start.
+func referenceKQuantGPTQ(_ w: [Float], _ h: [Double], rows: Int, cols: Int, dtype: DType, actOrder: Bool,
+                         headers: [UInt8]) throws -> (bytes: [UInt8], starts: [Float]) {
+    let dir = TempDir()
+    try writeFile(dir.file("w.f32"), w.withUnsafeBytes { Array($0) })
+    try writeFile(dir.file("h.f64"), h.withUnsafeBytes { Array($0) })
+    try writeFile(dir.file("headers.bin"), headers)
+    let script = Repo.root.appendingPathComponent("tools/gptq_reference.py").path
+    let r = try runProcess(Python.path, [script, dir.file("w.f32"), dir.file("h.f64"), "\(rows)", "\(cols)", dtype.rawValue,
+                                         actOrder ? "1" : "0", dir.file("out.bin"), dir.file("headers.bin"), dir.file("starts.f32")])
+    guard r.status == 0 else { throw SupportError("gptq_reference.py failed: \(r.stderr)") }
+    let starts = try readFile(dir.file("starts.f32")).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    return (try readFile(dir.file("out.bin")), starts)
+}
+
+/// The byte ranges of a k-quant block that hold its scales (everything but the values).
+func kquantHeader(_ dtype: DType) -> [Range<Int>] {
+    switch dtype {
+    case .q2_k: return [0..<16, 80..<84]
+    case .q3_k: return [96..<110]
+    case .q6_k: return [192..<210]
+    default: return [0..<16]
+    }
 }
 
 func referenceGPTQ(_ w: [Float], _ h: [Double], rows: Int, cols: Int, dtype: DType, actOrder: Bool) throws -> [UInt8] {
@@ -118,7 +147,75 @@ func outputError(_ w: [Float], _ q: [Float], _ x: [Double], rows: Int, cols: Int
         for r in 0..<rows { #expect(gptq.values[r * cols + 5] == 0 || dtype == .q4_1) }
     }
 
-    @Test func refusesKQuants() {
-        #expect(throws: GPTQError.self) { try GPTQ.quantize(weight: [Float](repeating: 0, count: 256), rows: 1, cols: 256, hessian: [Double](repeating: 0, count: 256 * 256), to: .q4_k) }
+    @Test func refusesTypesWithoutAGrid() {
+        #expect(throws: GPTQError.self) { try GPTQ.quantize(weight: [Float](repeating: 0, count: 256), rows: 1, cols: 256, hessian: [Double](repeating: 0, count: 256 * 256), to: .f16) }
+    }
+
+    static let kCases: [(DType, Bool, KQuantScales)] = [
+        (.q4_k, false, .importance), (.q5_k, false, .importance), (.q6_k, false, .importance),
+        (.q3_k, false, .importance), (.q2_k, false, .importance),
+        (.q4_k, false, .plain), (.q6_k, false, .plain), (.q4_k, true, .importance),
+    ]
+
+    /// k-quants: the NumPy reference rounds onto the frozen grids of our headers; its blocks
+    /// equal ours, and the type's encoder applied to the weights the reference had at each
+    /// super-block's start gives exactly our headers (so the scales were chosen from the right
+    /// weights, after the error feedback of the super-blocks before).
+    @Test(arguments: kCases)
+    func kquantBytesEqualNumPyReference(_ dtype: DType, _ actOrder: Bool, _ scales: KQuantScales) throws {
+        let (w, h, x) = GPTQFixture.kLayer
+        let (rows, cols) = (GPTQFixture.kRows, GPTQFixture.kCols)
+        let ours = try GPTQ.quantize(weight: w, rows: rows, cols: cols, hessian: h, to: dtype,
+                                     options: GPTQOptions(actOrder: actOrder, kquantScales: scales))
+        let reference = try referenceKQuantGPTQ(w, h, rows: rows, cols: cols, dtype: dtype, actOrder: actOrder, headers: ours.bytes)
+        guard case .block(_, let blockBytes) = dtype.layout else { Issue.record("not a block type"); return }
+        #expect(reference.bytes.count == ours.bytes.count)
+        let importance = (0..<cols).map { Float(h[$0 * cols + $0] / 2) }
+        var block = [UInt8](repeating: 0, count: blockBytes)
+        var headersDiffer = 0
+        for r in 0..<rows {
+            for sb in 0..<cols / 256 {
+                let start = Array(reference.starts[(r * cols + sb * 256)..<(r * cols + sb * 256 + 256)])
+                block.withUnsafeMutableBytes { y in
+                    start.withUnsafeBufferPointer { xp in
+                        importance.withUnsafeBufferPointer { q in
+                            KQuantGrids.encode(dtype, xp.baseAddress!, importance: scales == .importance ? q.baseAddress! + sb * 256 : nil,
+                                               into: y.baseAddress!)
+                        }
+                    }
+                }
+                let at = (r * cols / 256 + sb) * blockBytes
+                for range in kquantHeader(dtype) where Array(block[range]) != Array(ours.bytes[(at + range.lowerBound)..<(at + range.upperBound)]) {
+                    headersDiffer += 1
+                }
+            }
+        }
+        #expect(headersDiffer == 0, "\(dtype): \(headersDiffer) super-block headers are not the encoder's on the reference's weights")
+        print("GPTQ \(dtype) (\(scales) scales, act order \(actOrder)): bytes \(ours.bytes == reference.bytes ? "identical to" : "differ from") the NumPy reference")
+        if ours.bytes != reference.bytes {
+            let refValues = try reference.bytes.withUnsafeBytes { try Quantizer.dequantize($0, dtype: dtype, count: w.count) }
+            let a = outputError(w, ours.values, x, rows: rows, cols: cols, tokens: GPTQFixture.tokens)
+            let b = outputError(w, refValues, x, rows: rows, cols: cols, tokens: GPTQFixture.tokens)
+            #expect(abs(a - b) <= 1e-6, "\(dtype): bytes differ and errors \(a) vs \(b)")
+        }
+    }
+
+    /// On correlated inputs GPTQ on a k-quant grid leaves less output error than both
+    /// round-to-nearest and the importance-weighted search alone.
+    @Test(arguments: [DType.q4_k, .q5_k, .q6_k, .q3_k, .q2_k])
+    func kquantBeatsRoundToNearestAndImatrix(_ dtype: DType) throws {
+        let (w, h, x) = GPTQFixture.kLayer
+        let (rows, cols) = (GPTQFixture.kRows, GPTQFixture.kCols)
+        let gptq = try GPTQ.quantize(weight: w, rows: rows, cols: cols, hessian: h, to: dtype)
+        let rtnBytes = try Quantizer.quantize(w, rowLength: cols, to: dtype)
+        let rtn = try rtnBytes.withUnsafeBytes { try Quantizer.dequantize($0, dtype: dtype, count: w.count) }
+        let importance = (0..<cols).map { Float(h[$0 * cols + $0] / 2) }
+        let imBytes = try w.withUnsafeBufferPointer { try ImportanceQuants.quantize($0, rowLength: cols, importance: importance, to: dtype) }
+        let im = try imBytes.withUnsafeBytes { try Quantizer.dequantize($0, dtype: dtype, count: w.count) }
+        let eg = outputError(w, gptq.values, x, rows: rows, cols: cols, tokens: GPTQFixture.tokens)
+        let er = outputError(w, rtn, x, rows: rows, cols: cols, tokens: GPTQFixture.tokens)
+        let ei = outputError(w, im, x, rows: rows, cols: cols, tokens: GPTQFixture.tokens)
+        print("\(dtype): output error RTN \(er), imatrix \(ei), GPTQ \(eg)")
+        #expect(eg < 0.9 * er && eg < ei, "\(dtype): GPTQ \(eg) vs RTN \(er), imatrix \(ei)")
     }
 }

@@ -114,7 +114,7 @@ public struct QuantizeJob: Job {
             throw JobError(nil, "method and act_order need calibrate (a calibration file) or imatrix")
         }
         if calibrate == nil, sequential == true { throw JobError("sequential", "needs calibrate (a calibration file)") }
-        if sequential == true, method?.lowercased() == "awq" {
+        if sequential == true, method?.lowercased().hasPrefix("awq") == true {
             throw JobError("sequential", "applies to gptq and imatrix; awq searches its scales on the float model's block inputs")
         }
         if calibrate == nil, saveImatrix != nil { throw JobError("save_imatrix", "needs calibrate (a calibration file)") }
