@@ -20,6 +20,8 @@ public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertibl
     /// A stored tensor no parameter slot accounts for (model type, layer count).
     case unusedTensor(String, modelType: String, layers: Int)
     case memory(String)
+    /// A tensor's bytes could not be read when a streamed block needed them (the reason).
+    case unreadableTensor(String, String)
 
     public var description: String {
         switch self {
@@ -35,6 +37,7 @@ public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertibl
         case .unusedTensor(let t, let type, let layers):
             return "tensor `\(t)`: stored but not used by the \(type) architecture as configured (\(layers) layers); pass --allow-unused to run without it"
         case .memory(let m): return m
+        case .unreadableTensor(let t, let why): return "tensor `\(t)`: cannot be read: \(why)"
         }
     }
 }

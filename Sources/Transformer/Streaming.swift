@@ -86,7 +86,7 @@ public final class StreamedModel: @unchecked Sendable {
     /// Reads block `state.nextBlock`'s weights, runs every sequence through it and drops them.
     public func runBlock(_ state: inout State) throws {
         let block = try Block(spec: description.blocks[state.nextBlock], weights: store)
-        for s in state.x.indices { block.forward(&state.x[s], state.contexts[s]) }
+        for s in state.x.indices { try block.forward(&state.x[s], state.contexts[s]) }
         state.nextBlock += 1
     }
 
@@ -97,7 +97,7 @@ public final class StreamedModel: @unchecked Sendable {
         let block = try Block(spec: description.blocks[state.nextBlock], weights: store)
         for s in state.x.indices {
             var x = state.x[s]
-            block.forward(&x, ForwardContext(T: state.contexts[s].T, stats: stats))
+            try block.forward(&x, ForwardContext(T: state.contexts[s].T, stats: stats))
         }
     }
 
@@ -109,7 +109,7 @@ public final class StreamedModel: @unchecked Sendable {
         for t in replacing { try graph.replace(t) }
         let weights = WeightStore(graph: graph, packed: store.packed, streamed: true)
         let block = try Block(spec: description.blocks[state.nextBlock], weights: weights)
-        for s in state.x.indices { block.forward(&state.x[s], ForwardContext(T: state.contexts[s].T, stats: nil)) }
+        for s in state.x.indices { try block.forward(&state.x[s], ForwardContext(T: state.contexts[s].T, stats: nil)) }
         state.nextBlock += 1
     }
 
@@ -143,10 +143,10 @@ public final class StreamedModel: @unchecked Sendable {
     private func headProducts(name: String, rows V: Int, width E: Int, _ state: State,
                               _ finalNorm: Norm?, _ projection: Linear?) throws -> [[Float]] {
         let C = description.hiddenSize
-        let xf: [[Float]] = state.x.map { x in
+        let xf: [[Float]] = try state.x.map { x in
             let T = x.count / C
             var h = finalNorm.map { $0(x, rows: T) } ?? x
-            if let projection { h = projection(h, T: T, nil) }
+            if let projection { h = try projection(h, T: T, nil) }
             return h
         }
         var out = xf.map { [Float](repeating: 0, count: ($0.count / E) * V) }
