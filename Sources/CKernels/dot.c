@@ -420,8 +420,15 @@ void ck_dot_matmul(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
         else repack16(type, w, rb, nb, r, n, rp);
         if (path == 2) {
             corrections_vnni(rp, nb);
+            // The next group's rows (contiguous) are fetched into L2 while this one is
+            // multiplied, a slice per token tile: the repacking then finds them in cache
+            // instead of waiting on the mapped file's pages in DRAM.
+            const uint8_t *next = w + (r + 16) * rb;
+            size_t ahead = r + 16 < r1 ? ((r1 - r - 16 < 16 ? r1 - r - 16 : 16) * rb) : 0, tiles = (T + 7) / 8;
+            size_t slice = (ahead / tiles + 63) / 64 * 64, done = 0;
             for (size_t t0 = 0; t0 < T; t0 += 8) {
                 int nt = T - t0 < 8 ? (int)(T - t0) : 8;
+                for (size_t e = done + slice; done < ahead && done < e; done += 64) _mm_prefetch((const char *)(next + done), _MM_HINT_T1);
                 tiles_vnni(rp, nb, qa + t0 * k, da + t0 * nb, offsets ? sa + t0 * nb : NULL, k, nt, offsets,
                            out + t0 * ldo + (r - r0), ldo, n);
             }

@@ -280,6 +280,32 @@ public struct Block: Sendable {
 
     var hasFeedForward: Bool { mlp != nil || moe != nil }
 
+    /// Every linear layer of the block.
+    var linears: [Linear] {
+        var all: [Linear]
+        switch attention.projections {
+        case .split(let q, let k, let v): all = [q, k, v]
+        case .fused(let qkv, _): all = [qkv]
+        }
+        all.append(attention.output)
+        func add(_ m: MLP) {
+            switch m.projections {
+            case .plain(let up): all.append(up)
+            case .gated(let g, let u): all += [g, u]
+            case .fusedGated(let gu): all.append(gu)
+            }
+            all.append(m.down)
+        }
+        if let mlp { add(mlp) }
+        if let moe {
+            all.append(moe.router)
+            moe.experts.forEach(add)
+            if let s = moe.shared { add(s) }
+            if let g = moe.sharedGate { all.append(g) }
+        }
+        return all
+    }
+
     /// x[T, C] ← the block applied to x. Throws only when a streamed weight fails to read.
     func forward(_ x: inout [Float], _ ctx: ForwardContext) throws {
         let T = ctx.T, i = spec.index

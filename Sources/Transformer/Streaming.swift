@@ -86,8 +86,23 @@ public final class StreamedModel: @unchecked Sendable {
     /// Reads block `state.nextBlock`'s weights, runs every sequence through it and drops them.
     public func runBlock(_ state: inout State) throws {
         let block = try Block(spec: description.blocks[state.nextBlock], weights: store)
-        for s in state.x.indices { try block.forward(&state.x[s], state.contexts[s]) }
+        try Self.withBLASForIntegerBlock(block) {
+            for s in state.x.indices { try block.forward(&state.x[s], state.contexts[s]) }
+        }
         state.nextBlock += 1
+    }
+
+    /// Runs `body` with OpenBLAS on one thread when every linear layer of `block` multiplies in
+    /// integers: OpenBLAS is then left with the attention's per-head products of [T, T] — a
+    /// few milliseconds —, and each of its threads woken for them spins in sched_yield for a
+    /// while afterwards, taking CPU from the integer products' own threads (~5 % of the
+    /// samples of a 2-thread forward of the 1.24B Q8_0 GGUF were that spinning).
+    static func withBLASForIntegerBlock<R>(_ block: Block, _ body: () throws -> R) rethrows -> R {
+        guard Transformers.threads > 1, block.linears.allSatisfy({ $0.packed.map { Transformers.integerProducts && PackedWeights.hasIntegerKernel($0.dtype) } ?? false })
+        else { return try body() }
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(Transformers.threads)) }
+        return try body()
     }
 
     /// Sequential calibration's first half of a step: runs block `state.nextBlock` on a copy of

@@ -188,3 +188,75 @@ import TestSupport
         }
     }
 }
+
+/// Whole forward passes of GGUFs with integer products against the same weights widened to
+/// f32 (exact products): the difference is the activations' 8-bit rounding only.
+@Suite struct IntegerForwardTests {
+    /// A LLaMA of 2 layers (hidden 256 so that Q4_K's 256-value rows fit), its block weights
+    /// quantized by `scheme` ("q4_0"; "q4_k_m": Q4_K with Q6_K for v and down, as llama.cpp's
+    /// Q4_K_M recipe), written to GGUF and read back.
+    func model(_ scheme: String, _ dir: TempDir) throws -> WeightGraph {
+        let C = 256, I = 512, L = 2, V = 96, kv = 128
+        var g = WeightGraph()
+        var seed: UInt64 = 100
+        func add(_ name: String, _ shape: [Int], one: Bool = false) throws {
+            seed += 1
+            let n = shape.reduce(1, *)
+            let values = one ? [Float](repeating: 1, count: n) : randomFloats(n, seed: seed).map { $0 / Float(shape.last!).squareRoot() * 2 }
+            var t = try Tensor(name: name, dtype: .f32, shape: shape, data: .owned(values.withUnsafeBytes { Array($0) }))
+            if shape.count == 2, name.contains("layers") {
+                let type: DType = scheme == "q4_0" ? .q4_0 : (name.contains("v_proj") || name.contains("down_proj")) ? .q6_k : .q4_k
+                t = try Quantizer.quantize(t, to: type).tensor
+            }
+            try g.add(t)
+        }
+        try add("model.embed_tokens.weight", [V, C])
+        for l in 0..<L {
+            let p = "model.layers.\(l)."
+            try add(p + "self_attn.q_proj.weight", [C, C]); try add(p + "self_attn.k_proj.weight", [kv, C])
+            try add(p + "self_attn.v_proj.weight", [kv, C]); try add(p + "self_attn.o_proj.weight", [C, C])
+            try add(p + "mlp.gate_proj.weight", [I, C]); try add(p + "mlp.up_proj.weight", [I, C]); try add(p + "mlp.down_proj.weight", [C, I])
+            try add(p + "input_layernorm.weight", [C], one: true); try add(p + "post_attention_layernorm.weight", [C], one: true)
+        }
+        try add("model.norm.weight", [C], one: true)
+        try add("lm_head.weight", [V, C])
+        g.config = ModelConfig(json: [
+            "model_type": .string("llama"), "architectures": .array([.string("LlamaForCausalLM")]), "hidden_size": .int(C),
+            "intermediate_size": .int(I), "num_hidden_layers": .int(L), "num_attention_heads": .int(4),
+            "num_key_value_heads": .int(2), "vocab_size": .int(V), "max_position_embeddings": .int(64),
+            "rms_norm_eps": .number("1e-5"), "hidden_act": .string("silu"), "tie_word_embeddings": .bool(false)])
+        let path = dir.file("\(scheme).gguf")
+        try GGUF.write(g, to: path)
+        return try GGUFNaming.toHF(try Checkpoint.openModel(path))
+    }
+
+    @Test(arguments: ["q4_0", "q4_k_m"])
+    func integerForwardIsTheWidenedOneWithinTolerance(_ scheme: String) throws {
+        let dir = TempDir()
+        let graph = try model(scheme, dir)
+        #expect(graph.tensors.values.contains { $0.dtype == (scheme == "q4_0" ? .q4_0 : .q4_k) })
+        var widened = WeightGraph()
+        widened.config = graph.config
+        for t in graph.tensors.values {
+            let values = try #require(try Cast.floats(t))
+            try widened.add(try Tensor(name: t.name, dtype: .f32, shape: t.shape, data: .owned(values.withUnsafeBytes { Array($0) })))
+        }
+        let tokens = (0..<24).map { ($0 * 37 + 5) % 96 }
+        let got = try StreamedModel(graph).forward([.tokens(tokens)])[0]
+        let inMemory = try Transformers.load(graph).forward(.tokens(tokens), collectHidden: false)
+        #expect(got.values == inMemory.values, "\(scheme): streamed and in-memory integer products differ")
+        let want = try Transformers.load(widened).forward(.tokens(tokens), collectHidden: false)
+        var worstCosine = 1.0, se = 0.0, ss = 0.0
+        for t in 0..<got.rows {
+            var dot = 0.0, a2 = 0.0, b2 = 0.0
+            for v in 0..<got.cols {
+                let a = Double(got.values[t * got.cols + v]), b = Double(want.values[t * got.cols + v])
+                dot += a * b; a2 += a * a; b2 += b * b; se += (a - b) * (a - b); ss += b * b
+            }
+            worstCosine = min(worstCosine, dot / (a2 * b2).squareRoot())
+        }
+        let relRMS = (se / ss).squareRoot()
+        print("\(scheme): integer vs widened forward, worst row cosine \(worstCosine), relative RMS \(relRMS)")
+        #expect(worstCosine > 0.999 && relRMS < 0.03, "\(scheme): cosine \(worstCosine), relative RMS \(relRMS)")
+    }
+}
