@@ -2,7 +2,7 @@
 // are dropped and block i + 1 is read. Only the activations of all sequences ([S × T × C])
 // and one block's weights in f32 are held at a time; the embedding is read by rows and the
 // output head is applied a block of vocabulary rows at a time, so neither [V × C] table is
-// ever widened whole (a Q8_0 head is multiplied in integers from its stored rows, 4 MB of
+// ever widened whole (a Q8_0, Q4_0 or Q4_K head is multiplied in integers from its stored rows, 4 MB of
 // them at a time). File pages are handed back after each tensor (WeightStore), so the
 // mapped checkpoint does not stay in the resident set.
 //
@@ -170,7 +170,7 @@ public final class StreamedModel: @unchecked Sendable {
         if Transformers.integerProducts, let t = store.graph.tensor(named: name), t.shape == [V, E],
            PackedWeights.hasIntegerKernel(t.dtype), let rowBytes = t.dtype.byteCount(shape: [1, E]) {
             let activations = xf.map { IntegerProducts.Activations($0, T: $0.count / E, C: E) }
-            let blockRows = max(4, Self.headBlockBytes / max(rowBytes, 1) / 4 * 4)
+            let blockRows = max(16, Self.headBlockBytes / max(rowBytes, 1) / 16 * 16)  // whole groups of the kernel
             try t.data.withBytes { src in
                 var first = 0
                 while first < V {
