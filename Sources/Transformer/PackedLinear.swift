@@ -191,10 +191,29 @@ enum IntegerProducts {
 
         init(_ x: [Float], T: Int, C: Int) {
             precondition(x.count == T * C && C % 32 == 0, "integer product: input is not [T, C] in blocks of 32")
-            let kp = ck_q8_act_stride(C)
-            var q = [UInt8](repeating: 0, count: T * kp), d = [Float](repeating: 0, count: T * kp / 32)
+            let kp = ck_q8_act_stride(C), nb = kp / 32
+            var q = [UInt8](repeating: 0, count: T * kp), d = [Float](repeating: 0, count: T * nb)
             var sums = d
-            ck_q8_act_quantize(x, T, C, &q, &d, &sums)
+            // Rows are independent: split over the threads (no serial step between the
+            // products; the same bits for any split).
+            let jobs = max(1, min(Transformers.threads, T * C / (1 << 16)))
+            x.withUnsafeBufferPointer { xp in
+                q.withUnsafeMutableBufferPointer { qp in
+                    d.withUnsafeMutableBufferPointer { dp in
+                        sums.withUnsafeMutableBufferPointer { sp in
+                            // SAFETY: job j quantizes rows [lo, hi) into their own parts of q, d, sums.
+                            nonisolated(unsafe) let (xp, qp, dp, sp) = (xp, qp, dp, sp)
+                            let run: @Sendable (Int) -> Void = { j in
+                                let lo = T * j / jobs, hi = T * (j + 1) / jobs
+                                guard hi > lo else { return }
+                                ck_q8_act_quantize(xp.baseAddress! + lo * C, hi - lo, C, qp.baseAddress! + lo * kp,
+                                                   dp.baseAddress! + lo * nb, sp.baseAddress! + lo * nb)
+                            }
+                            if jobs == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: jobs, execute: run) }
+                        }
+                    }
+                }
+            }
             (self.T, self.C, self.q, self.d, self.sums) = (T, C, q, d, sums)
         }
     }
