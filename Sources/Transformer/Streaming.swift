@@ -100,8 +100,9 @@ public final class StreamedModel: @unchecked Sendable {
     static func withBLASForIntegerBlock<R>(_ block: Block, _ body: () throws -> R) rethrows -> R {
         guard Transformers.threads > 1, block.linears.allSatisfy({ $0.packed.map { Transformers.integerProducts && PackedWeights.hasIntegerKernel($0.dtype) } ?? false })
         else { return try body() }
+        let before = openblas_get_num_threads()
         openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(Int32(Transformers.threads)) }
+        defer { openblas_set_num_threads(before) }
         return try body()
     }
 
