@@ -185,11 +185,23 @@ struct WeightStore: Sendable {
         }
     }
 
+    /// `body`, with a failure to read `t`'s bytes (an I/O or decoding error of the format's
+    /// reader) reported as `unreadableTensor`, so the message names the tensor.
+    static func reading<R>(_ t: Tensor, _ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch let e as TransformerError {
+            throw e
+        } catch {
+            throw TransformerError.unreadableTensor(t.name, "\(error)")
+        }
+    }
+
     /// The tensor `name` as f32, checked to have `shape`.
     func floats(_ name: String, _ shape: [Int]) throws -> [Float] {
         guard let t = graph.tensor(named: name) else { throw TransformerError.missingTensor(name) }
         guard t.shape == shape else { throw TransformerError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
-        let values = try widen(t)
+        let values = try Self.reading(t) { try widen(t) }
         t.data.releaseResidentPages()  // widened: the mapped file's pages need not stay resident
         return values
     }

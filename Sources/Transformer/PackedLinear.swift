@@ -6,8 +6,8 @@
 // block of 32 (scale max|x|/127, kept in f32) and each output is Σ_blocks d_w·d_x·(Σ int·int)
 // (+ the Q4_K sub-block minimum times d_x·Σx), in C with AVX-512 VNNI or AVX2
 // (CKernels/dot.c, ckdot.h; the paths agree bit for bit), threads over groups of 16 output
-// rows. Measured (BENCHMARKS.md, "Integer products, second round"): on one core ~120 G
-// multiply-adds per second for Q8_0, ~100 for Q4_0, ~75 for Q4_K, against ~40 for widening
+// rows. Measured (BENCHMARKS.md, "Integer products, second round"): on one core ~125 G
+// multiply-adds per second for Q8_0, ~120 for Q4_0, ~100 for Q4_K, against ~40 for widening
 // to f32 + sgemm, so every one of these types is multiplied in integers. The activations'
 // rounding moves the outputs by ~0.3 % of their scale (the same as llama.cpp's), so
 // CKPT_F32_PRODUCTS=1 (or `integerProducts = false`) widens instead, for exact comparisons.
@@ -63,10 +63,10 @@ struct PackedWeights: @unchecked Sendable {
         if mapped && Self.hasIntegerKernel(t.dtype) {
             // Read once here, where an unreadable source is reported as an error (for a
             // mapped file this touches no page).
-            try t.data.withBytes { _ in }
+            try WeightStore.reading(t) { try t.data.withBytes { _ in } }
             owned = nil
         } else {
-            owned = try t.data.load()
+            owned = try WeightStore.reading(t) { try t.data.load() }
             t.data.releaseResidentPages()
         }
         dtype = t.dtype
@@ -84,13 +84,7 @@ struct PackedWeights: @unchecked Sendable {
         if let name = Self.injectedReadFailure, name == tensor.name {
             throw TransformerError.unreadableTensor(name, "read failure injected by CKPT_INJECT_READ_FAILURE")
         }
-        do {
-            return try tensor.data.withBytes(body)
-        } catch let e as TransformerError {
-            throw e
-        } catch {
-            throw TransformerError.unreadableTensor(tensor.name, "\(error)")
-        }
+        return try WeightStore.reading(tensor) { try tensor.data.withBytes(body) }
     }
 
     /// Rows [first, first + n) widened to f32 into `panel` (at least n·width values).

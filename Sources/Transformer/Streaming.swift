@@ -172,7 +172,7 @@ public final class StreamedModel: @unchecked Sendable {
            PackedWeights.hasIntegerKernel(t.dtype), let rowBytes = t.dtype.byteCount(shape: [1, E]) {
             let activations = xf.map { IntegerProducts.Activations($0, T: $0.count / E, C: E) }
             let blockRows = max(16, Self.headBlockBytes / max(rowBytes, 1) / 16 * 16)  // whole groups of the kernel
-            try t.data.withBytes { src in
+            try WeightStore.reading(t) { try t.data.withBytes { src in
                 var first = 0
                 while first < V {
                     let n = min(blockRows, V - first)
@@ -185,7 +185,7 @@ public final class StreamedModel: @unchecked Sendable {
                     first += n
                     t.data.releaseResidentPages()
                 }
-            }
+            } }
             return out
         }
         let blockRows = max(1, Self.headBlockBytes / max(4 * E, 1))
@@ -224,14 +224,14 @@ extension WeightStore {
         guard t.shape == shape, shape.count == 2 else { throw TransformerError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
         guard let rowBytes = t.dtype.byteCount(shape: [1, shape[1]]) else { throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype) }
         var picked = [UInt8](repeating: 0, count: ids.count * rowBytes)
-        try t.data.withBytes { src in
+        try Self.reading(t) { try t.data.withBytes { src in
             picked.withUnsafeMutableBytes { dst in
                 for (j, r) in ids.enumerated() {
                     precondition(r >= 0 && r < shape[0], "row outside the table")  // callers check ids first
                     dst.baseAddress!.advanced(by: j * rowBytes).copyMemory(from: src.baseAddress! + r * rowBytes, byteCount: rowBytes)
                 }
             }
-        }
+        } }
         t.data.releaseResidentPages()
         let part = try Tensor(name: name, dtype: t.dtype, shape: [ids.count, shape[1]], data: .owned(picked))
         guard let values = try Cast.floats(part) else { throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype) }
@@ -249,7 +249,7 @@ extension WeightStore {
             throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype)
         }
         var block = [Float](repeating: 0, count: min(rowsPerBlock, shape[0]) * shape[1])  // reused
-        try t.data.withBytes { src in
+        try Self.reading(t) { try t.data.withBytes { src in
             var first = 0
             while first < shape[0] {
                 let n = min(rowsPerBlock, shape[0] - first), count = n * shape[1]
@@ -266,6 +266,6 @@ extension WeightStore {
                 first += n
                 t.data.releaseResidentPages()
             }
-        }
+        } }
     }
 }

@@ -230,6 +230,25 @@ import TestSupport
         return try GGUFNaming.toHF(try Checkpoint.openModel(path))
     }
 
+    /// A checkpoint truncated after the streamed model was opened: the pass ends in an error
+    /// naming a tensor of a later block and saying the file was truncated (no SIGBUS, no trap).
+    @Test func truncatedCheckpointStopsTheStreamWithAnError() throws {
+        let dir = TempDir()
+        let graph = try model("q4_0", dir)
+        let model = try StreamedModel(graph)
+        let path = dir.file("q4_0.gguf")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        #expect(truncate(path, off_t(size * 3 / 4)) == 0)
+        do {
+            _ = try model.forward([.tokens([1, 2, 3])])
+            Issue.record("a forward pass over a truncated file succeeded")
+        } catch let e as TransformerError {
+            guard case .unreadableTensor(let name, let why) = e else { throw e }
+            #expect(name.hasPrefix("model.layers.") || name == "lm_head.weight", "\(name)")
+            #expect(why.contains("truncated"), "\(why)")
+        }
+    }
+
     @Test(arguments: ["q4_0", "q4_k_m"])
     func integerForwardIsTheWidenedOneWithinTolerance(_ scheme: String) throws {
         let dir = TempDir()
