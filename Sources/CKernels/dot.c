@@ -1,14 +1,19 @@
-// Q8_0 weights × 8-bit activations: see include/ckdot.h for the order every path follows.
+// Block-quantized weights × 8-bit activations: see include/ckdot.h for the order every path
+// follows.
 //
-// Weights are used as stored. For a tile of 4 weight rows the blocks are first repacked
-// (pairs of blocks side by side, the scales spread over the lanes they multiply, the
-// correction for the +128 offset of the activations precomputed), then every activation
-// row is multiplied against the tile, 4 rows × 4 tokens of accumulators at a time:
-//   VNNI:  vpdpbusd(−128·Σw, a + 128, w) = Σ a·w, exact in each 32-bit lane (4 products);
-//   AVX2:  vpmaddubsw(|w|, sign(a, w)) then vpmaddwd(·, 1): the same 4-product lane sums
-//          (|w|·|a| ≤ 128·127, so the 16-bit pair sums cannot saturate);
+// Weights are used as stored. For a group of 16 weight rows the blocks are first repacked so
+// that one 512-bit register holds 4 values of every row (lane i = row i): block b of the group
+// is q[8][16][4] (values 4j..4j+3 of each row in q[j]), the rows' scales dw[16], offsets
+// mw[16] (Q4_K) and, for VNNI, the correction c[16] for the +128 offset of the activations.
+// Then each activation row's 4 bytes are broadcast against q[j], so the 8 products of a block
+// accumulate the whole 32-value integer sum of 16 rows in 16 lanes, with no horizontal
+// reduction and one f32 fused multiply-add per block and row (ggml's llamafile kernels spend
+// one per block, row and token on 8 lanes, then reduce). 16 rows × 8 tokens at a time:
+//   VNNI:  vpdpbusd(c, a + 128, w) with c = −128·Σw: Σ a·w, exact in each 32-bit lane;
+//   AVX2:  vpmaddubsw(|w|, sign(a, w)) then vpmaddwd(·, 1): the same sums (|w|·|a| ≤ 128·127,
+//          so the 16-bit pair sums cannot saturate), 8 rows per register;
 //   scalar: the same sums with plain integer arithmetic.
-// The f32 work (convert, scale product, fused multiply-add, final reduction) is identical.
+// The f32 work (convert, scale product, fused multiply-adds) is identical in all three.
 #include "ckdot.h"
 #include "ckernels.h"
 
@@ -23,10 +28,11 @@
 #pragma STDC FP_CONTRACT OFF
 
 typedef struct {
-    int8_t q[64];   // blocks 2p and 2p+1 of the row
-    float s[16];    // their scales: lanes 0-7 block 2p, 8-15 block 2p+1
-    int32_t c[16];  // VNNI: −128 · the 4-byte lane sums of q; AVX2: |q| as 64 bytes
-} ck_pair;
+    int8_t q[8][16][4];  // q[j][i]: values 4j ..< 4j+4 of row i's block
+    float dw[16];        // the rows' block scales
+    int32_t c[16];       // VNNI: −128 · Σ q of the row's block
+    float mw[16];        // Q4_K: −dmin·m of the row's sub-block; 0 otherwise
+} ck_blk;
 
 static float half_to_float(const uint8_t *p) {
     uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
@@ -41,14 +47,23 @@ static float half_to_float(const uint8_t *p) {
     return f;
 }
 
-size_t ck_q8_act_stride(size_t k) { return (k / 32 + 1) / 2 * 64; }
+size_t ck_dot_row_bytes(int type, size_t k) {
+    switch (type) {
+    case CK_DOT_Q8_0: return k / 32 * 34;
+    case CK_DOT_Q4_0: return k / 32 * 18;
+    case CK_DOT_Q4_K: return k / 256 * 144;
+    default: return 0;
+    }
+}
 
-void ck_q8_act_quantize(const float *x, size_t rows, size_t k, uint8_t *qa, float *da) {
-    size_t nb = k / 32, kp = ck_q8_act_stride(k), nd = kp / 32;
+size_t ck_q8_act_stride(size_t k) { return k; }
+
+void ck_q8_act_quantize(const float *x, size_t rows, size_t k, uint8_t *qa, float *da, float *sa) {
+    size_t nb = k / 32;
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * k;
-        uint8_t *q = qa + r * kp;
-        float *d = da + r * nd;
+        uint8_t *q = qa + r * k;
+        float *d = da + r * nb;
         for (size_t b = 0; b < nb; b++) {
             const float *v = xr + 32 * b;
             float amax = 0;
@@ -61,168 +76,251 @@ void ck_q8_act_quantize(const float *x, size_t rows, size_t k, uint8_t *qa, floa
             if (!finite) {
                 memset(q + 32 * b, 128, 32);
                 d[b] = NAN;
+                if (sa) sa[r * nb + b] = NAN;
                 continue;
             }
             float s = amax / 127.0f, is = s != 0 ? 1.0f / s : 0.0f;
+            int sum = 0;
             for (int i = 0; i < 32; i++) {
                 float t = v[i] * is;
                 t = (t + 12582912.0f) - 12582912.0f;  // round to nearest even (|t| ≤ 127)
                 int iq = (int)t;
                 iq = iq > 127 ? 127 : iq < -127 ? -127 : iq;
+                sum += iq;
                 q[32 * b + i] = (uint8_t)(iq + 128);
             }
             d[b] = s;
+            if (sa) sa[r * nb + b] = s * (float)sum;
         }
-        for (size_t b = nb; b < nd; b++) {
-            memset(q + 32 * b, 128, 32);
-            d[b] = 0;
+    }
+}
+
+// ---- weight blocks as integers ---------------------------------------------------------
+
+// ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j of a Q4_K super-block.
+static void scale_min_k4(int j, const uint8_t *s, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+// Block b (32 values) of a stored row: its integers, scale and offset (ckdot.h).
+static void unpack_block(int type, const uint8_t *row, size_t b, int8_t w[32], float *dw, float *mw) {
+    if (type == CK_DOT_Q8_0) {
+        const uint8_t *blk = row + b * 34;
+        *dw = half_to_float(blk);
+        *mw = 0;
+        memcpy(w, blk + 2, 32);
+    } else if (type == CK_DOT_Q4_0) {
+        const uint8_t *blk = row + b * 18;
+        *dw = half_to_float(blk);
+        *mw = 0;
+        for (int j = 0; j < 16; j++) {
+            w[j] = (int8_t)((blk[2 + j] & 15) - 8);
+            w[j + 16] = (int8_t)((blk[2 + j] >> 4) - 8);
+        }
+    } else {  // Q4_K: {half d, dmin; uint8 scales[12]; uint8 qs[128]} per 256 values
+        const uint8_t *sb = row + b / 8 * 144, *qs = sb + 16 + 32 * (b % 8 / 2);
+        int j = (int)(b % 8), shift = 4 * (j % 2), sc, m;
+        scale_min_k4(j, sb + 4, &sc, &m);
+        for (int i = 0; i < 32; i++) w[i] = (int8_t)((qs[i] >> shift) & 15);
+        *dw = half_to_float(sb) * (float)sc;
+        *mw = -(half_to_float(sb + 2) * (float)m);
+    }
+}
+
+// Rows [r, r + n) (n ≤ 16; missing rows are zero) of the group, every block.
+static void repack16(int type, const uint8_t *w, size_t rb, size_t nb, size_t r, size_t n, ck_blk *dst) {
+    for (size_t b = 0; b < nb; b++) {
+        ck_blk *o = dst + b;
+        for (size_t i = 0; i < 16; i++) {
+            int8_t v[32];
+            float dw = 0, mw = 0;
+            if (i < n) unpack_block(type, w + (r + i) * rb, b, v, &dw, &mw);
+            else memset(v, 0, 32);
+            for (int j = 0; j < 8; j++) memcpy(o->q[j][i], v + 4 * j, 4);
+            o->dw[i] = dw;
+            o->mw[i] = mw;
         }
     }
 }
 
 // ---- the canonical order, scalar ---------------------------------------------------------
 
-static float reduce16(const float *acc) {
-    float h[8], g[4], e[2];
-    for (int j = 0; j < 8; j++) h[j] = acc[j] + acc[j + 8];
-    for (int j = 0; j < 4; j++) g[j] = h[j] + h[j + 4];
-    for (int j = 0; j < 2; j++) e[j] = g[j] + g[j + 2];
-    return e[0] + e[1];
-}
-
-static void matmul_scalar(const uint8_t *w, size_t k, size_t r0, size_t r1,
-                          const uint8_t *qa, const float *da, size_t T, float *out, size_t ldo) {
-    size_t nb = k / 32, nbp = (nb + 1) / 2, kp = ck_q8_act_stride(k), nd = kp / 32;
+static void matmul_scalar(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
+                          const uint8_t *qa, const float *da, const float *sa, size_t T, float *out, size_t ldo) {
+    size_t nb = k / 32, rb = ck_dot_row_bytes(type, k);
+    int8_t v[32];
     for (size_t r = r0; r < r1; r++) {
-        const uint8_t *row = w + r * nb * 34;
         for (size_t t = 0; t < T; t++) {
-            float acc[16] = {0};
-            const uint8_t *a = qa + t * kp;
-            for (size_t p = 0; p < nbp; p++) {
-                for (int L = 0; L < 16; L++) {
-                    size_t b = 2 * p + (size_t)(L / 8);
-                    int j = L % 8;
-                    int32_t sum = 0;
-                    float s = 0;
-                    if (b < nb) {
-                        const int8_t *wq = (const int8_t *)(row + b * 34 + 2);
-                        for (int u = 0; u < 4; u++) sum += (int32_t)wq[4 * j + u] * ((int32_t)a[32 * b + 4 * j + u] - 128);
-                        float dw = half_to_float(row + b * 34);
-                        s = dw * da[t * nd + b];
-                    }
-                    acc[L] = fmaf((float)sum, s, acc[L]);
-                }
+            const uint8_t *a = qa + t * k;
+            float acc = 0;
+            for (size_t b = 0; b < nb; b++) {
+                float dw, mw;
+                unpack_block(type, w + r * rb, b, v, &dw, &mw);
+                int32_t sum = 0;
+                for (int i = 0; i < 32; i++) sum += (int32_t)v[i] * ((int32_t)a[32 * b + i] - 128);
+                float s = dw * da[t * nb + b];
+                acc = fmaf((float)sum, s, acc);
+                if (type == CK_DOT_Q4_K) acc = fmaf(mw, sa[t * nb + b], acc);
             }
-            out[t * ldo + (r - r0)] = reduce16(acc);
+            out[t * ldo + (r - r0)] = acc;
         }
     }
 }
 
 #ifdef CK_X86
 
-// ---- repacking a tile of 4 rows ------------------------------------------------------------
-
-static void repack(const uint8_t *w, size_t nb, size_t r, size_t n, ck_pair *dst, int vnni) {
-    size_t nbp = (nb + 1) / 2;
-    for (size_t p = 0; p < nbp; p++) {
-        for (size_t i = 0; i < 4; i++) {
-            ck_pair *o = dst + p * 4 + i;
-            memset(o, 0, sizeof *o);
-            if (i >= n) continue;
-            const uint8_t *row = w + (r + i) * nb * 34;
-            for (size_t h = 0; h < 2; h++) {
-                size_t b = 2 * p + h;
-                if (b >= nb) continue;
-                memcpy(o->q + 32 * h, row + b * 34 + 2, 32);
-                float d = half_to_float(row + b * 34);
-                for (int l = 0; l < 8; l++) o->s[8 * h + l] = d;
-            }
-            if (vnni) {
-                for (int l = 0; l < 16; l++)
-                    o->c[l] = -128 * (o->q[4 * l] + o->q[4 * l + 1] + o->q[4 * l + 2] + o->q[4 * l + 3]);
-            } else {
-                uint8_t *absq = (uint8_t *)o->c;
-                for (int l = 0; l < 64; l++) absq[l] = (uint8_t)(o->q[l] < 0 ? -(int)o->q[l] : o->q[l]);
-            }
-        }
-    }
+static inline int32_t load32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
 // ---- AVX-512 VNNI ------------------------------------------------------------------------
 
 #define CK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")))
 
-CK_VNNI static inline float reduce_vnni(__m512 v) {
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    __m128 g = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    __m128 e = _mm_add_ps(g, _mm_movehl_ps(g, g));
-    return _mm_cvtss_f32(_mm_add_ss(e, _mm_shuffle_ps(e, e, 1)));
-}
-
-CK_VNNI static inline __attribute__((always_inline)) void
-tile_vnni(const ck_pair *rp, size_t nbp, const uint8_t *qa, const float *da, size_t kp, size_t nd,
-          const int nt, float res[4][4]) {
-    __m512 acc[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int t = 0; t < nt; t++) acc[i][t] = _mm512_setzero_ps();
-    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    for (size_t p = 0; p < nbp; p++) {
-        __m512i a[4];
-        __m512 sa[4];
-        for (int t = 0; t < nt; t++) {
-            a[t] = _mm512_loadu_si512((const void *)(qa + t * kp + p * 64));
-            __m128 two = _mm_castpd_ps(_mm_load_sd((const double *)(da + t * nd + 2 * p)));
-            sa[t] = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(two));
-        }
-        const ck_pair *o = rp + p * 4;
-        for (int i = 0; i < 4; i++) {
-            __m512i wq = _mm512_load_si512((const void *)o[i].q);
-            __m512i c = _mm512_load_si512((const void *)o[i].c);
-            __m512 sw = _mm512_load_ps(o[i].s);
-            for (int t = 0; t < nt; t++) {
-                __m512i d = _mm512_dpbusd_epi32(c, a[t], wq);
-                acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sw, sa[t]), acc[i][t]);
-            }
-        }
-    }
-    for (int i = 0; i < 4; i++)
-        for (int t = 0; t < nt; t++) res[i][t] = reduce_vnni(acc[i][t]);
-}
-
-CK_VNNI static void tile_vnni_n(const ck_pair *rp, size_t nbp, const uint8_t *qa, const float *da, size_t kp,
-                                size_t nd, int nt, float res[4][4]) {
-    switch (nt) {
-    case 4: tile_vnni(rp, nbp, qa, da, kp, nd, 4, res); break;
-    case 3: tile_vnni(rp, nbp, qa, da, kp, nd, 3, res); break;
-    case 2: tile_vnni(rp, nbp, qa, da, kp, nd, 2, res); break;
-    default: tile_vnni(rp, nbp, qa, da, kp, nd, 1, res); break;
-    }
-}
-
-// The repacking of `repack` for the VNNI path, vectorised (the same bytes).
-CK_VNNI static void repack_vnni(const uint8_t *w, size_t nb, size_t r, size_t n, ck_pair *dst) {
-    size_t nbp = (nb + 1) / 2;
+// c = −128 · Σ q for each row and block of the group.
+CK_VNNI static void corrections_vnni(ck_blk *rp, size_t nb) {
     const __m512i u128 = _mm512_set1_epi8((char)0x80);
-    for (size_t i = 0; i < 4; i++) {
-        const uint8_t *row = i < n ? w + (r + i) * nb * 34 : NULL;
-        for (size_t p = 0; p < nbp; p++) {
-            ck_pair *o = dst + p * 4 + i;
-            if (!row) {
-                memset(o, 0, sizeof *o);
-                continue;
+    for (size_t b = 0; b < nb; b++) {
+        __m512i s = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) s = _mm512_dpbusd_epi32(s, u128, _mm512_load_si512((const void *)rp[b].q[j]));
+        _mm512_store_si512((void *)rp[b].c, _mm512_sub_epi32(_mm512_setzero_si512(), s));
+    }
+}
+
+// repack16, vectorised (the same bytes): Q8_0 by an in-register transpose, the Q4 nibbles by
+// gathers of 4 bytes of each of the 16 rows at once (for Q8_0, gathers measured slower than
+// plain copies); the scales and Q4_K's sub-block constants stay scalar.
+CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t nb, size_t r, size_t n, ck_blk *dst) {
+    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    // Missing rows read row r again (always present) and are zeroed by the mask.
+    __mmask16 live = (__mmask16)((1u << n) - 1);
+    __m512i rows = _mm512_maskz_mullo_epi32(live, lanes, _mm512_set1_epi32((int)rb));
+    const uint8_t *base = w + r * rb;
+    const __m512i low = _mm512_set1_epi8(15), eight = _mm512_set1_epi8(8);
+    for (size_t b = 0; b < nb; b++) {
+        ck_blk *o = dst + b;
+        if (type == CK_DOT_Q8_0) {
+            // Rows k and k + 8 side by side (z[k]), then an 8 × 8 transpose of 4-byte values in
+            // each 256-bit half: unpack 32-bit, unpack 64-bit, then pick 128-bit lanes.
+            __m512i z[8], t[8], u[8];
+            for (int k = 0; k < 8; k++) {
+                __m256i lo = (size_t)k < n ? _mm256_loadu_si256((const __m256i *)(base + k * rb + b * 34 + 2)) : _mm256_setzero_si256();
+                __m256i hi = (size_t)k + 8 < n ? _mm256_loadu_si256((const __m256i *)(base + (k + 8) * rb + b * 34 + 2)) : _mm256_setzero_si256();
+                z[k] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
             }
-            size_t b = 2 * p;
-            int second = b + 1 < nb;
-            __m256i q0 = _mm256_loadu_si256((const __m256i *)(row + b * 34 + 2));
-            __m256i q1 = second ? _mm256_loadu_si256((const __m256i *)(row + (b + 1) * 34 + 2)) : _mm256_setzero_si256();
-            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
-            float d0 = half_to_float(row + b * 34), d1 = second ? half_to_float(row + (b + 1) * 34) : 0.0f;
-            __m512 s = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d0)), _mm256_set1_ps(d1), 1);
-            __m512i c = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), u128, q));
-            _mm512_store_si512((void *)o->q, q);
-            _mm512_store_ps(o->s, s);
-            _mm512_store_si512((void *)o->c, c);
+            for (int g = 0; g < 8; g += 4) {
+                t[g + 0] = _mm512_unpacklo_epi32(z[g + 0], z[g + 1]);
+                t[g + 1] = _mm512_unpackhi_epi32(z[g + 0], z[g + 1]);
+                t[g + 2] = _mm512_unpacklo_epi32(z[g + 2], z[g + 3]);
+                t[g + 3] = _mm512_unpackhi_epi32(z[g + 2], z[g + 3]);
+                u[g + 0] = _mm512_unpacklo_epi64(t[g + 0], t[g + 2]);  // 4-byte value 0 (4) of 4 rows
+                u[g + 1] = _mm512_unpackhi_epi64(t[g + 0], t[g + 2]);  // 1 (5)
+                u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);  // 2 (6)
+                u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);  // 3 (7)
+            }
+            const __m512i first = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), second = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+            for (int d = 0; d < 4; d++) {
+                _mm512_store_si512((void *)o->q[d], _mm512_permutex2var_epi64(u[d], first, u[d + 4]));
+                _mm512_store_si512((void *)o->q[d + 4], _mm512_permutex2var_epi64(u[d], second, u[d + 4]));
+            }
+        } else if (type == CK_DOT_Q4_0) {
+            const uint8_t *p = base + b * 18 + 2;
+            for (int j = 0; j < 4; j++) {
+                __m512i v = _mm512_maskz_mov_epi32(live, _mm512_i32gather_epi32(rows, (const void *)(p + 4 * j), 1));
+                __m512i lo = _mm512_sub_epi8(_mm512_and_si512(v, low), eight);
+                __m512i hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low), eight);
+                _mm512_store_si512((void *)o->q[j], _mm512_maskz_mov_epi32(live, lo));
+                _mm512_store_si512((void *)o->q[j + 4], _mm512_maskz_mov_epi32(live, hi));
+            }
+        } else {
+            const uint8_t *p = base + b / 8 * 144 + 16 + 32 * (b % 8 / 2);
+            int shift = 4 * (int)(b % 2);
+            for (int j = 0; j < 8; j++) {
+                __m512i v = _mm512_maskz_mov_epi32(live, _mm512_i32gather_epi32(rows, (const void *)(p + 4 * j), 1));
+                if (shift) v = _mm512_srli_epi16(v, 4);
+                _mm512_store_si512((void *)o->q[j], _mm512_and_si512(v, low));
+            }
         }
+        for (size_t i = 0; i < 16; i++) {
+            float dw = 0, mw = 0;
+            if (i < n) {
+                const uint8_t *row = base + i * rb;
+                if (type == CK_DOT_Q8_0) dw = half_to_float(row + b * 34);
+                else if (type == CK_DOT_Q4_0) dw = half_to_float(row + b * 18);
+                else {
+                    const uint8_t *sb = row + b / 8 * 144;
+                    int sc, m;
+                    scale_min_k4((int)(b % 8), sb + 4, &sc, &m);
+                    dw = half_to_float(sb) * (float)sc;
+                    mw = -(half_to_float(sb + 2) * (float)m);
+                }
+            }
+            o->dw[i] = dw;
+            o->mw[i] = mw;
+        }
+    }
+}
+
+// 16 rows × nt tokens; writes out[t·ldo + i] for i < n.
+CK_VNNI static inline __attribute__((always_inline)) void
+tile_vnni(const ck_blk *rp, size_t nb, const uint8_t *qa, const float *da, const float *sa, size_t k,
+          const int nt, const int offsets, float *out, size_t ldo, size_t n) {
+    __m512 acc[8];
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        const ck_blk *B = rp + b;
+        const __m512i c = _mm512_load_si512((const void *)B->c);
+        const __m512 dw = _mm512_load_ps(B->dw);
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *a = qa + t * k + 32 * b;
+            __m512i s0 = c, s1 = _mm512_setzero_si512();
+            s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(load32(a + 0)), _mm512_load_si512((const void *)B->q[0]));
+            s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(load32(a + 4)), _mm512_load_si512((const void *)B->q[1]));
+            s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(load32(a + 8)), _mm512_load_si512((const void *)B->q[2]));
+            s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(load32(a + 12)), _mm512_load_si512((const void *)B->q[3]));
+            s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(load32(a + 16)), _mm512_load_si512((const void *)B->q[4]));
+            s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(load32(a + 20)), _mm512_load_si512((const void *)B->q[5]));
+            s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(load32(a + 24)), _mm512_load_si512((const void *)B->q[6]));
+            s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(load32(a + 28)), _mm512_load_si512((const void *)B->q[7]));
+            __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+            acc[t] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, _mm512_set1_ps(da[t * (k / 32) + b])), acc[t]);
+            if (offsets) acc[t] = _mm512_fmadd_ps(_mm512_load_ps(B->mw), _mm512_set1_ps(sa[t * (k / 32) + b]), acc[t]);
+        }
+    }
+    __mmask16 m = (__mmask16)((1u << n) - 1);
+    for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(out + t * ldo, m, acc[t]);
+}
+
+#define CK_TILE_CASES(fn, ...)                                         \
+    switch (nt) {                                                      \
+    case 8: fn(__VA_ARGS__, 8, OFF, out, ldo, n); break;               \
+    case 7: fn(__VA_ARGS__, 7, OFF, out, ldo, n); break;               \
+    case 6: fn(__VA_ARGS__, 6, OFF, out, ldo, n); break;               \
+    case 5: fn(__VA_ARGS__, 5, OFF, out, ldo, n); break;               \
+    case 4: fn(__VA_ARGS__, 4, OFF, out, ldo, n); break;               \
+    case 3: fn(__VA_ARGS__, 3, OFF, out, ldo, n); break;               \
+    case 2: fn(__VA_ARGS__, 2, OFF, out, ldo, n); break;               \
+    default: fn(__VA_ARGS__, 1, OFF, out, ldo, n); break;              \
+    }
+
+CK_VNNI static void tiles_vnni(const ck_blk *rp, size_t nb, const uint8_t *qa, const float *da, const float *sa,
+                               size_t k, int nt, int offsets, float *out, size_t ldo, size_t n) {
+    if (offsets) {
+#define OFF 1
+        CK_TILE_CASES(tile_vnni, rp, nb, qa, da, sa, k)
+#undef OFF
+    } else {
+#define OFF 0
+        CK_TILE_CASES(tile_vnni, rp, nb, qa, da, sa, k)
+#undef OFF
     }
 }
 
@@ -230,36 +328,49 @@ CK_VNNI static void repack_vnni(const uint8_t *w, size_t nb, size_t r, size_t n,
 
 #define CK_AVX2 __attribute__((target("avx2,fma")))
 
-CK_AVX2 static inline float reduce_avx2(__m256 lo, __m256 hi) {
-    __m256 h = _mm256_add_ps(lo, hi);
-    __m128 g = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    __m128 e = _mm_add_ps(g, _mm_movehl_ps(g, g));
-    return _mm_cvtss_f32(_mm_add_ss(e, _mm_shuffle_ps(e, e, 1)));
-}
-
-// 4 rows × 1 token; lanes 0-7 (even blocks) and 8-15 (odd blocks) in two registers.
-CK_AVX2 static void tile_avx2(const ck_pair *rp, size_t nbp, const uint8_t *qa, const float *da, float res[4]) {
-    __m256 lo[4], hi[4];
-    for (int i = 0; i < 4; i++) lo[i] = hi[i] = _mm256_setzero_ps();
-    const __m256i flip = _mm256_set1_epi8((char)0x80);
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (size_t p = 0; p < nbp; p++) {
-        __m256i a0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(qa + p * 64)), flip);
-        __m256i a1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(qa + p * 64 + 32)), flip);
-        __m256 s0 = _mm256_set1_ps(da[2 * p]), s1 = _mm256_set1_ps(da[2 * p + 1]);
-        const ck_pair *o = rp + p * 4;
-        for (int i = 0; i < 4; i++) {
-            const uint8_t *absq = (const uint8_t *)o[i].c;
-            __m256i w0 = _mm256_load_si256((const __m256i *)o[i].q), w1 = _mm256_load_si256((const __m256i *)(o[i].q + 32));
-            __m256i u0 = _mm256_load_si256((const __m256i *)absq), u1 = _mm256_load_si256((const __m256i *)(absq + 32));
-            __m256i d0 = _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(a0, w0)), ones);
-            __m256i d1 = _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(a1, w1)), ones);
-            __m256 sw0 = _mm256_load_ps(o[i].s), sw1 = _mm256_load_ps(o[i].s + 8);
-            lo[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d0), _mm256_mul_ps(sw0, s0), lo[i]);
-            hi[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d1), _mm256_mul_ps(sw1, s1), hi[i]);
+// Rows 8h ..< 8h + 8 of the group × nt tokens (nt ≤ 4); writes out[t·ldo + i] for i < n.
+CK_AVX2 static inline __attribute__((always_inline)) void
+tile_avx2(const ck_blk *rp, size_t nb, int h, const uint8_t *qa, const float *da, const float *sa, size_t k,
+          const int nt, const int offsets, float *out, size_t ldo, size_t n) {
+    __m256 acc[4];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    for (size_t b = 0; b < nb; b++) {
+        const ck_blk *B = rp + b;
+        const __m256 dw = _mm256_loadu_ps(B->dw + 8 * h);
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *a = qa + t * k + 32 * b;
+            __m256i s = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++) {
+                __m256i w = _mm256_load_si256((const __m256i *)B->q[j][8 * h]);
+                __m256i x = _mm256_xor_si256(_mm256_set1_epi32(load32(a + 4 * j)), flip);
+                __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
+            }
+            __m256 f = _mm256_cvtepi32_ps(s);
+            acc[t] = _mm256_fmadd_ps(f, _mm256_mul_ps(dw, _mm256_set1_ps(da[t * (k / 32) + b])), acc[t]);
+            if (offsets) acc[t] = _mm256_fmadd_ps(_mm256_loadu_ps(B->mw + 8 * h), _mm256_set1_ps(sa[t * (k / 32) + b]), acc[t]);
         }
     }
-    for (int i = 0; i < 4; i++) res[i] = reduce_avx2(lo[i], hi[i]);
+    for (int t = 0; t < nt; t++) {
+        float v[8];
+        _mm256_storeu_ps(v, acc[t]);
+        for (size_t i = 0; i < n; i++) out[t * ldo + i] = v[i];
+    }
+}
+
+CK_AVX2 static void tiles_avx2(const ck_blk *rp, size_t nb, int h, const uint8_t *qa, const float *da, const float *sa,
+                               size_t k, int nt, int offsets, float *out, size_t ldo, size_t n) {
+    switch (nt * 2 + (offsets != 0)) {
+    case 8: tile_avx2(rp, nb, h, qa, da, sa, k, 4, 0, out, ldo, n); break;
+    case 9: tile_avx2(rp, nb, h, qa, da, sa, k, 4, 1, out, ldo, n); break;
+    case 6: tile_avx2(rp, nb, h, qa, da, sa, k, 3, 0, out, ldo, n); break;
+    case 7: tile_avx2(rp, nb, h, qa, da, sa, k, 3, 1, out, ldo, n); break;
+    case 4: tile_avx2(rp, nb, h, qa, da, sa, k, 2, 0, out, ldo, n); break;
+    case 5: tile_avx2(rp, nb, h, qa, da, sa, k, 2, 1, out, ldo, n); break;
+    case 3: tile_avx2(rp, nb, h, qa, da, sa, k, 1, 1, out, ldo, n); break;
+    default: tile_avx2(rp, nb, h, qa, da, sa, k, 1, 0, out, ldo, n); break;
+    }
 }
 
 static int cpu_path(void) {
@@ -287,35 +398,48 @@ int ck_q8_dot_path(void) {
 int ck_q8_dot_path(void) { return 0; }
 #endif
 
-void ck_q8_0_matmul(const uint8_t *w, size_t k, size_t r0, size_t r1,
-                    const uint8_t *qa, const float *da, size_t T, float *out, size_t ldo) {
+void ck_dot_matmul(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
+                   const uint8_t *qa, const float *da, const float *sa, size_t T, float *out, size_t ldo) {
+    if (r1 <= r0 || T == 0 || ck_dot_row_bytes(type, k) == 0) return;
     int path = ck_q8_dot_path();
-    if (path == 0 || r1 <= r0 || T == 0) {
-        matmul_scalar(w, k, r0, r1, qa, da, T, out, ldo);
+    if (path == 0) {
+        matmul_scalar(type, w, k, r0, r1, qa, da, sa, T, out, ldo);
         return;
     }
 #ifdef CK_X86
-    size_t nb = k / 32, nbp = (nb + 1) / 2, kp = ck_q8_act_stride(k), nd = kp / 32;
-    ck_pair *rp = aligned_alloc(64, nbp * 4 * sizeof(ck_pair));
+    size_t nb = k / 32, rb = ck_dot_row_bytes(type, k);
+    int offsets = type == CK_DOT_Q4_K;
+    ck_blk *rp = aligned_alloc(64, nb * sizeof(ck_blk));
     if (!rp) {
-        matmul_scalar(w, k, r0, r1, qa, da, T, out, ldo);
+        matmul_scalar(type, w, k, r0, r1, qa, da, sa, T, out, ldo);
         return;
     }
-    for (size_t r = r0; r < r1; r += 4) {
-        size_t n = r1 - r < 4 ? r1 - r : 4;
-        if (path == 2) repack_vnni(w, nb, r, n, rp);
-        else repack(w, nb, r, n, rp, 0);
-        for (size_t t0 = 0; t0 < T; t0 += (path == 2 ? 4 : 1)) {
-            float res[4][4];
-            if (path == 2) {
-                int nt = T - t0 < 4 ? (int)(T - t0) : 4;
-                tile_vnni_n(rp, nbp, qa + t0 * kp, da + t0 * nd, kp, nd, nt, res);
-                for (int t = 0; t < nt; t++)
-                    for (size_t i = 0; i < n; i++) out[(t0 + t) * ldo + (r - r0) + i] = res[i][t];
-            } else {
-                float one[4];
-                tile_avx2(rp, nbp, qa + t0 * kp, da + t0 * nd, one);
-                for (size_t i = 0; i < n; i++) out[t0 * ldo + (r - r0) + i] = one[i];
+    for (size_t r = r0; r < r1; r += 16) {
+        size_t n = r1 - r < 16 ? r1 - r : 16;
+        if (path == 2) repack16_vnni(type, w, rb, nb, r, n, rp);
+        else repack16(type, w, rb, nb, r, n, rp);
+        if (path == 2) {
+            corrections_vnni(rp, nb);
+            // The next group's rows (contiguous) are fetched into L2 while this one is
+            // multiplied, a slice per token tile: the repacking then finds them in cache
+            // instead of waiting on the mapped file's pages in DRAM.
+            const uint8_t *next = w + (r + 16) * rb;
+            size_t ahead = r + 16 < r1 ? ((r1 - r - 16 < 16 ? r1 - r - 16 : 16) * rb) : 0, tiles = (T + 7) / 8;
+            size_t slice = (ahead / tiles + 63) / 64 * 64, done = 0;
+            for (size_t t0 = 0; t0 < T; t0 += 8) {
+                int nt = T - t0 < 8 ? (int)(T - t0) : 8;
+                for (size_t e = done + slice; done < ahead && done < e; done += 64) _mm_prefetch((const char *)(next + done), _MM_HINT_T1);
+                tiles_vnni(rp, nb, qa + t0 * k, da + t0 * nb, offsets ? sa + t0 * nb : NULL, k, nt, offsets,
+                           out + t0 * ldo + (r - r0), ldo, n);
+            }
+        } else {
+            for (int h = 0; h < 2 && (size_t)(8 * h) < n; h++) {
+                size_t nh = n - 8 * h < 8 ? n - 8 * h : 8;
+                for (size_t t0 = 0; t0 < T; t0 += 4) {
+                    int nt = T - t0 < 4 ? (int)(T - t0) : 4;
+                    tiles_avx2(rp, nb, h, qa + t0 * k, da + t0 * nb, offsets ? sa + t0 * nb : NULL, k, nt, offsets,
+                               out + t0 * ldo + (r - r0) + 8 * h, ldo, nh);
+                }
             }
         }
     }

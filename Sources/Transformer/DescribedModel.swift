@@ -38,9 +38,10 @@ struct Linear: Sendable {
     }
 
     /// out[T, out] = x[T, in] · W + b, recording x as this weight's input.
-    func callAsFunction(_ x: [Float], T: Int, _ stats: ActivationStats?) -> [Float] {
+    /// Throws only when stored weights read from the checkpoint per product (streamed) fail to read.
+    func callAsFunction(_ x: [Float], T: Int, _ stats: ActivationStats?) throws -> [Float] {
         stats?.addInput(name, x, T: T, C: matrix.inFeatures)
-        if let packed { return packed.multiply(x, T: T, bias: bias) }
+        if let packed { return try packed.multiply(x, T: T, bias: bias) }
         return Kernels.linear(x, T: T, matrix, bias: bias)
     }
 }
@@ -113,22 +114,22 @@ struct Attention: Sendable {
     }
 
     /// o_proj(attention(q, k, v)) for h[T, C]; returns [T, C].
-    func callAsFunction(_ h: [Float], layer: Int, _ ctx: ForwardContext) -> [Float] {
+    func callAsFunction(_ h: [Float], layer: Int, _ ctx: ForwardContext) throws -> [Float] {
         let T = ctx.T, NH = spec.heads, NKV = spec.kvHeads, hs = spec.headDim
         var q: [Float], k: [Float], v: [Float]                       // q [T, NH·hs], k v [T, NKV·hs]
         switch projections {
         case .split(let lq, let lk, let lv):
-            q = lq(h, T: T, ctx.stats)
-            k = lk(h, T: T, ctx.stats)
-            v = lv(h, T: T, ctx.stats)
+            q = try lq(h, T: T, ctx.stats)
+            k = try lk(h, T: T, ctx.stats)
+            v = try lv(h, T: T, ctx.stats)
         case .fused(let l, .concatenated):
-            let qkv = l(h, T: T, ctx.stats)                          // [T, (NH + 2·NKV)·hs]
+            let qkv = try l(h, T: T, ctx.stats)                      // [T, (NH + 2·NKV)·hs]
             let W = (NH + 2 * NKV) * hs
             q = Kernels.columns(qkv, T: T, total: W, from: 0, width: NH * hs)
             k = Kernels.columns(qkv, T: T, total: W, from: NH * hs, width: NKV * hs)
             v = Kernels.columns(qkv, T: T, total: W, from: (NH + NKV) * hs, width: NKV * hs)
         case .fused(let l, .grouped):
-            let qkv = l(h, T: T, ctx.stats)                          // [T, NKV, (NH/NKV + 2)·hs]
+            let qkv = try l(h, T: T, ctx.stats)                      // [T, NKV, (NH/NKV + 2)·hs]
             (q, k, v) = Kernels.ungroupQKV(qkv, T: T, NH: NH, NKV: NKV, hs: hs)
         }
         if let n = queryNorm { q = n(q, rows: q.count / n.width) }     // per head (width hs) or whole (NH·hs)
@@ -141,7 +142,7 @@ struct Attention: Sendable {
         let a = Kernels.attention(q: q, k: k, v: v, .init(T: T, NH: NH, NKV: NKV, hs: hs, causal: spec.causal, window: spec.window,
                                                           scale: spec.scale, softcap: spec.softcap, alibi: spec.alibi))
         ctx.stats?.addHeads(layer: layer, a, T: T, heads: NH, hs: hs)
-        return output(a, T: T, ctx.stats)
+        return try output(a, T: T, ctx.stats)
     }
 }
 
@@ -171,25 +172,25 @@ struct MLP: Sendable {
     }
 
     /// down(act(up(h))) or down(act(gate(h)) · up(h)) for h[T, C]; returns [T, C].
-    func callAsFunction(_ h: [Float], layer: Int, _ ctx: ForwardContext, recordNeurons: Bool = true) -> [Float] {
+    func callAsFunction(_ h: [Float], layer: Int, _ ctx: ForwardContext, recordNeurons: Bool = true) throws -> [Float] {
         let T = ctx.T, I = spec.width
         var f: [Float]                                               // [T, I]
         switch projections {
         case .plain(let up):
-            f = up(h, T: T, ctx.stats)
+            f = try up(h, T: T, ctx.stats)
             activate(&f)
         case .gated(let gate, let up):
-            f = gate(h, T: T, ctx.stats)
+            f = try gate(h, T: T, ctx.stats)
             activate(&f)
-            Kernels.multiply(&f, up(h, T: T, ctx.stats))
+            Kernels.multiply(&f, try up(h, T: T, ctx.stats))
         case .fusedGated(let gu):
-            let both = gu(h, T: T, ctx.stats)                        // [T, 2I]: gate | up
+            let both = try gu(h, T: T, ctx.stats)                    // [T, 2I]: gate | up
             f = Kernels.columns(both, T: T, total: 2 * I, from: 0, width: I)
             activate(&f)
             Kernels.multiply(&f, Kernels.columns(both, T: T, total: 2 * I, from: I, width: I))
         }
         if recordNeurons { ctx.stats?.addNeurons(layer: layer, f, T: T, width: I) }
-        return down(f, T: T, ctx.stats)
+        return try down(f, T: T, ctx.stats)
     }
 }
 
@@ -209,9 +210,9 @@ struct MoE: Sendable {
     }
 
     /// Σ over each token's top-k experts of p_e · expert_e(h) (+ the shared expert); [T, C].
-    func callAsFunction(_ h: [Float], layer: Int, _ ctx: ForwardContext) -> [Float] {
+    func callAsFunction(_ h: [Float], layer: Int, _ ctx: ForwardContext) throws -> [Float] {
         let T = ctx.T, E = experts.count, C = h.count / max(T, 1), k = spec.topK
-        var logits = router(h, T: T, ctx.stats)                      // [T, E]
+        var logits = try router(h, T: T, ctx.stats)                      // [T, E]
         // Per expert: the tokens routed to it and their weights.
         var routed = [[(token: Int, weight: Float)]](repeating: [], count: E)
         logits.withUnsafeMutableBufferPointer { l in
@@ -232,13 +233,13 @@ struct MoE: Sendable {
             var rows = [Float](repeating: 0, count: n * C)              // [n, C]: this expert's tokens
             for (j, r) in routed[e].enumerated() { for i in 0..<C { rows[j * C + i] = h[r.token * C + i] } }
             let sub = ForwardContext(T: n, stats: ctx.stats)
-            let y = expert(rows, layer: layer, sub, recordNeurons: false)
+            let y = try expert(rows, layer: layer, sub, recordNeurons: false)
             for (j, r) in routed[e].enumerated() { for i in 0..<C { out[r.token * C + i] += r.weight * y[j * C + i] } }
         }
         if let shared {
-            var s = shared(h, layer: layer, ctx, recordNeurons: false)
+            var s = try shared(h, layer: layer, ctx, recordNeurons: false)
             if let sharedGate {
-                let g = sharedGate(h, T: T, ctx.stats)                   // [T, 1]
+                let g = try sharedGate(h, T: T, ctx.stats)                   // [T, 1]
                 for t in 0..<T { let gate = 1 / (1 + expf(-g[t])); for i in 0..<C { s[t * C + i] *= gate } }
             }
             Kernels.add(&out, s)
@@ -271,24 +272,50 @@ public struct Block: Sendable {
     }
 
     /// The feed-forward sub-layer: the MLP or the experts (nil when the block has neither).
-    func feedForward(_ h: [Float], _ ctx: ForwardContext) -> [Float]? {
-        if let mlp { return mlp(h, layer: spec.index, ctx) }
-        if let moe { return moe(h, layer: spec.index, ctx) }
+    func feedForward(_ h: [Float], _ ctx: ForwardContext) throws -> [Float]? {
+        if let mlp { return try mlp(h, layer: spec.index, ctx) }
+        if let moe { return try moe(h, layer: spec.index, ctx) }
         return nil
     }
 
     var hasFeedForward: Bool { mlp != nil || moe != nil }
 
-    /// x[T, C] ← the block applied to x.
-    func forward(_ x: inout [Float], _ ctx: ForwardContext) {
+    /// Every linear layer of the block.
+    var linears: [Linear] {
+        var all: [Linear]
+        switch attention.projections {
+        case .split(let q, let k, let v): all = [q, k, v]
+        case .fused(let qkv, _): all = [qkv]
+        }
+        all.append(attention.output)
+        func add(_ m: MLP) {
+            switch m.projections {
+            case .plain(let up): all.append(up)
+            case .gated(let g, let u): all += [g, u]
+            case .fusedGated(let gu): all.append(gu)
+            }
+            all.append(m.down)
+        }
+        if let mlp { add(mlp) }
+        if let moe {
+            all.append(moe.router)
+            moe.experts.forEach(add)
+            if let s = moe.shared { add(s) }
+            if let g = moe.sharedGate { all.append(g) }
+        }
+        return all
+    }
+
+    /// x[T, C] ← the block applied to x. Throws only when a streamed weight fails to read.
+    func forward(_ x: inout [Float], _ ctx: ForwardContext) throws {
         let T = ctx.T, i = spec.index
         let blockInput = x
         let h = attentionNorm.map { $0(x, rows: T) } ?? x
-        var a = attention(h, layer: i, ctx)
+        var a = try attention(h, layer: i, ctx)
         if let n = postAttentionNorm { a = n(a, rows: T) }
         if let s = spec.residualScale { Kernels.scale(&a, s) }
         if spec.parallel, hasFeedForward {
-            var m = feedForward(mlpNorm.map { $0(blockInput, rows: T) } ?? blockInput, ctx)!
+            var m = try feedForward(mlpNorm.map { $0(blockInput, rows: T) } ?? blockInput, ctx) ?? []
             if let n = postMLPNorm { m = n(m, rows: T) }
             if let s = spec.residualScale { Kernels.scale(&m, s) }
             Kernels.add(&x, a)
@@ -297,7 +324,7 @@ public struct Block: Sendable {
             Kernels.add(&x, a)
             if let n = attentionResidualNorm { x = n(x, rows: T) }
             if hasFeedForward {
-                var m = feedForward(mlpNorm.map { $0(x, rows: T) } ?? x, ctx)!
+                var m = try feedForward(mlpNorm.map { $0(x, rows: T) } ?? x, ctx) ?? []
                 if let n = postMLPNorm { m = n(m, rows: T) }
                 if let s = spec.residualScale { Kernels.scale(&m, s) }
                 Kernels.add(&x, m)
@@ -314,10 +341,10 @@ enum HeadProduct: Sendable {
     case packed(PackedWeights)
 
     /// logits[T, V] for xf[T, E].
-    func callAsFunction(_ xf: [Float], T: Int) -> [Float] {
+    func callAsFunction(_ xf: [Float], T: Int) throws -> [Float] {
         switch self {
         case .matrix(let m): return Kernels.linear(xf, T: T, m, bias: nil)
-        case .packed(let p): return p.multiply(xf, T: T, bias: nil)
+        case .packed(let p): return try p.multiply(xf, T: T, bias: nil)
         }
     }
 }
@@ -383,9 +410,9 @@ public struct DescribedModel: TransformerModel {
 
     /// The output from the last block's x[T, C]: logits [T, V] or the last hidden state.
     public func finish(_ x: [Float], hiddenStates: [[Float]] = []) -> ForwardOutput {
-        // In memory the head cannot fail: its matrix is already widened.
+        // In memory the head cannot fail: its weights are already in memory (widened or copied).
         try! OutputHead.finish(x, description, finalNorm: finalNorm, projection: outputProjection,
-                               logits: head.map { head in { xf, T in head(xf, T: T) } },
+                               logits: head.map { head in { xf, T in try head(xf, T: T) } },
                                hiddenStates: hiddenStates)
     }
 
@@ -393,7 +420,7 @@ public struct DescribedModel: TransformerModel {
         var x = try embed(input)
         let C = description.hiddenSize
         let ctx = ForwardContext(T: x.count / C, stats: nil)
-        for b in blocks { b.forward(&x, ctx) }
+        for b in blocks { try b.forward(&x, ctx) }
         return finish(Array(x.suffix(C)))
     }
 
@@ -404,7 +431,7 @@ public struct DescribedModel: TransformerModel {
         var hidden: [[Float]] = []
         for b in blocks {
             if collectHidden { hidden.append(x) }
-            b.forward(&x, ctx)
+            try b.forward(&x, ctx)
         }
         return finish(x, hiddenStates: hidden)
     }
@@ -422,7 +449,7 @@ enum Embedding {
             let T = ids.count
             x = try rows(tokenTable, ids)                                // [T, E]
             if let s = d.embedding.scale { Kernels.scale(&x, s) }
-            if let p = projection { x = p(x, T: T, nil) }                // [T, C]
+            if let p = projection { x = try p(x, T: T, nil) }            // [T, C]
             if let positions = d.embedding.positions {
                 var positionIDs: [Int]
                 if let pad = d.embedding.positionPaddingID {             // RoBERTa's position ids
@@ -461,7 +488,7 @@ enum OutputHead {
                        logits: (([Float], Int) throws -> [Float])?, hiddenStates: [[Float]]) throws -> ForwardOutput {
         let C = d.hiddenSize, T = x.count / C
         var xf = finalNorm.map { $0(x, rows: T) } ?? x
-        if let p = projection { xf = p(xf, T: T, nil) }                  // [T, E]
+        if let p = projection { xf = try p(xf, T: T, nil) }              // [T, E]
         guard let logits else {
             return ForwardOutput(kind: .hiddenState, values: xf, rows: T, cols: xf.count / max(T, 1), hiddenStates: hiddenStates)
         }

@@ -4,7 +4,7 @@
 //   in-memory = base + Σ_models bytes(P) + work
 //   streamed  = base + max_models (bytes(P_block) + 4·P_edge + 4·R·E + B_tensor) + work
 //   work      = Σ_models (4·S·T·(2·C + 2·V) + 4·T·(4·W + T))
-// bytes(·): 4 per value, except linear weights multiplied as stored (Q8_0 with integer
+// bytes(·): 4 per value, except linear weights multiplied as stored (Q8_0, Q4_0, Q4_K with integer
 // products: their stored size; plus the stored table for a tied head in memory),
 // P all parameters, P_block the largest block's, P_edge the embedding projection/norms and
 // the final norm/projection, R·E the head rows widened at a time (StreamedModel.headBlockBytes),
@@ -18,7 +18,8 @@ import Foundation
 
 /// How a forward pass runs: whole model widened to f32, or one block at a time.
 public enum Execution: String, CaseIterable, Sendable {
-    /// In memory when that fits under the memory cap, streamed otherwise.
+    /// Streamed when that is also the cheaper way (`MemoryEstimate.streamedIsCheaper`) or when
+    /// in memory does not fit under the memory cap; in memory otherwise.
     case auto
     case streamed
     case inMemory = "in-memory"
@@ -38,6 +39,14 @@ public struct ExecutionOptions: Sendable {
 public struct MemoryEstimate: Sendable, Equatable {
     public var inMemory: Int
     public var streamed: Int
+    /// Every model multiplies at least half of its blocks' linear weights (by parameter count)
+    /// in integers from their stored bytes (quantized GGUFs: Q8_0, Q4_0, Q4_K). Streamed, those
+    /// weights are read from the mapped file as they are needed and the token table by rows;
+    /// in memory, the stored bytes are copied and the token table widened to f32 first, so one
+    /// pass costs more time as well as more memory (BENCHMARKS.md: 1.36–1.62× slower on a
+    /// 1.24B Q8_0 GGUF). For float weights a pass widens every weight once either way, and the
+    /// in-memory load does it on all cores at once: in memory is the faster of the two.
+    public var streamedIsCheaper = false
 }
 
 public enum Memory {
@@ -60,7 +69,7 @@ public enum Memory {
 
     /// The estimate for running `models` together on `sequences` inputs of `tokens` tokens.
     public static func estimate(_ models: [ModelDescription], storedBytes: [WeightGraph], sequences: Int, tokens: Int) -> MemoryEstimate {
-        var inMemory = base, streamedWeights = 0, work = 0
+        var inMemory = base, streamedWeights = 0, work = 0, allMostlyInteger = !models.isEmpty
         for (i, d) in models.enumerated() {
             let graph = i < storedBytes.count ? storedBytes[i] : nil
             let all = d.slots().reduce(0) { $0 + weightBytes($1, graph) }
@@ -84,17 +93,24 @@ public enum Memory {
                 inMemory += table.byteCount
             }
             let C = d.hiddenSize, V = d.vocabSize.map { d.outputKind == .logits ? $0 : C } ?? C
-            let W = d.blocks.flatMap { b in b.attention.linears + (b.mlp?.linears ?? []) + (b.moe?.linears ?? []) }
-                .map(\.outFeatures).max() ?? C
+            let linears = d.blocks.flatMap { b in b.attention.linears + (b.mlp?.linears ?? []) + (b.moe?.linears ?? []) }
+            let W = linears.map(\.outFeatures).max() ?? C
+            let linearParams = linears.reduce(0) { $0 + $1.inFeatures * $1.outFeatures }
+            let integerParams = linears.reduce(0) { sum, l in
+                guard Transformers.integerProducts, l.layout == .linear, let t = graph?.tensor(named: l.weightName),
+                      PackedWeights.hasIntegerKernel(t.dtype) else { return sum }
+                return sum + l.inFeatures * l.outFeatures
+            }
+            allMostlyInteger = allMostlyInteger && linearParams > 0 && 2 * integerParams >= linearParams
             work += 4 * sequences * tokens * (2 * C + 2 * V) + 4 * tokens * (4 * max(W, C) + tokens)
         }
-        return MemoryEstimate(inMemory: inMemory + work, streamed: base + streamedWeights + work)
+        return MemoryEstimate(inMemory: inMemory + work, streamed: base + streamedWeights + work, streamedIsCheaper: allMostlyInteger)
     }
 
     private static func count(_ shape: [Int]) -> Int { shape.reduce(1, *) }
 
     /// Bytes a parameter takes while used: its stored size for a linear weight that an integer
-    /// kernel multiplies as stored (Q8_0, `Transformers.integerProducts`), else 4 per value.
+    /// kernel multiplies as stored (Q8_0, Q4_0, Q4_K; `Transformers.integerProducts`), else 4 per value.
     static func weightBytes(_ slot: ParamSlot, _ graph: WeightGraph?) -> Int {
         if Transformers.integerProducts, slot.shape.count == 2, ![.tokenEmbedding, .positionEmbedding, .tokenTypeEmbedding].contains(slot.role),
            let t = graph?.tensor(named: slot.name), PackedWeights.hasIntegerKernel(t.dtype) {
@@ -103,12 +119,13 @@ public enum Memory {
         return 4 * count(slot.shape)
     }
 
-    /// The execution `options` asks for, given the estimate: auto runs in memory only when
-    /// that fits under the cap. Throws when the chosen way does not fit.
+    /// The execution `options` asks for, given the estimate: auto runs streamed when that is
+    /// the cheaper way (`streamedIsCheaper`), else in memory when that fits under the cap.
+    /// Throws when the chosen way does not fit.
     public static func choose(_ options: ExecutionOptions, _ e: MemoryEstimate) throws -> Execution {
         let cap = options.maxMemory
         switch options.execution {
-        case .auto where e.inMemory <= cap, .inMemory:
+        case .auto where e.inMemory <= cap && !(e.streamedIsCheaper && e.streamed <= cap), .inMemory:
             guard e.inMemory <= cap else {
                 throw TransformerError.memory("in memory needs about \(format(e.inMemory)), over --max-memory \(format(cap)); streamed needs about \(format(e.streamed))")
             }

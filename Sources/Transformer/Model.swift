@@ -20,6 +20,8 @@ public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertibl
     /// A stored tensor no parameter slot accounts for (model type, layer count).
     case unusedTensor(String, modelType: String, layers: Int)
     case memory(String)
+    /// A tensor's bytes could not be read when a streamed block needed them (the reason).
+    case unreadableTensor(String, String)
 
     public var description: String {
         switch self {
@@ -35,6 +37,7 @@ public enum TransformerError: Error, Equatable, Sendable, CustomStringConvertibl
         case .unusedTensor(let t, let type, let layers):
             return "tensor `\(t)`: stored but not used by the \(type) architecture as configured (\(layers) layers); pass --allow-unused to run without it"
         case .memory(let m): return m
+        case .unreadableTensor(let t, let why): return "tensor `\(t)`: cannot be read: \(why)"
         }
     }
 }
@@ -152,7 +155,7 @@ public enum Transformers {
     /// Threads the integer products use (`setThreads`; default: all cores).
     nonisolated(unsafe) public static var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Q8_0 linear layers multiply in integers, with the activations quantized to 8 bits per
+    /// Q8_0, Q4_0 and Q4_K linear layers multiply in integers, with the activations quantized to 8 bits per
     /// block of 32 as llama.cpp does (PackedLinear.swift), instead of widening the weights to
     /// f32. On by default; CKPT_F32_PRODUCTS=1 in the environment turns it off. Set it before
     /// loading a model, not while one runs.
@@ -182,11 +185,23 @@ struct WeightStore: Sendable {
         }
     }
 
+    /// `body`, with a failure to read `t`'s bytes (an I/O or decoding error of the format's
+    /// reader) reported as `unreadableTensor`, so the message names the tensor.
+    static func reading<R>(_ t: Tensor, _ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch let e as TransformerError {
+            throw e
+        } catch {
+            throw TransformerError.unreadableTensor(t.name, "\(error)")
+        }
+    }
+
     /// The tensor `name` as f32, checked to have `shape`.
     func floats(_ name: String, _ shape: [Int]) throws -> [Float] {
         guard let t = graph.tensor(named: name) else { throw TransformerError.missingTensor(name) }
         guard t.shape == shape else { throw TransformerError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
-        let values = try widen(t)
+        let values = try Self.reading(t) { try widen(t) }
         t.data.releaseResidentPages()  // widened: the mapped file's pages need not stay resident
         return values
     }

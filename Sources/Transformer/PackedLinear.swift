@@ -1,12 +1,14 @@
 // Products with weights kept in their stored dtype (GGUF blocks, int8/int4 groups, f16/bf16),
 // so the [OC, C] matrix never exists in f32. Two ways:
 //
-// Integer products (Q8_0 weights; the default, `Transformers.integerProducts`): as llama.cpp
-// multiplies a Q8_0 matrix, the activations are quantized to 8 bits per block of 32 (scale
-// max|x|/127, kept in f32) and each output is Σ_blocks d_w·d_x·(Σ int8·int8), in C with
-// AVX-512 VNNI or AVX2 (CKernels/dot.c, ckdot.h; the paths agree bit for bit), threads over
-// output rows. Measured on the 1.24B Q8_0 GGUF (BENCHMARKS.md): ~60 G multiply-adds per
-// second per core against ~40 for f32 sgemm, and no widening at all. The activations'
+// Integer products (Q8_0, Q4_0 and Q4_K weights; the default, `Transformers.integerProducts`):
+// as llama.cpp multiplies quantized weights, the activations are quantized to 8 bits per
+// block of 32 (scale max|x|/127, kept in f32) and each output is Σ_blocks d_w·d_x·(Σ int·int)
+// (+ the Q4_K sub-block minimum times d_x·Σx), in C with AVX-512 VNNI or AVX2
+// (CKernels/dot.c, ckdot.h; the paths agree bit for bit), threads over groups of 16 output
+// rows. Measured (BENCHMARKS.md, "Integer products, second round"): on one core ~125 G
+// multiply-adds per second for Q8_0, ~120 for Q4_0, ~100 for Q4_K, against ~40 for widening
+// to f32 + sgemm, so every one of these types is multiplied in integers. The activations'
 // rounding moves the outputs by ~0.3 % of their scale (the same as llama.cpp's), so
 // CKPT_F32_PRODUCTS=1 (or `integerProducts = false`) widens instead, for exact comparisons.
 //
@@ -44,8 +46,13 @@ struct PackedWeights: @unchecked Sendable {
         return 1 << 22
     }()
 
+    /// Test seam (CLITests): the streamed product of the tensor named by CKPT_INJECT_READ_FAILURE
+    /// fails as an unreadable file would, to check that such a failure deep in a stream ends
+    /// in the one-line error and exit status 2.
+    static let injectedReadFailure: String? = getenv("CKPT_INJECT_READ_FAILURE").map { String(cString: $0) }
+
     /// Stored dtypes multiplied by an integer kernel (the others are widened by panels).
-    static func hasIntegerKernel(_ dtype: DType) -> Bool { dtype == .q8_0 }
+    static func hasIntegerKernel(_ dtype: DType) -> Bool { IntegerProducts.kernelType(dtype) != nil }
 
     /// nil for f32 and for dtypes neither path handles. `mapped` (integer kernels only):
     /// keep no copy of the bytes.
@@ -56,10 +63,10 @@ struct PackedWeights: @unchecked Sendable {
         if mapped && Self.hasIntegerKernel(t.dtype) {
             // Read once here, where an unreadable source is reported as an error (for a
             // mapped file this touches no page).
-            try t.data.withBytes { _ in }
+            try WeightStore.reading(t) { try t.data.withBytes { _ in } }
             owned = nil
         } else {
-            owned = try t.data.load()
+            owned = try WeightStore.reading(t) { try t.data.load() }
             t.data.releaseResidentPages()
         }
         dtype = t.dtype
@@ -68,19 +75,21 @@ struct PackedWeights: @unchecked Sendable {
         rowBytes = rb
     }
 
-    /// The stored bytes, for the duration of `body`.
-    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        if let owned { return owned.withUnsafeBytes(body) }
-        // The same source was read without error in init: a mapping, or a deterministic
-        // decoding of one (GGUF's reordered q/k rows).
-        let r = try! tensor.data.withBytes(body)
-        tensor.data.releaseResidentPages()
-        return r
+    /// The stored bytes, for the duration of `body`. Throws when the checkpoint cannot be
+    /// read any more (a streamed block reads its integer weights for each product: the file
+    /// may have been truncated or a lazy source may fail since `init` read it).
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        if let owned { return try owned.withUnsafeBytes(body) }
+        defer { tensor.data.releaseResidentPages() }
+        if let name = Self.injectedReadFailure, name == tensor.name {
+            throw TransformerError.unreadableTensor(name, "read failure injected by CKPT_INJECT_READ_FAILURE")
+        }
+        return try WeightStore.reading(tensor) { try tensor.data.withBytes(body) }
     }
 
     /// Rows [first, first + n) widened to f32 into `panel` (at least n·width values).
-    func widenRows(_ first: Int, _ n: Int, into panel: UnsafeMutableBufferPointer<Float>) {
-        withBytes { all in
+    func widenRows(_ first: Int, _ n: Int, into panel: UnsafeMutableBufferPointer<Float>) throws {
+        try withBytes { all in
             let src = UnsafeRawBufferPointer(rebasing: all[first * rowBytes..<(first + n) * rowBytes])
             Self.widen(src, dtype, count: n * width, into: panel)
         }
@@ -109,10 +118,10 @@ struct PackedWeights: @unchecked Sendable {
     /// out[T, rows] = x[T, width] · Wᵀ (+ bias): in integers where the dtype has a kernel and
     /// `integer` is on, else panel by panel in f32.
     func multiply(_ x: [Float], T: Int, bias: [Float]?, panelValues: Int = panelValues,
-                  integer: Bool = Transformers.integerProducts) -> [Float] {
+                  integer: Bool = Transformers.integerProducts) throws -> [Float] {
         let C = width, OC = rows
         precondition(x.count == T * C, "linear: input is not [T, C]")
-        if integer, Self.hasIntegerKernel(dtype) { return multiplyInteger(x, T: T, bias: bias) }
+        if integer, Self.hasIntegerKernel(dtype) { return try multiplyInteger(x, T: T, bias: bias) }
         var out = [Float](repeating: 0, count: T * OC)
         guard T > 0, OC > 0 else { return out }
         if let bias {
@@ -121,13 +130,13 @@ struct PackedWeights: @unchecked Sendable {
         let beta: Float = bias == nil ? 0 : 1
         let P = max(1, min(OC, panelValues / max(C, 1)))
         var panel = [Float](repeating: 0, count: P * C)
-        x.withUnsafeBufferPointer { a in
-            out.withUnsafeMutableBufferPointer { c in
-                panel.withUnsafeMutableBufferPointer { p in
+        try x.withUnsafeBufferPointer { a in
+            try out.withUnsafeMutableBufferPointer { c in
+                try panel.withUnsafeMutableBufferPointer { p in
                     var first = 0
                     while first < OC {
                         let n = min(P, OC - first)
-                        widenRows(first, n, into: p)
+                        try widenRows(first, n, into: p)
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(n), Int32(C),
                                     1, a.baseAddress, Int32(C), p.baseAddress, Int32(C), beta, c.baseAddress! + first, Int32(OC))
                         first += n
@@ -139,12 +148,12 @@ struct PackedWeights: @unchecked Sendable {
     }
 
     /// out[T, rows] = x[T, width] · Wᵀ (+ bias) with x quantized to 8 bits per block of 32.
-    func multiplyInteger(_ x: [Float], T: Int, bias: [Float]?) -> [Float] {
+    func multiplyInteger(_ x: [Float], T: Int, bias: [Float]?) throws -> [Float] {
         let OC = rows
         var out = [Float](repeating: 0, count: T * OC)
         guard T > 0, OC > 0 else { return out }
         let a = IntegerProducts.Activations(x, T: T, C: width)
-        withBytes { w in
+        try withBytes { w in
             out.withUnsafeMutableBufferPointer { o in IntegerProducts.multiply(w, dtype, rows: OC, a, into: o.baseAddress!, ldo: OC) }
         }
         if let bias {
@@ -156,47 +165,82 @@ struct PackedWeights: @unchecked Sendable {
 
 /// Products of stored low-bit rows with activations quantized to 8 bits (ckdot.h).
 enum IntegerProducts {
-    /// x[T, C] quantized per block of 32: bytes q + 128 and f32 scales (ck_q8_act_quantize).
+    /// The kernel's name for a stored block type (ckdot.h), nil for types it does not multiply.
+    static func kernelType(_ dtype: DType) -> Int32? {
+        switch dtype {
+        case .q8_0: return Int32(CK_DOT_Q8_0)
+        case .q4_0: return Int32(CK_DOT_Q4_0)
+        case .q4_k: return Int32(CK_DOT_Q4_K)
+        default: return nil
+        }
+    }
+
+    /// x[T, C] quantized per block of 32: bytes q + 128, f32 scales d and d·Σq per block
+    /// (ck_q8_act_quantize).
     struct Activations: @unchecked Sendable {
         let T: Int, C: Int
         let q: [UInt8]
         let d: [Float]
+        let sums: [Float]
 
         init(_ x: [Float], T: Int, C: Int) {
             precondition(x.count == T * C && C % 32 == 0, "integer product: input is not [T, C] in blocks of 32")
-            let kp = ck_q8_act_stride(C)
-            var q = [UInt8](repeating: 0, count: T * kp), d = [Float](repeating: 0, count: T * kp / 32)
-            ck_q8_act_quantize(x, T, C, &q, &d)
-            (self.T, self.C, self.q, self.d) = (T, C, q, d)
+            let kp = ck_q8_act_stride(C), nb = kp / 32
+            var q = [UInt8](repeating: 0, count: T * kp), d = [Float](repeating: 0, count: T * nb)
+            var sums = d
+            // Rows are independent: split over the threads (no serial step between the
+            // products; the same bits for any split).
+            let jobs = max(1, min(Transformers.threads, T * C / (1 << 16)))
+            x.withUnsafeBufferPointer { xp in
+                q.withUnsafeMutableBufferPointer { qp in
+                    d.withUnsafeMutableBufferPointer { dp in
+                        sums.withUnsafeMutableBufferPointer { sp in
+                            // SAFETY: job j quantizes rows [lo, hi) into their own parts of q, d, sums.
+                            nonisolated(unsafe) let (xp, qp, dp, sp) = (xp, qp, dp, sp)
+                            let run: @Sendable (Int) -> Void = { j in
+                                let lo = T * j / jobs, hi = T * (j + 1) / jobs
+                                guard hi > lo else { return }
+                                ck_q8_act_quantize(xp.baseAddress! + lo * C, hi - lo, C, qp.baseAddress! + lo * kp,
+                                                   dp.baseAddress! + lo * nb, sp.baseAddress! + lo * nb)
+                            }
+                            if jobs == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: jobs, execute: run) }
+                        }
+                    }
+                }
+            }
+            (self.T, self.C, self.q, self.d, self.sums) = (T, C, q, d, sums)
         }
     }
 
     /// out[t·ldo + r] for r < rows: the product of the `rows` stored rows at `w` (dtype, each
     /// a.C wide) with the activations; rows split over `Transformers.threads` workers in
-    /// groups of 4.
+    /// groups of 16.
     static func multiply(_ w: UnsafeRawBufferPointer, _ dtype: DType, rows: Int, _ a: Activations,
                          into out: UnsafeMutablePointer<Float>, ldo: Int) {
-        precondition(dtype == .q8_0 && w.count >= rows * (a.C / 32) * 34, "integer product: \(dtype) rows")
         let C = a.C, T = a.T
-        let groups = (rows + 3) / 4
+        guard let type = kernelType(dtype), case let rowBytes = ck_dot_row_bytes(type, C), rowBytes > 0,
+              w.count >= rows * rowBytes else { preconditionFailure("integer product: \(dtype) rows of \(C)") }
+        let groups = (rows + 15) / 16
         let jobs = max(1, min(Transformers.threads, groups))
         // Several chunks per worker (worker j takes chunks j, j + jobs, ...), so a worker
         // that loses its core for a while on a shared machine holds up less.
-        let chunks = min(groups, jobs * 8)
+        let chunks = min(groups, jobs * 4)
         a.q.withUnsafeBufferPointer { qa in
             a.d.withUnsafeBufferPointer { da in
-                // SAFETY: chunk c writes columns [r0, r1) of every output row only.
-                nonisolated(unsafe) let (w, qa, da, o) = (w, qa, da, out)
-                let run: @Sendable (Int) -> Void = { j in
-                    var c = j
-                    while c < chunks {
-                        let r0 = min(rows, 4 * (groups * c / chunks)), r1 = min(rows, 4 * (groups * (c + 1) / chunks))
-                        ck_q8_0_matmul(w.baseAddress!.assumingMemoryBound(to: UInt8.self), C, r0, r1,
-                                       qa.baseAddress!, da.baseAddress!, T, o + r0, ldo)
-                        c += jobs
+                a.sums.withUnsafeBufferPointer { sa in
+                    // SAFETY: chunk c writes columns [r0, r1) of every output row only.
+                    nonisolated(unsafe) let (w, qa, da, sa, o) = (w, qa, da, sa, out)
+                    let run: @Sendable (Int) -> Void = { j in
+                        var c = j
+                        while c < chunks {
+                            let r0 = min(rows, 16 * (groups * c / chunks)), r1 = min(rows, 16 * (groups * (c + 1) / chunks))
+                            ck_dot_matmul(type, w.baseAddress!.assumingMemoryBound(to: UInt8.self), C, r0, r1,
+                                          qa.baseAddress!, da.baseAddress!, sa.baseAddress!, T, o + r0, ldo)
+                            c += jobs
+                        }
                     }
+                    if jobs == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: jobs, execute: run) }
                 }
-                if jobs == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: jobs, execute: run) }
             }
         }
     }

@@ -2,7 +2,7 @@
 // are dropped and block i + 1 is read. Only the activations of all sequences ([S × T × C])
 // and one block's weights in f32 are held at a time; the embedding is read by rows and the
 // output head is applied a block of vocabulary rows at a time, so neither [V × C] table is
-// ever widened whole (a Q8_0 head is multiplied in integers from its stored rows, 4 MB of
+// ever widened whole (a Q8_0, Q4_0 or Q4_K head is multiplied in integers from its stored rows, 4 MB of
 // them at a time). File pages are handed back after each tensor (WeightStore), so the
 // mapped checkpoint does not stay in the resident set.
 //
@@ -86,8 +86,24 @@ public final class StreamedModel: @unchecked Sendable {
     /// Reads block `state.nextBlock`'s weights, runs every sequence through it and drops them.
     public func runBlock(_ state: inout State) throws {
         let block = try Block(spec: description.blocks[state.nextBlock], weights: store)
-        for s in state.x.indices { block.forward(&state.x[s], state.contexts[s]) }
+        try Self.withBLASForIntegerBlock(block) {
+            for s in state.x.indices { try block.forward(&state.x[s], state.contexts[s]) }
+        }
         state.nextBlock += 1
+    }
+
+    /// Runs `body` with OpenBLAS on one thread when every linear layer of `block` multiplies in
+    /// integers: OpenBLAS is then left with the attention's per-head products of [T, T] — a
+    /// few milliseconds —, and each of its threads woken for them spins in sched_yield for a
+    /// while afterwards, taking CPU from the integer products' own threads (~5 % of the
+    /// samples of a 2-thread forward of the 1.24B Q8_0 GGUF were that spinning).
+    static func withBLASForIntegerBlock<R>(_ block: Block, _ body: () throws -> R) rethrows -> R {
+        guard Transformers.threads > 1, block.linears.allSatisfy({ $0.packed.map { Transformers.integerProducts && PackedWeights.hasIntegerKernel($0.dtype) } ?? false })
+        else { return try body() }
+        let before = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(before) }
+        return try body()
     }
 
     /// Sequential calibration's first half of a step: runs block `state.nextBlock` on a copy of
@@ -97,7 +113,7 @@ public final class StreamedModel: @unchecked Sendable {
         let block = try Block(spec: description.blocks[state.nextBlock], weights: store)
         for s in state.x.indices {
             var x = state.x[s]
-            block.forward(&x, ForwardContext(T: state.contexts[s].T, stats: stats))
+            try block.forward(&x, ForwardContext(T: state.contexts[s].T, stats: stats))
         }
     }
 
@@ -109,7 +125,7 @@ public final class StreamedModel: @unchecked Sendable {
         for t in replacing { try graph.replace(t) }
         let weights = WeightStore(graph: graph, packed: store.packed, streamed: true)
         let block = try Block(spec: description.blocks[state.nextBlock], weights: weights)
-        for s in state.x.indices { block.forward(&state.x[s], ForwardContext(T: state.contexts[s].T, stats: nil)) }
+        for s in state.x.indices { try block.forward(&state.x[s], ForwardContext(T: state.contexts[s].T, stats: nil)) }
         state.nextBlock += 1
     }
 
@@ -143,10 +159,10 @@ public final class StreamedModel: @unchecked Sendable {
     private func headProducts(name: String, rows V: Int, width E: Int, _ state: State,
                               _ finalNorm: Norm?, _ projection: Linear?) throws -> [[Float]] {
         let C = description.hiddenSize
-        let xf: [[Float]] = state.x.map { x in
+        let xf: [[Float]] = try state.x.map { x in
             let T = x.count / C
             var h = finalNorm.map { $0(x, rows: T) } ?? x
-            if let projection { h = projection(h, T: T, nil) }
+            if let projection { h = try projection(h, T: T, nil) }
             return h
         }
         var out = xf.map { [Float](repeating: 0, count: ($0.count / E) * V) }
@@ -155,8 +171,8 @@ public final class StreamedModel: @unchecked Sendable {
         if Transformers.integerProducts, let t = store.graph.tensor(named: name), t.shape == [V, E],
            PackedWeights.hasIntegerKernel(t.dtype), let rowBytes = t.dtype.byteCount(shape: [1, E]) {
             let activations = xf.map { IntegerProducts.Activations($0, T: $0.count / E, C: E) }
-            let blockRows = max(4, Self.headBlockBytes / max(rowBytes, 1) / 4 * 4)
-            try t.data.withBytes { src in
+            let blockRows = max(16, Self.headBlockBytes / max(rowBytes, 1) / 16 * 16)  // whole groups of the kernel
+            try WeightStore.reading(t) { try t.data.withBytes { src in
                 var first = 0
                 while first < V {
                     let n = min(blockRows, V - first)
@@ -169,7 +185,7 @@ public final class StreamedModel: @unchecked Sendable {
                     first += n
                     t.data.releaseResidentPages()
                 }
-            }
+            } }
             return out
         }
         let blockRows = max(1, Self.headBlockBytes / max(4 * E, 1))
@@ -208,14 +224,14 @@ extension WeightStore {
         guard t.shape == shape, shape.count == 2 else { throw TransformerError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
         guard let rowBytes = t.dtype.byteCount(shape: [1, shape[1]]) else { throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype) }
         var picked = [UInt8](repeating: 0, count: ids.count * rowBytes)
-        try t.data.withBytes { src in
+        try Self.reading(t) { try t.data.withBytes { src in
             picked.withUnsafeMutableBytes { dst in
                 for (j, r) in ids.enumerated() {
                     precondition(r >= 0 && r < shape[0], "row outside the table")  // callers check ids first
                     dst.baseAddress!.advanced(by: j * rowBytes).copyMemory(from: src.baseAddress! + r * rowBytes, byteCount: rowBytes)
                 }
             }
-        }
+        } }
         t.data.releaseResidentPages()
         let part = try Tensor(name: name, dtype: t.dtype, shape: [ids.count, shape[1]], data: .owned(picked))
         guard let values = try Cast.floats(part) else { throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype) }
@@ -233,7 +249,7 @@ extension WeightStore {
             throw TransformerError.unsupportedDType(tensor: name, dtype: t.dtype)
         }
         var block = [Float](repeating: 0, count: min(rowsPerBlock, shape[0]) * shape[1])  // reused
-        try t.data.withBytes { src in
+        try Self.reading(t) { try t.data.withBytes { src in
             var first = 0
             while first < shape[0] {
                 let n = min(rowsPerBlock, shape[0] - first), count = n * shape[1]
@@ -250,6 +266,6 @@ extension WeightStore {
                 first += n
                 t.data.releaseResidentPages()
             }
-        }
+        } }
     }
 }

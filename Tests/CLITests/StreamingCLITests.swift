@@ -47,6 +47,26 @@ import TestSupport
         #expect(table.stdout.contains("execution streamed, peak memory"), "\(table.stdout)")
     }
 
+    /// A read failure of a weight deep in the stream (here: the integer product of block 1's
+    /// down projection, failed on purpose through the CKPT_INJECT_READ_FAILURE test seam; a
+    /// file truncated after it was opened fails the same way, IntegerProductTests) ends in one
+    /// line naming the file and the tensor, with exit status 2: no trap, no partial output.
+    @Test func readFailureLaterInTheStreamIsExit2() throws {
+        let dir = TempDir()
+        let gguf = dir.file("q8.gguf")
+        let q = try CkptBinary.run("quantize", Repo.fixture("models/llama-gqa"), gguf, "--scheme", "q8_0")
+        #expect(q.status == 0, "\(q.stderr)")
+        let tensor = "model.layers.1.mlp.down_proj.weight"
+        var env = ProcessInfo.processInfo.environment
+        env["CKPT_INJECT_READ_FAILURE"] = tensor
+        let r = try runProcess(CkptBinary.path, ["forward", gguf, "--tokens", "5,17,3", "--execution", "streamed",
+                                                 "--output", dir.file("out.npy")], environment: env)
+        #expect(r.status == 2, "\(r.status): \(r.stderr)")
+        #expect(r.stderr.contains(gguf) && r.stderr.contains("`\(tensor)`") && r.stderr.contains("cannot be read"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("out.npy")))
+    }
+
     @Test func memoryCapIsEnforcedInOneLine() throws {
         let f = try CkptBinary.run("forward", Repo.fixture("models/llama-gqa"), "--tokens", "1,2", "--max-memory", "1M")
         #expect(f.status == 2 && f.stderr.contains("--max-memory"), "\(f.stderr)")

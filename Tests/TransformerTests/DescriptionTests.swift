@@ -45,7 +45,7 @@ import TestSupport
         let ctx = ForwardContext(T: tokens.count, stats: nil)
         for spec in model.description.blocks {
             let block = try Block(spec: spec, weights: weights)
-            block.forward(&x, ctx)
+            try block.forward(&x, ctx)
         }
         #expect(model.finish(x).values == whole.values)
     }

@@ -128,14 +128,15 @@ public enum GGUFMetadata {
     }
 
     /// The graph's metadata as typed GGUF values (keys without a recorded type are strings).
-    public static func values(of graph: WeightGraph) throws(GGUFError) -> OrderedDictionary<String, GGUFValue> {
+    /// `only`: parse just the keys it accepts (a vocabulary's 10⁵ strings are costly to parse).
+    public static func values(of graph: WeightGraph, only: ((String) -> Bool)? = nil) throws(GGUFError) -> OrderedDictionary<String, GGUFValue> {
         var types: OrderedDictionary<String, JSONValue> = [:]
         if let t = graph.metadata[typesKey] {
             guard let o = (try? JSONValue.parse(t))?.objectValue else { throw .invalidMetadata(key: typesKey, reason: "not a JSON object") }
             types = o
         }
         var out = OrderedDictionary<String, GGUFValue>()
-        for (k, v) in graph.metadata where k != typesKey {
+        for (k, v) in graph.metadata where k != typesKey && only?(k) ?? true {
             out[k] = try value(key: k, text: v, type: types[k]?.stringValue)
         }
         return out

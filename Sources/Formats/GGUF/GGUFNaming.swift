@@ -354,14 +354,20 @@ public enum GGUFNaming {
     /// LLaMA/GPT-2 GGUF files made by llama.cpp's converter (no `ckpt.hf_names`); Mixtral's
     /// (llama with `expert_count`) too.
     static func legacyToHF(_ graph: WeightGraph) throws -> WeightGraph {
-        guard case .string(let arch)? = try? GGUFMetadata.values(of: graph)["general.architecture"],
+        guard case .string(let arch)? = try? GGUFMetadata.values(of: graph, only: { $0 == "general.architecture" })["general.architecture"],
               arch == "llama" || arch == "gpt2" else { return graph }
         var out = WeightGraph()
-        var kvs = (try? GGUFMetadata.values(of: graph)) ?? [:]
+        // Only the keys the config is built from are parsed; the others (the vocabulary's 10⁵
+        // strings: a tenth of a 1.24B model's forward pass when parsed and written again) are
+        // carried over as they are stored.
+        let consumed: (String) -> Bool = { $0 == "general.architecture" || $0 == hfConfigKey || $0.hasPrefix(arch + ".") }
+        let kvs = (try? GGUFMetadata.values(of: graph, only: consumed)) ?? [:]
         out.config = graph.config ?? config(fromKVs: kvs, graph: graph)
-        for k in kvs.keys where k == "general.architecture" || k == hfConfigKey || k.hasPrefix(arch + ".") { kvs.removeValue(forKey: k) }
-        out.metadata = [:]
-        GGUFMetadata.store(kvs, into: &out)
+        out.metadata = graph.metadata.filter { !consumed($0.key) }
+        if let t = out.metadata[GGUFMetadata.typesKey], let types = (try? JSONValue.parse(t))?.objectValue {
+            let kept = types.filter { !consumed($0.key) }
+            out.metadata[GGUFMetadata.typesKey] = kept.isEmpty ? nil : JSONValue.object(kept).serialized()
+        }
         let heads = out.config?.numHeads ?? 0, kvHeads = out.config?.numKeyValueHeads ?? heads
         for t in graph.tensors.values {
             if t.name == "rope_freqs.weight" { continue }

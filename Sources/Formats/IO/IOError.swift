@@ -17,6 +17,8 @@ public enum IOError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotRename(from: String, to: String, errno: Int32)
     case notADirectory(path: String)
     case tooLarge(path: String, size: Int, cap: Int)
+    /// The file is now shorter than when it was mapped (`size`), and bytes up to `needed` are read.
+    case truncated(path: String, size: Int, needed: Int)
 
     public var description: String {
         switch self {
@@ -30,6 +32,8 @@ public enum IOError: Error, Equatable, Sendable, CustomStringConvertible {
         case .cannotRename(let f, let t, let e): return "\(t): cannot rename \(f) into place: \(Self.message(e))"
         case .notADirectory(let p): return "\(p): not a directory"
         case .tooLarge(let p, let size, let cap): return "\(p): \(size) bytes, more than the \(cap) a file of this kind may have"
+        case .truncated(let p, let size, let needed):
+            return "\(p): truncated to \(size) bytes since it was opened (bytes up to \(needed) are needed)"
         }
     }
 

@@ -7,8 +7,10 @@
 //
 // SAFETY: the mapping lives as long as the MappedFile object; every view holds a strong
 // reference to it, and no pointer escapes a `withBytes` call. If another process truncates
-// the file while it is mapped, touching the lost pages raises SIGBUS: ckpt does not guard
-// against files changed underneath it.
+// the file while it is mapped, touching the lost pages raises SIGBUS: a view checks the
+// file's current size (fstat) before handing out its bytes and throws `IOError.truncated`
+// instead, so a file cut short between two reads of a streamed pass ends in an error, not a
+// crash; only a truncation during the very read in progress still raises the signal.
 
 #if canImport(Glibc)
 import Glibc
@@ -87,6 +89,15 @@ public final class MappedFile: @unchecked Sendable {
         return MappedSlice(file: self, offset: offset, count: count)
     }
 
+    /// Throws when the file on disk is now shorter than `end` bytes (truncated since it was
+    /// mapped: touching the lost pages would raise SIGBUS).
+    func checkSize(covering end: Int) throws(IOError) {
+        guard descriptor >= 0 else { return }
+        var st = stat()
+        guard fstat(descriptor, &st) == 0 else { throw .readFailed(path: path, errno: errno) }
+        if Int(st.st_size) < end { throw .truncated(path: path, size: Int(st.st_size), needed: end) }
+    }
+
     /// Tells the kernel the pages of this byte range are not needed any more. They are
     /// dropped from the resident set and re-read from the file if touched again.
     func dontNeed(offset: Int, count: Int) {
@@ -112,7 +123,8 @@ public final class MappedSlice: ExternalBytes, @unchecked Sendable {
     }
 
     public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        try file.withBytes { all in
+        try file.checkSize(covering: offset + count)
+        return try file.withBytes { all in
             // SAFETY: offset..<offset+count was checked against the mapping in `slice`.
             try body(UnsafeRawBufferPointer(rebasing: all[offset..<offset + count]))
         }
