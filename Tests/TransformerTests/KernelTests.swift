@@ -73,7 +73,7 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
                     let bound = scale[t] * Double(C + 1) * 0x1p-24
                     #expect(abs(Double(got[t * OC + o]) - reference[t * OC + o]) <= bound)
                 } }
-                // Columns by blocks (a streamed head) equal the one product, bit for bit.
+                // Columns by blocks (a streamed head) equal the one product, bit for bit when packed.
                 if !conv1d, bias == nil {
                     var byBlocks = [Float](repeating: 0, count: T * OC)
                     wOutIn.withUnsafeBufferPointer { wp in
@@ -85,7 +85,12 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
                             first += n
                         }
                     }
-                    #expect(byBlocks == got)
+                    if packed.panels != nil {
+                        #expect(byBlocks == got)
+                    } else {
+                        // sgemm's kernels for each block's last columns may round differently.
+                        #expect(maxAbsDiff(byBlocks, got) <= 1e-5 * (got.map { abs($0) }.max() ?? 1))
+                    }
                 }
             }
         }
