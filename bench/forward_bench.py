@@ -3,10 +3,13 @@
 
     python bench/forward_bench.py --ckpt .build/release/ckpt     # needs torch + transformers
 
-Builds two random-weight models with transformers (cached in --workdir):
+Builds random-weight models with transformers (fixed seed, cached in --workdir; --models picks):
   gpt2-124m   GPT2LMHeadModel with GPT-2 small's config (124M parameters)
   llama-100m  LlamaForCausalLM, hidden 768, 10 layers, 12 heads / 4 key-value heads,
               intermediate 2048, vocabulary 32000, untied head (~112M parameters)
+  llama-1b    LlamaForCausalLM in Llama-3.2-1B's shape: hidden 2048, 16 layers, 32 heads / 8
+              key-value heads (head size 64), intermediate 8192, vocabulary 128256, tied
+              embeddings, llama3 rope scaling (1.24B parameters, ~5 GB in f32 on each side)
 and times one 128-token sequence (batch 1, full-sequence forward, no KV cache) for each
 thread count: PyTorch in inference mode (eager attention) and `ckpt forward --repeat`,
 median of --repeat runs after a warm-up. Both sides are charged the same FLOP count (matrix
@@ -38,22 +41,33 @@ def flops_llama(cfg, T):
     return L * (2.0 * T * proj + 4.0 * T * T * cfg.num_attention_heads * hs) + 2.0 * T * C * V
 
 
-def build_models(workdir):
+MODELS = ("gpt2-124m", "llama-100m", "llama-1b")
+
+
+def build_models(workdir, names):
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    configs = {
+        "gpt2-124m": (GPT2LMHeadModel, flops_gpt2, lambda: GPT2Config(attn_implementation="eager")),
+        "llama-100m": (LlamaForCausalLM, flops_llama, lambda: LlamaConfig(
+            hidden_size=768, intermediate_size=2048, num_hidden_layers=10, num_attention_heads=12,
+            num_key_value_heads=4, vocab_size=32000, max_position_embeddings=2048,
+            tie_word_embeddings=False, attn_implementation="eager")),
+        "llama-1b": (LlamaForCausalLM, flops_llama, lambda: LlamaConfig(
+            hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+            num_key_value_heads=8, head_dim=64, vocab_size=128256, max_position_embeddings=131072,
+            rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=True,
+            rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                          "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+            attn_implementation="eager")),
+    }
     models = {}
-    torch.manual_seed(0)
-    path = os.path.join(workdir, "gpt2-124m")
-    cfg = GPT2Config(attn_implementation="eager")
-    if not os.path.exists(os.path.join(path, "model.safetensors")):
-        GPT2LMHeadModel(cfg).save_pretrained(path)
-    models["gpt2-124m"] = (path, GPT2LMHeadModel, flops_gpt2)
-    path = os.path.join(workdir, "llama-100m")
-    cfg = LlamaConfig(hidden_size=768, intermediate_size=2048, num_hidden_layers=10, num_attention_heads=12,
-                      num_key_value_heads=4, vocab_size=32000, max_position_embeddings=2048,
-                      tie_word_embeddings=False, attn_implementation="eager")
-    if not os.path.exists(os.path.join(path, "model.safetensors")):
-        LlamaForCausalLM(cfg).save_pretrained(path)
-    models["llama-100m"] = (path, LlamaForCausalLM, flops_llama)
+    for name in names:
+        cls, flops_fn, make_config = configs[name]
+        path = os.path.join(workdir, name)
+        if not os.path.exists(os.path.join(path, "model.safetensors")):
+            torch.manual_seed(0)  # each model from the same fixed seed, whichever are built
+            cls(make_config()).save_pretrained(path, max_shard_size="20GB")
+        models[name] = (path, cls, flops_fn)
     return models
 
 
@@ -84,13 +98,19 @@ def main():
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--models", default="gpt2-124m,llama-100m,llama-1b",
+                    help="comma-separated, from: " + ", ".join(MODELS))
     ap.add_argument("--markdown-out")
     args = ap.parse_args()
+    names = [m for m in args.models.split(",") if m]
+    unknown = [m for m in names if m not in MODELS]
+    if unknown:
+        ap.error(f"unknown model {unknown[0]!r}; known: {', '.join(MODELS)}")
     os.makedirs(args.workdir, exist_ok=True)
-    models = build_models(args.workdir)
-    rng = np.random.default_rng(0)
+    models = build_models(args.workdir, names)
     rows = []
     for name, (path, cls, flops_fn) in models.items():
+        rng = np.random.default_rng(0)
         model = cls.from_pretrained(path, attn_implementation="eager").eval()
         cfg = model.config
         tokens = rng.integers(0, cfg.vocab_size, args.tokens).tolist()

@@ -225,26 +225,4 @@ void ck_shuffle(const uint8_t *src, size_t n, size_t size, uint8_t *dst) {
         for (size_t i = 0; i < n; i++) dst[j * n + i] = src[i * size + j];
 }
 
-// MARK: histogram
-
-void ck_histogram(const uint8_t *src, size_t n, uint32_t *counts) {
-    // Four tables break the store-to-load dependency between neighbouring equal bytes;
-    // 8-byte loads halve the load count. Counts fit in u32: callers pass at most 64 MiB.
-    uint32_t t[4][256];
-    memset(t, 0, sizeof t);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, src + i, 8);
-        t[0][w & 0xFF]++;
-        t[1][(w >> 8) & 0xFF]++;
-        t[2][(w >> 16) & 0xFF]++;
-        t[3][(w >> 24) & 0xFF]++;
-        t[0][(w >> 32) & 0xFF]++;
-        t[1][(w >> 40) & 0xFF]++;
-        t[2][(w >> 48) & 0xFF]++;
-        t[3][w >> 56]++;
-    }
-    for (; i < n; i++) t[0][src[i]]++;
-    for (int s = 0; s < 256; s++) counts[s] += t[0][s] + t[1][s] + t[2][s] + t[3][s];
-}
+// The byte histogram is in ckz_encode.c, with the Huffman literal writer.

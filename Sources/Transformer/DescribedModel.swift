@@ -33,6 +33,8 @@ struct Linear: Sendable {
         } else {
             let data = try w.floats(spec.weightName, spec.weightShape)
             matrix = Matrix(data: data, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: layout)
+            // Packed once for the f32 product (a streamed block's too: sgemm would pack it anyway).
+            matrix = matrix.packed()
         }
         bias = spec.bias == .absent ? nil : try w.optionalFloats(spec.biasName, [spec.outFeatures])
     }
@@ -359,6 +361,9 @@ public struct DescribedModel: TransformerModel {
     let finalNorm: Norm?
     let outputProjection: Linear?
     let head: HeadProduct?
+    /// A tied head packed for the f32 product: the token embedding's only copy (rows are
+    /// read back from the panels), so tying costs no second table.
+    let tiedPanels: PackedPanels?
 
     public var architecture: String { description.architecture }
     public var outputKind: ForwardOutput.Kind { description.outputKind }
@@ -370,7 +375,7 @@ public struct DescribedModel: TransformerModel {
         try w.check(d.slots())
         description = d
         let e = d.embedding
-        tokens = try e.tokens.map { try w.floats($0.name, [$0.rows, $0.width]) }
+        var tokenTable = try e.tokens.map { try w.floats($0.name, [$0.rows, $0.width]) }
         positions = try e.positions.map { try w.floats($0.name, [$0.rows, $0.width]) }
         tokenTypes = try e.tokenTypes.map { try w.floats($0.name, [$0.rows, $0.width]) }
         embeddingProjection = try e.projection.map { try Linear($0, w) }
@@ -378,20 +383,28 @@ public struct DescribedModel: TransformerModel {
         blocks = try d.blocks.map { try Block(spec: $0, weights: w) }
         finalNorm = try d.head.finalNorm.map { try Norm($0, w) }
         outputProjection = try d.head.projection.map { try Linear($0, w) }
+        var packedTable: PackedPanels?
         switch d.head.output {
         case .hiddenState: head = nil
         case .logits(let l):
             let linear = try Linear(l, w)
             head = linear.packed.map { .packed($0) } ?? .matrix(linear.matrix)
         case .tiedLogits:
-            guard let tokens, let t = e.tokens else { throw TransformerError.invalidConfig("a tied head needs a token embedding") }
-            if Transformers.integerProducts, let table = w.graph.tensor(named: t.name), PackedWeights.hasIntegerKernel(table.dtype),
-               let p = try PackedWeights(table) {
+            guard let table = tokenTable, let t = e.tokens else { throw TransformerError.invalidConfig("a tied head needs a token embedding") }
+            if Transformers.integerProducts, let stored = w.graph.tensor(named: t.name), PackedWeights.hasIntegerKernel(stored.dtype),
+               let p = try PackedWeights(stored) {
                 head = .packed(p)
             } else {
-                head = .matrix(Matrix(data: tokens, inFeatures: t.width, outFeatures: t.rows, layout: .outIn))
+                let m = Matrix(data: table, inFeatures: t.width, outFeatures: t.rows, layout: .outIn).packed()
+                head = .matrix(m)
+                if let panels = m.panels {
+                    packedTable = panels
+                    tokenTable = []
+                }
             }
         }
+        tokens = tokenTable
+        tiedPanels = packedTable
     }
 
     /// x[T, C]: token (+ position, + token type) embeddings, scaled and normalised as the
@@ -400,7 +413,9 @@ public struct DescribedModel: TransformerModel {
         try Embedding.embed(input, description, projection: embeddingProjection, norm: embeddingNorm) { table, ids in
             let values: [Float]?
             switch table.role {
-            case .tokenEmbedding: values = tokens
+            case .tokenEmbedding:
+                if let tiedPanels { return Kernels.embed(tiedPanels, C: table.width, ids: ids) }
+                values = tokens
             case .positionEmbedding: values = positions
             default: values = tokenTypes
             }

@@ -2,28 +2,108 @@
 // buffers whose shapes are in the comments.
 //
 // Legend: T tokens, C channels (hidden size), OC output channels, NH query heads, NKV key/value
-// heads, hs head size, V vocabulary. Matrix products call OpenBLAS's sgemm; everything else
-// is plain loops over contiguous rows. A naive reference of each kernel lives in the tests.
+// heads, hs head size, V vocabulary. Matrix products against weights call CKernels' packed
+// product where the CPU has AVX-512 (weights packed once at load), else OpenBLAS's sgemm;
+// everything else is plain loops over contiguous rows. A naive reference of each kernel
+// lives in the tests.
 
+import CKernels
 import COpenBLAS
 import Foundation
 
 /// A weight matrix in f32. `layout` says how it is stored:
 ///   .outIn  [OC, C], as torch.nn.Linear keeps it  (y = x·Wᵀ)
 ///   .inOut  [C, OC], as GPT-2's Conv1D keeps it   (y = x·W)
+/// or, after `packed()`, in the panels of CKernels' packed product (then `data` is empty).
 struct Matrix: Sendable {
     enum Layout: Sendable { case outIn, inOut }
     var data: [Float]
     var inFeatures: Int
     var outFeatures: Int
     var layout: Layout
+    var panels: PackedPanels? = nil
+
+    /// The same matrix in panels of 32 output columns (sgemm.c), when this CPU runs the
+    /// packed product; else unchanged. Packing is a one-time copy (on all threads).
+    func packed() -> Matrix {
+        guard panels == nil, ck_sgemm_packed_available() != 0, inFeatures > 0, outFeatures > 0,
+              data.count == inFeatures * outFeatures else { return self }
+        var m = self
+        m.panels = PackedPanels(self)
+        m.data = []
+        return m
+    }
+}
+
+/// A weight matrix packed for `ck_sgemm_packed`: panels of 32 output columns, 64-byte aligned.
+final class PackedPanels: @unchecked Sendable {
+    let values: UnsafeMutablePointer<Float>
+    let panels: Int
+
+    init(_ m: Matrix) {
+        let C = m.inFeatures, OC = m.outFeatures
+        panels = ck_sgemm_panels(OC)
+        let count = ck_sgemm_packed_floats(OC, C)
+        values = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.size, alignment: 64)
+            .bindMemory(to: Float.self, capacity: count)
+        let jobs = max(1, min(Transformers.threads, panels))
+        let panels = panels, inOut: Int32 = m.layout == .inOut ? 1 : 0
+        m.data.withUnsafeBufferPointer { w in
+            // SAFETY: each job packs its own panels of `values` (count floats) from w [OC·C].
+            nonisolated(unsafe) let (w, values) = (w, values)
+            Kernels.parallel(jobs) { j in
+                ck_sgemm_pack(w.baseAddress!, OC, C, inOut, values, panels * j / jobs, panels * (j + 1) / jobs)
+            }
+        }
+    }
+
+    deinit { values.deallocate() }
 }
 
 enum Kernels {
+    /// Runs body(0..<jobs), on as many threads (inline for one job).
+    static func parallel(_ jobs: Int, _ body: @Sendable (Int) -> Void) {
+        if jobs <= 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: jobs, execute: body) }
+    }
+
     /// out[T, OC] = inp[T, C] · W (+ bias[OC]).
     static func linear(_ inp: [Float], T: Int, _ w: Matrix, bias: [Float]?) -> [Float] {
         let C = w.inFeatures, OC = w.outFeatures
         precondition(inp.count == T * C, "linear: input is not [T, C]")
+        // A matrix not packed at load (tests, one-off products) is packed for this product, so
+        // every f32 product of the process rounds alike (as sgemm would pack it anyway).
+        if w.panels == nil, T > 0, ck_sgemm_packed_available() != 0 {
+            let p = w.packed()
+            if p.panels != nil { return linear(inp, T: T, p, bias: bias) }
+        }
+        if let p = w.panels {
+            precondition(bias.map { $0.count == OC } ?? true, "linear: bias is not [OC]")
+            guard T > 0, OC > 0 else { return [Float](repeating: 0, count: T * OC) }
+            // Panels split over the threads, several chunks each (worker j takes chunks j,
+            // j + jobs, ...: a worker that loses its core on a shared machine holds up less).
+            // Every output is written, so no zero fill first.
+            let jobs = max(1, min(Transformers.threads, p.panels))
+            let chunks = jobs == 1 ? 1 : min(p.panels, jobs * 8)
+            return [Float](unsafeUninitializedCapacity: T * OC) { out, n in
+                inp.withUnsafeBufferPointer { a in
+                    func run(_ b: UnsafePointer<Float>?) {
+                        // SAFETY: x is [T, C], the panels cover OC columns, o holds T·OC floats;
+                        // chunks write disjoint column ranges.
+                        nonisolated(unsafe) let (o, x, b, values) = (out.baseAddress!, a.baseAddress!, b, p.values)
+                        let panels = p.panels
+                        parallel(jobs) { j in
+                            var c = j
+                            while c < chunks {
+                                ck_sgemm_packed(x, T, C, C, values, OC, b, o, OC, panels * c / chunks, panels * (c + 1) / chunks)
+                                c += jobs
+                            }
+                        }
+                    }
+                    if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                }
+                n = T * OC
+            }
+        }
         var out = [Float](repeating: 0, count: T * OC)
         guard T > 0, OC > 0 else { return out }
         if let bias {
@@ -56,9 +136,37 @@ enum Kernels {
         guard T > 0, count > 0 else { return }
         inp.withUnsafeBufferPointer { a in
             out.withUnsafeMutableBufferPointer { c in
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(count), Int32(C),
-                            1, a.baseAddress, Int32(C), w.baseAddress, Int32(C), 0, c.baseAddress! + column, Int32(total))
+                multiplyRows(a.baseAddress!, T: T, C: C, rows: w.baseAddress!, count: count, bias: nil,
+                             into: c.baseAddress! + column, ldo: total)
             }
+        }
+    }
+
+    /// out[t, 0..<count] (rows `ldo` apart) = bias + x[T, C] · Wᵀ for `count` rows of W [count, C],
+    /// packed for this one product where the CPU runs the packed kernel, else sgemm. Each
+    /// output is computed exactly as by `linear` on a packed matrix (column blocks and threads
+    /// do not change it), so streamed and panel-by-panel products equal the in-memory ones.
+    static func multiplyRows(_ x: UnsafePointer<Float>, T: Int, C: Int, rows w: UnsafePointer<Float>, count: Int,
+                             bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        guard T > 0, count > 0 else { return }
+        guard ck_sgemm_packed_available() != 0, C > 0 else {
+            if let bias { for t in 0..<T { (out + t * ldo).update(from: bias, count: count) } }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(count), Int32(C),
+                        1, x, Int32(C), w, Int32(C), bias == nil ? 0 : 1, out, Int32(ldo))
+            return
+        }
+        let panels = ck_sgemm_panels(count), floats = ck_sgemm_packed_floats(count, C)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: floats * MemoryLayout<Float>.size, alignment: 64)
+            .bindMemory(to: Float.self, capacity: floats)
+        defer { scratch.deallocate() }
+        let jobs = max(1, min(Transformers.threads, panels))
+        // SAFETY: job j packs and then multiplies its own panels (disjoint parts of packed and
+        // disjoint columns of out); x, w and bias are only read.
+        nonisolated(unsafe) let (x, w, bias, out, packed) = (x, w, bias, out, scratch)
+        parallel(jobs) { j in
+            let p0 = panels * j / jobs, p1 = panels * (j + 1) / jobs
+            ck_sgemm_pack(w, count, C, 0, packed, p0, p1)
+            ck_sgemm_packed(x, T, C, C, packed, count, bias, out, ldo, p0, p1)
         }
     }
 
@@ -204,61 +312,73 @@ enum Kernels {
 
     /// Scaled dot-product attention, per head: softmax(q·kᵀ / √hs + mask) · v.
     /// q[T, NH·hs], k and v [T, NKV·hs] (grouped-query: query head h reads key/value head
-    /// h / (NH/NKV)); returns [T, NH·hs].
+    /// h / (NH/NKV)); returns [T, NH·hs]. Heads are spread over `Transformers.threads`
+    /// threads, each running single-threaded sgemm (per-head products are too small for
+    /// OpenBLAS's own threads, whose idle spinning would also take a core from the others).
     static func attention(q: [Float], k: [Float], v: [Float], _ s: AttentionShape) -> [Float] {
-        let T = s.T, hs = s.hs, group = s.NH / s.NKV
-        let qStride = s.NH * hs, kvStride = s.NKV * hs
-        var out = [Float](repeating: 0, count: T * qStride)
-        var scores = [Float](repeating: 0, count: T * T)
-        let scale = s.scale ?? 1 / Float(hs).squareRoot()
-        for h in 0..<s.NH {
-            let kvh = h / group
-            // scores[T, T] = q_h · k_hᵀ · scale
-            q.withUnsafeBufferPointer { q in
-                k.withUnsafeBufferPointer { k in
-                    scores.withUnsafeMutableBufferPointer { sc in
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(hs),
-                                    scale, q.baseAddress! + h * hs, Int32(qStride),
-                                    k.baseAddress! + kvh * hs, Int32(kvStride), 0, sc.baseAddress, Int32(T))
-                    }
-                }
-            }
-            scores.withUnsafeMutableBufferPointer { sc in
-                for i in 0..<T {
-                    // Visible keys for query i: [lo, hi).
-                    let hi = s.causal ? i + 1 : s.window.map { min(T, i + $0) } ?? T
-                    let lo = s.window.map { max(0, i - $0 + 1) } ?? 0
-                    let row = i * T
-                    if let alibi = s.alibi {
-                        for j in lo..<hi { sc[row + j] += alibi.bias(head: h, key: j) * scale }
-                    }
-                    if let cap = s.softcap {
-                        for j in lo..<hi { sc[row + j] = cap * tanhf(sc[row + j] / cap) }
-                    }
-                    var m = -Float.infinity
-                    for j in lo..<hi { m = max(m, sc[row + j]) }
-                    for j in 0..<lo { sc[row + j] = 0 }
-                    for j in hi..<T { sc[row + j] = 0 }
-                    let visible = UnsafeMutableBufferPointer(rebasing: sc[row + lo..<row + hi])
-                    VectorMath.map(visible) { VectorMath.exp($0 - m) }
-                    var sum: Float = 0
-                    for j in lo..<hi { sum += sc[row + j] }
-                    let inv = 1 / sum
-                    for j in lo..<hi { sc[row + j] *= inv }
-                }
-            }
-            // out_h[T, hs] = P[T, T] · v_h[T, hs]
-            scores.withUnsafeBufferPointer { p in
+        let T = s.T, NH = s.NH
+        var out = [Float](repeating: 0, count: T * NH * s.hs)
+        guard T > 0, NH > 0 else { return out }
+        let jobs = max(1, min(Transformers.threads, NH))
+        if jobs > 1 { openblas_set_num_threads(1) }
+        defer { if jobs > 1 { openblas_set_num_threads(Int32(Transformers.threads)) } }
+        q.withUnsafeBufferPointer { q in
+            k.withUnsafeBufferPointer { k in
                 v.withUnsafeBufferPointer { v in
                     out.withUnsafeMutableBufferPointer { o in
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
-                                    1, p.baseAddress, Int32(T), v.baseAddress! + kvh * hs, Int32(kvStride),
-                                    0, o.baseAddress! + h * hs, Int32(qStride))
+                        // SAFETY: head h writes only columns [h·hs, (h+1)·hs) of o; q, k, v are read.
+                        nonisolated(unsafe) let (q, k, v, o) = (q, k, v, o)
+                        parallel(jobs) { j in
+                            var scores = [Float](repeating: 0, count: T * T)
+                            scores.withUnsafeMutableBufferPointer { sc in
+                                for h in stride(from: j, to: NH, by: jobs) { attentionHead(h, q: q, k: k, v: v, out: o, scores: sc, s) }
+                            }
+                        }
                     }
                 }
             }
         }
         return out
+    }
+
+    /// One head of `attention`, with `scores` [T, T] as scratch.
+    private static func attentionHead(_ h: Int, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>,
+                                      v: UnsafeBufferPointer<Float>, out: UnsafeMutableBufferPointer<Float>,
+                                      scores sc: UnsafeMutableBufferPointer<Float>, _ s: AttentionShape) {
+        let T = s.T, hs = s.hs, group = s.NH / s.NKV
+        let qStride = s.NH * hs, kvStride = s.NKV * hs
+        let scale = s.scale ?? 1 / Float(hs).squareRoot()
+        let kvh = h / group
+        // scores[T, T] = q_h · k_hᵀ · scale
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(hs),
+                    scale, q.baseAddress! + h * hs, Int32(qStride),
+                    k.baseAddress! + kvh * hs, Int32(kvStride), 0, sc.baseAddress, Int32(T))
+        for i in 0..<T {
+            // Visible keys for query i: [lo, hi).
+            let hi = s.causal ? i + 1 : s.window.map { min(T, i + $0) } ?? T
+            let lo = s.window.map { max(0, i - $0 + 1) } ?? 0
+            let row = i * T
+            if let alibi = s.alibi {
+                for j in lo..<hi { sc[row + j] += alibi.bias(head: h, key: j) * scale }
+            }
+            if let cap = s.softcap {
+                for j in lo..<hi { sc[row + j] = cap * tanhf(sc[row + j] / cap) }
+            }
+            var m = -Float.infinity
+            for j in lo..<hi { m = max(m, sc[row + j]) }
+            for j in 0..<lo { sc[row + j] = 0 }
+            for j in hi..<T { sc[row + j] = 0 }
+            let visible = UnsafeMutableBufferPointer(rebasing: sc[row + lo..<row + hi])
+            VectorMath.map(visible) { VectorMath.exp($0 - m) }
+            var sum: Float = 0
+            for j in lo..<hi { sum += sc[row + j] }
+            let inv = 1 / sum
+            for j in lo..<hi { sc[row + j] *= inv }
+        }
+        // out_h[T, hs] = P[T, T] · v_h[T, hs]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
+                    1, sc.baseAddress, Int32(T), v.baseAddress! + kvh * hs, Int32(kvStride),
+                    0, out.baseAddress! + h * hs, Int32(qStride))
     }
 
     /// Rotary position embedding (Hugging Face's rotate-half convention) applied in place to
@@ -294,6 +414,19 @@ enum Kernels {
             }
         }
         return (c, s)
+    }
+
+    /// Rows of an embedding table [V, C] kept only as packed panels (a tied head): out[T, C].
+    static func embed(_ table: PackedPanels, C: Int, ids: [Int]) -> [Float] {
+        var out = [Float](repeating: 0, count: ids.count * C)
+        out.withUnsafeMutableBufferPointer { o in
+            for (t, id) in ids.enumerated() {
+                // SAFETY: ids were checked against the vocabulary (row id lies in panel id/32).
+                let base = table.values + (id / 32) * 32 * C + id % 32
+                for i in 0..<C { o[t * C + i] = base[i * 32] }
+            }
+        }
+        return out
     }
 
     /// Rows of an embedding table [V, C] for the given ids: out[T, C].

@@ -124,10 +124,6 @@ struct PackedWeights: @unchecked Sendable {
         if integer, Self.hasIntegerKernel(dtype) { return try multiplyInteger(x, T: T, bias: bias) }
         var out = [Float](repeating: 0, count: T * OC)
         guard T > 0, OC > 0 else { return out }
-        if let bias {
-            out.withUnsafeMutableBufferPointer { o in for t in 0..<T { for j in 0..<OC { o[t * OC + j] = bias[j] } } }
-        }
-        let beta: Float = bias == nil ? 0 : 1
         let P = max(1, min(OC, panelValues / max(C, 1)))
         var panel = [Float](repeating: 0, count: P * C)
         try x.withUnsafeBufferPointer { a in
@@ -137,8 +133,11 @@ struct PackedWeights: @unchecked Sendable {
                     while first < OC {
                         let n = min(P, OC - first)
                         try widenRows(first, n, into: p)
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(n), Int32(C),
-                                    1, a.baseAddress, Int32(C), p.baseAddress, Int32(C), beta, c.baseAddress! + first, Int32(OC))
+                        // The same arithmetic as the in-memory f32 product (Kernels.multiplyRows).
+                        (bias ?? []).withUnsafeBufferPointer { b in
+                            Kernels.multiplyRows(a.baseAddress!, T: T, C: C, rows: p.baseAddress!, count: n,
+                                                 bias: bias == nil ? nil : b.baseAddress! + first, into: c.baseAddress! + first, ldo: OC)
+                        }
                         first += n
                     }
                 }

@@ -1,5 +1,6 @@
 // The .ckz hot loops: the C plane filter (AVX2 and scalar) against a plain Swift statement
-// of docs/ckz.md's filter, the histogram and HDF5 shuffle kernels against naive loops, and
+// of docs/ckz.md's filter, the histogram (both paths) and HDF5 shuffle kernels against naive
+// loops, the Huffman writer with and without its pair table, and
 // the multi-literal table decoder against libdeflate on code-length shapes that reach every
 // path (one symbol per 1-bit code, six per entry, 15-bit codes on the slow path).
 
@@ -69,6 +70,50 @@ func withBothPaths<T>(_ body: () throws -> T) rethrows -> (scalar: T, simd: T) {
         var naive = [Int](repeating: 0, count: 256)
         for b in bytes { naive[Int(b)] += 1 }
         #expect(bytes.withUnsafeBytes { ChunkCodec.histogram($0) } == naive)
+    }
+
+    /// Long exponent-like planes take the vector path for their hot values (first 2 KiB:
+    /// 12 values cover ≥ 97 %), with rare bytes on the scalar path between them; a plane that
+    /// turns to other values after the probe must still be counted exactly.
+    @Test(arguments: ["octaves", "dominant", "exponents", "deep", "shifted"], [16_384, 16_385, 300_001])
+    func histogramOfHotPlanesOnBothPaths(kind: String, length: Int) {
+        var bytes: [UInt8]
+        switch kind {
+        case "octaves", "shifted":
+            // 120, 119, 118, ... with probability halving: 12 values cover 99.98 %.
+            var rng = SplitMix64(seed: UInt64(length))
+            bytes = (0..<length).map { _ in UInt8(120 - min(rng.next().trailingZeroBitCount, 40)) }
+            if kind == "shifted" { for i in 4096..<length { bytes[i] = UInt8(truncatingIfNeeded: i &* 7) } }
+        default:
+            bytes = Self.draw(kind, length, seed: UInt64(length))
+        }
+        var naive = [Int](repeating: 0, count: 256)
+        for b in bytes { naive[Int(b)] += 1 }
+        let counted = withBothPaths { bytes.withUnsafeBytes { ChunkCodec.histogram($0) } }
+        #expect(counted.scalar == naive && counted.simd == naive)
+    }
+
+    /// The Huffman writer gives the same bytes with and without its two-bytes-per-lookup
+    /// table, and libdeflate decodes them (codes up to 15 bits: pairs that need a mid flush).
+    @Test(arguments: ["dominant", "exponents", "deep"], [1, 5, 70_003])
+    func huffmanPairTableWritesTheSameBytes(kind: String, length: Int) throws {
+        let input = Self.draw(kind, length, seed: UInt64(length) &+ 11)
+        let plan = ChunkCodec.planHuffman(histogram: input.withUnsafeBytes { ChunkCodec.histogram($0) })
+        let pairs = UnsafeMutablePointer<UInt64>.allocate(capacity: ChunkCodec.pairTableCount)
+        defer { pairs.deallocate() }
+        pairs.initialize(repeating: 0xDEAD_BEEF, count: ChunkCodec.pairTableCount)  // stale entries must not matter
+        func encode(_ p: UnsafeMutablePointer<UInt64>?) -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: plan.byteCount + 8)
+            let n = input.withUnsafeBytes { i in out.withUnsafeMutableBytes { ChunkCodec.encodeHuffman(i, plan: plan, into: $0, pairs: p) } }
+            return Array(out.prefix(n))
+        }
+        let single = encode(nil), paired = encode(pairs)
+        #expect(single == paired)
+        var decoded = [UInt8](repeating: 0, count: length)
+        let d = try #require(libdeflate_alloc_decompressor())
+        defer { libdeflate_free_decompressor(d) }
+        let failure = paired.withUnsafeBytes { e in decoded.withUnsafeMutableBytes { ChunkCodec.inflate(e, into: $0, decompressor: d) } }
+        #expect(failure == nil && decoded == input)
     }
 
     @Test(arguments: [1, 2, 4, 8, 3])

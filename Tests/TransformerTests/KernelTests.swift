@@ -1,4 +1,4 @@
-// The BLAS-backed kernels against plain-loop references written here.
+// The BLAS-backed and packed-product kernels against plain-loop references written here.
 
 import Foundation
 import Testing
@@ -34,6 +34,76 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
         for o in 0..<OC { for i in 0..<C { wInOut[i * OC + o] = wOutIn[o * C + i] } }
         let got2 = Kernels.linear(x, T: T, Matrix(data: wInOut, inFeatures: C, outFeatures: OC, layout: .inOut), bias: b)
         #expect(maxAbsDiff(got2, expected) < 1e-5)
+    }
+
+    /// The packed product (weights in panels of 32 columns, AVX-512; sgemm.c) against a
+    /// double-precision reference, on shapes with partial panels, row counts that are not
+    /// multiples of 8, K across several 512-wide blocks, with and without bias, on 1 and 3
+    /// threads; packed at load, packed per product and by column blocks all give the same
+    /// bits. Where the CPU lacks AVX-512 (or CKPT_NO_SIMD=1) every path is sgemm, which the
+    /// same checks then cover.
+    @Test(arguments: [(1, 5, 1), (9, 40, 33), (17, 1100, 70), (3, 512, 64)], [false, true])
+    func packedLinearMatchesReferenceAndSgemm(shape: (Int, Int, Int), conv1d: Bool) {
+        let (T, C, OC) = shape
+        let x = randomFloats(T * C, seed: 11), wOutIn = randomFloats(OC * C, seed: 12), b = randomFloats(OC, seed: 13)
+        var w = wOutIn
+        if conv1d { for o in 0..<OC { for i in 0..<C { w[i * OC + o] = wOutIn[o * C + i] } } }
+        let plain = Matrix(data: w, inFeatures: C, outFeatures: OC, layout: conv1d ? .inOut : .outIn)
+        let packed = plain.packed()
+        #expect(packed.panels == nil || packed.data.isEmpty)
+        let saved = Transformers.threads
+        defer { Transformers.threads = saved }
+        for bias in [nil, b] {
+            var reference = [Double](repeating: 0, count: T * OC)
+            var scale = [Double](repeating: 0, count: T)  // Σ|x·w| per row: the rounding scale
+            for t in 0..<T { for o in 0..<OC {
+                var s = Double(bias?[o] ?? 0), a = abs(s)
+                for i in 0..<C { let p = Double(x[t * C + i]) * Double(wOutIn[o * C + i]); s += p; a += abs(p) }
+                reference[t * OC + o] = s
+                scale[t] = max(scale[t], a)
+            } }
+            // A matrix not packed at load is packed for the product: the same bits.
+            let unpacked = Kernels.linear(x, T: T, plain, bias: bias)
+            for threads in [1, 3] {
+                Transformers.threads = threads
+                let got = Kernels.linear(x, T: T, packed, bias: bias)
+                #expect(got == unpacked)
+                for t in 0..<T { for o in 0..<OC {
+                    // An f32 sum of C products: within C·2^-24 of the row's magnitude.
+                    let bound = scale[t] * Double(C + 1) * 0x1p-24
+                    #expect(abs(Double(got[t * OC + o]) - reference[t * OC + o]) <= bound)
+                } }
+                // Columns by blocks (a streamed head) equal the one product, bit for bit when packed.
+                if !conv1d, bias == nil {
+                    var byBlocks = [Float](repeating: 0, count: T * OC)
+                    wOutIn.withUnsafeBufferPointer { wp in
+                        var first = 0
+                        while first < OC {
+                            let n = min(13, OC - first)
+                            Kernels.linearColumns(x, T: T, C: C, weightRows: UnsafeBufferPointer(rebasing: wp[first * C..<(first + n) * C]),
+                                                  count: n, into: &byBlocks, column: first, total: OC)
+                            first += n
+                        }
+                    }
+                    if packed.panels != nil {
+                        #expect(byBlocks == got)
+                    } else {
+                        // sgemm's kernels for each block's last columns may round differently.
+                        #expect(maxAbsDiff(byBlocks, got) <= 1e-5 * (got.map { abs($0) }.max() ?? 1))
+                    }
+                }
+            }
+        }
+    }
+
+    /// A tied head keeps the token table only as panels: its rows read back exactly.
+    @Test func embeddingRowsReadBackFromPackedPanels() {
+        let V = 70, C = 9
+        let table = randomFloats(V * C, seed: 21)
+        let m = Matrix(data: table, inFeatures: C, outFeatures: V, layout: .outIn).packed()
+        let ids = [0, 31, 32, 69, 5, 5]
+        let want = Kernels.embed(table, C: C, ids: ids)
+        if let panels = m.panels { #expect(Kernels.embed(panels, C: C, ids: ids) == want) }
     }
 
     func naiveAttention(q: [Float], k: [Float], v: [Float], _ s: Kernels.AttentionShape) -> [Float] {

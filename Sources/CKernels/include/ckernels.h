@@ -25,8 +25,39 @@ void ck_join4(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uin
 /// `size` bytes goes to dst[j*n + i] (no rotation, unlike the .ckz filter).
 void ck_shuffle(const uint8_t *src, size_t n, size_t size, uint8_t *dst);
 
-/// Adds the byte frequencies of src[0..<n] to counts[256].
+/// Adds the byte frequencies of src[0..<n] to counts[256] (n ≤ 64 MiB: u32 counts).
 void ck_histogram(const uint8_t *src, size_t n, uint32_t *counts);
+
+/// A DEFLATE bit writer (least-significant bit first): `bits` (< 8 between calls, < 64 on
+/// entry) pending bits in `acc`, the next byte at dst[pos]. Every flush stores 8 bytes.
+typedef struct {
+    uint64_t acc;
+    size_t pos;
+    unsigned bits;
+} ck_bitwriter;
+
+/// Writes the Huffman codes of src[0..<n] as DEFLATE literals: table[b] = bit-reversed code
+/// | length << 16 (length 1...15 for every byte that occurs in src). `pairs` (65536 entries
+/// of scratch, or NULL) lets it look up two bytes at once. dst needs room for the coded
+/// bits plus 8 bytes. The output is the same with or without `pairs`.
+void ck_huffman_literals(const uint8_t *src, size_t n, const uint32_t *table, uint64_t *pairs,
+                         uint8_t *dst, ck_bitwriter *w);
+
+// f32 products against packed weights (sgemm.c): out[t, OC] = bias + x[t, K] · W, W packed
+// once into panels of 32 output columns. AVX-512 only: callers use sgemm where
+// `ck_sgemm_packed_available()` is 0 (no AVX-512F, or SIMD turned off).
+int ck_sgemm_packed_available(void);
+/// Panels of 32 output columns for `oc` columns.
+size_t ck_sgemm_panels(size_t oc);
+/// Floats of the packed form of a [oc, k] weight (panels · 32 · k).
+size_t ck_sgemm_packed_floats(size_t oc, size_t k);
+/// Packs panels [p0, p1) of w into `packed` (64-byte aligned): w is [oc][k] (torch's
+/// Linear) when in_out = 0, [k][oc] (GPT-2's Conv1D) when 1.
+void ck_sgemm_pack(const float *w, size_t oc, size_t k, int in_out, float *packed, size_t p0, size_t p1);
+/// Columns of panels [p0, p1) of out[t, oc] (row stride ldo) = bias (or 0) + x[t, k] (row
+/// stride ldx) · W; threads may run disjoint panel ranges at once.
+void ck_sgemm_packed(const float *x, size_t t, size_t k, size_t ldx, const float *packed, size_t oc,
+                     const float *bias, float *out, size_t ldo, size_t p0, size_t p1);
 
 // Float casts on little-endian bytes, `n` elements, exactly as CkptCore's FloatBits does
 // them: round to nearest even; NaN keeps its sign and top payload bits without quieting

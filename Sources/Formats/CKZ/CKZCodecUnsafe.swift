@@ -284,10 +284,15 @@ enum ChunkCodec {
         return codes
     }
 
+    /// Entries of the scratch `encodeHuffman` may use to code two bytes per lookup.
+    static let pairTableCount = 1 << 16
+
     /// Writes the planned block for `input` into `out`, which must hold
     /// `plan.byteCount + 8` bytes (the bit writer stores whole 64-bit words). Returns the
-    /// bytes written (= plan.byteCount).
-    static func encodeHuffman(_ input: UnsafeRawBufferPointer, plan: HuffmanPlan, into out: UnsafeMutableRawBufferPointer) -> Int {
+    /// bytes written (= plan.byteCount). `pairs`: nil, or `pairTableCount` entries of scratch
+    /// (faster on long inputs; the bytes are the same).
+    static func encodeHuffman(_ input: UnsafeRawBufferPointer, plan: HuffmanPlan, into out: UnsafeMutableRawBufferPointer,
+                              pairs: UnsafeMutablePointer<UInt64>? = nil) -> Int {
         precondition(out.count >= plan.byteCount + 8, "output sized from the plan")
         let litCodes = canonicalCodes(plan.literalLengths)
         let clCodes = canonicalCodes(plan.codeLengthLengths)
@@ -318,27 +323,19 @@ enum ChunkCodec {
             put(clCodes[item.symbol], Int(plan.codeLengthLengths[item.symbol]))
             if item.extraBits > 0 { put(UInt32(item.extra), item.extraBits) }
         }
-        // The hot loop: up to three 15-bit codes between flushes (n ≤ 7 + 45 < 64).
+        // The literals: C kernel (two bytes per lookup when `pairs` scratch is given).
         var table = [UInt32](repeating: 0, count: 256)
         for s in 0..<256 { table[s] = litCodes[s] | UInt32(plan.literalLengths[s]) << 16 }
-        table.withUnsafeBufferPointer { t in
-            guard let src = input.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
-            let count = input.count
-            flush()
-            var i = 0
-            while i &+ 3 <= count {
-                let a = t[Int(src[i])], b = t[Int(src[i &+ 1])], c = t[Int(src[i &+ 2])]
-                acc |= UInt64(a & 0xFFFF) &<< UInt64(n); n &+= Int(a &>> 16)
-                acc |= UInt64(b & 0xFFFF) &<< UInt64(n); n &+= Int(b &>> 16)
-                acc |= UInt64(c & 0xFFFF) &<< UInt64(n); n &+= Int(c &>> 16)
-                flush()
-                i &+= 3
+        if let src = input.baseAddress?.assumingMemoryBound(to: UInt8.self), input.count > 0 {
+            var w = ck_bitwriter(acc: acc, pos: pos, bits: UInt32(n))
+            // SAFETY: the kernel reads src[0..<count] and writes at most the planned bytes + 8
+            // into out (checked above); pairs, when given, holds 65536 entries (caller).
+            table.withUnsafeBufferPointer { t in
+                ck_huffman_literals(src, input.count, t.baseAddress!, pairs, dst.assumingMemoryBound(to: UInt8.self), &w)
             }
-            while i < count {
-                let a = t[Int(src[i])]
-                put(a & 0xFFFF, Int(a &>> 16))
-                i &+= 1
-            }
+            acc = w.acc
+            pos = w.pos
+            n = Int(w.bits)
         }
         put(litCodes[256], Int(plan.literalLengths[256]))
         flush()

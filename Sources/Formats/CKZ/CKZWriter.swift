@@ -73,7 +73,13 @@ extension CKZ {
         // part of one large tensor) into one arena reused window after window, so its pages
         // are faulted in once; each window is written before the next is encoded.
         // (Pages of the arena that no window reaches are never touched, so never faulted in.)
+        let windowBytes = Self.windowBytes(options)
         let arena = AlignedBuffer(count: windowBytes + options.chunkSize + regionSlack)
+        // Per-thread scratch, reused window after window: a plane's DEFLATE stream before it is
+        // placed, and the Huffman writer's pair table.
+        let scratch = (0..<options.jobs).map { _ in
+            (plane: AlignedBuffer(count: options.chunkSize + regionSlack), pairs: AlignedBuffer(count: ChunkCodec.pairTableCount * 8))
+        }
         var start = 0
         while start < tensors.count {
             var end = start + 1
@@ -101,7 +107,8 @@ extension CKZ {
                             hi += 1
                         }
                         windowStart = j
-                        window = encodeWindow(Array(jobs[j..<hi]), tensors: group, raws: raws, options: options, arena: arena)
+                        window = encodeWindow(Array(jobs[j..<hi]), tensors: group, raws: raws, options: options, arena: arena,
+                                                      scratch: scratch)
                     }
                     return window[j - windowStart]
                 }
@@ -149,13 +156,17 @@ extension CKZ {
 
     static func padding(_ offset: Int) -> Int { (alignment - offset % alignment) % alignment }
 
-    /// Raw bytes compressed per window (see `write`): enough chunks for every core.
-    static let windowBytes = 16 << 20
+    /// Raw bytes compressed per window (see `write`): four chunks for every thread, at most
+    /// 16 MiB. A small window keeps the arena (faulted in on first use) small with one thread.
+    static func windowBytes(_ options: WriteOptions) -> Int {
+        min(16 << 20, 4 * max(1, options.jobs) * options.chunkSize)
+    }
 
     /// Compresses the chunks `window` lists (of `tensors`, whose bytes are `raws`), in
     /// parallel, each into its own region of `arena` (raw size + regionSlack bytes, in order).
     static func encodeWindow(_ window: [(tensor: Int, chunk: Int)], tensors: [Tensor], raws: [UnsafeRawBufferPointer],
-                             options: WriteOptions, arena: AlignedBuffer) -> [EncodedChunk] {
+                             options: WriteOptions, arena: AlignedBuffer,
+                             scratch: [(plane: AlignedBuffer, pairs: AlignedBuffer)]) -> [EncodedChunk] {
         var jobs: [(tensor: Int, chunk: Int, region: Int)] = []
         var region = 0
         for (i, c) in window {
@@ -165,17 +176,18 @@ extension CKZ {
         precondition(region <= arena.count, "arena sized by the caller")
         let slots = Slots<EncodedChunk>(count: jobs.count)
         let size = options.chunkSize
-        let slices = max(1, min(options.jobs, jobs.count))
+        let slices = max(1, min(options.jobs, jobs.count, scratch.count))
         Parallel.forEach(slices, jobs: slices) { s in
-            // Per-thread scratch for a plane's DEFLATE stream before it is placed.
-            let scratch = AlignedBuffer(count: size + regionSlack)
+            let (plane, pairTable) = scratch[s]
+            // The pair table: every entry the Huffman writer reads, it fills first.
+            let pairs = pairTable.bytes.baseAddress!.bindMemory(to: UInt64.self, capacity: ChunkCodec.pairTableCount)
             for j in (s * jobs.count / slices)..<((s + 1) * jobs.count / slices) {
                 let (ti, ci, at) = jobs[j]
                 let raw = raws[ti]
                 let lo = ci * size, hi = min(raw.count, lo + size)
                 let (record, length) = encodeChunk(UnsafeRawBufferPointer(rebasing: raw[lo..<hi]),
                                                    width: planeWidth(for: tensors[ti].dtype), level: options.level,
-                                                   into: arena.range(at, hi - lo + regionSlack), scratch: scratch.bytes)
+                                                   into: arena.range(at, hi - lo + regionSlack), scratch: plane.bytes, pairs: pairs)
                 slots[j] = EncodedChunk(record: record, offset: at, length: length)
             }
         }
@@ -185,7 +197,8 @@ extension CKZ {
     /// The smallest of the encodings `level` allows for one chunk, written to `region`
     /// (raw.count + regionSlack bytes); returns its record and stored length.
     static func encodeChunk(_ raw: UnsafeRawBufferPointer, width: Int?, level: Level,
-                            into region: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer) -> (CKZChunk, Int) {
+                            into region: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
+                            pairs: UnsafeMutablePointer<UInt64>? = nil) -> (CKZChunk, Int) {
         let rawCRC = ChunkCodec.crc32(raw)
         let dst = region.baseAddress!
         func verbatim() -> (CKZChunk, Int) {
@@ -207,7 +220,7 @@ extension CKZ {
             let n = raw.count / w
             for j in 0..<w {
                 let plane = UnsafeRawBufferPointer(rebasing: region[j * n..<(j + 1) * n])
-                if let coded = encodePlane(plane, deflateLevel: level.deflateLevelAll, minimumSaving: level.minimumSaving, into: scratch) {
+                if let coded = encodePlane(plane, deflateLevel: level.deflateLevelAll, minimumSaving: level.minimumSaving, into: scratch, pairs: pairs) {
                     planes.append(CKZPlane(codec: .deflate, length: coded))
                     (dst + at).copyMemory(from: scratch.baseAddress!, byteCount: coded)
                     at += coded
@@ -220,7 +233,7 @@ extension CKZ {
             if planes.allSatisfy({ $0.codec == .stored }) { return verbatim() }
         } else {
             filter = .none
-            guard let coded = encodePlane(raw, deflateLevel: level.deflateLevelUnfiltered, minimumSaving: level.minimumSaving, into: scratch) else {
+            guard let coded = encodePlane(raw, deflateLevel: level.deflateLevelUnfiltered, minimumSaving: level.minimumSaving, into: scratch, pairs: pairs) else {
                 return verbatim()
             }
             planes = [CKZPlane(codec: .deflate, length: coded)]
@@ -231,6 +244,9 @@ extension CKZ {
         return (CKZChunk(filter: filter, rawCRC: rawCRC, storedCRC: storedCRC, planes: planes), at)
     }
 
+    /// Planes at least this long are Huffman-coded two bytes per lookup.
+    static let pairThreshold = 32 << 10
+
     /// Planes at least this long are sampled before they are counted whole (see encodePlane).
     static let sampleThreshold = 64 << 10
 
@@ -239,7 +255,7 @@ extension CKZ {
     /// exactly before encoding), or LZ-matching DEFLATE at `deflateLevel` when that is
     /// smaller still. Returns its length; nil: store the plane.
     static func encodePlane(_ plane: UnsafeRawBufferPointer, deflateLevel: Int32?, minimumSaving: Double,
-                            into out: UnsafeMutableRawBufferPointer) -> Int? {
+                            into out: UnsafeMutableRawBufferPointer, pairs: UnsafeMutablePointer<UInt64>? = nil) -> Int? {
         let limit = Int(Double(plane.count) * (1 - minimumSaving))
         var best: Int?
         var counts = ChunkCodec.SampledHistogram(plane)
@@ -252,7 +268,9 @@ extension CKZ {
         }
         let plan = ChunkCodec.planHuffman(histogram: counts.complete())
         if plan.byteCount <= limit {
-            best = ChunkCodec.encodeHuffman(plane, plan: plan, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<(plan.byteCount + 8)]))
+            // The pair table costs up to 65536 entries to fill: worth it on long planes only.
+            best = ChunkCodec.encodeHuffman(plane, plan: plan, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<(plan.byteCount + 8)]),
+                                            pairs: plane.count >= pairThreshold ? pairs : nil)
         }
         if let deflateLevel, let d = ChunkCodec.deflate(plane, level: deflateLevel, limit: min(best ?? limit + 1, limit + 1)) {
             d.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: d.count) }
