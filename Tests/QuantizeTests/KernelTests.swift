@@ -50,13 +50,22 @@ func edgeFloats(blocks: Int, seed: UInt64) -> [Float] {
 @Suite struct QuantKernelTests {
     typealias Kernel = (UnsafePointer<Float>, UnsafeMutableRawPointer, Int) -> Void
 
-    static var cases: [(String, Int, Kernel, Kernel)] { [
-        ("q8_0", 34, GGML.quantizeQ8_0, GGML.quantizeQ8_0Reference),
-        ("q4_0", 18, GGML.quantizeQ4_0, GGML.quantizeQ4_0Reference),
-        ("q4_1", 20, GGML.quantizeQ4_1, GGML.quantizeQ4_1Reference),
-        ("q5_0", 22, GGML.quantizeQ5_0, GGML.quantizeQ5_0Reference),
-        ("q5_1", 24, GGML.quantizeQ5_1, GGML.quantizeQ5_1Reference),
-    ] }
+    static var cases: [(String, Int, Kernel, Kernel)] {
+        GGML.blockTypes.map { t in
+            guard case .block(_, let size) = t.dtype.layout else { preconditionFailure() }
+            return (t.dtype.rawValue, size, t.encode, t.encodeReference)
+        }
+    }
+
+    @Test func everyGGMLBlockTypeIsListed() {
+        // Every ggml 32-value block type (ckpt's own groups, i8_g32 etc., are not ggml's).
+        let ggml32 = DType.allCases.filter { d in
+            guard d.isQuantized, d.groupSize == nil, case .block(32, _) = d.layout else { return false }
+            return true
+        }
+        #expect(GGML.blockTypes.map(\.dtype) == ggml32)
+        #expect(ggml32 == [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1])
+    }
 
     @Test(arguments: 0..<5)
     func simdKernelGivesTheReferenceBytes(which: Int) {
