@@ -202,42 +202,27 @@ CK_TARGET static size_t qx_1_avx2(const float *x, size_t blocks, uint8_t *y, int
 
 int ck_simd_enabled(void);
 
-size_t ck_quantize_q8_0(const float *x, size_t blocks, uint8_t *y) {
+// The entry points share one dispatch: the AVX2 kernel when it runs (it returns how many
+// blocks it encoded from the start), else none.
+enum block32 { Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 };
+static size_t block32_run(enum block32 type, const float *x, size_t blocks, uint8_t *y) {
 #ifdef CK_X86
-    if (ck_simd_enabled()) return q8_0_avx2(x, blocks, y);
+    if (ck_simd_enabled()) {
+        switch (type) {
+        case Q8_0: return q8_0_avx2(x, blocks, y);
+        case Q4_0: return q4_0_avx2(x, blocks, y);
+        case Q5_0: return q5_0_avx2(x, blocks, y);
+        case Q4_1: return qx_1_avx2(x, blocks, y, 4);
+        case Q5_1: return qx_1_avx2(x, blocks, y, 5);
+        }
+    }
 #endif
-    (void)x; (void)blocks; (void)y;
+    (void)type; (void)x; (void)blocks; (void)y;
     return 0;
 }
 
-size_t ck_quantize_q4_0(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) return q4_0_avx2(x, blocks, y);
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
-
-size_t ck_quantize_q5_0(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) return q5_0_avx2(x, blocks, y);
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
-
-size_t ck_quantize_q4_1(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) return qx_1_avx2(x, blocks, y, 4);
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
-
-size_t ck_quantize_q5_1(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) return qx_1_avx2(x, blocks, y, 5);
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
+size_t ck_quantize_q8_0(const float *x, size_t blocks, uint8_t *y) { return block32_run(Q8_0, x, blocks, y); }
+size_t ck_quantize_q4_0(const float *x, size_t blocks, uint8_t *y) { return block32_run(Q4_0, x, blocks, y); }
+size_t ck_quantize_q5_0(const float *x, size_t blocks, uint8_t *y) { return block32_run(Q5_0, x, blocks, y); }
+size_t ck_quantize_q4_1(const float *x, size_t blocks, uint8_t *y) { return block32_run(Q4_1, x, blocks, y); }
+size_t ck_quantize_q5_1(const float *x, size_t blocks, uint8_t *y) { return block32_run(Q5_1, x, blocks, y); }
