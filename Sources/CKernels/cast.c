@@ -69,6 +69,23 @@ static uint16_t f32_to_bf16(uint32_t bits) {
 
 int ck_simd_enabled(void);
 
+// One element's exact scalar conversion, on its bits (16-bit types in the low half).
+typedef uint32_t convert_fn(uint32_t bits);
+static inline uint32_t f32_f16(uint32_t b) { return ck_half(b); }
+static inline uint32_t f32_bf16(uint32_t b) { return f32_to_bf16(b); }
+static inline uint32_t bf16_f16(uint32_t b) { return ck_half(b << 16); }
+static inline uint32_t f16_f32(uint32_t b) { return f16_to_f32((uint16_t)b); }
+static inline uint32_t bf16_f32(uint32_t b) { return b << 16; }
+
+static inline uint32_t load(const uint8_t *p, size_t size) { return size == 4 ? ld32(p) : ld16(p); }
+static inline void store(uint8_t *p, size_t size, uint32_t v) { if (size == 4) st32(p, v); else st16(p, (uint16_t)v); }
+
+/// Elements i..<n of `in`-byte elements at src to `out`-byte elements at dst, one by one:
+/// the tail after a SIMD kernel, the blocks it leaves to scalar code, or all of them.
+static inline void cast_scalar(size_t i, size_t n, const uint8_t *src, size_t in, uint8_t *dst, size_t out, convert_fn *convert) {
+    for (; i < n; i++) store(dst + out * i, out, convert(load(src + in * i, in)));
+}
+
 #ifdef CK_X86
 // 8 f32 (as integer bits) -> 8 f16, or 0 if a NaN is among them (the caller goes scalar).
 __attribute__((target("avx2,f16c")))
@@ -80,34 +97,34 @@ static inline int f16x8(__m256i bits, __m128i *out) {
     return 1;
 }
 
-__attribute__((target("avx2,f16c")))
-static size_t f32_to_f16_avx2(const uint8_t *src, size_t n, uint8_t *dst) {
+// 8 bf16 values widened to f32 bits (exact).
+__attribute__((target("avx2")))
+static inline __m256i bf16x8_bits(const uint8_t *p) {
+    return _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16);
+}
+
+// f32 (in = 4) or bf16 (in = 2) to f16, 8 at a time; a block holding a NaN goes scalar.
+// Inlined into one kernel per source type, so `in` is a constant there.
+__attribute__((target("avx2,f16c"), always_inline))
+static inline size_t to_f16_avx2(const uint8_t *src, size_t in, size_t n, uint8_t *dst) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
+        __m256i bits = in == 4 ? _mm256_loadu_si256((const __m256i *)(src + 4 * i)) : bf16x8_bits(src + 2 * i);
         __m128i h;
-        if (f16x8(_mm256_loadu_si256((const __m256i *)(src + 4 * i)), &h)) {
+        if (f16x8(bits, &h)) {
             _mm_storeu_si128((__m128i *)(dst + 2 * i), h);
         } else {
-            for (size_t k = i; k < i + 8; k++) st16(dst + 2 * k, ck_half(ld32(src + 4 * k)));
+            cast_scalar(i, i + 8, src, in, dst, 2, in == 4 ? f32_f16 : bf16_f16);
         }
     }
     return i;
 }
 
 __attribute__((target("avx2,f16c")))
-static size_t bf16_to_f16_avx2(const uint8_t *src, size_t n, uint8_t *dst) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i bits = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * i))), 16);
-        __m128i h;
-        if (f16x8(bits, &h)) {
-            _mm_storeu_si128((__m128i *)(dst + 2 * i), h);
-        } else {
-            for (size_t k = i; k < i + 8; k++) st16(dst + 2 * k, ck_half((uint32_t)ld16(src + 2 * k) << 16));
-        }
-    }
-    return i;
-}
+static size_t f32_to_f16_avx2(const uint8_t *src, size_t n, uint8_t *dst) { return to_f16_avx2(src, 4, n, dst); }
+
+__attribute__((target("avx2,f16c")))
+static size_t bf16_to_f16_avx2(const uint8_t *src, size_t n, uint8_t *dst) { return to_f16_avx2(src, 2, n, dst); }
 
 __attribute__((target("avx2")))
 static size_t f32_to_bf16_avx2(const uint8_t *src, size_t n, uint8_t *dst) {
@@ -148,7 +165,7 @@ static size_t f16_to_f32_avx2(const uint8_t *src, size_t n, uint8_t *dst) {
         if (_mm_testz_si128(nan, nan)) {
             _mm256_storeu_ps((float *)(dst + 4 * i), _mm256_cvtph_ps(h));
         } else {
-            for (size_t k = i; k < i + 8; k++) st32(dst + 4 * k, f16_to_f32(ld16(src + 2 * k)));
+            cast_scalar(i, i + 8, src, 2, dst, 4, f16_f32);
         }
     }
     return i;
@@ -158,8 +175,7 @@ __attribute__((target("avx2")))
 static size_t bf16_to_f32_avx2(const uint8_t *src, size_t n, uint8_t *dst) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * i))), 16);
-        _mm256_storeu_si256((__m256i *)(dst + 4 * i), w);
+        _mm256_storeu_si256((__m256i *)(dst + 4 * i), bf16x8_bits(src + 2 * i));
     }
     return i;
 }
@@ -175,42 +191,28 @@ static int ck_f16c(void) {
 #endif
 }
 
-void ck_f32_to_f16(const uint8_t *src, size_t n, uint8_t *dst) {
-    size_t i = 0;
+/// How many leading elements the AVX2/F16C kernel of the cast converted (0 without the CPU
+/// features, with SIMD off, or for a pair it has no kernel for).
+static size_t simd_prefix(ck_float from, ck_float to, const uint8_t *src, size_t n, uint8_t *dst) {
 #ifdef CK_X86
-    if (ck_f16c()) i = f32_to_f16_avx2(src, n, dst);
+    if (from == CK_F32 && to == CK_F16 && ck_f16c()) return f32_to_f16_avx2(src, n, dst);
+    if (from == CK_BF16 && to == CK_F16 && ck_f16c()) return bf16_to_f16_avx2(src, n, dst);
+    if (from == CK_F16 && to == CK_F32 && ck_f16c()) return f16_to_f32_avx2(src, n, dst);
+    if (from == CK_F32 && to == CK_BF16 && ck_simd_enabled()) return f32_to_bf16_avx2(src, n, dst);
+    if (from == CK_BF16 && to == CK_F32 && ck_simd_enabled()) return bf16_to_f32_avx2(src, n, dst);
 #endif
-    for (; i < n; i++) st16(dst + 2 * i, ck_half(ld32(src + 4 * i)));
+    (void)from; (void)to; (void)src; (void)n; (void)dst;
+    return 0;
 }
 
-void ck_bf16_to_f16(const uint8_t *src, size_t n, uint8_t *dst) {
-    size_t i = 0;
-#ifdef CK_X86
-    if (ck_f16c()) i = bf16_to_f16_avx2(src, n, dst);
-#endif
-    for (; i < n; i++) st16(dst + 2 * i, ck_half((uint32_t)ld16(src + 2 * i) << 16));
-}
-
-void ck_f32_to_bf16(const uint8_t *src, size_t n, uint8_t *dst) {
-    size_t i = 0;
-#ifdef CK_X86
-    if (ck_simd_enabled()) i = f32_to_bf16_avx2(src, n, dst);
-#endif
-    for (; i < n; i++) st16(dst + 2 * i, f32_to_bf16(ld32(src + 4 * i)));
-}
-
-void ck_f16_to_f32(const uint8_t *src, size_t n, uint8_t *dst) {
-    size_t i = 0;
-#ifdef CK_X86
-    if (ck_f16c()) i = f16_to_f32_avx2(src, n, dst);
-#endif
-    for (; i < n; i++) st32(dst + 4 * i, f16_to_f32(ld16(src + 2 * i)));
-}
-
-void ck_bf16_to_f32(const uint8_t *src, size_t n, uint8_t *dst) {
-    size_t i = 0;
-#ifdef CK_X86
-    if (ck_simd_enabled()) i = bf16_to_f32_avx2(src, n, dst);
-#endif
-    for (; i < n; i++) st32(dst + 4 * i, (uint32_t)ld16(src + 2 * i) << 16);
+int ck_cast(ck_float from, ck_float to, const uint8_t *src, size_t n, uint8_t *dst) {
+    // Each branch a constant converter and sizes, so the scalar loop is specialised.
+    const size_t i = simd_prefix(from, to, src, n, dst);
+    if (from == CK_F32 && to == CK_F16) cast_scalar(i, n, src, 4, dst, 2, f32_f16);
+    else if (from == CK_F32 && to == CK_BF16) cast_scalar(i, n, src, 4, dst, 2, f32_bf16);
+    else if (from == CK_BF16 && to == CK_F16) cast_scalar(i, n, src, 2, dst, 2, bf16_f16);
+    else if (from == CK_F16 && to == CK_F32) cast_scalar(i, n, src, 2, dst, 4, f16_f32);
+    else if (from == CK_BF16 && to == CK_F32) cast_scalar(i, n, src, 2, dst, 4, bf16_f32);
+    else return 0;
+    return 1;
 }

@@ -173,14 +173,28 @@ static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
     }
 }
 
+/// Eight levels (each 0..255) to bytes L[0..<8].
+CK_TARGET static inline void store_levels8(__m256i l, uint8_t *L) {
+    int32_t v[8];
+    _mm256_storeu_si256((__m256i *)v, l);
+    for (int k = 0; k < 8; k++) L[k] = (uint8_t)v[k];
+}
+
 /// L[i] = clamp(nearest_int((x[i] + dm) / d), 0, nmax) for n values (n a multiple of 8).
 CK_TARGET static void requantize_asym(const float *x, int n, float dm, float d, int nmax, uint8_t *L) {
     const __m256 vdm = _mm256_set1_ps(dm), vd = _mm256_set1_ps(d);
     for (int i = 0; i < n; i += 8) {
-        __m256i l = v_clamp(v_nearest(_mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(x + i), vdm), vd)), 0, nmax);
-        int32_t v[8];
-        _mm256_storeu_si256((__m256i *)v, l);
-        for (int k = 0; k < 8; k++) L[i + k] = (uint8_t)v[k];
+        store_levels8(v_clamp(v_nearest(_mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(x + i), vdm), vd)), 0, nmax), L + i);
+    }
+}
+
+/// L[i] = clamp(nearest_int(x[i] / d), −nmax, nmax−1) + nmax for 16 values: the symmetric
+/// types' (q3_k, q6_k) final pass with a sub-block's rounded scale d.
+CK_TARGET static inline void requantize_sym16(const float *x, float d, int nmax, uint8_t *L) {
+    const __m256 vd = _mm256_set1_ps(d);
+    for (int i = 0; i < 16; i += 8) {
+        __m256i l = v_clamp(v_nearest(_mm256_div_ps(_mm256_loadu_ps(x + i), vd)), -nmax, nmax - 1);
+        store_levels8(_mm256_add_epi32(l, _mm256_set1_epi32(nmax)), L + i);
     }
 }
 
@@ -262,31 +276,57 @@ CK_TARGET static void q45_k_avx2(const float *x, size_t blocks, uint8_t *y, int 
     }
 }
 
-/// `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw = NULL)` on 8 sub-blocks in lane order:
-/// weights x², levels −nmax..nmax−1 stored offset by nmax (0 for an all-zero sub-block).
-CK_TARGET static __m256 qx_lanes(int n, int nmax, const __m256 *xt, __m256 *L, __m256 *Lcur) {
-    const __m256 zero = _mm256_setzero_ps();
-    __m256 amax = zero, max = zero;
-    __m256 w[32], wx[32];
+// Shared by the symmetric searches (make_qx_quants, make_q3_quants), lane j = sub-block j.
+
+/// Weights w = x² and wx = w·x of xt[0..<n], the signed value of largest |x| in *max (the
+/// first on ties, as the reference's `amax < ax` loop); returns the mask of lanes whose
+/// amax < GROUP_MAX_EPS (the reference's all-zero sub-block).
+CK_TARGET static inline __m256 weigh_lanes(int n, const __m256 *xt, __m256 *w, __m256 *wx, __m256 *max) {
+    __m256 amax = _mm256_setzero_ps(), m = _mm256_setzero_ps();
     for (int i = 0; i < n; i++) {
         __m256 ax = v_abs(xt[i]);
         __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
         amax = v_sel(amax, ax, gt);
-        max = v_sel(max, xt[i], gt);
+        m = v_sel(m, xt[i], gt);
         w[i] = _mm256_mul_ps(xt[i], xt[i]);
         wx[i] = _mm256_mul_ps(w[i], xt[i]);
     }
-    const __m256 small = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_LT_OQ);
-    const __m256 live = _mm256_xor_ps(small, _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
-    const __m256 offset = _mm256_set1_ps((float)nmax);
-    __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)-nmax), max);
-    __m256 sumlx = zero, suml2 = zero;
+    *max = m;
+    return _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_LT_OQ);
+}
+
+/// Levels l[i] = clamp(nearest(iscale·x[i]), −nmax, nmax−1) (as floats) and the reference's
+/// sums in its order: *sumlx = Σ wx·l, *suml2 = Σ (w·l)·l.
+CK_TARGET static inline void level_lanes(int n, int nmax, __m256 iscale, const __m256 *xt, const __m256 *w,
+                                         const __m256 *wx, __m256 *l, __m256 *sumlx, __m256 *suml2) {
+    __m256 slx = _mm256_setzero_ps(), sl2 = _mm256_setzero_ps();
     for (int i = 0; i < n; i++) {
         __m256 fl = _mm256_cvtepi32_ps(v_clamp(v_nearest(_mm256_mul_ps(iscale, xt[i])), -nmax, nmax - 1));
-        L[i] = _mm256_add_ps(fl, offset);
-        sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(wx[i], fl));
-        suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w[i], fl), fl));
+        l[i] = fl;
+        slx = _mm256_add_ps(slx, _mm256_mul_ps(wx[i], fl));
+        sl2 = _mm256_add_ps(sl2, _mm256_mul_ps(_mm256_mul_ps(w[i], fl), fl));
     }
+    *sumlx = slx;
+    *suml2 = sl2;
+}
+
+/// Levels offset by nmax (to 0..2·nmax−1) and, in `small` lanes, levels and scale zeroed.
+CK_TARGET static inline __m256 finish_lanes(int n, int nmax, __m256 small, __m256 *L, __m256 scale) {
+    const __m256 offset = _mm256_set1_ps((float)nmax);
+    for (int i = 0; i < n; i++) L[i] = _mm256_andnot_ps(small, _mm256_add_ps(L[i], offset));
+    return _mm256_andnot_ps(small, scale);
+}
+
+/// `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw = NULL)` on 8 sub-blocks in lane order:
+/// weights x², levels −nmax..nmax−1 stored offset by nmax (0 for an all-zero sub-block).
+CK_TARGET static __m256 qx_lanes(int n, int nmax, const __m256 *xt, __m256 *L) {
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 max, w[32], wx[32], Lcur[32];
+    const __m256 small = weigh_lanes(n, xt, w, wx, &max);
+    const __m256 live = _mm256_xor_ps(small, _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+    __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)-nmax), max);
+    __m256 sumlx, suml2;
+    level_lanes(n, nmax, iscale, xt, w, wx, L, &sumlx, &suml2);
     // scale = suml2 ? sumlx/suml2 : 0 (NaN counts as true, as in C)
     __m256 scale = v_sel(_mm256_div_ps(sumlx, suml2), zero, _mm256_cmp_ps(suml2, zero, _CMP_EQ_OQ));
     __m256 best = _mm256_mul_ps(scale, sumlx);
@@ -294,46 +334,52 @@ CK_TARGET static __m256 qx_lanes(int n, int nmax, const __m256 *xt, __m256 *L, _
         if (is == 0) continue;
         const float factor = -((float)nmax + 0.1f * (float)is);
         iscale = _mm256_div_ps(_mm256_set1_ps(factor), max);
-        sumlx = zero;
-        suml2 = zero;
-        for (int i = 0; i < n; i++) {
-            __m256 fl = _mm256_cvtepi32_ps(v_clamp(v_nearest(_mm256_mul_ps(iscale, xt[i])), -nmax, nmax - 1));
-            Lcur[i] = fl;
-            sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(wx[i], fl));
-            suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w[i], fl), fl));
-        }
+        level_lanes(n, nmax, iscale, xt, w, wx, Lcur, &sumlx, &suml2);
         __m256 take = _mm256_and_ps(live, _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_GT_OQ),
                                                         _mm256_cmp_ps(_mm256_mul_ps(sumlx, sumlx), _mm256_mul_ps(best, suml2), _CMP_GT_OQ)));
         if (!_mm256_movemask_ps(take)) continue;
-        for (int i = 0; i < n; i++) L[i] = v_sel(L[i], _mm256_add_ps(Lcur[i], offset), take);
+        for (int i = 0; i < n; i++) L[i] = v_sel(L[i], Lcur[i], take);
         scale = v_sel(scale, _mm256_div_ps(sumlx, suml2), take);
         best = v_sel(best, _mm256_mul_ps(scale, sumlx), take);
     }
-    for (int i = 0; i < n; i++) L[i] = _mm256_andnot_ps(small, L[i]);
-    return _mm256_andnot_ps(small, scale);
+    return finish_lanes(n, nmax, small, L, scale);
+}
+
+/// A symmetric search over 8 sub-blocks in lane order (qx_lanes, q3_lanes): levels into L,
+/// the scales returned.
+typedef __m256 lanes_search(int n, int nmax, const __m256 *xt, __m256 *L);
+
+/// q6_k and q3_k: the 16 sub-blocks of 16 of the super-block at xb, as two groups of 8 lanes,
+/// through `search`: the sub-blocks' scales into scales[16], their levels into Lb[256].
+/// Returns the scale of largest magnitude (the first on ties; a NaN never wins), as the
+/// references' super-block loop finds it.
+CK_TARGET static inline float search_16x16(const float *xb, int nmax, lanes_search *search, float *scales, uint8_t *Lb) {
+    __m256 xt[16], L[16];
+    for (int g = 0; g < 2; g++) {
+        to_lanes(16, xb + 128 * g, xt);
+        _mm256_storeu_ps(scales + 8 * g, search(16, nmax, xt, L));
+        lanes_to_bytes(16, L, Lb + 128 * g);
+    }
+    float max_scale = 0, amax = 0;
+    for (int j = 0; j < 16; j++) {
+        const float scale = scales[j] < 0 ? -scales[j] : scales[j];
+        if (scale > amax) {
+            amax = scale;
+            max_scale = scales[j];
+        }
+    }
+    return max_scale;
 }
 
 /// q6_k: `quantize_row_q6_K_ref`.
 CK_TARGET static void q6_k_avx2(const float *x, size_t blocks, uint8_t *y) {
-    __m256 xt[16], L[16], Lcur[16];
     for (size_t b = 0; b < blocks; b++) {
         const float *xb = x + 256 * b;
         uint8_t *yb = y + 210 * b;
         float scales[16];
         uint8_t Lb[256];
-        for (int g = 0; g < 2; g++) {
-            to_lanes(16, xb + 128 * g, xt);
-            _mm256_storeu_ps(scales + 8 * g, qx_lanes(16, 32, xt, L, Lcur));
-            lanes_to_bytes(16, L, Lb + 128 * g);
-        }
-        float max_scale = 0, max_abs_scale = 0;
-        for (int ib = 0; ib < 16; ib++) {
-            const float abs_scale = scales[ib] < 0 ? -scales[ib] : scales[ib];
-            if (abs_scale > max_abs_scale) {
-                max_abs_scale = abs_scale;
-                max_scale = scales[ib];
-            }
-        }
+        const float max_scale = search_16x16(xb, 32, qx_lanes, scales, Lb);
+        const float max_abs_scale = max_scale < 0 ? -max_scale : max_scale;
         if (max_abs_scale < GROUP_MAX_EPS) {
             memset(yb, 0, 210);
             continue;
@@ -349,14 +395,7 @@ CK_TARGET static void q6_k_avx2(const float *x, size_t blocks, uint8_t *y) {
         for (int j = 0; j < 16; j++) {
             const float dj = d * (float)sc[j];
             if (dj == 0.0f) continue;
-            const __m256 vd = _mm256_set1_ps(dj);
-            for (int i = 0; i < 16; i += 8) {
-                __m256i l = v_clamp(v_nearest(_mm256_div_ps(_mm256_loadu_ps(xb + 16 * j + i), vd)), -32, 31);
-                l = _mm256_add_epi32(l, _mm256_set1_epi32(32));
-                int32_t v[8];
-                _mm256_storeu_si256((__m256i *)v, l);
-                for (int k = 0; k < 8; k++) Lb[16 * j + i + k] = (uint8_t)v[k];
-            }
+            requantize_sym16(xb + 16 * j, dj, 32, Lb + 16 * j);
         }
         const __m256i low4 = _mm256_set1_epi8(15);
         for (int h = 0; h < 2; h++) {
@@ -443,26 +482,12 @@ CK_TARGET static void q2_k_avx2(const float *x, size_t blocks, uint8_t *y) {
 /// so running the passes while any lane changes gives every lane the reference's result.
 CK_TARGET static __m256 q3_lanes(int n, int nmax, const __m256 *xt, __m256 *L) {
     const __m256 zero = _mm256_setzero_ps();
-    __m256 amax = zero, max = zero;
-    __m256 w[16], wx[16];
-    for (int i = 0; i < n; i++) {
-        __m256 ax = v_abs(xt[i]);
-        __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
-        amax = v_sel(amax, ax, gt);
-        max = v_sel(max, xt[i], gt);
-        w[i] = _mm256_mul_ps(xt[i], xt[i]);
-        wx[i] = _mm256_mul_ps(w[i], xt[i]);
-    }
-    const __m256 small = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_LT_OQ);
+    __m256 max, w[16], wx[16];
+    const __m256 small = weigh_lanes(n, xt, w, wx, &max);
     const __m256 live = _mm256_xor_ps(small, _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
     const __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)-nmax), max);
-    __m256 sumlx = zero, suml2 = zero;
-    for (int i = 0; i < n; i++) {
-        __m256 fl = _mm256_cvtepi32_ps(v_clamp(v_nearest(_mm256_mul_ps(iscale, xt[i])), -nmax, nmax - 1));
-        L[i] = fl;
-        sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(wx[i], fl));
-        suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w[i], fl), fl));
-    }
+    __m256 sumlx, suml2;
+    level_lanes(n, nmax, iscale, xt, w, wx, L, &sumlx, &suml2);
     for (int itry = 0; itry < 5; itry++) {
         __m256 changed = zero;
         for (int i = 0; i < n; i++) {
@@ -485,32 +510,17 @@ CK_TARGET static __m256 q3_lanes(int n, int nmax, const __m256 *xt, __m256 *L) {
         }
         if (!_mm256_movemask_ps(changed)) break;
     }
-    const __m256 offset = _mm256_set1_ps((float)nmax);
-    for (int i = 0; i < n; i++) L[i] = _mm256_andnot_ps(small, _mm256_add_ps(L[i], offset));
-    return _mm256_andnot_ps(small, _mm256_div_ps(sumlx, suml2));
+    return finish_lanes(n, nmax, small, L, _mm256_div_ps(sumlx, suml2));
 }
 
 /// q3_k: `quantize_row_q3_K_ref`.
 CK_TARGET static void q3_k_avx2(const float *x, size_t blocks, uint8_t *y) {
-    __m256 xt[16], L[16];
     for (size_t b = 0; b < blocks; b++) {
         const float *xb = x + 256 * b;
         uint8_t *yb = y + 110 * b;
         float scales[16];
         uint8_t Lb[256];
-        for (int g = 0; g < 2; g++) {
-            to_lanes(16, xb + 128 * g, xt);
-            _mm256_storeu_ps(scales + 8 * g, q3_lanes(16, 4, xt, L));
-            lanes_to_bytes(16, L, Lb + 128 * g);
-        }
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < 16; j++) {
-            const float scale = scales[j] < 0 ? -scales[j] : scales[j];
-            if (scale > amax) {
-                amax = scale;
-                max_scale = scales[j];
-            }
-        }
+        const float max_scale = search_16x16(xb, 4, q3_lanes, scales, Lb);
         uint8_t *s = yb + 96;
         memset(s, 0, 12);
         if (max_scale != 0.0f) {  // C truthiness: NaN counts as true
@@ -533,14 +543,7 @@ CK_TARGET static void q3_k_avx2(const float *x, size_t blocks, uint8_t *y) {
             sc = (sc | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
             const float dj = d * (float)sc;
             if (dj == 0.0f) continue;
-            const __m256 vd = _mm256_set1_ps(dj);
-            for (int i = 0; i < 16; i += 8) {
-                __m256i l = v_clamp(v_nearest(_mm256_div_ps(_mm256_loadu_ps(xb + 16 * j + i), vd)), -4, 3);
-                l = _mm256_add_epi32(l, _mm256_set1_epi32(4));
-                int32_t v[8];
-                _mm256_storeu_si256((__m256i *)v, l);
-                for (int k = 0; k < 8; k++) Lb[16 * j + i + k] = (uint8_t)v[k];
-            }
+            requantize_sym16(xb + 16 * j, dj, 4, Lb + 16 * j);
         }
         // hmask: bit e/32 of byte e%32 holds bit 2 of level e; then the low two bits.
         const __m256i four = _mm256_set1_epi8(4), three = _mm256_set1_epi8(3);
@@ -562,42 +565,26 @@ CK_TARGET static void q3_k_avx2(const float *x, size_t blocks, uint8_t *y) {
 }
 #endif
 
-size_t ck_quantize_q4_k(const float *x, size_t blocks, uint8_t *y) {
+// The entry points share one dispatch: every block through the AVX2 kernel when it runs,
+// else none (the caller's reference code then encodes them all).
+static size_t kquant_run(int type, const float *x, size_t blocks, uint8_t *y) {
 #ifdef CK_X86
-    if (ck_simd_enabled()) { q45_k_avx2(x, blocks, y, 4); return blocks; }
+    if (ck_simd_enabled()) {
+        switch (type) {
+        case 2: q2_k_avx2(x, blocks, y); break;
+        case 3: q3_k_avx2(x, blocks, y); break;
+        case 4: case 5: q45_k_avx2(x, blocks, y, type); break;
+        default: q6_k_avx2(x, blocks, y); break;
+        }
+        return blocks;
+    }
 #endif
-    (void)x; (void)blocks; (void)y;
+    (void)type; (void)x; (void)blocks; (void)y;
     return 0;
 }
 
-size_t ck_quantize_q5_k(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) { q45_k_avx2(x, blocks, y, 5); return blocks; }
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
-
-size_t ck_quantize_q6_k(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) { q6_k_avx2(x, blocks, y); return blocks; }
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
-
-size_t ck_quantize_q2_k(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) { q2_k_avx2(x, blocks, y); return blocks; }
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
-
-size_t ck_quantize_q3_k(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) { q3_k_avx2(x, blocks, y); return blocks; }
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
+size_t ck_quantize_q2_k(const float *x, size_t blocks, uint8_t *y) { return kquant_run(2, x, blocks, y); }
+size_t ck_quantize_q3_k(const float *x, size_t blocks, uint8_t *y) { return kquant_run(3, x, blocks, y); }
+size_t ck_quantize_q4_k(const float *x, size_t blocks, uint8_t *y) { return kquant_run(4, x, blocks, y); }
+size_t ck_quantize_q5_k(const float *x, size_t blocks, uint8_t *y) { return kquant_run(5, x, blocks, y); }
+size_t ck_quantize_q6_k(const float *x, size_t blocks, uint8_t *y) { return kquant_run(6, x, blocks, y); }

@@ -136,37 +136,33 @@ CK_TARGET static size_t q8_0_avx2(const float *x, size_t blocks, uint8_t *y) {
     return blocks;
 }
 
-CK_TARGET static size_t q4_0_avx2(const float *x, size_t blocks, uint8_t *y) {
-    for (size_t i = 0; i < blocks; i++) {
-        const float *xb = x + 32 * i;
-        uint8_t *yb = y + 18 * i;
-        block32 b;
-        float amax;
-        if (!load_block(xb, &b, &amax) || !scale_ok(amax)) return i;
-        float max = signed_absmax(&b, xb, amax);
-        float d = max / -8.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
-        st16(yb, ck_half(float_bits(d)));
-        _mm_storeu_si128((__m128i *)(yb + 2), nibbles(codes(&b, 0, 0, id, 8.5f, 15)));
+/// The codes q (each < 2^bits) of a 4- or 5-bit block at p: for 5 bits, bit 4 of each code
+/// as the u32 qh (to the byte's top bit first: codes < 32, so no bit crosses a byte), then the
+/// low nibbles packed.
+CK_TARGET static inline void store_codes(uint8_t *p, __m256i q, int bits) {
+    if (bits == 4) {
+        _mm_storeu_si128((__m128i *)p, nibbles(q));
+    } else {
+        st32(p, (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(q, 3)));
+        _mm_storeu_si128((__m128i *)(p + 4), nibbles(_mm256_and_si256(q, _mm256_set1_epi8(15))));
     }
-    return blocks;
 }
 
-CK_TARGET static size_t q5_0_avx2(const float *x, size_t blocks, uint8_t *y) {
+/// q4_0 (bits 4) and q5_0 (bits 5).
+CK_TARGET static size_t qx_0_avx2(const float *x, size_t blocks, uint8_t *y, int bits) {
+    const size_t size = bits == 4 ? 18 : 22;
+    const float offset = bits == 4 ? 8.0f : 16.0f;  // d = max/−offset; codes offset by it
     for (size_t i = 0; i < blocks; i++) {
         const float *xb = x + 32 * i;
-        uint8_t *yb = y + 22 * i;
+        uint8_t *yb = y + size * i;
         block32 b;
         float amax;
         if (!load_block(xb, &b, &amax) || !scale_ok(amax)) return i;
         float max = signed_absmax(&b, xb, amax);
-        float d = max / -16.0f;
+        float d = max / -offset;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         st16(yb, ck_half(float_bits(d)));
-        __m256i q = codes(&b, 0, 0, id, 16.5f, 31);
-        // Bit 4 of each code to the byte's top bit (codes < 32: no bit crosses a byte).
-        st32(yb + 2, (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(q, 3)));
-        _mm_storeu_si128((__m128i *)(yb + 6), nibbles(_mm256_and_si256(q, _mm256_set1_epi8(15))));
+        store_codes(yb + 2, codes(&b, 0, 0, id, offset + 0.5f, bits == 4 ? 15 : 31), bits);
     }
     return blocks;
 }
@@ -188,13 +184,7 @@ CK_TARGET static size_t qx_1_avx2(const float *x, size_t blocks, uint8_t *y, int
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         st16(yb, ck_half(float_bits(d)));
         st16(yb + 2, ck_half(float_bits(mn)));
-        __m256i q = codes(&b, mn, 1, id, 0.5f, bits == 4 ? 15 : 31);
-        if (bits == 4) {
-            _mm_storeu_si128((__m128i *)(yb + 4), nibbles(q));
-        } else {
-            st32(yb + 4, (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(q, 3)));
-            _mm_storeu_si128((__m128i *)(yb + 8), nibbles(_mm256_and_si256(q, _mm256_set1_epi8(15))));
-        }
+        store_codes(yb + 4, codes(&b, mn, 1, id, 0.5f, bits == 4 ? 15 : 31), bits);
     }
     return blocks;
 }
@@ -202,42 +192,27 @@ CK_TARGET static size_t qx_1_avx2(const float *x, size_t blocks, uint8_t *y, int
 
 int ck_simd_enabled(void);
 
-size_t ck_quantize_q8_0(const float *x, size_t blocks, uint8_t *y) {
+// The entry points share one dispatch: the AVX2 kernel when it runs (it returns how many
+// blocks it encoded from the start), else none.
+enum block32 { Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 };
+static size_t block32_run(enum block32 type, const float *x, size_t blocks, uint8_t *y) {
 #ifdef CK_X86
-    if (ck_simd_enabled()) return q8_0_avx2(x, blocks, y);
+    if (ck_simd_enabled()) {
+        switch (type) {
+        case Q8_0: return q8_0_avx2(x, blocks, y);
+        case Q4_0: return qx_0_avx2(x, blocks, y, 4);
+        case Q5_0: return qx_0_avx2(x, blocks, y, 5);
+        case Q4_1: return qx_1_avx2(x, blocks, y, 4);
+        case Q5_1: return qx_1_avx2(x, blocks, y, 5);
+        }
+    }
 #endif
-    (void)x; (void)blocks; (void)y;
+    (void)type; (void)x; (void)blocks; (void)y;
     return 0;
 }
 
-size_t ck_quantize_q4_0(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) return q4_0_avx2(x, blocks, y);
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
-
-size_t ck_quantize_q5_0(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) return q5_0_avx2(x, blocks, y);
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
-
-size_t ck_quantize_q4_1(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) return qx_1_avx2(x, blocks, y, 4);
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
-
-size_t ck_quantize_q5_1(const float *x, size_t blocks, uint8_t *y) {
-#ifdef CK_X86
-    if (ck_simd_enabled()) return qx_1_avx2(x, blocks, y, 5);
-#endif
-    (void)x; (void)blocks; (void)y;
-    return 0;
-}
+size_t ck_quantize_q8_0(const float *x, size_t blocks, uint8_t *y) { return block32_run(Q8_0, x, blocks, y); }
+size_t ck_quantize_q4_0(const float *x, size_t blocks, uint8_t *y) { return block32_run(Q4_0, x, blocks, y); }
+size_t ck_quantize_q5_0(const float *x, size_t blocks, uint8_t *y) { return block32_run(Q5_0, x, blocks, y); }
+size_t ck_quantize_q4_1(const float *x, size_t blocks, uint8_t *y) { return block32_run(Q4_1, x, blocks, y); }
+size_t ck_quantize_q5_1(const float *x, size_t blocks, uint8_t *y) { return block32_run(Q5_1, x, blocks, y); }

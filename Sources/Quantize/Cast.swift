@@ -43,6 +43,16 @@ public enum Cast {
     /// of f32, so no whole-tensor intermediate exists.
     static let castBlock = 16_384
 
+    /// The C casts' name for f32, f16 and bf16.
+    static func ckFloat(_ dtype: DType) -> ck_float? {
+        switch dtype {
+        case .f32: return CK_F32
+        case .f16: return CK_F16
+        case .bf16: return CK_BF16
+        default: return nil
+        }
+    }
+
     /// `n` floats of `source` dtype in `src` written as `target` (f32, f16, bf16) into `dst`.
     /// Direct C kernels (SIMD where the CPU has it) for f32 -> f16/bf16, bf16 -> f16 and the
     /// widenings; other pairs widen a block at a time into f32 and narrow it. Every path
@@ -52,11 +62,9 @@ public enum Cast {
         guard n > 0, let s = src.baseAddress?.assumingMemoryBound(to: UInt8.self),
               let d = dst.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
         // SAFETY: src holds n elements of `source`, dst n of `target` (sized by the callers).
-        switch (source, target) {
-        case (.f32, .f16): ck_f32_to_f16(s, n, d)
-        case (.f32, .bf16): ck_f32_to_bf16(s, n, d)
-        case (.bf16, .f16): ck_bf16_to_f16(s, n, d)
-        case (_, .f32): decode(src, source, into: dst, count: n)
+        if let from = ckFloat(source), let to = ckFloat(target), ck_cast(from, to, s, n, d) == 1 { return }
+        switch target {
+        case .f32: decode(src, source, into: dst, count: n)
         default:
             let inSize = source.elementSize ?? 4, outSize = 2
             withUnsafeTemporaryAllocation(byteCount: castBlock * 4, alignment: 64) { block in
@@ -66,7 +74,7 @@ public enum Cast {
                     decode(UnsafeRawBufferPointer(rebasing: src[(i * inSize)..<((i + m) * inSize)]), source,
                            into: block, count: m)
                     let b = UnsafeRawPointer(block.baseAddress!).assumingMemoryBound(to: UInt8.self)
-                    if target == .f16 { ck_f32_to_f16(b, m, d + i * outSize) } else { ck_f32_to_bf16(b, m, d + i * outSize) }
+                    ck_cast(CK_F32, target == .f16 ? CK_F16 : CK_BF16, b, m, d + i * outSize)
                     i += m
                 }
             }
@@ -96,7 +104,7 @@ public enum Cast {
             precondition(src.count >= n * 2 && dst.count >= n * 4, "buffers sized by the caller")
             guard n > 0 else { return }
             let s = src.baseAddress!.assumingMemoryBound(to: UInt8.self), d = dst.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            if dtype == .bf16 { ck_bf16_to_f32(s, n, d) } else { ck_f16_to_f32(s, n, d) }
+            ck_cast(dtype == .bf16 ? CK_BF16 : CK_F16, CK_F32, s, n, d)
         case .f64:
             for i in 0..<n {
                 let d = Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))

@@ -24,6 +24,8 @@
 // The hot path is a C kernel with AVX2 (Sources/CKernels/quant.c) doing the same operations;
 // it leaves blocks with non-finite or extreme values, and every block on CPUs without AVX2,
 // to the reference code here, and tests check both give the same bytes.
+// Each type is a `BlockCodec` (its DType, C kernel, one-block encode and decode); one loop
+// per direction runs any of them, and `GGML.blockTypes` lists them all.
 // Dequantization computes exactly what ggml and gguf-py compute: one f32 product (and one
 // f32 sum for the types with a minimum).
 
@@ -84,237 +86,176 @@ enum GGML {
         return (lo, hi)
     }
 
-    // MARK: q8_0
+    // MARK: One loop per direction over a block codec
 
-    /// The C kernel (AVX2) for the blocks it takes, this file's reference code for the rest.
-    static func quantizeQ8_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+    /// One entry of ``blockTypes``: the whole-run encoders and decoder of one block type.
+    struct BlockType {
+        let dtype: DType
+        /// The C kernel (AVX2) for the blocks it takes, the codec's reference code for the rest.
+        let encode: Quantizer.Encode
+        /// The reference code alone (tests compare it with `encode`).
+        let encodeReference: Quantizer.Encode
+        let decode: Quantizer.Decode
+    }
+
+    /// Every 32-value ggml block type. A new one is a ``BlockCodec`` and a line here.
+    static var blockTypes: [BlockType] {
+        [entry(Q8_0.self), entry(Q4_0.self), entry(Q4_1.self), entry(Q5_0.self), entry(Q5_1.self)]
+    }
+
+    static func blockType(_ dtype: DType) -> BlockType? { blockTypes.first { $0.dtype == dtype } }
+
+    static func entry<C: BlockCodec>(_ codec: C.Type) -> BlockType {
+        BlockType(dtype: C.dtype,
+                  encode: { quantize(C.self, $0, $1, blocks: $2) },
+                  encodeReference: { quantizeReference(C.self, $0, $1, blocks: $2) },
+                  decode: { dequantize(C.self, $0, $1, blocks: $2) })
+    }
+
+    static func quantize<C: BlockCodec>(_: C.Type, _ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+        let size = C.bytes
         var b = 0
         while b < blocks {
-            // SAFETY: blocks b..<blocks of x (32 floats each) and y (34 bytes each) exist.
-            b += ck_quantize_q8_0(x + b * 32, blocks - b, (y + b * 34).assumingMemoryBound(to: UInt8.self))
+            // SAFETY: blocks b..<blocks of x (32 floats each) and y (`size` bytes each) exist.
+            b += C.kernel(x + b * 32, blocks - b, (y + b * size).assumingMemoryBound(to: UInt8.self))
             if b < blocks {
-                quantizeQ8_0Reference(x + b * 32, y + b * 34, blocks: 1)
+                C.encode(x + b * 32, y + b * size)
                 b += 1
             }
         }
     }
 
-    static func quantizeQ8_0Reference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
-        for b in 0..<blocks {
-            let xb = x + b * 32, yb = y + b * 34
-            var amax: Float = 0
-            for j in 0..<32 { amax = Swift.max(amax, abs(xb[j])) }
-            let d = amax / 127
-            let id: Float = d != 0 ? 1 / d : 0
-            storeHalf(d, yb, 0)
-            for j in 0..<32 {
-                let v = xb[j] * id
-                // roundf: half away from zero. |v| <= 127 (+ rounding) for finite input.
-                let r = v.rounded(.toNearestOrAwayFromZero)
-                let q: Int8 = r.isFinite ? Int8(truncatingIfNeeded: Int32(Swift.max(-128, Swift.min(127, r)))) : 0
-                yb.storeBytes(of: q, toByteOffset: 2 + j, as: Int8.self)
-            }
+    static func quantizeReference<C: BlockCodec>(_: C.Type, _ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
+        let size = C.bytes
+        for b in 0..<blocks { C.encode(x + b * 32, y + b * size) }
+    }
+
+    static func dequantize<C: BlockCodec>(_: C.Type, _ y: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>, blocks: Int) {
+        let size = C.bytes
+        for b in 0..<blocks { C.decode(y + b * size, x + b * 32) }
+    }
+}
+
+/// A C block quantizer: (x, blocks, y) -> blocks encoded from the start.
+typealias BlockKernel = @convention(c) (UnsafePointer<Float>?, Int, UnsafeMutablePointer<UInt8>?) -> Int
+
+/// One 32-value ggml block type: its DType (which gives the block's byte size), its C kernel
+/// and ggml's reference encoding and decoding of one block.
+protocol BlockCodec {
+    static var dtype: DType { get }
+    /// The C kernel (`ck_quantize_*`): encodes up to `blocks` blocks from the start and
+    /// returns how many it did.
+    static var kernel: BlockKernel { get }
+    /// 32 floats from x into one block at y.
+    static func encode(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer)
+    /// One block at y into 32 floats at x.
+    static func decode(_ y: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>)
+}
+
+extension BlockCodec {
+    static var bytes: Int {
+        guard case .block(32, let bytes) = dtype.layout else { preconditionFailure("\(dtype) is not a 32-value block type") }
+        return bytes
+    }
+}
+
+// MARK: q8_0
+
+enum Q8_0: BlockCodec {
+    static let dtype = DType.q8_0, kernel: BlockKernel = ck_quantize_q8_0
+
+    @inline(__always)
+    static func encode(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
+        var amax: Float = 0
+        for j in 0..<32 { amax = Swift.max(amax, abs(x[j])) }
+        let d = amax / 127
+        let id: Float = d != 0 ? 1 / d : 0
+        GGML.storeHalf(d, y, 0)
+        for j in 0..<32 {
+            let v = x[j] * id
+            // roundf: half away from zero. |v| <= 127 (+ rounding) for finite input.
+            let r = v.rounded(.toNearestOrAwayFromZero)
+            let q: Int8 = r.isFinite ? Int8(truncatingIfNeeded: Int32(Swift.max(-128, Swift.min(127, r)))) : 0
+            y.storeBytes(of: q, toByteOffset: 2 + j, as: Int8.self)
         }
     }
 
-    static func dequantizeQ8_0(_ y: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>, blocks: Int) {
-        for b in 0..<blocks {
-            let yb = y + b * 34, xb = x + b * 32
-            let d = loadHalf(yb, 0)
-            for j in 0..<32 {
-                xb[j] = Float(yb.load(fromByteOffset: 2 + j, as: Int8.self)) * d
-            }
-        }
+    @inline(__always)
+    static func decode(_ y: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>) {
+        let d = GGML.loadHalf(y, 0)
+        for j in 0..<32 { x[j] = Float(y.load(fromByteOffset: 2 + j, as: Int8.self)) * d }
     }
+}
 
-    // MARK: q4_0
+// MARK: q4_0, q4_1, q5_0, q5_1
 
-    /// The C kernel (AVX2) for the blocks it takes, this file's reference code for the rest.
-    static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
-        var b = 0
-        while b < blocks {
-            // SAFETY: blocks b..<blocks of x (32 floats each) and y (18 bytes each) exist.
-            b += ck_quantize_q4_0(x + b * 32, blocks - b, (y + b * 18).assumingMemoryBound(to: UInt8.self))
-            if b < blocks {
-                quantizeQ4_0Reference(x + b * 32, y + b * 18, blocks: 1)
-                b += 1
-            }
+/// The 4- and 5-bit types: header (half d; half m for the `_1` types; u32 qh for 5 bits),
+/// then 16 bytes of nibbles. `_0`: d = signed absmax/−2^(bits−1), q offset by 2^(bits−1);
+/// `_1`: d = (max−min)/(2^bits−1), m = min.
+protocol NibbleCodec: BlockCodec {
+    static var bits: Int { get }
+    static var hasMin: Bool { get }
+}
+
+enum Q4_0: NibbleCodec { static let dtype = DType.q4_0, bits = 4, hasMin = false, kernel: BlockKernel = ck_quantize_q4_0 }
+enum Q4_1: NibbleCodec { static let dtype = DType.q4_1, bits = 4, hasMin = true, kernel: BlockKernel = ck_quantize_q4_1 }
+enum Q5_0: NibbleCodec { static let dtype = DType.q5_0, bits = 5, hasMin = false, kernel: BlockKernel = ck_quantize_q5_0 }
+enum Q5_1: NibbleCodec { static let dtype = DType.q5_1, bits = 5, hasMin = true, kernel: BlockKernel = ck_quantize_q5_1 }
+
+extension NibbleCodec {
+    /// Byte offsets of qh (5 bits only) and of the nibbles.
+    @inline(__always) static var qhOffset: Int { hasMin ? 4 : 2 }
+    @inline(__always) static var qsOffset: Int { qhOffset + (bits == 5 ? 4 : 0) }
+
+    @inline(__always)
+    static func encode(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
+        let top = UInt8(1 << bits - 1)
+        let d: Float, m: Float, bias: Float
+        if hasMin {
+            let (min, max) = GGML.minMax(x, 32)
+            (d, m, bias) = ((max - min) / Float(top), min, 0.5)
+        } else {
+            let half = Float(1 << (bits - 1))
+            (d, m, bias) = (GGML.signedAbsMax(x, 32) / -half, 0, half + 0.5)
         }
-    }
-
-    static func quantizeQ4_0Reference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
-        for b in 0..<blocks {
-            let xb = x + b * 32, yb = y + b * 18
-            let max = signedAbsMax(xb, 32)
-            let d = max / -8
-            let id: Float = d != 0 ? 1 / d : 0
-            storeHalf(d, yb, 0)
-            for j in 0..<16 {
-                let x0 = xb[j] * id
-                let x1 = xb[j + 16] * id
-                let q0 = UInt8(truncatingIfNeeded: Swift.min(15, truncToInt8(x0 + 8.5)))
-                let q1 = UInt8(truncatingIfNeeded: Swift.min(15, truncToInt8(x1 + 8.5)))
-                yb.storeBytes(of: q0 | q1 << 4, toByteOffset: 2 + j, as: UInt8.self)
-            }
-        }
-    }
-
-    static func dequantizeQ4_0(_ y: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>, blocks: Int) {
-        for b in 0..<blocks {
-            let yb = y + b * 18, xb = x + b * 32
-            let d = loadHalf(yb, 0)
-            for j in 0..<16 {
-                let q = yb.load(fromByteOffset: 2 + j, as: UInt8.self)
-                xb[j] = Float(Int(q & 0x0F) - 8) * d
-                xb[j + 16] = Float(Int(q >> 4) - 8) * d
-            }
-        }
-    }
-
-    // MARK: q4_1
-
-    /// The C kernel (AVX2) for the blocks it takes, this file's reference code for the rest.
-    static func quantizeQ4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
-        var b = 0
-        while b < blocks {
-            // SAFETY: blocks b..<blocks of x (32 floats each) and y (20 bytes each) exist.
-            b += ck_quantize_q4_1(x + b * 32, blocks - b, (y + b * 20).assumingMemoryBound(to: UInt8.self))
-            if b < blocks {
-                quantizeQ4_1Reference(x + b * 32, y + b * 20, blocks: 1)
-                b += 1
-            }
-        }
-    }
-
-    static func quantizeQ4_1Reference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
-        for b in 0..<blocks {
-            let xb = x + b * 32, yb = y + b * 20
-            let (min, max) = minMax(xb, 32)
-            let d = (max - min) / 15
-            let id: Float = d != 0 ? 1 / d : 0
-            storeHalf(d, yb, 0)
-            storeHalf(min, yb, 2)
-            for j in 0..<16 {
-                let x0 = (xb[j] - min) * id
-                let x1 = (xb[j + 16] - min) * id
-                let q0 = UInt8(truncatingIfNeeded: Swift.min(15, truncToInt8(x0 + 0.5)))
-                let q1 = UInt8(truncatingIfNeeded: Swift.min(15, truncToInt8(x1 + 0.5)))
-                yb.storeBytes(of: q0 | q1 << 4, toByteOffset: 4 + j, as: UInt8.self)
-            }
-        }
-    }
-
-    static func dequantizeQ4_1(_ y: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>, blocks: Int) {
-        for b in 0..<blocks {
-            let yb = y + b * 20, xb = x + b * 32
-            let d = loadHalf(yb, 0), m = loadHalf(yb, 2)
-            for j in 0..<16 {
-                let q = yb.load(fromByteOffset: 4 + j, as: UInt8.self)
-                xb[j] = Float(q & 0x0F) * d + m
-                xb[j + 16] = Float(q >> 4) * d + m
-            }
-        }
-    }
-
-    // MARK: q5_0
-
-    /// The C kernel (AVX2) for the blocks it takes, this file's reference code for the rest.
-    static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
-        var b = 0
-        while b < blocks {
-            // SAFETY: blocks b..<blocks of x (32 floats each) and y (22 bytes each) exist.
-            b += ck_quantize_q5_0(x + b * 32, blocks - b, (y + b * 22).assumingMemoryBound(to: UInt8.self))
-            if b < blocks {
-                quantizeQ5_0Reference(x + b * 32, y + b * 22, blocks: 1)
-                b += 1
-            }
-        }
-    }
-
-    static func quantizeQ5_0Reference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
-        for b in 0..<blocks {
-            let xb = x + b * 32, yb = y + b * 22
-            let max = signedAbsMax(xb, 32)
-            let d = max / -16
-            let id: Float = d != 0 ? 1 / d : 0
-            storeHalf(d, yb, 0)
-            var qh: UInt32 = 0
-            for j in 0..<16 {
-                let x0 = xb[j] * id
-                let x1 = xb[j + 16] * id
-                let q0 = UInt8(truncatingIfNeeded: Swift.min(31, truncToInt8(x0 + 16.5)))
-                let q1 = UInt8(truncatingIfNeeded: Swift.min(31, truncToInt8(x1 + 16.5)))
-                yb.storeBytes(of: (q0 & 0x0F) | (q1 & 0x0F) << 4, toByteOffset: 6 + j, as: UInt8.self)
+        let id: Float = d != 0 ? 1 / d : 0
+        GGML.storeHalf(d, y, 0)
+        if hasMin { GGML.storeHalf(m, y, 2) }
+        var qh: UInt32 = 0
+        for j in 0..<16 {
+            let x0 = (hasMin ? x[j] - m : x[j]) * id
+            let x1 = (hasMin ? x[j + 16] - m : x[j + 16]) * id
+            // For q5_1 the C reference casts to uint8 without a clamp and gguf-py clips to 31;
+            // they agree because (max−min)·id + 0.5 < 32 for finite input.
+            let q0 = UInt8(truncatingIfNeeded: Swift.min(Int8(top), GGML.truncToInt8(x0 + bias)))
+            let q1 = UInt8(truncatingIfNeeded: Swift.min(Int8(top), GGML.truncToInt8(x1 + bias)))
+            if bits == 4 {
+                y.storeBytes(of: q0 | q1 << 4, toByteOffset: qsOffset + j, as: UInt8.self)
+            } else {
+                y.storeBytes(of: (q0 & 0x0F) | (q1 & 0x0F) << 4, toByteOffset: qsOffset + j, as: UInt8.self)
                 qh |= UInt32((q0 & 0x10) >> 4) << UInt32(j)
                 qh |= UInt32((q1 & 0x10) >> 4) << UInt32(j + 16)
             }
-            yb.storeBytes(of: qh.littleEndian, toByteOffset: 2, as: UInt32.self)
         }
+        if bits == 5 { y.storeBytes(of: qh.littleEndian, toByteOffset: qhOffset, as: UInt32.self) }
     }
 
-    static func dequantizeQ5_0(_ y: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>, blocks: Int) {
-        for b in 0..<blocks {
-            let yb = y + b * 22, xb = x + b * 32
-            let d = loadHalf(yb, 0)
-            let qh = UInt32(littleEndian: yb.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
-            for j in 0..<16 {
-                let q = yb.load(fromByteOffset: 6 + j, as: UInt8.self)
-                let h0 = Int((qh >> UInt32(j)) & 1) << 4, h1 = Int((qh >> UInt32(j + 16)) & 1) << 4
-                xb[j] = Float((Int(q & 0x0F) | h0) - 16) * d
-                xb[j + 16] = Float((Int(q >> 4) | h1) - 16) * d
-            }
-        }
-    }
-
-    // MARK: q5_1
-
-    /// The C kernel (AVX2) for the blocks it takes, this file's reference code for the rest.
-    static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
-        var b = 0
-        while b < blocks {
-            // SAFETY: blocks b..<blocks of x (32 floats each) and y (24 bytes each) exist.
-            b += ck_quantize_q5_1(x + b * 32, blocks - b, (y + b * 24).assumingMemoryBound(to: UInt8.self))
-            if b < blocks {
-                quantizeQ5_1Reference(x + b * 32, y + b * 24, blocks: 1)
-                b += 1
-            }
-        }
-    }
-
-    static func quantizeQ5_1Reference(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, blocks: Int) {
-        for b in 0..<blocks {
-            let xb = x + b * 32, yb = y + b * 24
-            let (min, max) = minMax(xb, 32)
-            let d = (max - min) / 31
-            let id: Float = d != 0 ? 1 / d : 0
-            storeHalf(d, yb, 0)
-            storeHalf(min, yb, 2)
-            var qh: UInt32 = 0
-            for j in 0..<16 {
-                let x0 = (xb[j] - min) * id
-                let x1 = (xb[j + 16] - min) * id
-                // The C reference casts to uint8 without a clamp; gguf-py clips to 31. They
-                // agree because (max−min)·id + 0.5 < 32 for finite input.
-                let q0 = UInt8(truncatingIfNeeded: Swift.min(31, truncToInt8(x0 + 0.5)))
-                let q1 = UInt8(truncatingIfNeeded: Swift.min(31, truncToInt8(x1 + 0.5)))
-                yb.storeBytes(of: (q0 & 0x0F) | (q1 & 0x0F) << 4, toByteOffset: 8 + j, as: UInt8.self)
-                qh |= UInt32((q0 & 0x10) >> 4) << UInt32(j)
-                qh |= UInt32((q1 & 0x10) >> 4) << UInt32(j + 16)
-            }
-            yb.storeBytes(of: qh.littleEndian, toByteOffset: 4, as: UInt32.self)
-        }
-    }
-
-    static func dequantizeQ5_1(_ y: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>, blocks: Int) {
-        for b in 0..<blocks {
-            let yb = y + b * 24, xb = x + b * 32
-            let d = loadHalf(yb, 0), m = loadHalf(yb, 2)
-            let qh = UInt32(littleEndian: yb.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-            for j in 0..<16 {
-                let q = yb.load(fromByteOffset: 8 + j, as: UInt8.self)
-                let h0 = Int((qh >> UInt32(j)) & 1) << 4, h1 = Int((qh >> UInt32(j + 16)) & 1) << 4
-                xb[j] = Float(Int(q & 0x0F) | h0) * d + m
-                xb[j + 16] = Float(Int(q >> 4) | h1) * d + m
+    @inline(__always)
+    static func decode(_ y: UnsafeRawPointer, _ x: UnsafeMutablePointer<Float>) {
+        let d = GGML.loadHalf(y, 0), m: Float = hasMin ? GGML.loadHalf(y, 2) : 0
+        let qh: UInt32 = bits == 5 ? UInt32(littleEndian: y.loadUnaligned(fromByteOffset: qhOffset, as: UInt32.self)) : 0
+        let offset = 1 << (bits - 1)
+        for j in 0..<16 {
+            let q = y.load(fromByteOffset: qsOffset + j, as: UInt8.self)
+            let h0 = Int((qh >> UInt32(j)) & 1) << 4, h1 = Int((qh >> UInt32(j + 16)) & 1) << 4
+            let v0 = Int(q & 0x0F) | h0, v1 = Int(q >> 4) | h1
+            // Separate branches: adding m = 0 would turn a −0 product into +0.
+            if hasMin {
+                x[j] = Float(v0) * d + m
+                x[j + 16] = Float(v1) * d + m
+            } else {
+                x[j] = Float(v0 - offset) * d
+                x[j + 16] = Float(v1 - offset) * d
             }
         }
     }

@@ -43,12 +43,8 @@ public enum Quantizer {
     typealias Decode = (UnsafeRawPointer, UnsafeMutablePointer<Float>, Int) -> Void
 
     static func codec(_ dtype: DType) -> (encode: Encode, decode: Decode)? {
+        if let t = GGML.blockType(dtype) { return (t.encode, t.decode) }
         switch dtype {
-        case .q8_0: return (GGML.quantizeQ8_0, GGML.dequantizeQ8_0)
-        case .q4_0: return (GGML.quantizeQ4_0, GGML.dequantizeQ4_0)
-        case .q4_1: return (GGML.quantizeQ4_1, GGML.dequantizeQ4_1)
-        case .q5_0: return (GGML.quantizeQ5_0, GGML.dequantizeQ5_0)
-        case .q5_1: return (GGML.quantizeQ5_1, GGML.dequantizeQ5_1)
         case .q2_k: return (KQuants.quantizeQ2K, KQuants.dequantizeQ2K)
         case .q3_k: return (KQuants.quantizeQ3K, KQuants.dequantizeQ3K)
         case .q4_k: return ({ KQuants.quantizeQ45K(bits: 4, $0, $1, blocks: $2) }, { KQuants.dequantizeQ45K(bits: 4, $0, $1, blocks: $2) })

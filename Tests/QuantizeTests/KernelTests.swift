@@ -50,13 +50,22 @@ func edgeFloats(blocks: Int, seed: UInt64) -> [Float] {
 @Suite struct QuantKernelTests {
     typealias Kernel = (UnsafePointer<Float>, UnsafeMutableRawPointer, Int) -> Void
 
-    static var cases: [(String, Int, Kernel, Kernel)] { [
-        ("q8_0", 34, GGML.quantizeQ8_0, GGML.quantizeQ8_0Reference),
-        ("q4_0", 18, GGML.quantizeQ4_0, GGML.quantizeQ4_0Reference),
-        ("q4_1", 20, GGML.quantizeQ4_1, GGML.quantizeQ4_1Reference),
-        ("q5_0", 22, GGML.quantizeQ5_0, GGML.quantizeQ5_0Reference),
-        ("q5_1", 24, GGML.quantizeQ5_1, GGML.quantizeQ5_1Reference),
-    ] }
+    static var cases: [(String, Int, Kernel, Kernel)] {
+        GGML.blockTypes.map { t in
+            guard case .block(_, let size) = t.dtype.layout else { preconditionFailure() }
+            return (t.dtype.rawValue, size, t.encode, t.encodeReference)
+        }
+    }
+
+    @Test func everyGGMLBlockTypeIsListed() {
+        // Every ggml 32-value block type (ckpt's own groups, i8_g32 etc., are not ggml's).
+        let ggml32 = DType.allCases.filter { d in
+            guard d.isQuantized, d.groupSize == nil, case .block(32, _) = d.layout else { return false }
+            return true
+        }
+        #expect(GGML.blockTypes.map(\.dtype) == ggml32)
+        #expect(ggml32 == [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1])
+    }
 
     @Test(arguments: 0..<5)
     func simdKernelGivesTheReferenceBytes(which: Int) {
@@ -155,13 +164,26 @@ func kquantEdgeFloats(superBlocks: Int, seed: UInt64) -> [Float] {
         return out
     }
 
+    /// ck_cast for one pair, which must be one it supports.
+    func cast(_ from: ck_float, _ to: ck_float) -> (UnsafePointer<UInt8>, Int, UnsafeMutablePointer<UInt8>) -> Void {
+        { #expect(ck_cast(from, to, $0, $1, $2) == 1) }
+    }
+
+    @Test func unsupportedCastPairsWriteNothing() {
+        let src = [UInt8](repeating: 0x3C, count: 64)
+        for (from, to) in [(CK_F32, CK_F32), (CK_F16, CK_F16), (CK_BF16, CK_BF16), (CK_F16, CK_BF16)] {
+            let out = run(src, count: 16, outSize: 4) { #expect(ck_cast(from, to, $0, $1, $2) == 0) }
+            #expect(out == [UInt8](repeating: 0, count: 64))
+        }
+    }
+
     @Test func narrowingMatchesFloatBits() {
         let p = Self.f32Patterns, src = bytes(p)
         let f16 = bytes(p.map { FloatBits.f32ToF16($0).littleEndian })
         let bf16 = bytes(p.map { FloatBits.f32ToBF16($0).littleEndian })
-        let a = bothPaths { run(src, count: p.count, outSize: 2, ck_f32_to_f16) }
+        let a = bothPaths { run(src, count: p.count, outSize: 2, cast(CK_F32, CK_F16)) }
         #expect(a.scalar == f16 && a.simd == f16)
-        let b = bothPaths { run(src, count: p.count, outSize: 2, ck_f32_to_bf16) }
+        let b = bothPaths { run(src, count: p.count, outSize: 2, cast(CK_F32, CK_BF16)) }
         #expect(b.scalar == bf16 && b.simd == bf16)
     }
 
@@ -170,11 +192,11 @@ func kquantEdgeFloats(superBlocks: Int, seed: UInt64) -> [Float] {
         let bf16ToF16 = bytes(h.map { FloatBits.f32ToF16(FloatBits.bf16ToF32($0)).littleEndian })
         let f16ToF32 = bytes(h.map { FloatBits.f16ToF32($0).littleEndian })
         let bf16ToF32 = bytes(h.map { FloatBits.bf16ToF32($0).littleEndian })
-        let a = bothPaths { run(src, count: h.count, outSize: 2, ck_bf16_to_f16) }
+        let a = bothPaths { run(src, count: h.count, outSize: 2, cast(CK_BF16, CK_F16)) }
         #expect(a.scalar == bf16ToF16 && a.simd == bf16ToF16)
-        let b = bothPaths { run(src, count: h.count, outSize: 4, ck_f16_to_f32) }
+        let b = bothPaths { run(src, count: h.count, outSize: 4, cast(CK_F16, CK_F32)) }
         #expect(b.scalar == f16ToF32 && b.simd == f16ToF32)
-        let c = bothPaths { run(src, count: h.count, outSize: 4, ck_bf16_to_f32) }
+        let c = bothPaths { run(src, count: h.count, outSize: 4, cast(CK_BF16, CK_F32)) }
         #expect(c.scalar == bf16ToF32 && c.simd == bf16ToF32)
     }
 

@@ -63,11 +63,10 @@ void ck_sgemm_packed(const float *x, size_t t, size_t k, size_t ldx, const float
 // them: round to nearest even; NaN keeps its sign and top payload bits without quieting
 // (quiet bit set only if no payload bit survives). F16C/AVX2 where the CPU has them; a block
 // holding a NaN goes through the scalar code (F16C would quiet it).
-void ck_f32_to_f16(const uint8_t *src, size_t n, uint8_t *dst);
-void ck_f32_to_bf16(const uint8_t *src, size_t n, uint8_t *dst);
-void ck_bf16_to_f16(const uint8_t *src, size_t n, uint8_t *dst);
-void ck_f16_to_f32(const uint8_t *src, size_t n, uint8_t *dst);
-void ck_bf16_to_f32(const uint8_t *src, size_t n, uint8_t *dst);
+// One entry point for every pair: f32 -> f16, f32 -> bf16, bf16 -> f16, f16 -> f32,
+// bf16 -> f32. Returns 1, or 0 (writing nothing) for any other pair.
+typedef enum { CK_F32, CK_F16, CK_BF16 } ck_float;
+int ck_cast(ck_float from, ck_float to, const uint8_t *src, size_t n, uint8_t *dst);
 
 /// f32 bits -> f16 bits, as FloatBits.f32ToF16 (round to nearest even, NaN payload kept).
 uint16_t ck_half(uint32_t bits);
