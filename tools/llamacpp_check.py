@@ -5,7 +5,7 @@ For each model made by tools/make_llamacpp_models.py:
   - llama.cpp loads each file, tokenizes the text to exactly the `tokenizers` ids, and its
     logits match transformers' (f32/f16/bf16 files: row cosine >= 0.999) and ckpt's own forward
     pass on the same file (row cosine >= 0.999; quantized files >= 0.998: llama.cpp rounds activations to
-    8 bits for every quantized product, ckpt only for Q8_0);
+    8 bits for every quantized product, ckpt only for Q8_0, Q4_0 and Q4_K);
   - GGUF -> directory (ckpt convert x.gguf DIR/) writes a tokenizer.json that the `tokenizers`
     library (run with --gen-python) encodes the text with to the same ids;
   - encoders (BERT, RoBERTa, DistilBERT, XLM-RoBERTa with a t5 vocabulary, all-MiniLM-L6-v2) run as
@@ -195,8 +195,9 @@ def check_model(ckpt, model_dir, work, gen_python=None):
         if not ok_hf:
             fail(f"{label}: llama.cpp vs transformers row cosine {c_hf:.6f} < 0.999")
         # Same file, two engines: llama.cpp rounds the activations to 8 bits for every quantized
-        # product; ckpt does so only for Q8_0 weights (q4_k_m files of these tiny models are mostly
-        # q5_0 fallbacks), so quantized files get 0.998 (lowest seen: 0.99898, OLMo-2 q4_k_m).
+        # product; ckpt does so only for Q8_0, Q4_0 and Q4_K weights (q4_k_m files of these tiny
+        # models are mostly q5_0 fallbacks, which ckpt widens to f32), so quantized files get 0.998
+        # (lowest seen: 0.99898, OLMo-2 q4_k_m).
         bound_ck = 0.999 if kind in ("f32", "f16", "bf16") else 0.998
         if c_ck < bound_ck:
             fail(f"{label}: llama.cpp vs ckpt forward row cosine {c_ck:.6f} < {bound_ck}")
