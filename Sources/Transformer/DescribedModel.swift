@@ -30,6 +30,11 @@ struct Linear: Sendable {
            let p = try PackedWeights(t, mapped: w.streamed) {
             packed = p
             matrix = Matrix(data: [], inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: layout)
+        } else if layout == .outIn, let t = w.graph.tensor(named: spec.weightName), t.shape == spec.weightShape,
+                  let panels = try WeightStore.reading(t, { try PackedPanels.fromRows(of: t, outFeatures: spec.outFeatures, inFeatures: spec.inFeatures) }) {
+            // Packed for the f32 product straight from the stored rows (no whole f32 copy).
+            t.data.releaseResidentPages()
+            matrix = Matrix(data: [], inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: layout, panels: panels)
         } else {
             let data = try w.floats(spec.weightName, spec.weightShape)
             matrix = Matrix(data: data, inFeatures: spec.inFeatures, outFeatures: spec.outFeatures, layout: layout)

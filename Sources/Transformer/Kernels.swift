@@ -8,6 +8,7 @@
 // lives in the tests.
 
 import CKernels
+import CkptCore
 import COpenBLAS
 import Foundation
 
@@ -55,6 +56,45 @@ final class PackedPanels: @unchecked Sendable {
                 ck_sgemm_pack(w.baseAddress!, OC, C, inOut, values, panels * j / jobs, panels * (j + 1) / jobs)
             }
         }
+    }
+
+    /// Packs the [OC, C] tensor `t` (f32, f16 or bf16, rows contiguous) straight from its
+    /// stored bytes, 32 rows at a time through a small scratch buffer: no f32 copy of the whole
+    /// matrix is made (it cost the load a second pass over memory and twice the matrix's pages).
+    /// The panels equal those of `init(_:)` on the widened matrix (widening is exact). Nil
+    /// when the packed product is off or the dtype is another.
+    static func fromRows(of t: Tensor, outFeatures OC: Int, inFeatures C: Int) throws -> PackedPanels? {
+        guard ck_sgemm_packed_available() != 0, OC > 0, C > 0, [.f32, .f16, .bf16].contains(t.dtype),
+              t.elementCount == OC * C else { return nil }
+        let panels = ck_sgemm_panels(OC)
+        let result = PackedPanels(allocating: ck_sgemm_packed_floats(OC, C), panels: panels)
+        let width = t.dtype == .f32 ? 4 : 2, bf16 = t.dtype == .bf16, f32 = t.dtype == .f32
+        let jobs = max(1, min(Transformers.threads, panels))
+        try t.data.withBytes { src in
+            precondition(src.count >= OC * C * width, "tensor bytes shorter than its shape")
+            // SAFETY: job j widens rows of its own panels into its own scratch and writes only
+            // those panels of `values`.
+            nonisolated(unsafe) let (src, values) = (src, result.values)
+            Kernels.parallel(jobs) { j in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 32 * C)
+                defer { scratch.deallocate() }
+                for p in (panels * j / jobs)..<(panels * (j + 1) / jobs) {
+                    let r0 = p * 32, rows = min(32, OC - r0)
+                    let bytes = UnsafeRawBufferPointer(rebasing: src[(r0 * C * width)..<((r0 + rows) * C * width)])
+                    let dst = UnsafeMutableRawBufferPointer(start: scratch, count: rows * C * 4)
+                    if f32 { dst.copyMemory(from: bytes) } else { FloatBits.convertToF32(bytes, to: dst, bf16: bf16) }
+                    // Panel p of the whole matrix is panel 0 of these `rows` rows.
+                    ck_sgemm_pack(scratch, rows, C, 0, values + p * 32 * C, 0, 1)
+                }
+            }
+        }
+        return result
+    }
+
+    private init(allocating count: Int, panels: Int) {
+        self.panels = panels
+        values = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.size, alignment: 64)
+            .bindMemory(to: Float.self, capacity: count)
     }
 
     deinit { values.deallocate() }
