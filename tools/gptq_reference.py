@@ -171,6 +171,30 @@ def kquant_pack(dtype, header, k):
     return bytes(b)
 
 
+def dead_columns_zeroed(W, H):
+    """W in float64 and a copy of H, with columns no calibration input reached (zero Hessian
+    diagonal) set to zero in W and to 1 on H's diagonal, as GPTQ does."""
+    W = W.astype(np.float64).copy()
+    H = H.copy()
+    dead = np.diag(H) == 0
+    H[dead, dead] = 1
+    W[:, dead] = 0
+    return W, H
+
+
+def permuted_factor(W, H, actorder, percdamp):
+    """Columns in act order (descending Hessian diagonal, stable) or as they are; H dampened by
+    percdamp of its mean diagonal; returns (permuted W, U upper with H^-1 = U^T U, perm)."""
+    cols = W.shape[1]
+    perm = np.argsort(-np.diag(H), kind="stable") if actorder else np.arange(cols)
+    W = W[:, perm]
+    H = H[perm][:, perm]
+    H[np.diag_indices(cols)] += percdamp * np.mean(np.diag(H))
+    L = np.linalg.cholesky(H)
+    Hinv = np.linalg.inv(L).T @ np.linalg.inv(L)
+    return W, np.linalg.cholesky(Hinv).T, perm
+
+
 def gptq_kquant(W, H, dtype, actorder, headers, percdamp=0.01, blocksize=128):
     """GPTQ onto the frozen grids of `headers`; returns (blocks, weights at super-block starts)."""
     import gguf
@@ -179,25 +203,13 @@ def gptq_kquant(W, H, dtype, actorder, headers, percdamp=0.01, blocksize=128):
     nbytes, sub = KQUANT[dtype]
     nsb = cols // 256
     blocksize = max(blocksize, 256)
-    W = W.astype(np.float64).copy()
-    H = H.copy()
-    dead = np.diag(H) == 0
-    H[dead, dead] = 1
-    W[:, dead] = 0
+    W, H = dead_columns_zeroed(W, H)
     starts = np.zeros((rows, cols), dtype=np.float32)
     header = lambda r, s: headers[(r * nsb + s) * nbytes:(r * nsb + s + 1) * nbytes]
     grids = {(r, s): kquant_grids(dtype, header(r, s)) for r in range(rows) for s in range(nsb)}
     if actorder:
         starts[:] = W
-        perm = np.argsort(-np.diag(H), kind="stable")
-    else:
-        perm = np.arange(cols)
-    W = W[:, perm]
-    H = H[perm][:, perm]
-    H[np.diag_indices(cols)] += percdamp * np.mean(np.diag(H))
-    L = np.linalg.cholesky(H)
-    Hinv = np.linalg.inv(L).T @ np.linalg.inv(L)
-    U = np.linalg.cholesky(Hinv).T
+    W, U, perm = permuted_factor(W, H, actorder, percdamp)
     K = np.zeros((rows, cols), dtype=np.int64)
     Q = np.zeros((rows, cols))
     for i1 in range(0, cols, blocksize):
@@ -236,25 +248,13 @@ def gptq(W, H, dtype, actorder, percdamp=0.01, blocksize=128):
     rows, cols = W.shape
     g = 32 if dtype[0] == "q" else int(dtype.split("_g")[1])
     blocksize = max(blocksize, g)  # a group never straddles two batches
-    W = W.astype(np.float64).copy()
-    H = H.copy()
-    dead = np.diag(H) == 0
-    H[dead, dead] = 1
-    W[:, dead] = 0
+    W, H = dead_columns_zeroed(W, H)
     grids = {}
     if actorder:
         for r in range(rows):
             for gi in range(cols // g):
                 grids[r, gi] = grid(dtype, W[r, gi * g:(gi + 1) * g])
-        perm = np.argsort(-np.diag(H), kind="stable")
-    else:
-        perm = np.arange(cols)
-    W = W[:, perm]
-    H = H[perm][:, perm]
-    H[np.diag_indices(cols)] += percdamp * np.mean(np.diag(H))
-    L = np.linalg.cholesky(H)
-    Hinv = np.linalg.inv(L).T @ np.linalg.inv(L)
-    U = np.linalg.cholesky(Hinv).T  # upper: Hinv = U^T U
+    W, U, perm = permuted_factor(W, H, actorder, percdamp)
     K = np.zeros((rows, cols), dtype=np.int64)
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
