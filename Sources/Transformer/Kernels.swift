@@ -41,12 +41,9 @@ final class PackedPanels: @unchecked Sendable {
     let values: UnsafeMutablePointer<Float>
     let panels: Int
 
-    init(_ m: Matrix) {
+    convenience init(_ m: Matrix) {
         let C = m.inFeatures, OC = m.outFeatures
-        panels = ck_sgemm_panels(OC)
-        let count = ck_sgemm_packed_floats(OC, C)
-        values = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.size, alignment: 64)
-            .bindMemory(to: Float.self, capacity: count)
+        self.init(allocating: ck_sgemm_packed_floats(OC, C), panels: ck_sgemm_panels(OC))
         let jobs = max(1, min(Transformers.threads, panels))
         let panels = panels, inOut: Int32 = m.layout == .inOut ? 1 : 0
         m.data.withUnsafeBufferPointer { w in
