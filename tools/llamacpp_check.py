@@ -107,35 +107,6 @@ def llama_logits(path, ids_expected, text):
     return ids, logits
 
 
-def llama_logits_isolated(path, ids_expected, text):
-    """llama_logits in a forked child: a file llama.cpp aborts on fails that file, not the run."""
-    import multiprocessing as mp
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-
-    def child():
-        try:
-            q.put(("ok", llama_logits(path, ids_expected, text)))
-        except Exception as e:  # noqa: BLE001
-            q.put(("error", str(e)))
-
-    proc = ctx.Process(target=child)
-    proc.start()
-    answer = None
-    while answer is None:
-        try:
-            answer = q.get(timeout=1)
-        except Exception:  # noqa: BLE001 -- queue.Empty: still running, or died without answering
-            if not proc.is_alive():
-                proc.join()
-                raise RuntimeError(f"llama.cpp crashed (exit {proc.exitcode})")
-    status, value = answer
-    proc.join()
-    if status != "ok":
-        raise RuntimeError(value)
-    return value
-
-
 def ckpt_logits(ckpt, path, ids, work):
     out = Path(work) / (Path(path).stem + ".ckpt.npy")
     run(ckpt, "forward", path, "--tokens", ",".join(map(str, ids)), "--output", out)
@@ -181,7 +152,7 @@ def check_model(ckpt, model_dir, work, gen_python=None):
             target = Path(work) / f"{name}-{kind}.tok.gguf"
             with_tokenizer_keys(str(path), model_dir, str(target))
         try:
-            ids, got = llama_logits_isolated(target, exp["ids"], exp["text"])
+            ids, got = isolated(llama_logits, target, exp["ids"], exp["text"])
         except Exception as e:  # noqa: BLE001
             fail(f"{label}: llama.cpp could not load or run it: {e}")
             continue
