@@ -80,6 +80,14 @@ try:
                                       ("fixed", zlib.Z_FIXED, 6), ("stored", zlib.Z_DEFAULT_STRATEGY, 0)]:
             c = zlib.compressobj(level, zlib.DEFLATED, -15, 9, strategy)
             put("ckz-chunk", f"{i}-{name}", struct.pack("<I", len(raw)) + c.compress(raw) + c.flush())
+    # found by the target (2026-11-30): a literal-only stream whose unused distance code is
+    # incomplete ([3, 1]); libdeflate refuses it, the fast decoder used to accept it
+    import base64
+    put("ckz-chunk", "found-distance-code", base64.b64decode(
+        "AAIQAAXBCYLENo4EwB+vWwLyAkiVPS/fDIKg06D9XOYAAAAAAAAAdrOU0OD72VEyzzrxYbTf9eiN6Dj6AAB0dgIQAAAAAAAAV1dXV1dX"
+        "09PT09ME09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PThmEYhmEYhmEYhmEYhmEYhmEYhoZhGIZh"
+        "GIZhGIZhGIZhGIZhGIZhGIZhGIZhGAAAEACGYRjT09PT09PT08/T09PT0wAAAAAAQAAAAADC2D+mLlroAAAAAAAAAD32A7/ZKf+T+E+P"
+        "IqXjLv7OkeqTluxXnf8H"))
 
     # NumPy: .npy arrays (hand-built headers), .npz fixtures
     def npy(descr, shape, data, version=1):

@@ -210,4 +210,52 @@ func withBothPaths<T>(_ body: () throws -> T) rethrows -> (scalar: T, simd: T) {
         #expect(fast == input && reference == input)
         if kind == "deep" && length > 1000 { #expect(plan.literalLengths.max()! > UInt8(LiteralInflater.tableBits(forOutput: length))) }
     }
+
+    /// A literal-only dynamic block whose distance code has `distance` lengths: literal
+    /// codes of 9 bits, end of block 1 bit, every code length sent with a 4-bit code.
+    static func literalStream(_ body: [UInt8], distance: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [], acc: UInt64 = 0, n = 0
+        func put(_ v: UInt32, _ bits: Int) {
+            acc |= UInt64(v) << UInt64(n)
+            n += bits
+            while n >= 8 { out.append(UInt8(truncatingIfNeeded: acc)); acc >>= 8; n -= 8 }
+        }
+        put(1, 1); put(2, 2)  // final block, dynamic Huffman
+        put(0, 5); put(UInt32(distance.count - 1), 5); put(19 - 4, 4)  // HLIT 257, HDIST, HCLEN 19
+        let clLengths = (0..<19).map { $0 < 16 ? UInt8(4) : 0 }  // 16 symbols of 4 bits: complete
+        for s in ChunkCodec.codeLengthOrder { put(UInt32(clLengths[s]), 3) }
+        let clCodes = ChunkCodec.canonicalCodes(clLengths)
+        let litLengths = [UInt8](repeating: 9, count: 256) + [1]
+        for l in litLengths + distance { put(clCodes[Int(l)], 4) }
+        let litCodes = ChunkCodec.canonicalCodes(litLengths)
+        for b in body { put(litCodes[Int(b)], 9) }
+        put(litCodes[256], 1)
+        if n > 0 { out.append(UInt8(truncatingIfNeeded: acc)) }
+        return out
+    }
+
+    /// The fast decoder accepts a literal-only stream exactly when libdeflate does, whatever
+    /// its (unused) distance code: complete codes, no code, one 1-bit code, and the
+    /// incomplete and over-subscribed ones libdeflate refuses — among them [3, 1], which the
+    /// `ckz-chunk` fuzz target found accepted by the fast path and refused by libdeflate.
+    @Test func distanceCodeAcceptedExactlyAsLibdeflateDoes() throws {
+        let body = (0..<300).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let d = try #require(libdeflate_alloc_decompressor())
+        defer { libdeflate_free_decompressor(d) }
+        var codes: [[UInt8]] = []
+        for count in 1...3 {
+            for k in 0..<(1 << (2 * count)) { codes.append((0..<count).map { UInt8((k >> (2 * $0)) & 3) }) }
+        }
+        var accepted = 0
+        for distance in codes {
+            let stream = Self.literalStream(body, distance: distance)
+            var fast = [UInt8](repeating: 0, count: body.count), slow = fast
+            let fastOK = stream.withUnsafeBytes { e in fast.withUnsafeMutableBytes { LiteralInflater.inflate(e, into: $0) } }
+            let failure = stream.withUnsafeBytes { e in slow.withUnsafeMutableBytes { ChunkCodec.inflate(e, into: $0, decompressor: d) } }
+            #expect(fastOK == (failure == nil), "distance lengths \(distance): fast \(fastOK), libdeflate \(failure ?? "ok")")
+            if fastOK { #expect(fast == body && slow == body); accepted += 1 }
+        }
+        #expect(codes.contains([3, 1]))
+        #expect(accepted > 0 && accepted < codes.count)
+    }
 }

@@ -8,8 +8,9 @@
 // the table is built per stream, and 2048 entries cost more than a small chunk's decoding.
 //
 // It handles exactly that shape and nothing else: a stream with stored or fixed blocks,
-// several blocks, a length/distance pair, an incomplete or over-subscribed code, or that
-// ends anywhere but where the record says, makes it return false, and the caller decodes
+// several blocks, a length/distance pair, an incomplete or over-subscribed code (the unused
+// distance code included, held to zlib's and libdeflate's rules), or that ends anywhere but
+// where the record says, makes it return false, and the caller decodes
 // the plane with libdeflate, which then either succeeds (any valid DEFLATE is accepted)
 // or gives the definitive error. So it can only make valid streams faster, never accept an
 // invalid one: on success it has checked the output length, the end-of-block code and that
@@ -102,7 +103,8 @@ enum LiteralInflater {
                 i += n  // already zero
             }
         }
-        guard let lit = Canonical(lengths: Array(lengths[0..<hlit]), maxBits: 15), lengths[256] > 0 else { return false }
+        guard let lit = Canonical(lengths: Array(lengths[0..<hlit]), maxBits: 15), lengths[256] > 0,
+              Canonical.isAcceptedDistanceCode(lengths[hlit...]) else { return false }
 
         // Multi-literal table (see `multiTable`); the hot loop keeps the bit buffer in locals,
         // not in variables captured by the helper closures above, so they stay in registers.
@@ -188,6 +190,19 @@ enum LiteralInflater {
                 symbols[next[Int(l)]] = s
                 next[Int(l)] += 1
             }
+        }
+
+        /// Whether zlib and libdeflate accept `lengths` as a block's distance code: complete,
+        /// or one of the two incomplete codes they allow (no code at all, or a single code of
+        /// one bit). A literal-only stream never uses its distance code, but a decoder that
+        /// ignored it would accept streams libdeflate refuses (the `ckz-chunk` fuzz target
+        /// found one: lengths [3, 1]).
+        static func isAcceptedDistanceCode(_ lengths: ArraySlice<UInt8>) -> Bool {
+            var count = [Int](repeating: 0, count: 16)
+            for l in lengths { count[Int(l)] += 1 }
+            var used = 0  // code space taken, in units of 2^-15
+            for len in 1...15 { used += count[len] << (15 - len) }
+            return used == 1 << 15 || used == 0 || (used == 1 << 14 && count[1] == 1)
         }
 
         /// Bit-at-a-time canonical decoding (as zlib's puff.c describes); needs 15 bits in buf.
