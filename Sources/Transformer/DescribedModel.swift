@@ -380,7 +380,16 @@ public struct DescribedModel: TransformerModel {
         try w.check(d.slots())
         description = d
         let e = d.embedding
-        var tokenTable = try e.tokens.map { try w.floats($0.name, [$0.rows, $0.width]) }
+        // A tied head on the f32 product: the token table is packed straight from its stored
+        // rows and the panels are its only copy (no whole f32 table is made first).
+        var packedTable: PackedPanels?
+        if case .tiedLogits = d.head.output, let t = e.tokens, let stored = w.graph.tensor(named: t.name),
+           stored.shape == [t.rows, t.width], !(Transformers.integerProducts && PackedWeights.hasIntegerKernel(stored.dtype)),
+           let panels = try WeightStore.reading(stored, { try PackedPanels.fromRows(of: stored, outFeatures: t.rows, inFeatures: t.width) }) {
+            stored.data.releaseResidentPages()
+            packedTable = panels
+        }
+        var tokenTable = packedTable != nil ? [] : try e.tokens.map { try w.floats($0.name, [$0.rows, $0.width]) }
         positions = try e.positions.map { try w.floats($0.name, [$0.rows, $0.width]) }
         tokenTypes = try e.tokenTypes.map { try w.floats($0.name, [$0.rows, $0.width]) }
         embeddingProjection = try e.projection.map { try Linear($0, w) }
@@ -388,7 +397,6 @@ public struct DescribedModel: TransformerModel {
         blocks = try d.blocks.map { try Block(spec: $0, weights: w) }
         finalNorm = try d.head.finalNorm.map { try Norm($0, w) }
         outputProjection = try d.head.projection.map { try Linear($0, w) }
-        var packedTable: PackedPanels?
         switch d.head.output {
         case .hiddenState: head = nil
         case .logits(let l):
@@ -396,7 +404,9 @@ public struct DescribedModel: TransformerModel {
             head = linear.packed.map { .packed($0) } ?? .matrix(linear.matrix)
         case .tiedLogits:
             guard let table = tokenTable, let t = e.tokens else { throw TransformerError.invalidConfig("a tied head needs a token embedding") }
-            if Transformers.integerProducts, let stored = w.graph.tensor(named: t.name), PackedWeights.hasIntegerKernel(stored.dtype),
+            if let packedTable {
+                head = .matrix(Matrix(data: [], inFeatures: t.width, outFeatures: t.rows, layout: .outIn, panels: packedTable))
+            } else if Transformers.integerProducts, let stored = w.graph.tensor(named: t.name), PackedWeights.hasIntegerKernel(stored.dtype),
                let p = try PackedWeights(stored) {
                 head = .packed(p)
             } else {
