@@ -68,8 +68,10 @@ struct Inspect: ParsableCommand {
         if let c = graph.config { print("config: \(c.summary)") }
         for (k, v) in graph.metadata {
             // Long values (GGUF vocabularies, embedded configs) are shortened here; --json has them whole.
-            let line = v.replacingOccurrences(of: "\n", with: " ")
-            print("metadata: \(k) = \(line.count > 120 ? line.prefix(117) + "..." : line)")
+            // Cut first: a vocabulary is megabytes of text, and counting or rewriting it all is not free.
+            let head = v.prefix(121)
+            let line = (head.count > 120 ? head.prefix(117) + "..." : String(head)).replacingOccurrences(of: "\n", with: " ")
+            print("metadata: \(k) = \(line)")
         }
         for (alias, target) in graph.ties { print("tied: \(alias) -> \(target)") }
         if tree {
