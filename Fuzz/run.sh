@@ -113,9 +113,12 @@ for t in $TARGETS; do
     else
         execs=$(grep -o "stat::number_of_executed_units: *[0-9]*" "$log" | grep -o "[0-9]*$" | awk '{s+=$1} END {print s+0}' || true)
     fi
-    summary+=("$(printf '%-14s %12s execs %7ss  %s' "$t" "${execs:-?}" "$((SECONDS - started))" "$result")")
+    # Coverage at the end: edges and features of the last status line ("cov: X ft: Y").
+    cov=$(grep -oE "cov: [0-9]+ ft: [0-9]+" "$log" | tail -1 | awk '{print $2 " / " $4}' || true)
+    summary+=("$(printf '%-14s %12s execs %7ss  cov/ft %-13s %s' "$t" "${execs:-?}" "$((SECONDS - started))" "${cov:-?}" "$result")")
 done
-echo "== summary ($(date -u +%Y-%m-%d), ${FUZZ_RUNS:+$FUZZ_RUNS executions or }${SECONDS_EACH}s each; logs in $SCRATCH/logs)"
+built="commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"; [ -n "${FUZZ_BIN:-}" ] && built="binaries in $FUZZ_BIN"
+echo "== summary ($(date -u +%Y-%m-%d), $built, ${FUZZ_RUNS:+$FUZZ_RUNS executions or }${SECONDS_EACH}s each; logs in $SCRATCH/logs)"
 printf '%s\n' "${summary[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: failed: ${failed[*]} (inputs in $SCRATCH/artifacts/)" >&2
