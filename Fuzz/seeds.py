@@ -33,6 +33,47 @@ def run(*args):
     subprocess.run([ckpt, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def gguf_without(data, drop):
+    """A GGUF file (v2/v3) with the key/value `drop` left out; tensors and data unchanged."""
+    fixed = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # value type -> bytes
+
+    def string(o):
+        n = struct.unpack_from("<Q", data, o)[0]
+        return data[o + 8:o + 8 + n], o + 8 + n
+
+    def skip(t, o):
+        if t == 8:
+            return string(o)[1]
+        if t == 9:
+            et, n = struct.unpack_from("<IQ", data, o)
+            o += 12
+            if et in fixed:
+                return o + n * fixed[et]
+            for _ in range(n):
+                o = skip(et, o)
+            return o
+        return o + fixed[t]
+
+    tensors, kvs = struct.unpack_from("<QQ", data, 8)
+    o, kept, align = 24, [], 32
+    for _ in range(kvs):
+        start = o
+        key, o = string(o)
+        t = struct.unpack_from("<I", data, o)[0]
+        o = skip(t, o + 4)
+        if key == b"general.alignment":
+            align = struct.unpack_from("<I", data, o - 4)[0]
+        if key != drop:
+            kept.append(data[start:o])
+    infos = o
+    for _ in range(tensors):
+        o = string(o)[1]
+        dims = struct.unpack_from("<I", data, o)[0]
+        o += 4 + 8 * dims + 4 + 8
+    head = data[:8] + struct.pack("<QQ", tensors, len(kept)) + b"".join(kept) + data[infos:o]
+    return head + bytes(-len(head) % align) + data[(o + align - 1) // align * align:]
+
+
 tmp = tempfile.mkdtemp(prefix="ckpt-seeds-")
 try:
     # safetensors and sharded indexes
@@ -54,6 +95,19 @@ try:
         run("convert", src, os.path.join(tmp, model + ".gguf"))
         run("quantize", src, os.path.join(tmp, model + "-q8_0.gguf"), "--scheme", "q8_0", "--quiet")
         run("quantize", src, os.path.join(tmp, model + "-q4_k.gguf"), "--scheme", "q4_k", "--fallback", "q4_0", "--quiet")
+    # tokenizer.ggml.* keys of each vocabulary kind (gpt2, llama, bert, t5), which a conversion
+    # to a model directory rebuilds tokenizer.json from: a GPT-2 skeleton (final norm only)
+    # carrying each fixture tokenizer; and the llama one without its merges, as llama.cpp's
+    # converter writes it (merges then rebuilt from the scores)
+    for tok in ["gpt2", "llama2", "wordpiece", "xlmr"]:
+        d = os.path.join(tmp, "tok-" + tok)
+        os.makedirs(d)
+        for f in ["config.json", "model.safetensors"]:
+            shutil.copy(os.path.join(fx, "tokenizers", "gpt2-model", f), d)
+        shutil.copy(os.path.join(fx, "tokenizers", tok, "tokenizer.json"), d)
+        run("convert", d, os.path.join(tmp, f"tok-{tok}.gguf"), "--exclude", r"transformer\.(h\.|wte|wpe)", "--quiet")
+    with open(os.path.join(tmp, "tok-llama2.gguf"), "rb") as f:
+        put("gguf", "tok-llama2-scores-only.gguf", gguf_without(f.read(), b"tokenizer.ggml.merges"))
     copy_tmp = lambda target, ext: [put(target, os.path.basename(p), open(p, "rb").read())
                                     for p in sorted(glob.glob(os.path.join(tmp, "*" + ext)))]
     copy_tmp("gguf", ".gguf")

@@ -4,7 +4,8 @@
 
 import CkptCore
 import Foundation
-import Formats
+@testable import Formats
+import OrderedCollections
 import Testing
 import TestSupport
 
@@ -249,5 +250,79 @@ import TestSupport
         kv["tokenizer.ggml.model"] = .string("rwkv")
         #expect { _ = try GGUFTokenizer.huggingFaceFiles(kv) } throws: { "\($0)".contains("rwkv") }
         #expect(try GGUFTokenizer.huggingFaceFiles([:]) == nil)
+    }
+
+    /// The merges of a SentencePiece vocabulary as the definition reads (GGUFTokenizerExport):
+    /// every cut of every normal token (first of its text) whose halves are normal tokens,
+    /// ordered by the halves' ids, then by score (highest first), stably. Strings built per
+    /// cut: quadratic in a token's length, which is why the exporter does not do it this way.
+    func definitionMerges(_ tokens: [String], _ types: [Int], _ scores: [Double]) -> [(String, String)] {
+        let scalars = tokens.map { Array($0.unicodeScalars) }
+        var normal: [[Unicode.Scalar]: Int] = [:]
+        for (i, s) in scalars.enumerated() where types[i] == 1 && normal[s] == nil { normal[s] = i }
+        var merges: [(String, String, Double, Int)] = []
+        for (i, s) in scalars.enumerated() where types[i] == 1 && normal[s] == i && s.count > 1 {
+            var local: [(Int, Int)] = []
+            for cut in 1..<s.count {
+                if let l = normal[Array(s[..<cut])], let r = normal[Array(s[cut...])] { local.append((l, r)) }
+            }
+            for (l, r) in local.sorted(by: { $0 < $1 }) { merges.append((tokens[l], tokens[r], scores[i], merges.count)) }
+        }
+        return merges.sorted { $0.2 != $1.2 ? $0.2 > $1.2 : $0.3 < $1.3 }.map { ($0.0, $0.1) }
+    }
+
+    /// Merges rebuilt from scores equal the definition: on random vocabularies over a small
+    /// alphabet (so most cuts hit; with duplicates, non-normal types, tied scores, and "é"
+    /// precomposed and decomposed, which are different tokens to Python and llama.cpp), and
+    /// on the LLaMA-2 fixture tokenizer (511 merges).
+    @Test func sentencePieceMergesEqualTheDefinition() throws {
+        var rng = SplitMix64(seed: 19)
+        let alphabet = ["a", "b", "\u{2581}", "é", "e\u{301}", "\u{1F600}"]
+        for _ in 0..<40 {
+            let n = 20 + Int(rng.next() % 200)
+            let tokens = (0..<n).map { _ in (0..<(1 + Int(rng.next() % 7))).map { _ in alphabet[Int(rng.next() % 6)] }.joined() }
+            let types = tokens.map { _ in [1, 1, 1, 1, 2, 3, 4, 6][Int(rng.next() % 8)] }
+            let scores = tokens.map { _ in -Double(rng.next() % 10) }
+            let fast = try GGUFTokenizer.sentencePieceMerges(tokens: tokens, types: types, scores: scores)
+            let slow = definitionMerges(tokens, types, scores)
+            #expect(fast.count == slow.count && zip(fast, slow).allSatisfy { $0.0.unicodeScalars.elementsEqual($1.0.unicodeScalars) && $0.1.unicodeScalars.elementsEqual($1.1.unicodeScalars) })
+        }
+        let kv = try #require(try GGUFTokenizer.keys(directory: Repo.fixture("tokenizers/llama2"), config: nil))
+        guard case .array(_, let t)? = kv["tokenizer.ggml.tokens"], case .array(_, let ty)? = kv["tokenizer.ggml.token_type"],
+              case .array(_, let sc)? = kv["tokenizer.ggml.scores"] else { Issue.record("llama2: arrays missing"); return }
+        let tokens = t.compactMap(\.stringValue), types = ty.compactMap(\.intValue), scores = sc.compactMap(\.doubleValue)
+        let fast = try GGUFTokenizer.sentencePieceMerges(tokens: tokens, types: types, scores: scores)
+        let slow = definitionMerges(tokens, types, scores)
+        #expect(fast.count > 300 && fast.count == slow.count && zip(fast, slow).allSatisfy { $0 == $1 }, "\(fast.count) vs \(slow.count) merges")
+    }
+
+    /// Hostile tokenizer.ggml.* keys (found by hand after the fuzz targets were written; the
+    /// `gguf` target now reaches this code): token types that are not integers trapped on
+    /// conversion (NaN, 1e30); one 20,000-character token took 27 s to rebuild merges for
+    /// (50,000 here would take minutes by the definition); nested runs ("a", "aa", ...) have
+    /// cubically many merge bytes. Each is a one-line refusal or a linear-time answer.
+    @Test func hostileVocabularyKeysAreRefusedOrCheap() throws {
+        func kv(_ tokens: [String], types: GGUFValue? = nil, scores: [Float]? = nil) -> OrderedDictionary<String, GGUFValue> {
+            var k: OrderedDictionary<String, GGUFValue> = ["tokenizer.ggml.model": .string("llama"),
+                                                            "tokenizer.ggml.tokens": .array(.string, tokens.map { .string($0) })]
+            k["tokenizer.ggml.token_type"] = types ?? .array(.i32, tokens.map { _ in .i32(1) })
+            k["tokenizer.ggml.scores"] = .array(.f32, (scores ?? tokens.map { _ in 0 }).map { .f32($0) })
+            return k
+        }
+        let tokens = ["<unk>", "a", "b", "ab"]
+        for bad: Float in [.nan, 1e30, 1.5, -.infinity] {
+            let k = kv(tokens, types: .array(.f32, [.f32(2), .f32(bad), .f32(1), .f32(1)]))
+            #expect { _ = try GGUFTokenizer.huggingFaceFiles(k) } throws: { "\($0)".contains("token_type[1]") && !"\($0)".contains("\n") }
+        }
+        #expect { _ = try GGUFTokenizer.huggingFaceFiles(kv(tokens, scores: [0, .nan, 0, 0])) } throws: { "\($0)".contains("not finite") }
+        // One long token: linear time, and the merges it truly has.
+        let long = String(repeating: "a", count: 50_000)
+        let merges = try GGUFTokenizer.sentencePieceMerges(tokens: ["a", "aa", long, String(long.dropFirst())], types: [1, 1, 1, 1], scores: [0, -1, -2, -3])
+        #expect(merges.map { "\($0.0.count)+\($0.1.count)" } == ["1+1", "1+49999", "49999+1"])
+        // Nested runs: refused past the budget, with the budget named.
+        let runs = (1...300).map { String(repeating: "a", count: $0) }
+        #expect { _ = try GGUFTokenizer.sentencePieceMerges(tokens: runs, types: runs.map { _ in 1 }, scores: runs.map { _ in 0 }, budget: 1 << 20) }
+            throws: { "\($0)".contains("1048576 bytes of merges") }
+        #expect(try GGUFTokenizer.sentencePieceMerges(tokens: runs, types: runs.map { _ in 1 }, scores: runs.map { _ in 0 }).count == 299 * 300 / 2)
     }
 }

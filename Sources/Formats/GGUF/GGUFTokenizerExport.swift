@@ -79,7 +79,16 @@ extension GGUFTokenizer {
         guard let tokens = strings(kv["tokenizer.ggml.tokens"]), !tokens.isEmpty else {
             throw Refusal(description: "tokenizer.ggml.tokens missing or not strings: no tokenizer.json written")
         }
-        let types = numbers(kv["tokenizer.ggml.token_type"]).map { $0.map(Int.init) } ?? [Int](repeating: 1, count: tokens.count)
+        var types = [Int](repeating: 1, count: tokens.count)
+        if let raw = numbers(kv["tokenizer.ggml.token_type"]) {
+            // A type is a small integer; a float array of NaN or 1e30 must be refused, not converted.
+            types = try raw.enumerated().map { i, d in
+                guard let t = Int(exactly: d) else {
+                    throw Refusal(description: "tokenizer.ggml.token_type[\(i)] is \(d), not a token type: no tokenizer.json written")
+                }
+                return t
+            }
+        }
         guard types.count == tokens.count else {
             throw Refusal(description: "tokenizer.ggml.token_type has \(types.count) entries for \(tokens.count) tokens: no tokenizer.json written")
         }
@@ -132,6 +141,9 @@ extension GGUFTokenizer {
         case "llama":
             guard let scores = numbers(kv["tokenizer.ggml.scores"]), scores.count == tokens.count else {
                 throw Refusal(description: "SentencePiece vocabulary (tokenizer.ggml.model llama) without a score per token: no tokenizer.json written")
+            }
+            guard scores.allSatisfy(\.isFinite) else {
+                throw Refusal(description: "SentencePiece vocabulary (tokenizer.ggml.model llama) with a score that is not finite: no tokenizer.json written")
             }
             let spacePrefix = kv["tokenizer.ggml.add_space_prefix"]?.boolValueOrNil ?? true
             let replace = JSONValue.object(["type": .string("Replace"), "pattern": .object(["String": .string(" ")]), "content": .string("\u{2581}")])
@@ -255,26 +267,58 @@ extension GGUFTokenizer {
     }
 
     /// BPE merges of a SentencePiece vocabulary, from its scores (see the top of the file).
-    static func sentencePieceMerges(tokens: [String], types: [Int], scores: [Double]) -> [(String, String)] {
-        var normal: [String: Int] = [:]
-        for (i, t) in tokens.enumerated() where types[i] == 1 && normal[t] == nil { normal[t] = i }
-        var merges: [(l: String, r: String, score: Double, li: Int, ri: Int, order: Int)] = []
-        for (i, t) in tokens.enumerated() where types[i] == 1 && normal[t] == i {
-            let scalars = Array(t.unicodeScalars)
-            guard scalars.count > 1 else { continue }
-            var local: [(String, String, Int, Int)] = []
-            for cut in 1..<scalars.count {
-                var l = String.UnicodeScalarView(), r = String.UnicodeScalarView()
-                l.append(contentsOf: scalars[..<cut]); r.append(contentsOf: scalars[cut...])
-                let ls = String(l), rs = String(r)
-                if let li = normal[ls], let ri = normal[rs] { local.append((ls, rs, li, ri)) }
+    ///
+    /// Every cut of every normal token is a candidate, so the halves are looked up by a
+    /// rolling hash of their scalars (constant time per cut) and compared in full only when
+    /// both hashes name a token: the work is linear in the vocabulary's text plus the merges
+    /// written. Building two strings per cut, as the definition reads, made a 20 kB GGUF with
+    /// one 20,000-character token take 27 s (quadratic in the token's length). The merges'
+    /// text is also bounded (`budget` bytes; a vocabulary of nested runs such as "a", "aa",
+    /// "aaa", ... has cubically many): past it, a refusal instead of an allocation sized by
+    /// the file.
+    static func sentencePieceMerges(tokens: [String], types: [Int], scores: [Double], budget: Int? = nil) throws -> [(String, String)] {
+        // Texts compared by scalars, as Python and llama.cpp compare them (Swift's String
+        // equality would also equate canonically equivalent spellings).
+        let scalars = tokens.map { Array($0.unicodeScalars) }
+        var normal: [[Unicode.Scalar]: Int] = [:]
+        for (i, s) in scalars.enumerated() where types[i] == 1 && normal[s] == nil { normal[s] = i }
+        // h(s) = Σ (s_k + 1)·B^(n-1-k) mod 2^64; prefix hashes give any cut's halves in O(1).
+        let base: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func hash(_ s: ArraySlice<Unicode.Scalar>) -> UInt64 { s.reduce(0) { $0 &* base &+ UInt64($1.value) &+ 1 } }
+        var byHash: [UInt64: [Int]] = [:]
+        for (_, i) in normal { byHash[hash(scalars[i][...]), default: []].append(i) }
+        func lookup(_ h: UInt64, _ part: ArraySlice<Unicode.Scalar>) -> Int? {
+            byHash[h]?.first { scalars[$0].elementsEqual(part) }
+        }
+        let longest = scalars.map(\.count).max() ?? 0
+        var power = [UInt64](repeating: 1, count: longest + 1)
+        for k in stride(from: 1, through: longest, by: 1) { power[k] = power[k - 1] &* base }
+        let limit = budget ?? 32 * tokens.reduce(0) { $0 + $1.utf8.count } + (1 << 24)
+        var written = 0
+        var merges: [(l: Int, r: Int, score: Double, order: Int)] = []
+        var prefix: [UInt64] = []
+        for (i, s) in scalars.enumerated() where types[i] == 1 && normal[s] == i {
+            let n = s.count
+            guard n > 1 else { continue }
+            prefix.removeAll(keepingCapacity: true)
+            prefix.append(0)
+            for c in s { prefix.append(prefix[prefix.count - 1] &* base &+ UInt64(c.value) &+ 1) }
+            var local: [(Int, Int)] = []
+            for cut in 1..<n {
+                let hl = prefix[cut], hr = prefix[n] &- prefix[cut] &* power[n - cut]
+                guard byHash[hl] != nil, byHash[hr] != nil, let li = lookup(hl, s[..<cut]), let ri = lookup(hr, s[cut...]) else { continue }
+                local.append((li, ri))
+                written += tokens[li].utf8.count + tokens[ri].utf8.count
+                guard written <= limit else {
+                    throw Refusal(description: "rebuilding this SentencePiece vocabulary's merges from its scores would write over \(limit) bytes of merges: no tokenizer.json written")
+                }
             }
-            local.sort { ($0.2, $0.3) < ($1.2, $1.3) }
-            for m in local { merges.append((m.0, m.1, scores[i], m.2, m.3, merges.count)) }
+            local.sort { $0 < $1 }
+            for m in local { merges.append((m.0, m.1, scores[i], merges.count)) }
         }
         // Highest score first; a stable order otherwise (vocabulary order, then the halves' ids).
         merges.sort { $0.score != $1.score ? $0.score > $1.score : $0.order < $1.order }
-        return merges.map { ($0.l, $0.r) }
+        return merges.map { (tokens[$0.l], tokens[$0.r]) }
     }
 
     /// The generated tokenizer files for a graph read from a GGUF file (nil: none to write).
