@@ -8,6 +8,7 @@
 
 import CkptCore
 import Foundation
+import Transformer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,16 +77,19 @@ public enum Companions {
         for m in moved { try? FileManager.default.removeItem(atPath: m.aside) }
     }
 
-    /// Copies a file (byte for byte) or a folder (recursively) to `target`.
-    static func copy(_ source: String, to target: String) throws {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir) else {
-            throw IOError.cannotOpen(path: source, errno: ENOENT)
-        }
-        if isDir.boolValue {
+    /// Copies a file (byte for byte) or a folder (recursively) to `target`. Symbolic links are
+    /// followed (a Hugging Face cache snapshot is links into its blobs), except one that leads
+    /// back to a folder being copied: refused, rather than copied ever deeper until the path is
+    /// too long. `ancestors`: (device, inode) of the folders above `source`.
+    static func copy(_ source: String, to target: String, ancestors: Set<[UInt64]> = []) throws {
+        var st = stat()
+        guard stat(source, &st) == 0 else { throw IOError.cannotOpen(path: source, errno: errno) }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            let id = [UInt64(st.st_dev), UInt64(st.st_ino)]
+            guard !ancestors.contains(id) else { throw IOError.linkLoop(path: source) }
             guard mkdir(target, 0o755) == 0 else { throw IOError.cannotCreate(path: target, errno: errno) }
             for name in ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).sorted() {
-                try copy(source + "/" + name, to: target + "/" + name)
+                try copy(source + "/" + name, to: target + "/" + name, ancestors: ancestors.union([id]))
             }
             return
         }
@@ -104,5 +108,13 @@ public enum Companions {
                 done += n
             }
         }
+    }
+}
+
+extension SentencePooling {
+    /// `read(directory:file:)` on the directory's files as ckpt reads every optional file of a
+    /// model directory: FIFOs and devices refused before they can block, at most 16 MiB each.
+    public static func read(directory: String) throws -> SentencePooling? {
+        try read(directory: directory) { try RegularFile.readIfPresent($0, cap: 16 << 20) }
     }
 }

@@ -24,6 +24,7 @@ import Quantize
 public struct ImportanceMatrixError: Error, CustomStringConvertible, Sendable {
     public var description: String
     init(_ path: String, _ what: String) { description = "\(path): \(what)" }
+    init(_ error: IOError) { description = error.description }  // already names the file
 }
 
 public struct ImportanceMatrix: Sendable {
@@ -68,9 +69,10 @@ public struct ImportanceMatrix: Sendable {
     public static func read(path: String) throws -> ImportanceMatrix {
         let bytes: [UInt8]
         do {
-            bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe))
+            // MappedFile refuses a FIFO or device before it could block or never end.
+            bytes = try MappedFile(path: path).withBytes { Array($0) }
         } catch {
-            throw ImportanceMatrixError(path, "cannot read the importance matrix (\(error.localizedDescription))")
+            throw ImportanceMatrixError(error)
         }
         if bytes.starts(with: Array("GGUF".utf8)) { return try readGGUF(path: path) }
         return try readLegacy(bytes, path: path)

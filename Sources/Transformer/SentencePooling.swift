@@ -3,6 +3,7 @@
 // pooling over the last hidden state) and optionally Normalize (L2). ckpt's forward pass gives
 // the last hidden state; this turns it into the sentence embedding those checkpoints promise.
 
+import CkptCore
 import Foundation
 
 public struct SentencePooling: Sendable, Equatable {
@@ -20,33 +21,34 @@ public struct SentencePooling: Sendable, Equatable {
     /// The pooling a sentence-transformers directory declares, nil when `directory` has no
     /// modules.json with a Pooling module. Refuses (one line naming the file) pooling modes
     /// not implemented and modules after the Transformer that change the embedding other than
-    /// Pooling and Normalize (Dense layers).
-    public static func read(directory: String) throws -> SentencePooling? {
+    /// Pooling and Normalize (Dense layers). `file(path)`: that file's bytes, nil when it does
+    /// not exist (Formats' `read(directory:)` passes a reader that refuses FIFOs, devices and
+    /// oversized files, so a hostile directory cannot block or exhaust the caller).
+    public static func read(directory: String, file: (String) throws -> [UInt8]?) throws -> SentencePooling? {
         let modulesPath = directory + "/modules.json"
-        guard let data = FileManager.default.contents(atPath: modulesPath) else { return nil }
-        guard let modules = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else {
+        guard let data = try file(modulesPath) else { return nil }
+        guard let modules = (try? JSONValue.parse(data))?.arrayValue else {
             throw TransformerError.badInput("\(modulesPath): not a list of modules")
         }
         var pooling: SentencePooling?
         var normalize = false
         for m in modules {
-            let type = (m["type"] as? String) ?? ""
-            let path = (m["path"] as? String) ?? ""
+            let type = m["type"]?.stringValue ?? ""
+            let path = m["path"]?.stringValue ?? ""
             if type.hasSuffix(".Transformer") { continue }
             if type.hasSuffix(".Normalize") { normalize = true; continue }
             guard type.hasSuffix(".Pooling") else {
                 throw TransformerError.badInput("\(modulesPath): module \(type) is not supported (only Transformer, Pooling, Normalize)")
             }
             let configPath = directory + "/" + path + "/config.json"
-            guard let c = FileManager.default.contents(atPath: configPath),
-                  let config = try? JSONSerialization.jsonObject(with: c) as? [String: Any] else {
+            guard let c = try file(configPath), let config = (try? JSONValue.parse(c))?.objectValue else {
                 throw TransformerError.badInput("\(configPath): missing or not a JSON object")
             }
-            func on(_ key: String) -> Bool { (config[key] as? Bool) == true }
+            func on(_ key: String) -> Bool { config[key]?.boolValue == true }
             guard !on("pooling_mode_weightedmean_tokens") else {
                 throw TransformerError.badInput("\(configPath): pooling_mode_weightedmean_tokens is not supported")
             }
-            if let include = config["include_prompt"] as? Bool, !include {
+            if config["include_prompt"]?.boolValue == false {
                 throw TransformerError.badInput("\(configPath): include_prompt false is not supported")
             }
             // In the order sentence-transformers concatenates them.

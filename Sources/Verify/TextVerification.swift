@@ -624,8 +624,8 @@ final class LogitsFile: @unchecked Sendable {
     }
 
     static func read(_ path: String) throws -> LogitsFile {
-        guard let data = FileManager.default.contents(atPath: path) else { throw VerifyError.badInputs("\(path): cannot be read") }
-        let b = [UInt8](data)
+        let b: [UInt8]
+        do { b = try MappedFile(path: path).withBytes { Array($0) } } catch { throw VerifyError.badInputs("\(error)") }
         func bad(_ m: String) -> VerifyError { VerifyError.badInputs("\(path): \(m)") }
         var pos = 0
         func u32() throws -> UInt32 {

@@ -89,8 +89,14 @@ struct Forward: ParsableCommand {
         var times: [Double] = []
         var result: ForwardOutput?
         let chosen: Execution
+        var pooling: SentencePooling?
         do {
             let description = try Transformers.describe(graph)
+            // sentence-transformers directories: their pooling, read (or refused) before any work.
+            var isDirectory: ObjCBool = false
+            if description.outputKind == .hiddenState, FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDirectory), isDirectory.boolValue {
+                do { pooling = try SentencePooling.read(directory: checkpoint) } catch { throw CLIError("\(error)") }
+            }
             let estimate = Memory.estimate([description], storedBytes: [graph], sequences: 1, tokens: modelInput.length)
             chosen = try Memory.choose(try executionFlags.options(), estimate)
             architecture = description.architecture
@@ -138,9 +144,7 @@ struct Forward: ParsableCommand {
         }
         if out.rows > 8 { print("  ... \(out.rows - 8) more rows") }
         // sentence-transformers directories: the pooled (and normalised) sentence embedding.
-        var isDirectory: ObjCBool = false
-        if out.kind == .hiddenState, FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDirectory), isDirectory.boolValue,
-           let pooling = try SentencePooling.read(directory: checkpoint) {
+        if out.kind == .hiddenState, let pooling {
             let e = pooling.embed(out.values, rows: out.rows, cols: out.cols)
             let head = e.prefix(4).map { String(format: "%.5f", $0) }.joined(separator: ", ")
             print("  sentence embedding [\(e.count)] (\(pooling.modes.map(\.rawValue).joined(separator: "+"))\(pooling.normalize ? ", normalised" : "")): [\(head), ...]")

@@ -50,4 +50,60 @@ import TestSupport
             #expect(r.stderr == "ckpt: error: \(message)\n", "\(args)")
         }
     }
+
+    /// The same for files ckpt reads beside a checkpoint or as an option's argument, found
+    /// after the first round: a model directory's tokenizer_config.json (convert to GGUF) and
+    /// modules.json (forward of a sentence-transformers encoder), --imatrix, and
+    /// --reference-logits. Before, each was read with Foundation and blocked on a FIFO.
+    @Test func optionalFilesOfAModelDirectoryAndOptionFilesAreRefused() throws {
+        let dir = TempDir()
+        let fifo = dir.file("pipe")
+        #expect(mkfifo(fifo, 0o644) == 0)
+        let fm = FileManager.default
+        let tokenized = dir.file("gpt2"), encoder = dir.file("st")
+        try fm.copyItem(atPath: Repo.fixture("tokenizers/gpt2-model"), toPath: tokenized)
+        try fm.copyItem(atPath: Repo.fixture("models/st-bert-mean"), toPath: encoder)
+        #expect(mkfifo(tokenized + "/tokenizer_config.json", 0o644) == 0)
+        try fm.removeItem(atPath: encoder + "/modules.json")
+        #expect(mkfifo(encoder + "/modules.json", 0o644) == 0)
+        try writeFile(dir.file("text.txt"), Array("hello world, hello world".utf8))
+        let model = Repo.fixture("tiny-gpt2")
+        let cases: [([String], String)] = [
+            (["convert", tokenized, dir.file("x.gguf")], "\(tokenized)/tokenizer_config.json: is a named pipe (FIFO), not a file"),
+            (["forward", encoder, "--tokens", "1,2"], "\(encoder)/modules.json: is a named pipe (FIFO), not a file"),
+            (["quantize", model, dir.file("q.gguf"), "--scheme", "q4_0", "--imatrix", fifo], "\(fifo): is a named pipe (FIFO), not a file"),
+            (["verify", tokenized, tokenized, "--text", dir.file("text.txt"), "--reference-logits", fifo], "\(fifo): is a named pipe (FIFO), not a file"),
+        ]
+        for (args, message) in cases {
+            let r = try Self.run(args)
+            #expect(!r.hung, "\(args) blocked")
+            #expect(r.status == 2, "\(args): \(r.stderr)")
+            #expect(r.stderr.hasSuffix(message + "\n") && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+        }
+        #expect(!fm.fileExists(atPath: dir.file("x.gguf")) && !fm.fileExists(atPath: dir.file("q.gguf")))
+    }
+
+    /// A folder carried beside the weights that contains a symbolic link to itself: refused
+    /// with one line naming the link (it used to be copied 40 levels deep, then fail with
+    /// "No such file or directory" on a path of 40 "self/"), nothing written. Links to files
+    /// are still followed (a Hugging Face cache snapshot is made of them).
+    @Test func aSymbolicLinkLoopInACompanionFolderIsRefused() throws {
+        let dir = TempDir()
+        let fm = FileManager.default
+        let source = dir.file("model"), target = dir.file("out")
+        try fm.copyItem(atPath: Repo.fixture("models/gpt2-a"), toPath: source)
+        try fm.createDirectory(atPath: source + "/extra", withIntermediateDirectories: false)
+        try writeFile(source + "/extra/notes.txt", Array("notes".utf8))
+        #expect(symlink("notes.txt", source + "/extra/link.txt") == 0)
+        #expect(symlink(".", source + "/extra/self") == 0)
+        let r = try Self.run(["convert", source, target + "/", "--to", "safetensors"])
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr == "ckpt: error: \(source)/extra/self: a symbolic link to a folder that contains it (a loop); not copied\n")
+        #expect(!fm.fileExists(atPath: target))
+        // Without the loop the folder is carried, the linked file as a file.
+        try fm.removeItem(atPath: source + "/extra/self")
+        let ok = try Self.run(["convert", source, target + "/", "--to", "safetensors"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(try readFile(target + "/extra/link.txt") == Array("notes".utf8))
+    }
 }

@@ -60,9 +60,11 @@ public enum GGUFTokenizer {
         return false
     }
 
-    static func readJSON(_ path: String) -> JSONValue? {
-        guard let data = FileManager.default.contents(atPath: path), data.count < 64 << 20 else { return nil }
-        return try? JSONValue.parse([UInt8](data))
+    /// An optional JSON file of the model directory (nil when absent or not JSON); a FIFO,
+    /// device or a file over 64 MiB is refused before it is read.
+    static func readJSON(_ path: String) throws -> JSONValue? {
+        guard let data = try RegularFile.readIfPresent(path, cap: 64 << 20) else { return nil }
+        return try? JSONValue.parse(data)
     }
 
     /// The tokenizer.ggml.* keys for the tokenizer in `directory` (nil: none there).
@@ -71,7 +73,7 @@ public enum GGUFTokenizer {
         guard source(for: directory) == directory else { return nil }
         let tok = try Tokenizer.load((directory as NSString).appendingPathComponent("tokenizer.json"))
         let def = tok.definition
-        let tc = readJSON((directory as NSString).appendingPathComponent("tokenizer_config.json"))
+        let tc = try readJSON((directory as NSString).appendingPathComponent("tokenizer_config.json"))
         var kv = OrderedDictionary<String, GGUFValue>()
         let texts = tok.tokens
         let added = Dictionary(tok.addedTokens.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -165,7 +167,7 @@ public enum GGUFTokenizer {
         fallback("eos_token_id", suffix.last)
         kv["tokenizer.ggml.add_bos_token"] = .bool(tc?["add_bos_token"]?.boolValue ?? !prefix.isEmpty)
         kv["tokenizer.ggml.add_eos_token"] = .bool(tc?["add_eos_token"]?.boolValue ?? !suffix.isEmpty)
-        if let template = chatTemplate(tc, directory: directory) { kv["tokenizer.chat_template"] = .string(template) }
+        if let template = try chatTemplate(tc, directory: directory) { kv["tokenizer.chat_template"] = .string(template) }
         return kv
     }
 
@@ -217,13 +219,13 @@ public enum GGUFTokenizer {
         return u.count == 6 && t.hasPrefix("<0x") && t.hasSuffix(">") && UInt8(String(t.dropFirst(3).prefix(2)), radix: 16) != nil
     }
 
-    static func chatTemplate(_ tc: JSONValue?, directory: String) -> String? {
+    static func chatTemplate(_ tc: JSONValue?, directory: String) throws -> String? {
         if let s = tc?["chat_template"]?.stringValue { return s }
         if let list = tc?["chat_template"]?.arrayValue {
             return list.first(where: { $0["name"]?.stringValue == "default" })?["template"]?.stringValue ?? list.first?["template"]?.stringValue
         }
         let jinja = (directory as NSString).appendingPathComponent("chat_template.jinja")
-        if let d = FileManager.default.contents(atPath: jinja), d.count < 1 << 20 { return String(decoding: d, as: UTF8.self) }
+        if let d = try RegularFile.readIfPresent(jinja, cap: 1 << 20) { return String(decoding: d, as: UTF8.self) }
         return nil
     }
 }

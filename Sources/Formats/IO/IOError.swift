@@ -19,6 +19,7 @@ public enum IOError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooLarge(path: String, size: Int, cap: Int)
     /// The file is now shorter than when it was mapped (`size`), and bytes up to `needed` are read.
     case truncated(path: String, size: Int, needed: Int)
+    case linkLoop(path: String)
 
     public var description: String {
         switch self {
@@ -34,6 +35,7 @@ public enum IOError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooLarge(let p, let size, let cap): return "\(p): \(size) bytes, more than the \(cap) a file of this kind may have"
         case .truncated(let p, let size, let needed):
             return "\(p): truncated to \(size) bytes since it was opened (bytes up to \(needed) are needed)"
+        case .linkLoop(let p): return "\(p): a symbolic link to a folder that contains it (a loop); not copied"
         }
     }
 
