@@ -67,6 +67,7 @@ public struct Tokenizer: Sendable {
     }
 
     static func readCapped(_ path: String) throws -> [UInt8] {
+        if let kind = FileKind.nonRegular(path) { throw TokenizerError(kind: .invalid, message: "is \(kind), not a file", path: path) }
         guard let h = FileHandle(forReadingAtPath: path) else {
             throw TokenizerError(kind: .invalid, message: "cannot be read", path: path)
         }

@@ -16,6 +16,7 @@ public enum TextFiles {
     public static let maxBytes = 1 << 30
 
     public static func read(_ path: String) throws -> String {
+        if let kind = FileKind.nonRegular(path) { throw VerifyError.badInputs("\(path): is \(kind), not a file") }
         guard let h = FileHandle(forReadingAtPath: path) else { throw VerifyError.badInputs("\(path): cannot be read") }
         defer { try? h.close() }
         let data = (try? h.read(upToCount: maxBytes + 1)) ?? Data()

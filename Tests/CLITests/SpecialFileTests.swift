@@ -54,7 +54,8 @@ import TestSupport
     /// The same for files ckpt reads beside a checkpoint or as an option's argument, found
     /// after the first round: a model directory's tokenizer_config.json (convert to GGUF) and
     /// modules.json (forward of a sentence-transformers encoder), --imatrix, and
-    /// --reference-logits. Before, each was read with Foundation and blocked on a FIFO.
+    /// --reference-logits; text files (--text, --calibrate, tokenize --file) and tokenizers
+    /// (tokenizer.json given or in a directory). Before, each blocked on a FIFO.
     @Test func optionalFilesOfAModelDirectoryAndOptionFilesAreRefused() throws {
         let dir = TempDir()
         let fifo = dir.file("pipe")
@@ -67,12 +68,20 @@ import TestSupport
         try fm.removeItem(atPath: encoder + "/modules.json")
         #expect(mkfifo(encoder + "/modules.json", 0o644) == 0)
         try writeFile(dir.file("text.txt"), Array("hello world, hello world".utf8))
+        let withPipe = dir.file("pipe-tokenizer")
+        try fm.createDirectory(atPath: withPipe, withIntermediateDirectories: false)
+        #expect(mkfifo(withPipe + "/tokenizer.json", 0o644) == 0)
         let model = Repo.fixture("tiny-gpt2")
         let cases: [([String], String)] = [
             (["convert", tokenized, dir.file("x.gguf")], "\(tokenized)/tokenizer_config.json: is a named pipe (FIFO), not a file"),
             (["forward", encoder, "--tokens", "1,2"], "\(encoder)/modules.json: is a named pipe (FIFO), not a file"),
             (["quantize", model, dir.file("q.gguf"), "--scheme", "q4_0", "--imatrix", fifo], "\(fifo): is a named pipe (FIFO), not a file"),
             (["verify", tokenized, tokenized, "--text", dir.file("text.txt"), "--reference-logits", fifo], "\(fifo): is a named pipe (FIFO), not a file"),
+            (["verify", tokenized, tokenized, "--text", fifo], "\(fifo): is a named pipe (FIFO), not a file"),
+            (["quantize", tokenized, dir.file("c.gguf"), "--scheme", "q4_0", "--calibrate", fifo], "\(fifo): is a named pipe (FIFO), not a file"),
+            (["tokenize", tokenized, "--file", fifo], "\(fifo): is a named pipe (FIFO), not a file"),
+            (["tokenize", fifo, "--text", "hello"], "\(fifo): is a named pipe (FIFO), not a file"),
+            (["tokenize", withPipe, "--text", "hello"], "\(withPipe)/tokenizer.json: is a named pipe (FIFO), not a file"),
         ]
         for (args, message) in cases {
             let r = try Self.run(args)

@@ -42,7 +42,7 @@ public final class MappedFile: @unchecked Sendable {
         defer { if !keep { close(fd) } }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .cannotOpen(path: path, errno: errno) }
-        if let kind = RegularFile.kind(st.st_mode) { throw .notAFile(path: path, kind: kind) }
+        if let kind = FileKind.describe(mode: st.st_mode) { throw .notAFile(path: path, kind: kind) }
         count = Int(st.st_size)
         if count == 0 {
             base = nil

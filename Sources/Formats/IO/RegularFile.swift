@@ -1,4 +1,4 @@
-// RegularFile: refusing what is not a file before anything opens it.
+// RegularFile: refusing what is not a file before anything opens it (CkptCore's FileKind).
 //
 // open(2) of a named pipe blocks until a writer appears (for ever, if none does); a
 // character device such as /dev/zero or /dev/urandom never ends; a directory is not a file.
@@ -12,25 +12,14 @@ import Glibc
 import Darwin
 #endif
 
+import CkptCore
+
 public enum RegularFile {
     /// Throws unless `path` names a regular file (or a symlink to one).
     public static func check(_ path: String) throws(IOError) {
         var st = stat()
         guard stat(path, &st) == 0 else { throw .cannotOpen(path: path, errno: errno) }
-        if let kind = kind(st.st_mode) { throw .notAFile(path: path, kind: kind) }
-    }
-
-    /// What a non-regular file is, in words; nil for a regular file.
-    static func kind(_ mode: mode_t) -> String? {
-        switch mode & S_IFMT {
-        case S_IFREG: return nil
-        case S_IFDIR: return "a directory"
-        case S_IFIFO: return "a named pipe (FIFO)"
-        case S_IFCHR: return "a character device"
-        case S_IFBLK: return "a block device"
-        case S_IFSOCK: return "a socket"
-        default: return "a special file"
-        }
+        if let kind = FileKind.describe(mode: st.st_mode) { throw .notAFile(path: path, kind: kind) }
     }
 
     /// `read(path, cap:)`, or nil when nothing is at `path` (an optional file of a model

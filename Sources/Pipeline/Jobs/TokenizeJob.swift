@@ -87,11 +87,12 @@ public struct TokenizeJob: Job {
             let source = file ?? "standard input"
             let data: Data
             if let file {
+                if let kind = FileKind.nonRegular(file) { throw JobError(nil, "\(file): is \(kind), not a file") }
                 guard let h = FileHandle(forReadingAtPath: file) else { throw JobError(nil, "\(file): cannot be read") }
-                data = (try? h.readToEnd()) ?? Data()
+                data = (try? h.read(upToCount: Self.maxInput + 1)) ?? Data()
                 try? h.close()
             } else {
-                data = FileHandle.standardInput.readDataToEndOfFile()
+                data = (try? FileHandle.standardInput.read(upToCount: Self.maxInput + 1)) ?? Data()
             }
             guard data.count <= Self.maxInput else { throw JobError(nil, "\(source): larger than 1 GiB") }
             guard let s = String(validating: [UInt8](data), as: UTF8.self) else { throw JobError(nil, "\(source): not valid UTF-8 text") }
