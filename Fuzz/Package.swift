@@ -21,6 +21,7 @@ let targets: [(String, [String])] = [
     ("pipeline-yaml", ["Pipeline"]),
     ("tokenizer", ["Tokenizer"]),
     ("detect", ["Formats"]),
+    ("imatrix", ["Pipeline"]),
 ]
 
 let package = Package(

@@ -25,7 +25,7 @@ if [ -n "${FUZZ_RUNS:-}" ]; then SECONDS_EACH=${FUZZ_SECONDS:-0}; else SECONDS_E
 SCRATCH=${FUZZ_SCRATCH_PATH:-.build-fuzz}
 CONFIG=${FUZZ_CONFIG:-release}
 NICE=${FUZZ_NICE:-19}
-ALL="safetensors sharded-index gguf ckz ckz-index ckz-chunk npy npz torch pickle json model-config pipeline-yaml tokenizer detect"
+ALL="safetensors sharded-index gguf ckz ckz-index ckz-chunk npy npz torch pickle json model-config pipeline-yaml tokenizer detect imatrix"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 
 if [ -n "${FUZZ_BIN:-}" ]; then
@@ -62,7 +62,7 @@ python3 Fuzz/seeds.py "$CKPT" "$SCRATCH/seeds"
 
 mkdir -p "$SCRATCH/artifacts" "$SCRATCH/logs" "$SCRATCH/tmp"
 # The file readers get each input as an in-memory MappedFile (FuzzHooks.file); the targets
-# that take a path (sharded-index, pipeline-yaml, detect) write it to a file: on tmpfs where there is
+# that take a path (sharded-index, pipeline-yaml, detect, imatrix) write it to a file: on tmpfs where there is
 # one (7x the executions per second of a disk-backed directory here).
 if [ -z "${FUZZ_SCRATCH:-}" ]; then
     if [ -d /dev/shm ] && [ -w /dev/shm ]; then FUZZ_SCRATCH=/dev/shm/ckpt-fuzz-run-$$; else FUZZ_SCRATCH="$PWD/$SCRATCH/tmp"; fi

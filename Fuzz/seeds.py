@@ -202,6 +202,9 @@ steps:
     put("pipeline-yaml", "anchors.yaml", b"base: &b {input: m, output: o.ckz}\nsteps:\n  - convert: *b\n")
     put("pipeline-yaml", "json.json", b'{"steps": [{"convert": {"input": "m", "output": "o.npz"}}]}')
 
+    # importance matrices as llama-imatrix writes them (GGUF and legacy .dat)
+    copy("imatrix", "imatrix/llamacpp.imatrix.*")
+
     # detect: the first byte picks the file's name (0 = no extension, others one of the
     # registry's extensions or one that lies), the rest is a file: the two smallest seeds
     # of every file format, an HDF5 file and a .keras archive, each under a few names
