@@ -140,7 +140,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "TestSupport", dependencies: ["CkptCore"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CkptCore", "CKernels"], path: "Tests/TestSupport"),
         .testTarget(name: "CkptCoreTests", dependencies: ["CkptCore", "Quantize", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["CkptCore", "Formats", "CKernels", "TestSupport"]),
         .testTarget(name: "QuantizeTests", dependencies: ["CkptCore", "Formats", "Quantize", "CKernels", "TestSupport"]),

@@ -9,17 +9,8 @@ import CKernels
 import CkptCore
 import Foundation
 import Testing
+import TestSupport
 @testable import Formats
-
-/// Runs `body` with the SIMD paths off, then on (where the CPU has them).
-func withBothPaths<T>(_ body: () throws -> T) rethrows -> (scalar: T, simd: T) {
-    let was = ck_simd_enabled()
-    defer { ck_set_simd(was) }
-    ck_set_simd(0)
-    let scalar = try body()
-    ck_set_simd(1)
-    return (scalar, try body())
-}
 
 @Suite struct CKZKernelTests {
     func random(_ n: Int, seed: UInt64) -> [UInt8] {

@@ -7,16 +7,7 @@ import CkptCore
 import Foundation
 @testable import Quantize
 import Testing
-
-/// Runs `body` with the SIMD paths off, then on (where the CPU has them).
-func bothPaths<T>(_ body: () throws -> T) rethrows -> (scalar: T, simd: T) {
-    let was = ck_simd_enabled()
-    defer { ck_set_simd(was) }
-    ck_set_simd(0)
-    let scalar = try body()
-    ck_set_simd(1)
-    return (scalar, try body())
-}
+import TestSupport
 
 /// f32 values that exercise every branch: random normals at many scales, edge patterns,
 /// all-zero and ±0 blocks, signed-max ties, blocks with NaN or inf among normal values.
@@ -79,7 +70,7 @@ func edgeFloats(blocks: Int, seed: UInt64) -> [Float] {
                 return y
             }
             let expected = run(reference)
-            let got = bothPaths { run(kernel) }
+            let got = withBothPaths { run(kernel) }
             #expect(got.scalar == expected, "\(name): scalar dispatch differs")
             let firstBad = (0..<blocks).first { b in got.simd[(b * size)..<((b + 1) * size)] != expected[(b * size)..<((b + 1) * size)] }
             #expect(firstBad == nil, "\(name): SIMD block \(firstBad ?? -1) differs, input \(firstBad.map { Array(x[($0 * 32)..<($0 * 32 + 32)]) } ?? [])")
@@ -134,7 +125,7 @@ func kquantEdgeFloats(superBlocks: Int, seed: UInt64) -> [Float] {
                 return y
             }
             let expected = run(reference)
-            let got = bothPaths { run(kernel) }
+            let got = withBothPaths { run(kernel) }
             #expect(got.scalar == expected, "\(name): scalar dispatch differs")
             let firstBad = (0..<blocks).first { b in got.simd[(b * size)..<((b + 1) * size)] != expected[(b * size)..<((b + 1) * size)] }
             #expect(firstBad == nil, "\(name): SIMD super-block \(firstBad ?? -1) differs")
@@ -181,9 +172,9 @@ func kquantEdgeFloats(superBlocks: Int, seed: UInt64) -> [Float] {
         let p = Self.f32Patterns, src = bytes(p)
         let f16 = bytes(p.map { FloatBits.f32ToF16($0).littleEndian })
         let bf16 = bytes(p.map { FloatBits.f32ToBF16($0).littleEndian })
-        let a = bothPaths { run(src, count: p.count, outSize: 2, cast(CK_F32, CK_F16)) }
+        let a = withBothPaths { run(src, count: p.count, outSize: 2, cast(CK_F32, CK_F16)) }
         #expect(a.scalar == f16 && a.simd == f16)
-        let b = bothPaths { run(src, count: p.count, outSize: 2, cast(CK_F32, CK_BF16)) }
+        let b = withBothPaths { run(src, count: p.count, outSize: 2, cast(CK_F32, CK_BF16)) }
         #expect(b.scalar == bf16 && b.simd == bf16)
     }
 
@@ -192,11 +183,11 @@ func kquantEdgeFloats(superBlocks: Int, seed: UInt64) -> [Float] {
         let bf16ToF16 = bytes(h.map { FloatBits.f32ToF16(FloatBits.bf16ToF32($0)).littleEndian })
         let f16ToF32 = bytes(h.map { FloatBits.f16ToF32($0).littleEndian })
         let bf16ToF32 = bytes(h.map { FloatBits.bf16ToF32($0).littleEndian })
-        let a = bothPaths { run(src, count: h.count, outSize: 2, cast(CK_BF16, CK_F16)) }
+        let a = withBothPaths { run(src, count: h.count, outSize: 2, cast(CK_BF16, CK_F16)) }
         #expect(a.scalar == bf16ToF16 && a.simd == bf16ToF16)
-        let b = bothPaths { run(src, count: h.count, outSize: 4, cast(CK_F16, CK_F32)) }
+        let b = withBothPaths { run(src, count: h.count, outSize: 4, cast(CK_F16, CK_F32)) }
         #expect(b.scalar == f16ToF32 && b.simd == f16ToF32)
-        let c = bothPaths { run(src, count: h.count, outSize: 4, cast(CK_BF16, CK_F32)) }
+        let c = withBothPaths { run(src, count: h.count, outSize: 4, cast(CK_BF16, CK_F32)) }
         #expect(c.scalar == bf16ToF32 && c.simd == bf16ToF32)
     }
 
