@@ -273,9 +273,10 @@ extension GGUFTokenizer {
     /// both hashes name a token: the work is linear in the vocabulary's text plus the merges
     /// written. Building two strings per cut, as the definition reads, made a 20 kB GGUF with
     /// one 20,000-character token take 27 s (quadratic in the token's length). The merges'
-    /// text is also bounded (`budget` bytes; a vocabulary of nested runs such as "a", "aa",
-    /// "aaa", ... has cubically many): past it, a refusal instead of an allocation sized by
-    /// the file.
+    /// text and the scalars compared on hash hits are bounded together (`budget`; a vocabulary
+    /// of nested runs such as "a", "aa", "aaa", ... has cubically many merges, and a crafted
+    /// one could make hashes collide): past it, a refusal instead of work or an allocation
+    /// sized beyond the file.
     static func sentencePieceMerges(tokens: [String], types: [Int], scores: [Double], budget: Int? = nil) throws -> [(String, String)] {
         // Texts compared by scalars, as Python and llama.cpp compare them (Swift's String
         // equality would also equate canonically equivalent spellings).
@@ -287,14 +288,14 @@ extension GGUFTokenizer {
         func hash(_ s: ArraySlice<Unicode.Scalar>) -> UInt64 { s.reduce(0) { $0 &* base &+ UInt64($1.value) &+ 1 } }
         var byHash: [UInt64: [Int]] = [:]
         for (_, i) in normal { byHash[hash(scalars[i][...]), default: []].append(i) }
+        var spent = 0  // merge bytes written + scalars compared
         func lookup(_ h: UInt64, _ part: ArraySlice<Unicode.Scalar>) -> Int? {
-            byHash[h]?.first { scalars[$0].elementsEqual(part) }
+            byHash[h]?.first { spent += part.count; return scalars[$0].elementsEqual(part) }
         }
         let longest = scalars.map(\.count).max() ?? 0
         var power = [UInt64](repeating: 1, count: longest + 1)
         for k in stride(from: 1, through: longest, by: 1) { power[k] = power[k - 1] &* base }
         let limit = budget ?? 32 * tokens.reduce(0) { $0 + $1.utf8.count } + (1 << 24)
-        var written = 0
         var merges: [(l: Int, r: Int, score: Double, order: Int)] = []
         var prefix: [UInt64] = []
         for (i, s) in scalars.enumerated() where types[i] == 1 && normal[s] == i {
@@ -306,11 +307,13 @@ extension GGUFTokenizer {
             var local: [(Int, Int)] = []
             for cut in 1..<n {
                 let hl = prefix[cut], hr = prefix[n] &- prefix[cut] &* power[n - cut]
-                guard byHash[hl] != nil, byHash[hr] != nil, let li = lookup(hl, s[..<cut]), let ri = lookup(hr, s[cut...]) else { continue }
-                local.append((li, ri))
-                written += tokens[li].utf8.count + tokens[ri].utf8.count
-                guard written <= limit else {
-                    throw Refusal(description: "rebuilding this SentencePiece vocabulary's merges from its scores would write over \(limit) bytes of merges: no tokenizer.json written")
+                guard byHash[hl] != nil, byHash[hr] != nil else { continue }
+                if let li = lookup(hl, s[..<cut]), let ri = lookup(hr, s[cut...]) {
+                    local.append((li, ri))
+                    spent += tokens[li].utf8.count + tokens[ri].utf8.count
+                }
+                guard spent <= limit else {
+                    throw Refusal(description: "rebuilding this SentencePiece vocabulary's merges from its scores takes over \(limit) bytes of merges and comparisons: no tokenizer.json written")
                 }
             }
             local.sort { $0 < $1 }
