@@ -61,34 +61,6 @@ def quantize(model, out, scheme, method, extra=()):
     return json.loads(stdout), seconds
 
 
-def markov_language(vocab, seed):
-    """The teacher's training language (tools/make_train_fixtures.py, which imports torch):
-    an order-2 Markov chain, 3 allowed next tokens per (a, b) with Dirichlet(0.5) weights."""
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    nxt = np.zeros((vocab, vocab, 3), dtype=np.int64)
-    prob = np.zeros((vocab, vocab, 3))
-    for a in range(vocab):
-        for b in range(vocab):
-            nxt[a, b] = rng.choice(vocab, size=3, replace=False)
-            prob[a, b] = rng.dirichlet([0.5, 0.5, 0.5])
-    return nxt, prob
-
-
-def sample_sequences(nxt, prob, n, T, rng):
-    import numpy as np
-    vocab = nxt.shape[0]
-    out = np.zeros((n, T), dtype=np.int64)
-    out[:, 0] = rng.integers(0, vocab, n)
-    out[:, 1] = rng.integers(0, vocab, n)
-    for t in range(2, T):
-        a, b = out[:, t - 2], out[:, t - 1]
-        c = np.cumsum(prob[a, b], axis=1)
-        k = (rng.random(n)[:, None] > c).sum(axis=1).clip(0, 2)
-        out[:, t] = nxt[a, b, k]
-    return out
-
-
 def layer_errors(report):
     c = [t["calibration"] for t in report["tensors"] if "calibration" in t]
     if not c:
@@ -132,12 +104,7 @@ def main():
             print(f"| {scheme} | {name} | {v['text']['kl']['mean']:.5f} | {les} |")
 
     print("\n## trained tiny LLaMA (llama-teacher4), mean KL on 64 held-out sequences of its Markov language")
-    import numpy as np
-    nxt, prob = markov_language(64, seed=4)
-    rng = np.random.default_rng(1234)
-    calib_npy, held_npy = os.path.join(tmp, "calib.npy"), os.path.join(tmp, "held.npy")
-    np.save(calib_npy, sample_sequences(nxt, prob, 32, 64, rng))
-    np.save(held_npy, sample_sequences(nxt, prob, 64, 64, rng))
+    calib_npy, held_npy = markov_token_files(tmp)
     teacher = os.path.join(ROOT, "fixtures/models/llama-teacher4")
     print("| scheme | method | KL mean | layer output error rtn -> method |")
     for scheme in ["q4_0", "q4_1"]:
@@ -161,6 +128,21 @@ def main():
         print(f"{name}: {best[0]:.2f} CPU s, {best[1]:.2f} wall s{detail}")
 
 
+def markov_token_files(tmp):
+    """Calibration (32) and held-out (64) sequences of 64 tokens of llama-teacher4's training
+    language, as .npy token files in `tmp`. NumPy is imported here, not at the top: the other
+    benchmarks of this script run without it."""
+    import numpy as np
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from markov import markov_language, sample_sequences
+    nxt, prob = markov_language(64, seed=4)
+    rng = np.random.default_rng(1234)
+    calib_npy, held_npy = os.path.join(tmp, "calib.npy"), os.path.join(tmp, "held.npy")
+    np.save(calib_npy, sample_sequences(nxt, prob, 32, 64, rng))
+    np.save(held_npy, sample_sequences(nxt, prob, 64, 64, rng))
+    return calib_npy, held_npy
+
+
 def median(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
@@ -171,7 +153,6 @@ def kquants():
     AWQ+GPTQ beside RTN and imatrix, on q4_0, q4_1, q4_k and q4_k_m; MiniLM (1 - cosine held-out)
     and the trained tiny LLaMA (KL). Times: median of 3 runs for q4_0 and q4_k, one run for
     q4_1 and q4_k_m (CPU seconds of the ckpt process and wall), the machine being shared."""
-    import numpy as np
     tmp = tempfile.mkdtemp()
     methods = ["rtn", "imatrix", "gptq", "awq", "awq+gptq"]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(all)')}")
@@ -198,11 +179,7 @@ def kquants():
             print(f"| {scheme} | {method} | " + " | ".join(cells) + f" | {les} | {median([r[0] for r in runs]):.2f} | {median([r[1] for r in runs]):.1f} |", flush=True)
 
     print("\n## trained tiny LLaMA (llama-teacher4), mean KL on 64 held-out sequences of its Markov language")
-    nxt, prob = markov_language(64, seed=4)
-    rng = np.random.default_rng(1234)
-    calib_npy, held_npy = os.path.join(tmp, "calib.npy"), os.path.join(tmp, "held.npy")
-    np.save(calib_npy, sample_sequences(nxt, prob, 32, 64, rng))
-    np.save(held_npy, sample_sequences(nxt, prob, 64, 64, rng))
+    calib_npy, held_npy = markov_token_files(tmp)
     teacher = os.path.join(ROOT, "fixtures/models/llama-teacher4")
     print("| scheme | method | KL mean | layer error rtn -> method |")
     for scheme in ["q4_0", "q4_1", "q4_k"]:

@@ -31,34 +31,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from markov import markov_language, sample_sequences  # noqa: F401 (make_llama_train_fixtures imports them from here)
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
 TAU, ALPHA = 2.0, 0.5
-
-
-def markov_language(vocab, seed):
-    """Order-2 Markov chain: for each (a, b), 3 allowed next tokens with Dirichlet(0.5) weights."""
-    rng = np.random.default_rng(seed)
-    nxt = np.zeros((vocab, vocab, 3), dtype=np.int64)
-    prob = np.zeros((vocab, vocab, 3))
-    for a in range(vocab):
-        for b in range(vocab):
-            nxt[a, b] = rng.choice(vocab, size=3, replace=False)
-            prob[a, b] = rng.dirichlet([0.5, 0.5, 0.5])
-    return nxt, prob
-
-
-def sample_sequences(nxt, prob, n, T, rng):
-    vocab = nxt.shape[0]
-    out = np.zeros((n, T), dtype=np.int64)
-    out[:, 0] = rng.integers(0, vocab, n)
-    out[:, 1] = rng.integers(0, vocab, n)
-    for t in range(2, T):
-        a, b = out[:, t - 2], out[:, t - 1]
-        u = rng.random(n)
-        c = np.cumsum(prob[a, b], axis=1)
-        k = (u[:, None] > c).sum(axis=1).clip(0, 2)
-        out[:, t] = nxt[a, b, k]
-    return out
 
 
 def train_teacher(model, nxt, prob, rng, steps, T, out_name):
