@@ -22,6 +22,8 @@
 //   q6_k         make_qx_quants(16, 32) weighted by q itself (no σ² term); 8-bit scales as the
 //                reference quantizer
 // q8_0 ignores the importance in llama.cpp too (its round-to-nearest is already near lossless).
+// make_qkx3_quants is KQuants.makeQKX2 with squared errors (useMAD: false): one search serves
+// both (QuantizeTests compare these quantizers' bytes with libggml's, fixtures/imatrix).
 
 import CkptCore
 
@@ -136,71 +138,6 @@ public enum ImportanceQuants {
         return scale
     }
 
-    /// `make_qkx3_quants` with weights and squared error: levels 0...nmax of (x − min)/scale;
-    /// per candidate inverse scale the weighted least-squares scale and min (min ≤ 0).
-    /// Returns (scale, −min).
-    static func makeQKX3(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                         _ L: UnsafeMutablePointer<UInt8>, _ Laux: UnsafeMutablePointer<UInt8>,
-                         rmin: Float, rdelta: Float, nstep: Int) -> (scale: Float, negMin: Float) {
-        var min = x[0], max = x[0]
-        var sumW = w[0]
-        var sumX = sumW * x[0]
-        for i in 1..<n {
-            if x[i] < min { min = x[i] }
-            if x[i] > max { max = x[i] }
-            sumW += w[i]
-            sumX += w[i] * x[i]
-        }
-        if min > 0 { min = 0 }
-        if max <= min {
-            for i in 0..<n { L[i] = 0 }
-            return (0, -min)
-        }
-        let top = Int32(nmax)
-        var iscale = Float(nmax) / (max - min)
-        var scale = 1 / iscale
-        var best: Float = 0
-        for i in 0..<n {
-            L[i] = UInt8(Swift.max(0, Swift.min(top, nearestInt(iscale * (x[i] - min)))))
-            let diff = scale * Float(L[i]) + min - x[i]
-            best += w[i] * (diff * diff)
-        }
-        if nstep < 1 { return (scale, -min) }
-        for step in 0...nstep {
-            iscale = (rmin + rdelta * Float(step) + Float(nmax)) / (max - min)
-            var sumL: Float = 0, sumL2: Float = 0, sumXL: Float = 0
-            for i in 0..<n {
-                let l = Swift.max(0, Swift.min(top, nearestInt(iscale * (x[i] - min))))
-                Laux[i] = UInt8(l)
-                let fl = Float(l)
-                sumL += w[i] * fl
-                sumL2 += w[i] * fl * fl
-                sumXL += w[i] * fl * x[i]
-            }
-            let D = sumW * sumL2 - sumL * sumL
-            if D > 0 {
-                var thisScale = (sumW * sumXL - sumX * sumL) / D
-                var thisMin = (sumL2 * sumX - sumL * sumXL) / D
-                if thisMin > 0 {
-                    thisMin = 0
-                    thisScale = sumXL / sumL2
-                }
-                var err: Float = 0
-                for i in 0..<n {
-                    let diff = thisScale * Float(Laux[i]) + thisMin - x[i]
-                    err += w[i] * (diff * diff)
-                }
-                if err < best {
-                    for i in 0..<n { L[i] = Laux[i] }
-                    best = err
-                    scale = thisScale
-                    min = thisMin
-                }
-            }
-        }
-        return (scale, -min)
-    }
-
     /// `make_qp_quants`: non-negative values (sub-block scales or mins) to levels 0...nmax of
     /// one scale, weighted by `w`; 9 candidate scales, then up to 5 passes moving single levels.
     static func makeQP(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<UInt8>,
@@ -295,7 +232,7 @@ public enum ImportanceQuants {
                 store(d, b, 0)
                 qsOffset = dtype == .q4_0 ? 2 : 6
             default:
-                let (d, negMin) = makeQKX3(32, dtype == .q4_1 ? 15 : 31, xb, weight, L, Laux, rmin: -0.9, rdelta: 0.05, nstep: 36)
+                let (d, negMin) = KQuants.makeQKX2(32, dtype == .q4_1 ? 15 : 31, xb, weight, L, Laux, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false)
                 store(d, b, 0)
                 store(-negMin, b, 2)
                 qsOffset = dtype == .q4_1 ? 4 : 8
@@ -338,7 +275,7 @@ public enum ImportanceQuants {
             for j in 0..<16 {
                 for l in 0..<16 { weight[l] = qw[16 * j + l] * (sigma2 + x[16 * j + l] * x[16 * j + l]).squareRoot() }
                 for l in 0..<16 { sw[j] += weight[l] }
-                let (s, m) = makeQKX3(16, 3, x + 16 * j, weight, L.baseAddress! + 16 * j, &Laux, rmin: -0.9, rdelta: 0.05, nstep: 36)
+                let (s, m) = KQuants.makeQKX2(16, 3, x + 16 * j, weight, L.baseAddress! + 16 * j, &Laux, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false)
                 scales[j] = s
                 mins[j] = m
             }
@@ -432,7 +369,7 @@ public enum ImportanceQuants {
                 var sumw: Float = 0
                 for l in 0..<32 { sumw += weights[l] }
                 sw[j] = sumw
-                let (s, m) = makeQKX3(32, nmax, x + 32 * j, weights, L.baseAddress! + 32 * j, &Laux, rmin: -0.9, rdelta: 0.05, nstep: 36)
+                let (s, m) = KQuants.makeQKX2(32, nmax, x + 32 * j, weights, L.baseAddress! + 32 * j, &Laux, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false)
                 scales[j] = s
                 mins[j] = m
             }

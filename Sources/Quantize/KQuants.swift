@@ -47,7 +47,10 @@ enum KQuants {
     // MARK: Shared searches
 
     /// `make_qkx2_quants`: asymmetric levels 0...nmax for n values with a weighted search
-    /// over 1 + nstep scales around nmax/(max−min). Returns (scale, −min); fills L.
+    /// over 1 + nstep scales around nmax/(max−min). Returns (scale, −min); fills L. With
+    /// `useMAD: false` it is also ggml's `make_qkx3_quants` (the importance-weighted k-quants,
+    /// ImportanceQuants.swift): the same operations in the same order; qkx3's `max <= min`
+    /// guard differs from `max == min` only when max < min, which the min/max scan cannot give.
     static func makeQKX2(
         _ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
         _ L: UnsafeMutablePointer<UInt8>, _ Laux: UnsafeMutablePointer<UInt8>,
