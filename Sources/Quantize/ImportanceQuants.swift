@@ -224,7 +224,7 @@ public enum ImportanceQuants {
         }
         for ib in 0..<n / 32 {
             let xb = x + 32 * ib, q = qw + 32 * ib, b = y + blockBytes * ib
-            for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            _ = weigh(xb, q, sigma2: sigma2, start: 0, count: 32, into: weight)
             var qsOffset = 2
             switch dtype {
             case .q4_0, .q5_0:
@@ -250,6 +250,18 @@ public enum ImportanceQuants {
         }
     }
 
+    /// llama.cpp's importance of each value, w = qw·sqrt(σ² + x²), for the `count` values from
+    /// `start` into weights[0..<count]; returns Σw, added in order (every type's per-block
+    /// weights and the sub-block sums its scale search takes).
+    @inline(__always)
+    static func weigh(_ x: UnsafePointer<Float>, _ qw: UnsafePointer<Float>, sigma2: Float, start: Int, count: Int,
+                      into weights: UnsafeMutablePointer<Float>) -> Float {
+        var sum: Float = 0
+        for l in 0..<count { weights[l] = qw[start + l] * (sigma2 + x[start + l] * x[start + l]).squareRoot() }
+        for l in 0..<count { sum += weights[l] }
+        return sum
+    }
+
     // MARK: k-quants (one super-block of 256 values each)
 
     /// 2-bit planes as q2_k/q3_k store them: byte 32·(e/128) + e%32, bits 2·((e%128)/32).
@@ -273,8 +285,7 @@ public enum ImportanceQuants {
         let sigma2 = sumX2 / 256
         L.withUnsafeMutableBufferPointer { L in
             for j in 0..<16 {
-                for l in 0..<16 { weight[l] = qw[16 * j + l] * (sigma2 + x[16 * j + l] * x[16 * j + l]).squareRoot() }
-                for l in 0..<16 { sw[j] += weight[l] }
+                sw[j] = weigh(x, qw, sigma2: sigma2, start: 16 * j, count: 16, into: &weight)
                 let (s, m) = KQuants.makeQKX2(16, 3, x + 16 * j, weight, L.baseAddress! + 16 * j, &Laux, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false)
                 scales[j] = s
                 mins[j] = m
@@ -309,10 +320,7 @@ public enum ImportanceQuants {
         let sigma2 = 2 * sumX2 / 256
         L.withUnsafeMutableBufferPointer { L in
             for j in 0..<16 {
-                for l in 0..<16 { weight[l] = qw[16 * j + l] * (sigma2 + x[16 * j + l] * x[16 * j + l]).squareRoot() }
-                var sumw: Float = 0
-                for l in 0..<16 { sumw += weight[l] }
-                sw[j] = sumw
+                sw[j] = weigh(x, qw, sigma2: sigma2, start: 16 * j, count: 16, into: &weight)
                 scales[j] = makeQX(16, 4, x + 16 * j, L.baseAddress! + 16 * j, weight)
             }
             var sc = [UInt8](repeating: 0, count: 12)
@@ -365,10 +373,7 @@ public enum ImportanceQuants {
         let sigma2 = 2 * sumX2 / 256
         L.withUnsafeMutableBufferPointer { L in
             for j in 0..<8 {
-                for l in 0..<32 { weights[l] = qw[32 * j + l] * (sigma2 + x[32 * j + l] * x[32 * j + l]).squareRoot() }
-                var sumw: Float = 0
-                for l in 0..<32 { sumw += weights[l] }
-                sw[j] = sumw
+                sw[j] = weigh(x, qw, sigma2: sigma2, start: 32 * j, count: 32, into: &weights)
                 let (s, m) = KQuants.makeQKX2(32, nmax, x + 32 * j, weights, L.baseAddress! + 32 * j, &Laux, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false)
                 scales[j] = s
                 mins[j] = m
