@@ -7,7 +7,7 @@ Python's standard library only (CI has no numpy here), plus the ckpt binary for 
 only ckpt writes (.ckz) or that have few fixtures (GGUF). Seeds are small (a fuzzer mutates
 small inputs much faster): files over MAX_BYTES are left out.
 """
-import glob, json, os, shutil, struct, subprocess, sys, tempfile, zipfile, zlib
+import base64, glob, json, os, shutil, struct, subprocess, sys, tempfile, zipfile, zlib
 
 MAX_BYTES = 256 * 1024
 ckpt, out = sys.argv[1], sys.argv[2]
@@ -136,7 +136,6 @@ try:
             put("ckz-chunk", f"{i}-{name}", struct.pack("<I", len(raw)) + c.compress(raw) + c.flush())
     # found by the target (2026-11-30): a literal-only stream whose unused distance code is
     # incomplete ([3, 1]); libdeflate refuses it, the fast decoder used to accept it
-    import base64
     put("ckz-chunk", "found-distance-code", base64.b64decode(
         "AAIQAAXBCYLENo4EwB+vWwLyAkiVPS/fDIKg06D9XOYAAAAAAAAAdrOU0OD72VEyzzrxYbTf9eiN6Dj6AAB0dgIQAAAAAAAAV1dXV1dX"
         "09PT09ME09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PT09PThmEYhmEYhmEYhmEYhmEYhmEYhoZhGIZh"
@@ -204,6 +203,11 @@ steps:
 
     # importance matrices as llama-imatrix writes them (GGUF and legacy .dat)
     copy("imatrix", "imatrix/llamacpp.imatrix.*")
+    # found by the imatrix target (2026-11-30): a GGUF of one empty tensor that ends before
+    # its data section (the reader trapped on a view past the end); a seed of both targets
+    empty = base64.b64decode("R0dVRgMAAAABAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAADAAAAAAAAAAAAAAAAAAAAAAAAADAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAg=")
+    put("imatrix", "found-empty-tensor-no-padding.gguf", empty)
+    put("gguf", "found-empty-tensor-no-padding.gguf", empty)
 
     # detect: the first byte picks the file's name (0 = no extension, others one of the
     # registry's extensions or one that lies), the rest is a file: the two smallest seeds

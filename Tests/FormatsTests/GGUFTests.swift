@@ -139,6 +139,12 @@ func parseGGUF(_ bytes: [UInt8]) -> GGUFError? {
         cases.append(("trailing bytes", g.b, { if case .trailingBytes = $0 { return true }; return false }))
         g = GGUFBytes.header(tensors: 1, kvs: 0); g.str("a"); g.u32(4); g.u64(1); g.u64(1)
         cases.append(("truncated tensor info", g.b, { if case .truncated = $0 { return true }; return false }))
+        // Found by the imatrix fuzz target: an empty tensor in a file that ends before the
+        // data section's alignment padding (its view would start past the end: a trap).
+        g = GGUFBytes.header(tensors: 1, kvs: 0); g.tensor("e", dims: [0, 3], type: 0, offset: 0)
+        cases.append(("empty tensor, file ends before the data", g.b, {
+            if case .truncated(let what, _, _) = $0 { return what.contains("padding") }; return false
+        }))
 
         for (label, bytes, check) in cases {
             let e = parseGGUF(bytes)

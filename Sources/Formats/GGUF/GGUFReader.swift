@@ -185,6 +185,13 @@ public enum GGUF {
 
         let headerEnd = r.pos
         let dataStart = (headerEnd + alignment - 1) / alignment * alignment
+        // Tensors are views at dataStart + offset: the data section must begin inside the file,
+        // even when every tensor is empty (an 83-byte file of one empty tensor and no padding
+        // trapped on a view past the end; found by the imatrix fuzz target). A file of no
+        // tensors (a vocabulary only) may end with its header.
+        if !tensors.isEmpty && dataStart > file.count {
+            throw .truncated(what: "the padding before the tensor data", needed: UInt64(dataStart - headerEnd), remaining: file.count - headerEnd)
+        }
         let dataSize = max(0, file.count - dataStart)
         var end: UInt64 = 0
         for t in tensors {
