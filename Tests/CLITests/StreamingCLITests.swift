@@ -98,18 +98,7 @@ import TestSupport
             }
             try graph.add(try Tensor(name: name, dtype: .bf16, shape: shape, data: .owned(bytes)))
         }
-        try add("model.embed_tokens.weight", [V, C])
-        for l in 0..<L {
-            let p = "model.layers.\(l)."
-            for n in ["q_proj", "k_proj", "v_proj", "o_proj"] { try add(p + "self_attn.\(n).weight", [C, C]) }
-            try add(p + "mlp.gate_proj.weight", [I, C])
-            try add(p + "mlp.up_proj.weight", [I, C])
-            try add(p + "mlp.down_proj.weight", [C, I])
-            try add(p + "input_layernorm.weight", [C], one: true)
-            try add(p + "post_attention_layernorm.weight", [C], one: true)
-        }
-        try add("model.norm.weight", [C], one: true)
-        try add("lm_head.weight", [V, C])
+        for t in llamaTensorShapes(vocab: V, hidden: C, intermediate: I, layers: L, kvWidth: C) { try add(t.name, t.shape, one: t.norm) }
         try FileManager.default.createDirectory(atPath: dir.file("model"), withIntermediateDirectories: true)
         try Safetensors.write(graph, to: dir.file("model/model.safetensors"))
         let config = """

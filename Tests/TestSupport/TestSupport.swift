@@ -156,3 +156,20 @@ public func hexBytes(_ hex: String) -> [UInt8] {
     while let a = it.next(), let b = it.next() { out.append(UInt8(String([a, b]), radix: 16)!) }
     return out
 }
+
+/// The tensors of a LLaMA-family checkpoint with an untied head, by name and shape, in the
+/// order transformers saves them; `norm` marks the RMSNorm weights (1-D). For tests that
+/// build such a graph from their own values or sizes.
+public func llamaTensorShapes(vocab V: Int, hidden C: Int, intermediate I: Int, layers L: Int,
+                              kvWidth kv: Int) -> [(name: String, shape: [Int], norm: Bool)] {
+    var out: [(String, [Int], Bool)] = [("model.embed_tokens.weight", [V, C], false)]
+    for l in 0..<L {
+        let p = "model.layers.\(l)."
+        out += [(p + "self_attn.q_proj.weight", [C, C], false), (p + "self_attn.k_proj.weight", [kv, C], false),
+                (p + "self_attn.v_proj.weight", [kv, C], false), (p + "self_attn.o_proj.weight", [C, C], false),
+                (p + "mlp.gate_proj.weight", [I, C], false), (p + "mlp.up_proj.weight", [I, C], false),
+                (p + "mlp.down_proj.weight", [C, I], false),
+                (p + "input_layernorm.weight", [C], true), (p + "post_attention_layernorm.weight", [C], true)]
+    }
+    return out + [("model.norm.weight", [C], true), ("lm_head.weight", [V, C], false)]
+}

@@ -210,16 +210,7 @@ import TestSupport
             }
             try g.add(t)
         }
-        try add("model.embed_tokens.weight", [V, C])
-        for l in 0..<L {
-            let p = "model.layers.\(l)."
-            try add(p + "self_attn.q_proj.weight", [C, C]); try add(p + "self_attn.k_proj.weight", [kv, C])
-            try add(p + "self_attn.v_proj.weight", [kv, C]); try add(p + "self_attn.o_proj.weight", [C, C])
-            try add(p + "mlp.gate_proj.weight", [I, C]); try add(p + "mlp.up_proj.weight", [I, C]); try add(p + "mlp.down_proj.weight", [C, I])
-            try add(p + "input_layernorm.weight", [C], one: true); try add(p + "post_attention_layernorm.weight", [C], one: true)
-        }
-        try add("model.norm.weight", [C], one: true)
-        try add("lm_head.weight", [V, C])
+        for t in llamaTensorShapes(vocab: V, hidden: C, intermediate: I, layers: L, kvWidth: kv) { try add(t.name, t.shape, one: t.norm) }
         g.config = ModelConfig(json: [
             "model_type": .string("llama"), "architectures": .array([.string("LlamaForCausalLM")]), "hidden_size": .int(C),
             "intermediate_size": .int(I), "num_hidden_layers": .int(L), "num_attention_heads": .int(4),

@@ -186,16 +186,7 @@ func phantomLlama(hidden C: Int, intermediate I: Int, layers L: Int, heads: Int,
         let type = shape.count == 2 ? dtype : .bf16
         try g.add(try Tensor(name: name, dtype: type, shape: shape, data: .external(PhantomBytes(type.byteCount(shape: shape)!))))
     }
-    try add("model.embed_tokens.weight", [V, C])
-    for l in 0..<L {
-        let p = "model.layers.\(l)."
-        try add(p + "self_attn.q_proj.weight", [C, C]); try add(p + "self_attn.k_proj.weight", [kv, C])
-        try add(p + "self_attn.v_proj.weight", [kv, C]); try add(p + "self_attn.o_proj.weight", [C, C])
-        try add(p + "mlp.gate_proj.weight", [I, C]); try add(p + "mlp.up_proj.weight", [I, C]); try add(p + "mlp.down_proj.weight", [C, I])
-        try add(p + "input_layernorm.weight", [C]); try add(p + "post_attention_layernorm.weight", [C])
-    }
-    try add("model.norm.weight", [C])
-    try add("lm_head.weight", [V, C])
+    for t in llamaTensorShapes(vocab: V, hidden: C, intermediate: I, layers: L, kvWidth: kv) { try add(t.name, t.shape) }
     g.config = ModelConfig(json: [
         "model_type": .string("llama"), "architectures": .array([.string("LlamaForCausalLM")]), "hidden_size": .int(C),
         "intermediate_size": .int(I), "num_hidden_layers": .int(L), "num_attention_heads": .int(heads),
