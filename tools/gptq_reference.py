@@ -195,6 +195,35 @@ def permuted_factor(W, H, actorder, percdamp):
     return W, np.linalg.cholesky(Hinv).T, perm
 
 
+def sweep(W, U, perm, blocksize, grid_at, before):
+    """GPTQ's column sweep with lazy batch updates, shared by both references: columns in `perm`
+    order, each row's value rounded onto grid_at(r, col) and the error fed to the columns after
+    it (within the batch at once, to later batches through Err @ U). before(i, col, W1) runs
+    first for each column (to fix grids or note weights from the updated batch W1). Returns
+    (levels K, values Q), indexed by original column."""
+    rows, cols = W.shape
+    K = np.zeros((rows, cols), dtype=np.int64)
+    Q = np.zeros((rows, cols))
+    for i1 in range(0, cols, blocksize):
+        i2 = min(i1 + blocksize, cols)
+        W1 = W[:, i1:i2].copy()
+        Err = np.zeros_like(W1)
+        for i in range(i2 - i1):
+            col = perm[i1 + i]
+            before(i, col, W1)
+            w = W1[:, i]
+            for r in range(rows):
+                gr = grid_at(r, col)
+                K[r, col] = level(gr, w[r])
+                Q[r, col] = value(gr, K[r, col])
+            e = (w - Q[:, col]) / U[i1 + i, i1 + i]
+            W1[:, i + 1:] -= np.outer(e, U[i1 + i, i1 + i + 1:i2])
+            Err[:, i] = e
+        W[:, i1:i2] = W1
+        W[:, i2:] -= Err @ U[i1:i2, i2:]
+    return K, Q
+
+
 def gptq_kquant(W, H, dtype, actorder, headers, percdamp=0.01, blocksize=128):
     """GPTQ onto the frozen grids of `headers`; returns (blocks, weights at super-block starts)."""
     import gguf
@@ -210,29 +239,12 @@ def gptq_kquant(W, H, dtype, actorder, headers, percdamp=0.01, blocksize=128):
     if actorder:
         starts[:] = W
     W, U, perm = permuted_factor(W, H, actorder, percdamp)
-    K = np.zeros((rows, cols), dtype=np.int64)
-    Q = np.zeros((rows, cols))
-    for i1 in range(0, cols, blocksize):
-        i2 = min(i1 + blocksize, cols)
-        W1 = W[:, i1:i2].copy()
-        Err = np.zeros_like(W1)
-        for i in range(i2 - i1):
-            col = perm[i1 + i]
-            if not actorder and col % 256 == 0:
-                starts[:, col:col + 256] = W1[:, i:i + 256].astype(np.float32)
-            w = W1[:, i]
-            q = np.zeros(rows)
-            for r in range(rows):
-                gr = grids[r, col // 256][(col % 256) // sub]
-                k = level(gr, w[r])
-                K[r, col] = k
-                q[r] = value(gr, k)
-            Q[:, col] = q
-            e = (w - q) / U[i1 + i, i1 + i]
-            W1[:, i + 1:] -= np.outer(e, U[i1 + i, i1 + i + 1:i2])
-            Err[:, i] = e
-        W[:, i1:i2] = W1
-        W[:, i2:] -= Err @ U[i1:i2, i2:]
+
+    def before(i, col, W1):
+        if not actorder and col % 256 == 0:
+            starts[:, col:col + 256] = W1[:, i:i + 256].astype(np.float32)
+
+    K, Q = sweep(W, U, perm, blocksize, lambda r, col: grids[r, col // 256][(col % 256) // sub], before)
     out = bytearray()
     for r in range(rows):
         for s in range(nsb):
@@ -255,28 +267,13 @@ def gptq(W, H, dtype, actorder, percdamp=0.01, blocksize=128):
             for gi in range(cols // g):
                 grids[r, gi] = grid(dtype, W[r, gi * g:(gi + 1) * g])
     W, U, perm = permuted_factor(W, H, actorder, percdamp)
-    K = np.zeros((rows, cols), dtype=np.int64)
-    for i1 in range(0, cols, blocksize):
-        i2 = min(i1 + blocksize, cols)
-        W1 = W[:, i1:i2].copy()
-        Err = np.zeros_like(W1)
-        for i in range(i2 - i1):
-            col = perm[i1 + i]
-            if not actorder and col % g == 0:
-                for r in range(rows):
-                    grids[r, col // g] = grid(dtype, W1[r, i:i + g])
-            w = W1[:, i]
-            q = np.zeros(rows)
+
+    def before(i, col, W1):
+        if not actorder and col % g == 0:
             for r in range(rows):
-                gr = grids[r, col // g]
-                k = level(gr, w[r])
-                K[r, col] = k
-                q[r] = value(gr, k)
-            e = (w - q) / U[i1 + i, i1 + i]
-            W1[:, i + 1:] -= np.outer(e, U[i1 + i, i1 + i + 1:i2])
-            Err[:, i] = e
-        W[:, i1:i2] = W1
-        W[:, i2:] -= Err @ U[i1:i2, i2:]
+                grids[r, col // g] = grid(dtype, W1[r, i:i + g])
+
+    K, _ = sweep(W, U, perm, blocksize, lambda r, col: grids[r, col // g], before)
     out = bytearray()
     for r in range(rows):
         for gi in range(cols // g):
