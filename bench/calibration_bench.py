@@ -82,11 +82,7 @@ def main():
         for name, extra in methods:
             out = os.path.join(tmp, f"minilm-{scheme}-{name}.gguf")
             rep, secs = quantize(MINILM, out, scheme, method_of(name), (CALIB, "128", *extra))
-            cells = []
-            for h in HELDOUT:
-                v = json.loads(run("verify", MINILM, out, "--text", h, "--json")[0])
-                cos = [s["cosine"] for s in v["sequences"]]
-                cells.append(f"{1 - min(cos):.4f} | {1 - sum(cos) / len(cos):.5f}")
+            cells = heldout_cells(out)
             le = layer_errors(rep)
             les = f"{le[0]:.4f} -> {le[1]:.4f}" if le else "-"
             print(f"| {scheme} | {name} | " + " | ".join(cells) + f" | {les} | {secs:.2f} |")
@@ -128,6 +124,16 @@ def main():
         print(f"{name}: {best[0]:.2f} CPU s, {best[1]:.2f} wall s{detail}")
 
 
+def heldout_cells(model):
+    """`model` against MiniLM on each held-out text: "1 - worst cosine | 1 - mean cosine" per text."""
+    cells = []
+    for h in HELDOUT:
+        v = json.loads(run("verify", MINILM, model, "--text", h, "--json")[0])
+        cos = [s["cosine"] for s in v["sequences"]]
+        cells.append(f"{1 - min(cos):.4f} | {1 - sum(cos) / len(cos):.5f}")
+    return cells
+
+
 def markov_token_files(tmp):
     """Calibration (32) and held-out (64) sequences of 64 tokens of llama-teacher4's training
     language, as .npy token files in `tmp`. NumPy is imported here, not at the top: the other
@@ -166,11 +172,7 @@ def kquants():
             for _ in range(3 if scheme in ("q4_0", "q4_k") else 1):
                 rep, secs = quantize(MINILM, out, scheme, method, (CALIB, "128"))
                 runs.append((secs, run.wall))
-            cells = []
-            for h in HELDOUT:
-                v = json.loads(run("verify", MINILM, out, "--text", h, "--json")[0])
-                cos = [s["cosine"] for s in v["sequences"]]
-                cells.append(f"{1 - min(cos):.4f} | {1 - sum(cos) / len(cos):.5f}")
+            cells = heldout_cells(out)
             le = layer_errors(rep)
             kq = [t["calibration"] for t in rep["tensors"] if "calibration" in t and t.get("to", "").endswith("_k")]
             les = f"{le[0]:.4f} -> {le[1]:.4f}" if le else "-"
