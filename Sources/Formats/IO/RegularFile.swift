@@ -25,13 +25,11 @@ public enum RegularFile {
     /// `read(path, cap:)`, or nil when nothing is at `path` (an optional file of a model
     /// directory: tokenizer_config.json, modules.json, a chat template).
     public static func readIfPresent(_ path: String, cap: Int) throws(IOError) -> [UInt8]? {
-        var st = stat()
-        if stat(path, &st) != 0 {
-            let e = errno
-            if e == ENOENT || e == ENOTDIR { return nil }
-            throw .cannotOpen(path: path, errno: e)
+        do {
+            return try read(path, cap: cap)
+        } catch .cannotOpen(_, let e) where e == ENOENT || e == ENOTDIR {
+            return nil
         }
-        return try read(path, cap: cap)
     }
 
     /// The whole content of a small file (a config, a pipeline, a token list), at most
