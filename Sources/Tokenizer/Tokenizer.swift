@@ -67,16 +67,9 @@ public struct Tokenizer: Sendable {
     }
 
     static func readCapped(_ path: String) throws -> [UInt8] {
-        if let kind = FileKind.nonRegular(path) { throw TokenizerError(kind: .invalid, message: "is \(kind), not a file", path: path) }
-        guard let h = FileHandle(forReadingAtPath: path) else {
-            throw TokenizerError(kind: .invalid, message: "cannot be read", path: path)
+        do { return try FileKind.read(path, cap: maxFileSize) } catch {
+            throw TokenizerError(kind: .invalid, message: error.description, path: path)
         }
-        defer { try? h.close() }
-        let data = (try? h.read(upToCount: maxFileSize + 1)) ?? Data()
-        guard data.count <= maxFileSize else {
-            throw TokenizerError(kind: .invalid, message: "larger than \(maxFileSize / (1024 * 1024)) MiB", path: path)
-        }
-        return [UInt8](data)
     }
 
     /// Parses a tokenizer.json. Any component or option this implementation does not support

@@ -16,12 +16,9 @@ public enum TextFiles {
     public static let maxBytes = 1 << 30
 
     public static func read(_ path: String) throws -> String {
-        if let kind = FileKind.nonRegular(path) { throw VerifyError.badInputs("\(path): is \(kind), not a file") }
-        guard let h = FileHandle(forReadingAtPath: path) else { throw VerifyError.badInputs("\(path): cannot be read") }
-        defer { try? h.close() }
-        let data = (try? h.read(upToCount: maxBytes + 1)) ?? Data()
-        guard data.count <= maxBytes else { throw VerifyError.badInputs("\(path): larger than 1 GiB") }
-        guard let s = String(validating: [UInt8](data), as: UTF8.self) else { throw VerifyError.badInputs("\(path): not valid UTF-8 text") }
+        let data: [UInt8]
+        do { data = try FileKind.read(path, cap: maxBytes) } catch { throw VerifyError.badInputs("\(path): \(error)") }
+        guard let s = String(validating: data, as: UTF8.self) else { throw VerifyError.badInputs("\(path): not valid UTF-8 text") }
         return s
     }
 

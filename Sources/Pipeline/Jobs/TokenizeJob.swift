@@ -85,17 +85,14 @@ public struct TokenizeJob: Job {
             lines = [text]
         } else {
             let source = file ?? "standard input"
-            let data: Data
+            let data: [UInt8]
             if let file {
-                if let kind = FileKind.nonRegular(file) { throw JobError(nil, "\(file): is \(kind), not a file") }
-                guard let h = FileHandle(forReadingAtPath: file) else { throw JobError(nil, "\(file): cannot be read") }
-                data = (try? h.read(upToCount: Self.maxInput + 1)) ?? Data()
-                try? h.close()
+                do { data = try FileKind.read(file, cap: Self.maxInput) } catch { throw JobError(nil, "\(file): \(error)") }
             } else {
-                data = (try? FileHandle.standardInput.read(upToCount: Self.maxInput + 1)) ?? Data()
+                data = [UInt8]((try? FileHandle.standardInput.read(upToCount: Self.maxInput + 1)) ?? Data())
+                guard data.count <= Self.maxInput else { throw JobError(nil, "\(source): larger than 1 GiB") }
             }
-            guard data.count <= Self.maxInput else { throw JobError(nil, "\(source): larger than 1 GiB") }
-            guard let s = String(validating: [UInt8](data), as: UTF8.self) else { throw JobError(nil, "\(source): not valid UTF-8 text") }
+            guard let s = String(validating: data, as: UTF8.self) else { throw JobError(nil, "\(source): not valid UTF-8 text") }
             lines = TextLines.split(s)
         }
         if decode {
