@@ -9,7 +9,7 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a checkpoint between formats, losslessly unless --dtype is given.",
         discussion: """
-            The output format follows OUT's extension (.safetensors, .h5, .hdf5, .ckz) or --to. OUT is a \
+            The output format follows OUT's extension (\(FormatRegistry.standard.writableExtensions)) or --to. OUT is a \
             Hugging Face model directory (shards, index, config.json) when it ends in '/', \
             is an existing directory, or --max-shard-size is given; a directory output also \
             gets every non-weight file of an input model directory (tokenizer, generation \

@@ -9,14 +9,13 @@ struct Forward: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the reference forward pass on one sequence.",
         discussion: """
-            The architecture is chosen by the config's model_type: decoders llama, mistral, \
-            mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2, gemma3_text, phi3, \
-            gpt_neox, opt, falcon, stablelm, olmo2, starcoder2, granite, gpt2 (logits; a bare \
-            XxxModel gives the last hidden state); encoders bert, roberta, xlm-roberta, \
-            distilbert (last hidden state); and the seed article's encoder. Weights in any float \
-            or block-quantized dtype (GGUF's types, ckpt's int8/int4) are used as f32, except Q8_0 \
-            linear weights, multiplied in integers with the activations quantized to 8 bits per \
-            block of 32 as llama.cpp does (CKPT_F32_PRODUCTS=1 widens them instead). Writes \
+            The architecture is chosen by the config's model_type: \
+            \(Architectures.modelTypes.joined(separator: ", ")). Decoders give logits (a bare \
+            XxxModel the last hidden state), encoders the last hidden state; seed_transformer \
+            is the seed article's encoder. Weights in any float or block-quantized dtype \
+            (GGUF's types, ckpt's int8/int4) are used as f32, except Q8_0, Q4_0 and Q4_K linear \
+            weights, multiplied in integers with the activations quantized to 8 bits per block \
+            of 32 as llama.cpp does (CKPT_F32_PRODUCTS=1 widens them instead). Writes \
             logits [T, V] or the last hidden state [T, C] as a float32 .npy. A stored tensor \
             the configured architecture does not read (e.g. more layers than the config says) \
             is refused unless --allow-unused. Weights are used all at once (in memory), or one \

@@ -5,6 +5,7 @@ import Foundation
 import Pipeline
 import Tokenizer
 import Transformer
+import Verify
 
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,7 +29,7 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Number of seeded random sequences (when no --tokens).") var randomTokens: Int = 4
     @Option(help: "Length of each random sequence (capped by the model's positions).") var length: Int = 32
     @Option(help: "Seed of the random sequences.") var seed: UInt64 = 0
-    @Option(help: "Gate presets: lossless, f16, bf16, int8, q8_0, q6_k, q5_0, int4, q4_0, q4_k, prune, distill.") var preset: String?
+    @Option(help: ArgumentHelp("Gate presets: \(Gates.presetNames.joined(separator: ", ")).")) var preset: String?
     @OptionGroup var gates: GateFlags
     @Option(help: "Config for the reference (default: beside it).") var referenceConfig: String?
     @Option(help: "Config for the candidate (default: beside it).") var candidateConfig: String?

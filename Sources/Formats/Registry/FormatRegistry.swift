@@ -69,6 +69,11 @@ public struct FormatRegistry: Sendable {
     /// "safetensors, hdf5, ckz, gguf, npz, npy": for help texts and error messages.
     public var writableNames: String { writable.map(\.rawValue).joined(separator: ", ") }
 
+    /// ".safetensors, .h5, .hdf5, ...": the extensions that pick a writable format.
+    public var writableExtensions: String {
+        writable.flatMap(\.handler.extensions).map { "." + $0 }.joined(separator: ", ")
+    }
+
     /// "safetensors, HDF5, ...": the formats ckpt reads, as people name them.
     public var readableDisplayNames: String {
         var seen: [String] = []
