@@ -1,6 +1,6 @@
 // How much memory a forward pass needs, in memory or streamed, and which of the two to run.
 //
-// The estimate (README, "Memory"), in bytes, for M models run on S sequences of T tokens:
+// The estimate (README, "Models bigger than memory: streamed execution"), in bytes, for M models run on S sequences of T tokens:
 //   in-memory = base + Σ_models bytes(P) + work
 //   streamed  = base + max_models (bytes(P_block) + 4·P_edge + 4·R·E + B_tensor) + work
 //   work      = Σ_models (4·S·T·(2·C + 2·V) + 4·T·(4·W + T))

@@ -41,7 +41,7 @@ public struct Gates: Sendable, Equatable {
 
     public var isEmpty: Bool { maxKL == nil && minCosine == nil && minTop1 == nil && maxAbs == nil }
 
-    /// Defaults by how the candidate was made (README, "Verification gates"): loose enough for
+    /// Defaults by how the candidate was made (README, "Verification, diff and pipelines"): loose enough for
     /// the scheme's expected drift on real models, tight enough to catch a broken conversion.
     /// The preset names `preset(_:)` knows.
     public static let presetNames = ["lossless", "f16", "bf16", "int8", "q8_0", "q6_k", "q5_0", "q5_1", "q5_k",
