@@ -7,8 +7,8 @@
 //   logits = ln_f(x) · wteᵀ                                     [T, V] (tied unless lm_head is stored)
 //
 // Names as Hugging Face saves them, under "transformer." or no prefix. A config's
-// `pruned_heads` ({"layer": [head, ...]}, transformers 4.x's format, written by `ckpt prune`)
-// gives a layer fewer heads of the same size hs = n_embd / n_head: its c_attn is then
+// `pruned_heads` ({"layer": [head, ...]}, transformers 4.x's format, as transformers 4.x's own
+// prune_heads saved it; `ckpt prune` removes no GPT-2 heads, see Prune/Layout.swift) gives a layer fewer heads of the same size hs = n_embd / n_head: its c_attn is then
 // [C, 3·NH_l·hs] and its c_proj [NH_l·hs, C].
 
 public enum GPT2Family: Architecture {
