@@ -225,6 +225,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--llama", action="store_true", help="also the 1.24B Q8_0 GGUF against llama.cpp")
+    ap.add_argument("--scheme", default="q8_0",
+                    help="--llama on the 1.24B GGUF requantized by `ckpt quantize --scheme SCHEME` (e.g. q4_k_m)")
     ap.add_argument("--llama-python", default=os.environ.get("LLAMA_PYTHON", sys.executable))
     ap.add_argument("--skip-bf16", action="store_true")
     ap.add_argument("--skip-f32", action="store_true", help="leave out the f32-widening rows of the --llama table")
@@ -255,12 +257,19 @@ def main():
     if a.llama:
         path = os.path.join(a.workdir, "llama-1.24b-q8_0.gguf")
         make_llama_1b_gguf(path)
+        if a.scheme != "q8_0":
+            requantized = os.path.join(a.workdir, f"llama-1.24b-{a.scheme}.gguf")
+            if not os.path.exists(requantized):
+                subprocess.run([a.ckpt, "quantize", path, requantized + ".tmp", "--scheme", a.scheme, "--to", "gguf"],
+                               check=True, capture_output=True)
+                os.rename(requantized + ".tmp", requantized)
+            path = requantized
         size = os.path.getsize(path)
         T = 128
         # Every configuration once per round, round after round, so a change in the machine's
         # load hits them alike; medians over the rounds.
         configs = [
-            ("ckpt forward, streamed, integer Q8_0 products (all 128 rows of logits)",
+            ("ckpt forward, streamed, integer products (all 128 rows of logits)",
              lambda th: ckpt_prompt(a.ckpt, path, T, th, "streamed", {})),
             ("ckpt forward --last-position, streamed, integer products (last row of logits)",
              lambda th: ckpt_prompt(a.ckpt, path, T, th, "streamed", {}, ["--last-position"])),
@@ -289,7 +298,7 @@ def main():
                         print(f"  round {r + 1}, {threads} threads: {key}: {row[0]:.2f} s (CPU {row[1]:.2f} s)",
                               file=sys.stderr, flush=True)
             load = os.getloadavg()
-            print(f"\nllama-1.24b Q8_0 GGUF {gb(size)}; {T}-token prompt, {threads} thread(s), medians of {a.repeat} "
+            print(f"\nllama-1.24b {a.scheme.upper()} GGUF {gb(size)}; {T}-token prompt, {threads} thread(s), medians of {a.repeat} "
                   f"rounds; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
             print(f"| run | seconds | tokens/s | CPU seconds | peak RSS | / file |")
             print(f"| --- | --- | --- | --- | --- | --- |")

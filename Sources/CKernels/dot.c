@@ -4,7 +4,8 @@
 // Weights are used as stored. For a group of 16 weight rows the blocks are first repacked so
 // that one 512-bit register holds 4 values of every row (lane i = row i): block b of the group
 // is q[8][16][4] (values 4j..4j+3 of each row in q[j]), the rows' scales dw[16], offsets
-// mw[16] (Q4_K) and, for VNNI, the correction c[16] for the +128 offset of the activations.
+// mw[16] (Q4_K), Q6_K's half scales hs[2][16] and, for VNNI, the correction c[16] for the
+// +128 offset of the activations (for Q6_K, c and ch: one per half).
 // Then each activation row's 4 bytes are broadcast against q[j], so the 8 products of a block
 // accumulate the whole 32-value integer sum of 16 rows in 16 lanes, with no horizontal
 // reduction and one f32 fused multiply-add per block and row (ggml's llamafile kernels spend
@@ -13,6 +14,7 @@
 //   AVX2:  vpmaddubsw(|w|, sign(a, w)) then vpmaddwd(·, 1): the same sums (|w|·|a| ≤ 128·127,
 //          so the 16-bit pair sums cannot saturate), 8 rows per register;
 //   scalar: the same sums with plain integer arithmetic.
+// Q6_K sums each half of 16 values apart and adds s_0·Σ_0 + s_1·Σ_1 (32-bit products, exact).
 // The f32 work (convert, scale product, fused multiply-adds) is identical in all three.
 #include "ckdot.h"
 #include "ckernels.h"
@@ -28,10 +30,13 @@
 #pragma STDC FP_CONTRACT OFF
 
 typedef struct {
-    int8_t q[8][16][4];  // q[j][i]: values 4j ..< 4j+4 of row i's block
+    _Alignas(64) int8_t q[8][16][4];  // q[j][i]: values 4j ..< 4j+4 of row i's block (the
+                                      // alignment keeps every block of an array 64-byte aligned)
     float dw[16];        // the rows' block scales
-    int32_t c[16];       // VNNI: −128 · Σ q of the row's block
+    int32_t c[16];       // VNNI: −128 · Σ q of the row's block (Q6_K: of its first half)
     float mw[16];        // Q4_K: −dmin·m of the row's sub-block; 0 otherwise
+    int32_t ch[16];      // VNNI, Q6_K: −128 · Σ q of the second half
+    int8_t hs[2][16];    // Q6_K: the scales of the halves; unused otherwise
 } ck_blk;
 
 static float half_to_float(const uint8_t *p) {
@@ -52,6 +57,7 @@ size_t ck_dot_row_bytes(int type, size_t k) {
     case CK_DOT_Q8_0: return k / 32 * 34;
     case CK_DOT_Q4_0: return k / 32 * 18;
     case CK_DOT_Q4_K: return k / 256 * 144;
+    case CK_DOT_Q6_K: return k / 256 * 210;
     default: return 0;
     }
 }
@@ -108,9 +114,24 @@ static void scale_min_k4(int j, const uint8_t *s, int *sc, int *m) {
     }
 }
 
-// Block b (32 values) of a stored row: its integers, scale and offset (ckdot.h).
-static void unpack_block(int type, const uint8_t *row, size_t b, int8_t w[32], float *dw, float *mw) {
-    if (type == CK_DOT_Q8_0) {
+// Block b (32 values) of a stored row: its integers, scale and offset (ckdot.h), and the
+// scales of its halves (Q6_K; 1 otherwise).
+static void unpack_block(int type, const uint8_t *row, size_t b, int8_t w[32], float *dw, float *mw, int8_t hs[2]) {
+    hs[0] = hs[1] = 1;
+    if (type == CK_DOT_Q6_K) {
+        // {uint8 ql[128], qh[64]; int8 scales[16]; half d} per 256 values, in two halves of
+        // 128: value 32g + l of half n has the low (g < 2) or high nibble of ql[64n + 32(g % 2) + l],
+        // bits 2g, 2g + 1 of qh[32n + l] on top, and scale scales[8n + 2g + l / 16].
+        const uint8_t *sb = row + b / 8 * 210;
+        int n = (int)(b % 8 / 4), g = (int)(b % 4);
+        const uint8_t *ql = sb + 64 * n + 32 * (g % 2), *qh = sb + 128 + 32 * n;
+        int nib = g < 2 ? 0 : 4, hi = 2 * g;
+        for (int l = 0; l < 32; l++) w[l] = (int8_t)((((ql[l] >> nib) & 15) | (((qh[l] >> hi) & 3) << 4)) - 32);
+        hs[0] = (int8_t)sb[192 + 8 * n + 2 * g];
+        hs[1] = (int8_t)sb[192 + 8 * n + 2 * g + 1];
+        *dw = half_to_float(sb + 208);
+        *mw = 0;
+    } else if (type == CK_DOT_Q8_0) {
         const uint8_t *blk = row + b * 34;
         *dw = half_to_float(blk);
         *mw = 0;
@@ -138,13 +159,15 @@ static void repack16(int type, const uint8_t *w, size_t rb, size_t nb, size_t r,
     for (size_t b = 0; b < nb; b++) {
         ck_blk *o = dst + b;
         for (size_t i = 0; i < 16; i++) {
-            int8_t v[32];
+            int8_t v[32], hs[2] = {0, 0};
             float dw = 0, mw = 0;
-            if (i < n) unpack_block(type, w + (r + i) * rb, b, v, &dw, &mw);
+            if (i < n) unpack_block(type, w + (r + i) * rb, b, v, &dw, &mw, hs);
             else memset(v, 0, 32);
             for (int j = 0; j < 8; j++) memcpy(o->q[j][i], v + 4 * j, 4);
             o->dw[i] = dw;
             o->mw[i] = mw;
+            o->hs[0][i] = hs[0];
+            o->hs[1][i] = hs[1];
         }
     }
 }
@@ -154,16 +177,17 @@ static void repack16(int type, const uint8_t *w, size_t rb, size_t nb, size_t r,
 static void matmul_scalar(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
                           const uint8_t *qa, const float *da, const float *sa, size_t T, float *out, size_t ldo) {
     size_t nb = k / 32, rb = ck_dot_row_bytes(type, k);
-    int8_t v[32];
+    int8_t v[32], hs[2];
     for (size_t r = r0; r < r1; r++) {
         for (size_t t = 0; t < T; t++) {
             const uint8_t *a = qa + t * k;
             float acc = 0;
             for (size_t b = 0; b < nb; b++) {
                 float dw, mw;
-                unpack_block(type, w + r * rb, b, v, &dw, &mw);
-                int32_t sum = 0;
-                for (int i = 0; i < 32; i++) sum += (int32_t)v[i] * ((int32_t)a[32 * b + i] - 128);
+                unpack_block(type, w + r * rb, b, v, &dw, &mw, hs);
+                int32_t half[2] = {0, 0};
+                for (int i = 0; i < 32; i++) half[i / 16] += (int32_t)v[i] * ((int32_t)a[32 * b + i] - 128);
+                int32_t sum = type == CK_DOT_Q6_K ? hs[0] * half[0] + hs[1] * half[1] : half[0] + half[1];
                 float s = dw * da[t * nb + b];
                 acc = fmaf((float)sum, s, acc);
                 if (type == CK_DOT_Q4_K) acc = fmaf(mw, sa[t * nb + b], acc);
@@ -185,18 +209,24 @@ static inline int32_t load32(const uint8_t *p) {
 
 #define CK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")))
 
-// c = −128 · Σ q for each row and block of the group.
-CK_VNNI static void corrections_vnni(ck_blk *rp, size_t nb) {
+// c = −128 · Σ q for each row and block of the group (halves: c and ch for each half).
+CK_VNNI static void corrections_vnni(ck_blk *rp, size_t nb, int halves) {
     const __m512i u128 = _mm512_set1_epi8((char)0x80);
     for (size_t b = 0; b < nb; b++) {
-        __m512i s = _mm512_setzero_si512();
-        for (int j = 0; j < 8; j++) s = _mm512_dpbusd_epi32(s, u128, _mm512_load_si512((const void *)rp[b].q[j]));
-        _mm512_store_si512((void *)rp[b].c, _mm512_sub_epi32(_mm512_setzero_si512(), s));
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        for (int j = 0; j < 4; j++) s0 = _mm512_dpbusd_epi32(s0, u128, _mm512_load_si512((const void *)rp[b].q[j]));
+        for (int j = 4; j < 8; j++) s1 = _mm512_dpbusd_epi32(s1, u128, _mm512_load_si512((const void *)rp[b].q[j]));
+        if (halves) {
+            _mm512_store_si512((void *)rp[b].c, _mm512_sub_epi32(_mm512_setzero_si512(), s0));
+            _mm512_store_si512((void *)rp[b].ch, _mm512_sub_epi32(_mm512_setzero_si512(), s1));
+        } else {
+            _mm512_store_si512((void *)rp[b].c, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_add_epi32(s0, s1)));
+        }
     }
 }
 
-// repack16, vectorised (the same bytes): Q8_0 by an in-register transpose, the Q4 nibbles by
-// gathers of 4 bytes of each of the 16 rows at once (for Q8_0, gathers measured slower than
+// repack16, vectorised (the same bytes): Q8_0 by an in-register transpose, the Q4 nibbles and
+// Q6_K's low and high bits by gathers of 4 bytes of each of the 16 rows at once (for Q8_0, gathers measured slower than
 // plain copies); the scales and Q4_K's sub-block constants stay scalar.
 CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t nb, size_t r, size_t n, ck_blk *dst) {
     const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
@@ -240,6 +270,21 @@ CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t 
                 _mm512_store_si512((void *)o->q[j], _mm512_maskz_mov_epi32(live, lo));
                 _mm512_store_si512((void *)o->q[j + 4], _mm512_maskz_mov_epi32(live, hi));
             }
+        } else if (type == CK_DOT_Q6_K) {
+            // unpack_block's layout: low 4 bits from ql, 2 high bits from qh (after the 16-bit
+            // shifts, the masks keep each byte's own bits), minus 32.
+            int n6 = (int)(b % 8 / 4), g = (int)(b % 4);
+            const uint8_t *ql = base + b / 8 * 210 + 64 * n6 + 32 * (g % 2), *qh = base + b / 8 * 210 + 128 + 32 * n6;
+            const __m512i three = _mm512_set1_epi8(3), k32 = _mm512_set1_epi8(32);
+            for (int j = 0; j < 8; j++) {
+                __m512i lo = _mm512_i32gather_epi32(rows, (const void *)(ql + 4 * j), 1);
+                __m512i hb = _mm512_i32gather_epi32(rows, (const void *)(qh + 4 * j), 1);
+                if (g >= 2) lo = _mm512_srli_epi16(lo, 4);
+                lo = _mm512_and_si512(lo, low);
+                hb = _mm512_and_si512(_mm512_srli_epi16(hb, (unsigned)(2 * g)), three);
+                __m512i v = _mm512_sub_epi8(_mm512_or_si512(lo, _mm512_slli_epi16(hb, 4)), k32);
+                _mm512_store_si512((void *)o->q[j], _mm512_maskz_mov_epi32(live, v));
+            }
         } else {
             const uint8_t *p = base + b / 8 * 144 + 16 + 32 * (b % 8 / 2);
             int shift = 4 * (int)(b % 2);
@@ -251,9 +296,16 @@ CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t 
         }
         for (size_t i = 0; i < 16; i++) {
             float dw = 0, mw = 0;
+            int8_t h0 = 0, h1 = 0;
             if (i < n) {
                 const uint8_t *row = base + i * rb;
-                if (type == CK_DOT_Q8_0) dw = half_to_float(row + b * 34);
+                if (type == CK_DOT_Q6_K) {
+                    const uint8_t *sb = row + b / 8 * 210;
+                    int s = 192 + 8 * (int)(b % 8 / 4) + 2 * (int)(b % 4);
+                    dw = half_to_float(sb + 208);
+                    h0 = (int8_t)sb[s];
+                    h1 = (int8_t)sb[s + 1];
+                } else if (type == CK_DOT_Q8_0) dw = half_to_float(row + b * 34);
                 else if (type == CK_DOT_Q4_0) dw = half_to_float(row + b * 18);
                 else {
                     const uint8_t *sb = row + b / 8 * 144;
@@ -265,20 +317,46 @@ CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t 
             }
             o->dw[i] = dw;
             o->mw[i] = mw;
+            o->hs[0][i] = h0;
+            o->hs[1][i] = h1;
         }
     }
 }
 
+// The kinds of block a tile multiplies: one scale (Q8_0, Q4_0), with offsets (Q4_K), with a
+// scale per half (Q6_K).
+enum { CK_PLAIN = 0, CK_OFFSETS = 1, CK_HALVES = 2 };
+
 // 16 rows × nt tokens; writes out[t·ldo + i] for i < n.
 CK_VNNI static inline __attribute__((always_inline)) void
 tile_vnni(const ck_blk *rp, size_t nb, const uint8_t *qa, const float *da, const float *sa, size_t k,
-          const int nt, const int offsets, float *out, size_t ldo, size_t n) {
+          const int nt, const int kind, float *out, size_t ldo, size_t n) {
     __m512 acc[8];
     for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (size_t b = 0; b < nb; b++) {
         const ck_blk *B = rp + b;
         const __m512i c = _mm512_load_si512((const void *)B->c);
         const __m512 dw = _mm512_load_ps(B->dw);
+        if (kind == CK_HALVES) {
+            const __m512i ch = _mm512_load_si512((const void *)B->ch);
+            const __m512i h0 = _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)B->hs[0]));
+            const __m512i h1 = _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)B->hs[1]));
+            for (int t = 0; t < nt; t++) {
+                const uint8_t *a = qa + t * k + 32 * b;
+                __m512i s0 = c, s1 = ch;
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(load32(a + 0)), _mm512_load_si512((const void *)B->q[0]));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(load32(a + 16)), _mm512_load_si512((const void *)B->q[4]));
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(load32(a + 4)), _mm512_load_si512((const void *)B->q[1]));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(load32(a + 20)), _mm512_load_si512((const void *)B->q[5]));
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(load32(a + 8)), _mm512_load_si512((const void *)B->q[2]));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(load32(a + 24)), _mm512_load_si512((const void *)B->q[6]));
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(load32(a + 12)), _mm512_load_si512((const void *)B->q[3]));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(load32(a + 28)), _mm512_load_si512((const void *)B->q[7]));
+                __m512i s = _mm512_add_epi32(_mm512_mullo_epi32(s0, h0), _mm512_mullo_epi32(s1, h1));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(da[t * (k / 32) + b])), acc[t]);
+            }
+            continue;
+        }
         for (int t = 0; t < nt; t++) {
             const uint8_t *a = qa + t * k + 32 * b;
             __m512i s0 = c, s1 = _mm512_setzero_si512();
@@ -292,7 +370,7 @@ tile_vnni(const ck_blk *rp, size_t nb, const uint8_t *qa, const float *da, const
             s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(load32(a + 28)), _mm512_load_si512((const void *)B->q[7]));
             __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
             acc[t] = _mm512_fmadd_ps(f, _mm512_mul_ps(dw, _mm512_set1_ps(da[t * (k / 32) + b])), acc[t]);
-            if (offsets) acc[t] = _mm512_fmadd_ps(_mm512_load_ps(B->mw), _mm512_set1_ps(sa[t * (k / 32) + b]), acc[t]);
+            if (kind == CK_OFFSETS) acc[t] = _mm512_fmadd_ps(_mm512_load_ps(B->mw), _mm512_set1_ps(sa[t * (k / 32) + b]), acc[t]);
         }
     }
     __mmask16 m = (__mmask16)((1u << n) - 1);
@@ -312,9 +390,13 @@ tile_vnni(const ck_blk *rp, size_t nb, const uint8_t *qa, const float *da, const
     }
 
 CK_VNNI static void tiles_vnni(const ck_blk *rp, size_t nb, const uint8_t *qa, const float *da, const float *sa,
-                               size_t k, int nt, int offsets, float *out, size_t ldo, size_t n) {
-    if (offsets) {
-#define OFF 1
+                               size_t k, int nt, int kind, float *out, size_t ldo, size_t n) {
+    if (kind == CK_OFFSETS) {
+#define OFF CK_OFFSETS
+        CK_TILE_CASES(tile_vnni, rp, nb, qa, da, sa, k)
+#undef OFF
+    } else if (kind == CK_HALVES) {
+#define OFF CK_HALVES
         CK_TILE_CASES(tile_vnni, rp, nb, qa, da, sa, k)
 #undef OFF
     } else {
@@ -331,7 +413,7 @@ CK_VNNI static void tiles_vnni(const ck_blk *rp, size_t nb, const uint8_t *qa, c
 // Rows 8h ..< 8h + 8 of the group × nt tokens (nt ≤ 4); writes out[t·ldo + i] for i < n.
 CK_AVX2 static inline __attribute__((always_inline)) void
 tile_avx2(const ck_blk *rp, size_t nb, int h, const uint8_t *qa, const float *da, const float *sa, size_t k,
-          const int nt, const int offsets, float *out, size_t ldo, size_t n) {
+          const int nt, const int kind, float *out, size_t ldo, size_t n) {
     __m256 acc[4];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
@@ -340,16 +422,22 @@ tile_avx2(const ck_blk *rp, size_t nb, int h, const uint8_t *qa, const float *da
         const __m256 dw = _mm256_loadu_ps(B->dw + 8 * h);
         for (int t = 0; t < nt; t++) {
             const uint8_t *a = qa + t * k + 32 * b;
-            __m256i s = _mm256_setzero_si256();
+            __m256i s = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
             for (int j = 0; j < 8; j++) {
                 __m256i w = _mm256_load_si256((const __m256i *)B->q[j][8 * h]);
                 __m256i x = _mm256_xor_si256(_mm256_set1_epi32(load32(a + 4 * j)), flip);
                 __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
-                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
+                if (kind == CK_HALVES && j >= 4) s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p, ones));
+                else s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
+            }
+            if (kind == CK_HALVES) {
+                __m256i h0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(B->hs[0] + 8 * h)));
+                __m256i h1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(B->hs[1] + 8 * h)));
+                s = _mm256_add_epi32(_mm256_mullo_epi32(s, h0), _mm256_mullo_epi32(s1, h1));
             }
             __m256 f = _mm256_cvtepi32_ps(s);
             acc[t] = _mm256_fmadd_ps(f, _mm256_mul_ps(dw, _mm256_set1_ps(da[t * (k / 32) + b])), acc[t]);
-            if (offsets) acc[t] = _mm256_fmadd_ps(_mm256_loadu_ps(B->mw + 8 * h), _mm256_set1_ps(sa[t * (k / 32) + b]), acc[t]);
+            if (kind == CK_OFFSETS) acc[t] = _mm256_fmadd_ps(_mm256_loadu_ps(B->mw + 8 * h), _mm256_set1_ps(sa[t * (k / 32) + b]), acc[t]);
         }
     }
     for (int t = 0; t < nt; t++) {
@@ -359,17 +447,22 @@ tile_avx2(const ck_blk *rp, size_t nb, int h, const uint8_t *qa, const float *da
     }
 }
 
+#define CK_AVX2_CASES(KIND)                                                        \
+    switch (nt) {                                                                  \
+    case 4: tile_avx2(rp, nb, h, qa, da, sa, k, 4, KIND, out, ldo, n); break;      \
+    case 3: tile_avx2(rp, nb, h, qa, da, sa, k, 3, KIND, out, ldo, n); break;      \
+    case 2: tile_avx2(rp, nb, h, qa, da, sa, k, 2, KIND, out, ldo, n); break;      \
+    default: tile_avx2(rp, nb, h, qa, da, sa, k, 1, KIND, out, ldo, n); break;     \
+    }
+
 CK_AVX2 static void tiles_avx2(const ck_blk *rp, size_t nb, int h, const uint8_t *qa, const float *da, const float *sa,
-                               size_t k, int nt, int offsets, float *out, size_t ldo, size_t n) {
-    switch (nt * 2 + (offsets != 0)) {
-    case 8: tile_avx2(rp, nb, h, qa, da, sa, k, 4, 0, out, ldo, n); break;
-    case 9: tile_avx2(rp, nb, h, qa, da, sa, k, 4, 1, out, ldo, n); break;
-    case 6: tile_avx2(rp, nb, h, qa, da, sa, k, 3, 0, out, ldo, n); break;
-    case 7: tile_avx2(rp, nb, h, qa, da, sa, k, 3, 1, out, ldo, n); break;
-    case 4: tile_avx2(rp, nb, h, qa, da, sa, k, 2, 0, out, ldo, n); break;
-    case 5: tile_avx2(rp, nb, h, qa, da, sa, k, 2, 1, out, ldo, n); break;
-    case 3: tile_avx2(rp, nb, h, qa, da, sa, k, 1, 1, out, ldo, n); break;
-    default: tile_avx2(rp, nb, h, qa, da, sa, k, 1, 0, out, ldo, n); break;
+                               size_t k, int nt, int kind, float *out, size_t ldo, size_t n) {
+    if (kind == CK_OFFSETS) {
+        CK_AVX2_CASES(CK_OFFSETS)
+    } else if (kind == CK_HALVES) {
+        CK_AVX2_CASES(CK_HALVES)
+    } else {
+        CK_AVX2_CASES(CK_PLAIN)
     }
 }
 
@@ -408,7 +501,7 @@ void ck_dot_matmul(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
     }
 #ifdef CK_X86
     size_t nb = k / 32, rb = ck_dot_row_bytes(type, k);
-    int offsets = type == CK_DOT_Q4_K;
+    int kind = type == CK_DOT_Q4_K ? CK_OFFSETS : type == CK_DOT_Q6_K ? CK_HALVES : CK_PLAIN;
     ck_blk *rp = aligned_alloc(64, nb * sizeof(ck_blk));
     if (!rp) {
         matmul_scalar(type, w, k, r0, r1, qa, da, sa, T, out, ldo);
@@ -419,7 +512,7 @@ void ck_dot_matmul(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
         if (path == 2) repack16_vnni(type, w, rb, nb, r, n, rp);
         else repack16(type, w, rb, nb, r, n, rp);
         if (path == 2) {
-            corrections_vnni(rp, nb);
+            corrections_vnni(rp, nb, kind == CK_HALVES);
             // The next group's rows (contiguous) are fetched into L2 while this one is
             // multiplied, a slice per token tile: the repacking then finds them in cache
             // instead of waiting on the mapped file's pages in DRAM.
@@ -429,7 +522,7 @@ void ck_dot_matmul(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
             for (size_t t0 = 0; t0 < T; t0 += 8) {
                 int nt = T - t0 < 8 ? (int)(T - t0) : 8;
                 for (size_t e = done + slice; done < ahead && done < e; done += 64) _mm_prefetch((const char *)(next + done), _MM_HINT_T1);
-                tiles_vnni(rp, nb, qa + t0 * k, da + t0 * nb, offsets ? sa + t0 * nb : NULL, k, nt, offsets,
+                tiles_vnni(rp, nb, qa + t0 * k, da + t0 * nb, kind == CK_OFFSETS ? sa + t0 * nb : NULL, k, nt, kind,
                            out + t0 * ldo + (r - r0), ldo, n);
             }
         } else {
@@ -437,7 +530,7 @@ void ck_dot_matmul(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
                 size_t nh = n - 8 * h < 8 ? n - 8 * h : 8;
                 for (size_t t0 = 0; t0 < T; t0 += 4) {
                     int nt = T - t0 < 4 ? (int)(T - t0) : 4;
-                    tiles_avx2(rp, nb, h, qa + t0 * k, da + t0 * nb, offsets ? sa + t0 * nb : NULL, k, nt, offsets,
+                    tiles_avx2(rp, nb, h, qa + t0 * k, da + t0 * nb, kind == CK_OFFSETS ? sa + t0 * nb : NULL, k, nt, kind,
                                out + t0 * ldo + (r - r0) + 8 * h, ldo, nh);
                 }
             }

@@ -1,4 +1,4 @@
-// Integer products of Q8_0, Q4_0 and Q4_K weights (PackedLinear.swift, CKernels/dot.c):
+// Integer products of Q8_0, Q4_0, Q4_K and Q6_K weights (PackedLinear.swift, CKernels/dot.c):
 // every kernel path gives the same bits as a plain Swift reference of the order ckdot.h
 // defines, the result is the f32 product up to the rounding of the activations to 8 bits
 // (within a bound computed per output from that rounding), and a weight whose bytes can no
@@ -13,7 +13,7 @@ import TestSupport
 @testable import Transformer
 
 @Suite(.serialized) struct IntegerProductTests {
-    static let types: [DType] = [.q8_0, .q4_0, .q4_k]
+    static let types: [DType] = [.q8_0, .q4_0, .q4_k, .q6_k]
 
     /// A weight [OC, C] of `dtype` and its widened values.
     func weights(_ dtype: DType, _ OC: Int, _ C: Int, seed: UInt64) throws -> (PackedWeights, Tensor, [Float]) {
@@ -37,6 +37,16 @@ import TestSupport
                 return Int32(i < 16 ? byte & 15 : byte >> 4) - 8
             }
             return (q, half(18 * b), 0)
+        case .q6_k:  // {ql[128], qh[64], int8 scales[16], d}; block b % 8 of super-block b / 8:
+            // half n = (b % 8) / 4 of 128 values, quarter g = b % 4 of it (ggml's dequantize_row_q6_K).
+            // Each value times its 16-value scale: Σ s·w·a = s·Σ w·a, the same integer.
+            let s = 210 * (b / 8), n = b % 8 / 4, g = b % 4
+            let q = (0..<32).map { l -> Int32 in
+                let low = row[s + 64 * n + 32 * (g % 2) + l], high = row[s + 128 + 32 * n + l]
+                let v = Int32(g < 2 ? low & 15 : low >> 4) | Int32((high >> (2 * g)) & 3) << 4
+                return Int32(Int8(bitPattern: row[s + 192 + 8 * n + 2 * g + l / 16])) * (v - 32)
+            }
+            return (q, half(s + 208), 0)
         default:  // q4_k: {d, dmin, scales[12], qs[128]}; sub-block j of super-block b / 8
             let s = 144 * (b / 8), j = b % 8, sc = s + 4
             let (scale, m): (Int, Int) = j < 4
@@ -74,7 +84,7 @@ import TestSupport
     /// 16 or 8), 11 tokens (not a multiple of 8 or 4), an odd number of blocks.
     @Test(arguments: types)
     func everyPathEqualsTheReference(_ dtype: DType) throws {
-        let OC = 37, C = dtype == .q4_k ? 768 : 96, T = 11
+        let OC = 37, C = dtype == .q4_k || dtype == .q6_k ? 768 : 96, T = 11
         let (packed, t, _) = try weights(dtype, OC, C, seed: 11)
         let x = randomFloats(T * C, seed: 12)
         let want = try Self.reference(t, IntegerProducts.Activations(x, T: T, C: C))
