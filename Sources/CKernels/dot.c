@@ -12,7 +12,8 @@
 // one per block, row and token on 8 lanes, then reduce). 16 rows × 8 tokens at a time:
 //   VNNI:  vpdpbusd(c, a + 128, w) with c = −128·Σw: Σ a·w, exact in each 32-bit lane;
 //   AVX2:  vpmaddubsw(|w|, sign(a, w)) then vpmaddwd(·, 1): the same sums (|w|·|a| ≤ 128·127,
-//          so the 16-bit pair sums cannot saturate), 8 rows per register;
+//          so the 16-bit pair sums cannot saturate), 8 rows per register (Q6_K: vpmaddwd by
+//          the half's scale, |w| ≤ 32 so s·pair sum < 2^21);
 //   scalar: the same sums with plain integer arithmetic.
 // Q6_K sums each half of 16 values apart and adds s_0·Σ_0 + s_1·Σ_1 (32-bit products, exact).
 // The f32 work (convert, scale product, fused multiply-adds) is identical in all three.
@@ -57,6 +58,7 @@ size_t ck_dot_row_bytes(int type, size_t k) {
     case CK_DOT_Q8_0: return k / 32 * 34;
     case CK_DOT_Q4_0: return k / 32 * 18;
     case CK_DOT_Q4_K: return k / 256 * 144;
+    case CK_DOT_Q5_K: return k / 256 * 176;
     case CK_DOT_Q6_K: return k / 256 * 210;
     default: return 0;
     }
@@ -144,6 +146,14 @@ static void unpack_block(int type, const uint8_t *row, size_t b, int8_t w[32], f
             w[j] = (int8_t)((blk[2 + j] & 15) - 8);
             w[j + 16] = (int8_t)((blk[2 + j] >> 4) - 8);
         }
+    } else if (type == CK_DOT_Q5_K) {  // {half d, dmin; uint8 scales[12]; uint8 qh[32]; uint8 qs[128]}
+        // Sub-block j: Q4_K's nibbles plus bit j of qh[l] as the fifth bit.
+        const uint8_t *sb = row + b / 8 * 176, *qh = sb + 16, *qs = sb + 48 + 32 * (b % 8 / 2);
+        int j = (int)(b % 8), shift = 4 * (j % 2), sc, m;
+        scale_min_k4(j, sb + 4, &sc, &m);
+        for (int i = 0; i < 32; i++) w[i] = (int8_t)(((qs[i] >> shift) & 15) | (((qh[i] >> j) & 1) << 4));
+        *dw = half_to_float(sb) * (float)sc;
+        *mw = -(half_to_float(sb + 2) * (float)m);
     } else {  // Q4_K: {half d, dmin; uint8 scales[12]; uint8 qs[128]} per 256 values
         const uint8_t *sb = row + b / 8 * 144, *qs = sb + 16 + 32 * (b % 8 / 2);
         int j = (int)(b % 8), shift = 4 * (j % 2), sc, m;
@@ -190,7 +200,7 @@ static void matmul_scalar(int type, const uint8_t *w, size_t k, size_t r0, size_
                 int32_t sum = type == CK_DOT_Q6_K ? hs[0] * half[0] + hs[1] * half[1] : half[0] + half[1];
                 float s = dw * da[t * nb + b];
                 acc = fmaf((float)sum, s, acc);
-                if (type == CK_DOT_Q4_K) acc = fmaf(mw, sa[t * nb + b], acc);
+                if (type == CK_DOT_Q4_K || type == CK_DOT_Q5_K) acc = fmaf(mw, sa[t * nb + b], acc);
             }
             out[t * ldo + (r - r0)] = acc;
         }
@@ -286,12 +296,22 @@ CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t 
                 _mm512_store_si512((void *)o->q[j], _mm512_maskz_mov_epi32(live, v));
             }
         } else {
-            const uint8_t *p = base + b / 8 * 144 + 16 + 32 * (b % 8 / 2);
+            // Q4_K, and Q5_K with bit (b % 8) of qh[l] as the fifth bit (the mask after the
+            // 16-bit shift keeps each byte's own bit).
+            int five = type == CK_DOT_Q5_K, j5 = (int)(b % 8);
+            const uint8_t *sb = base + b / 8 * (five ? 176 : 144), *p = sb + (five ? 48 : 16) + 32 * (b % 8 / 2);
             int shift = 4 * (int)(b % 2);
+            const __m512i one = _mm512_set1_epi8(1);
             for (int j = 0; j < 8; j++) {
                 __m512i v = _mm512_maskz_mov_epi32(live, _mm512_i32gather_epi32(rows, (const void *)(p + 4 * j), 1));
                 if (shift) v = _mm512_srli_epi16(v, 4);
-                _mm512_store_si512((void *)o->q[j], _mm512_and_si512(v, low));
+                v = _mm512_and_si512(v, low);
+                if (five) {
+                    __m512i hb = _mm512_maskz_mov_epi32(live, _mm512_i32gather_epi32(rows, (const void *)(sb + 16 + 4 * j), 1));
+                    hb = _mm512_and_si512(_mm512_srli_epi16(hb, (unsigned)j5), one);
+                    v = _mm512_or_si512(v, _mm512_slli_epi16(hb, 4));
+                }
+                _mm512_store_si512((void *)o->q[j], v);
             }
         }
         for (size_t i = 0; i < 16; i++) {
@@ -307,8 +327,8 @@ CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t 
                     h1 = (int8_t)sb[s + 1];
                 } else if (type == CK_DOT_Q8_0) dw = half_to_float(row + b * 34);
                 else if (type == CK_DOT_Q4_0) dw = half_to_float(row + b * 18);
-                else {
-                    const uint8_t *sb = row + b / 8 * 144;
+                else {  // Q4_K, Q5_K
+                    const uint8_t *sb = row + b / 8 * (type == CK_DOT_Q5_K ? 176 : 144);
                     int sc, m;
                     scale_min_k4((int)(b % 8), sb + 4, &sc, &m);
                     dw = half_to_float(sb) * (float)sc;
@@ -323,7 +343,7 @@ CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t 
     }
 }
 
-// The kinds of block a tile multiplies: one scale (Q8_0, Q4_0), with offsets (Q4_K), with a
+// The kinds of block a tile multiplies: one scale (Q8_0, Q4_0), with offsets (Q4_K, Q5_K), with a
 // scale per half (Q6_K).
 enum { CK_PLAIN = 0, CK_OFFSETS = 1, CK_HALVES = 2 };
 
@@ -420,20 +440,23 @@ tile_avx2(const ck_blk *rp, size_t nb, int h, const uint8_t *qa, const float *da
     for (size_t b = 0; b < nb; b++) {
         const ck_blk *B = rp + b;
         const __m256 dw = _mm256_loadu_ps(B->dw + 8 * h);
+        // Halves: vpmaddwd multiplies the pair sums by the half's scale (in both 16-bit lanes of
+        // each row's 32-bit lane) instead of by 1: the same integers, s_h·Σ_h, with no vpmulld.
+        __m256i hw[2] = {ones, ones};
+        if (kind == CK_HALVES) {
+            for (int x = 0; x < 2; x++) {
+                __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(B->hs[x] + 8 * h)));
+                hw[x] = _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(v, 16));
+            }
+        }
         for (int t = 0; t < nt; t++) {
             const uint8_t *a = qa + t * k + 32 * b;
-            __m256i s = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+            __m256i s = _mm256_setzero_si256();
             for (int j = 0; j < 8; j++) {
                 __m256i w = _mm256_load_si256((const __m256i *)B->q[j][8 * h]);
                 __m256i x = _mm256_xor_si256(_mm256_set1_epi32(load32(a + 4 * j)), flip);
                 __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
-                if (kind == CK_HALVES && j >= 4) s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p, ones));
-                else s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
-            }
-            if (kind == CK_HALVES) {
-                __m256i h0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(B->hs[0] + 8 * h)));
-                __m256i h1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(B->hs[1] + 8 * h)));
-                s = _mm256_add_epi32(_mm256_mullo_epi32(s, h0), _mm256_mullo_epi32(s1, h1));
+                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, kind == CK_HALVES ? hw[j / 4] : ones));
             }
             __m256 f = _mm256_cvtepi32_ps(s);
             acc[t] = _mm256_fmadd_ps(f, _mm256_mul_ps(dw, _mm256_set1_ps(da[t * (k / 32) + b])), acc[t]);
@@ -501,7 +524,7 @@ void ck_dot_matmul(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
     }
 #ifdef CK_X86
     size_t nb = k / 32, rb = ck_dot_row_bytes(type, k);
-    int kind = type == CK_DOT_Q4_K ? CK_OFFSETS : type == CK_DOT_Q6_K ? CK_HALVES : CK_PLAIN;
+    int kind = type == CK_DOT_Q4_K || type == CK_DOT_Q5_K ? CK_OFFSETS : type == CK_DOT_Q6_K ? CK_HALVES : CK_PLAIN;
     ck_blk *rp = aligned_alloc(64, nb * sizeof(ck_blk));
     if (!rp) {
         matmul_scalar(type, w, k, r0, r1, qa, da, sa, T, out, ldo);

@@ -155,7 +155,7 @@ public enum Transformers {
     /// Threads the integer products use (`setThreads`; default: all cores).
     nonisolated(unsafe) public static var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Q8_0, Q4_0, Q4_K and Q6_K linear layers multiply in integers, with the activations quantized to 8 bits per
+    /// Q8_0, Q4_0, Q4_K, Q5_K and Q6_K linear layers multiply in integers, with the activations quantized to 8 bits per
     /// block of 32 as llama.cpp does (PackedLinear.swift), instead of widening the weights to
     /// f32. On by default; CKPT_F32_PRODUCTS=1 in the environment turns it off. Set it before
     /// loading a model, not while one runs.

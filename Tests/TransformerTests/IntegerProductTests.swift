@@ -1,4 +1,4 @@
-// Integer products of Q8_0, Q4_0, Q4_K and Q6_K weights (PackedLinear.swift, CKernels/dot.c):
+// Integer products of Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights (PackedLinear.swift, CKernels/dot.c):
 // every kernel path gives the same bits as a plain Swift reference of the order ckdot.h
 // defines, the result is the f32 product up to the rounding of the activations to 8 bits
 // (within a bound computed per output from that rounding), and a weight whose bytes can no
@@ -13,7 +13,7 @@ import TestSupport
 @testable import Transformer
 
 @Suite(.serialized) struct IntegerProductTests {
-    static let types: [DType] = [.q8_0, .q4_0, .q4_k, .q6_k]
+    static let types: [DType] = [.q8_0, .q4_0, .q4_k, .q5_k, .q6_k]
 
     /// A weight [OC, C] of `dtype` and its widened values.
     func weights(_ dtype: DType, _ OC: Int, _ C: Int, seed: UInt64) throws -> (PackedWeights, Tensor, [Float]) {
@@ -47,12 +47,17 @@ import TestSupport
                 return Int32(Int8(bitPattern: row[s + 192 + 8 * n + 2 * g + l / 16])) * (v - 32)
             }
             return (q, half(s + 208), 0)
-        default:  // q4_k: {d, dmin, scales[12], qs[128]}; sub-block j of super-block b / 8
-            let s = 144 * (b / 8), j = b % 8, sc = s + 4
+        default:  // q4_k: {d, dmin, scales[12], qs[128]}; q5_k: {d, dmin, scales[12], qh[32], qs[128]}
+            // with bit j of qh[i] on top; sub-block j of super-block b / 8
+            let five = dtype == .q5_k
+            let s = (five ? 176 : 144) * (b / 8), j = b % 8, sc = s + 4, qs = s + (five ? 48 : 16)
             let (scale, m): (Int, Int) = j < 4
                 ? (Int(row[sc + j] & 63), Int(row[sc + j + 4] & 63))
                 : (Int(row[sc + j + 4] & 15) | Int(row[sc + j - 4] >> 6) << 4, Int(row[sc + j + 4] >> 4) | Int(row[sc + j] >> 6) << 4)
-            let q = (0..<32).map { i in Int32(j % 2 == 0 ? row[s + 16 + 32 * (j / 2) + i] & 15 : row[s + 16 + 32 * (j / 2) + i] >> 4) }
+            let q = (0..<32).map { i -> Int32 in
+                let low = Int32(j % 2 == 0 ? row[qs + 32 * (j / 2) + i] & 15 : row[qs + 32 * (j / 2) + i] >> 4)
+                return five ? low | Int32((row[s + 16 + i] >> j) & 1) << 4 : low
+            }
             return (q, half(s) * Float(scale), -(half(s + 2) * Float(m)))
         }
     }
@@ -71,7 +76,7 @@ import TestSupport
                     var sum: Int32 = 0
                     for i in 0..<32 { sum += q[i] * (Int32(a.q[tok * C + 32 * b + i]) - 128) }
                     acc = acc.addingProduct(Float(sum), dw * a.d[tok * nb + b])
-                    if t.dtype == .q4_k { acc = acc.addingProduct(mw, a.sums[tok * nb + b]) }
+                    if t.dtype == .q4_k || t.dtype == .q5_k { acc = acc.addingProduct(mw, a.sums[tok * nb + b]) }
                 }
                 out[tok * OC + r] = acc
             }
@@ -84,7 +89,7 @@ import TestSupport
     /// 16 or 8), 11 tokens (not a multiple of 8 or 4), an odd number of blocks.
     @Test(arguments: types)
     func everyPathEqualsTheReference(_ dtype: DType) throws {
-        let OC = 37, C = dtype == .q4_k || dtype == .q6_k ? 768 : 96, T = 11
+        let OC = 37, C = [.q4_k, .q5_k, .q6_k].contains(dtype) ? 768 : 96, T = 11
         let (packed, t, _) = try weights(dtype, OC, C, seed: 11)
         let x = randomFloats(T * C, seed: 12)
         let want = try Self.reference(t, IntegerProducts.Activations(x, T: T, C: C))
