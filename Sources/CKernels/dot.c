@@ -58,6 +58,7 @@ size_t ck_dot_row_bytes(int type, size_t k) {
     case CK_DOT_Q8_0: return k / 32 * 34;
     case CK_DOT_Q4_0: return k / 32 * 18;
     case CK_DOT_Q4_K: return k / 256 * 144;
+    case CK_DOT_Q3_K: return k / 256 * 110;
     case CK_DOT_Q5_K: return k / 256 * 176;
     case CK_DOT_Q6_K: return k / 256 * 210;
     default: return 0;
@@ -116,6 +117,13 @@ static void scale_min_k4(int j, const uint8_t *s, int *sc, int *m) {
     }
 }
 
+// ggml's Q3_K scale k (0…15) of a super-block: 4 low bits from scales[k % 8] (low or high
+// nibble), 2 high bits from scales[8 + k % 4], minus 32.
+static int8_t scale_k3(const uint8_t *s, int k) {
+    int low = (s[k % 8] >> (4 * (k / 8))) & 15, high = (s[8 + k % 4] >> (2 * (k / 4))) & 3;
+    return (int8_t)((low | (high << 4)) - 32);
+}
+
 // Block b (32 values) of a stored row: its integers, scale and offset (ckdot.h), and the
 // scales of its halves (Q6_K; 1 otherwise).
 static void unpack_block(int type, const uint8_t *row, size_t b, int8_t w[32], float *dw, float *mw, int8_t hs[2]) {
@@ -132,6 +140,18 @@ static void unpack_block(int type, const uint8_t *row, size_t b, int8_t w[32], f
         hs[0] = (int8_t)sb[192 + 8 * n + 2 * g];
         hs[1] = (int8_t)sb[192 + 8 * n + 2 * g + 1];
         *dw = half_to_float(sb + 208);
+        *mw = 0;
+    } else if (type == CK_DOT_Q3_K) {
+        // {uint8 hmask[32], qs[64], scales[12]; half d} per 256 values, in two halves of 128:
+        // value 32j + l of half n is bits 2j, 2j + 1 of qs[32n + l], minus 4 unless bit 4n + j
+        // of hmask[l] is set; scales 8n + 2j and 8n + 2j + 1 (ggml's dequantize_row_q3_K).
+        const uint8_t *sb = row + b / 8 * 110;
+        int n = (int)(b % 8 / 4), j = (int)(b % 4), hbit = 4 * n + j;
+        const uint8_t *qs = sb + 32 + 32 * n;
+        for (int l = 0; l < 32; l++) w[l] = (int8_t)(((qs[l] >> (2 * j)) & 3) + (((sb[l] >> hbit) & 1) << 2) - 4);
+        hs[0] = scale_k3(sb + 96, 8 * n + 2 * j);
+        hs[1] = scale_k3(sb + 96, 8 * n + 2 * j + 1);
+        *dw = half_to_float(sb + 108);
         *mw = 0;
     } else if (type == CK_DOT_Q8_0) {
         const uint8_t *blk = row + b * 34;
@@ -197,7 +217,7 @@ static void matmul_scalar(int type, const uint8_t *w, size_t k, size_t r0, size_
                 unpack_block(type, w + r * rb, b, v, &dw, &mw, hs);
                 int32_t half[2] = {0, 0};
                 for (int i = 0; i < 32; i++) half[i / 16] += (int32_t)v[i] * ((int32_t)a[32 * b + i] - 128);
-                int32_t sum = type == CK_DOT_Q6_K ? hs[0] * half[0] + hs[1] * half[1] : half[0] + half[1];
+                int32_t sum = hs[0] * half[0] + hs[1] * half[1];  // hs = 1, 1 but for Q6_K, Q3_K
                 float s = dw * da[t * nb + b];
                 acc = fmaf((float)sum, s, acc);
                 if (type == CK_DOT_Q4_K || type == CK_DOT_Q5_K) acc = fmaf(mw, sa[t * nb + b], acc);
@@ -280,6 +300,19 @@ CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t 
                 _mm512_store_si512((void *)o->q[j], _mm512_maskz_mov_epi32(live, lo));
                 _mm512_store_si512((void *)o->q[j + 4], _mm512_maskz_mov_epi32(live, hi));
             }
+        } else if (type == CK_DOT_Q3_K) {
+            // unpack_block's layout: 2 bits from qs, plus 4 where hmask's bit is set, minus 4.
+            int n3 = (int)(b % 8 / 4), j3 = (int)(b % 4);
+            const uint8_t *hm = base + b / 8 * 110, *qs = hm + 32 + 32 * n3;
+            const __m512i three = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1), four = _mm512_set1_epi8(4);
+            for (int j = 0; j < 8; j++) {
+                __m512i q = _mm512_i32gather_epi32(rows, (const void *)(qs + 4 * j), 1);
+                __m512i h = _mm512_i32gather_epi32(rows, (const void *)(hm + 4 * j), 1);
+                q = _mm512_and_si512(_mm512_srli_epi16(q, (unsigned)(2 * j3)), three);
+                h = _mm512_and_si512(_mm512_srli_epi16(h, (unsigned)(4 * n3 + j3)), one);
+                __m512i v = _mm512_sub_epi8(_mm512_or_si512(q, _mm512_slli_epi16(h, 2)), four);
+                _mm512_store_si512((void *)o->q[j], _mm512_maskz_mov_epi32(live, v));
+            }
         } else if (type == CK_DOT_Q6_K) {
             // unpack_block's layout: low 4 bits from ql, 2 high bits from qh (after the 16-bit
             // shifts, the masks keep each byte's own bits), minus 32.
@@ -325,6 +358,12 @@ CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t 
                     dw = half_to_float(sb + 208);
                     h0 = (int8_t)sb[s];
                     h1 = (int8_t)sb[s + 1];
+                } else if (type == CK_DOT_Q3_K) {
+                    const uint8_t *sb = row + b / 8 * 110;
+                    int s = 8 * (int)(b % 8 / 4) + 2 * (int)(b % 4);
+                    dw = half_to_float(sb + 108);
+                    h0 = scale_k3(sb + 96, s);
+                    h1 = scale_k3(sb + 96, s + 1);
                 } else if (type == CK_DOT_Q8_0) dw = half_to_float(row + b * 34);
                 else if (type == CK_DOT_Q4_0) dw = half_to_float(row + b * 18);
                 else {  // Q4_K, Q5_K
@@ -344,7 +383,7 @@ CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t 
 }
 
 // The kinds of block a tile multiplies: one scale (Q8_0, Q4_0), with offsets (Q4_K, Q5_K), with a
-// scale per half (Q6_K).
+// scale per half (Q6_K, Q3_K).
 enum { CK_PLAIN = 0, CK_OFFSETS = 1, CK_HALVES = 2 };
 
 // 16 rows × nt tokens; writes out[t·ldo + i] for i < n.
@@ -524,7 +563,7 @@ void ck_dot_matmul(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
     }
 #ifdef CK_X86
     size_t nb = k / 32, rb = ck_dot_row_bytes(type, k);
-    int kind = type == CK_DOT_Q4_K || type == CK_DOT_Q5_K ? CK_OFFSETS : type == CK_DOT_Q6_K ? CK_HALVES : CK_PLAIN;
+    int kind = type == CK_DOT_Q4_K || type == CK_DOT_Q5_K ? CK_OFFSETS : type == CK_DOT_Q6_K || type == CK_DOT_Q3_K ? CK_HALVES : CK_PLAIN;
     ck_blk *rp = aligned_alloc(64, nb * sizeof(ck_blk));
     if (!rp) {
         matmul_scalar(type, w, k, r0, r1, qa, da, sa, T, out, ldo);

@@ -4,8 +4,8 @@
 //   in-memory = base + Σ_models bytes(P) + work
 //   streamed  = base + max_models (bytes(P_block) + 4·P_edge + 4·R·E + B_tensor) + work
 //   work      = Σ_models (4·S·T·(2·C + 2·V) + 4·T·(4·W + T))
-// bytes(·): 4 per value, except linear weights multiplied as stored (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K with
-// integer products: their stored size; plus the stored table for a tied head in memory),
+// bytes(·): 4 per value, except linear weights multiplied as stored (the types
+// `IntegerProducts.kernelType` names, with integer products: their stored size; plus the stored table for a tied head in memory),
 // P all parameters, P_block the largest block's, P_edge the embedding projection/norms and
 // the final norm/projection, R·E the head rows widened at a time (StreamedModel.headBlockBytes),
 // B_tensor the largest stored tensor of a block (resident while it is widened; a GGUF q/k
@@ -40,7 +40,7 @@ public struct MemoryEstimate: Sendable, Equatable {
     public var inMemory: Int
     public var streamed: Int
     /// Every model multiplies at least half of its blocks' linear weights (by parameter count)
-    /// in integers from their stored bytes (quantized GGUFs: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K). Streamed, those
+    /// in integers from their stored bytes (quantized GGUFs of the types `IntegerProducts.kernelType` names). Streamed, those
     /// weights are read from the mapped file as they are needed and the token table by rows;
     /// in memory, the stored bytes are copied and the token table widened to f32 first, so one
     /// pass costs more time as well as more memory (BENCHMARKS.md: 1.36–1.62× slower on a
@@ -110,7 +110,7 @@ public enum Memory {
     private static func count(_ shape: [Int]) -> Int { shape.reduce(1, *) }
 
     /// Bytes a parameter takes while used: its stored size for a linear weight that an integer
-    /// kernel multiplies as stored (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; `Transformers.integerProducts`), else 4 per value.
+    /// kernel multiplies as stored (`IntegerProducts.kernelType`; `Transformers.integerProducts`), else 4 per value.
     static func weightBytes(_ slot: ParamSlot, _ graph: WeightGraph?) -> Int {
         if Transformers.integerProducts, slot.shape.count == 2, ![.tokenEmbedding, .positionEmbedding, .tokenTypeEmbedding].contains(slot.role),
            let t = graph?.tensor(named: slot.name), PackedWeights.hasIntegerKernel(t.dtype) {

@@ -155,11 +155,15 @@ public enum Transformers {
     /// Threads the integer products use (`setThreads`; default: all cores).
     nonisolated(unsafe) public static var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Q8_0, Q4_0, Q4_K, Q5_K and Q6_K linear layers multiply in integers, with the activations quantized to 8 bits per
-    /// block of 32 as llama.cpp does (PackedLinear.swift), instead of widening the weights to
-    /// f32. On by default; CKPT_F32_PRODUCTS=1 in the environment turns it off. Set it before
-    /// loading a model, not while one runs.
+    /// Linear layers of the `integerProductTypes` multiply in integers, with the activations
+    /// quantized to 8 bits per block of 32 as llama.cpp does (PackedLinear.swift), instead of
+    /// widening the weights to f32. On by default; CKPT_F32_PRODUCTS=1 in the environment turns
+    /// it off. Set it before loading a model, not while one runs.
     nonisolated(unsafe) public static var integerProducts = getenv("CKPT_F32_PRODUCTS").map { String(cString: $0) != "1" } ?? true
+
+    /// The stored types an integer kernel multiplies (`IntegerProducts.kernelType`), for help
+    /// texts and reports.
+    public static var integerProductTypes: [DType] { DType.allCases.filter { IntegerProducts.kernelType($0) != nil } }
 }
 
 /// Access to a checkpoint's weights as f32, with shape checks against the config.

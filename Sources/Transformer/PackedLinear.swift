@@ -1,13 +1,13 @@
 // Products with weights kept in their stored dtype (GGUF blocks, int8/int4 groups, f16/bf16),
 // so the [OC, C] matrix never exists in f32. Two ways:
 //
-// Integer products (Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights; the default, `Transformers.integerProducts`):
+// Integer products (the types `IntegerProducts.kernelType` names: Q8_0, Q4_0, Q3_K, Q4_K, Q5_K, Q6_K; the default, `Transformers.integerProducts`):
 // as llama.cpp multiplies quantized weights, the activations are quantized to 8 bits per
 // block of 32 (scale max|x|/127, kept in f32) and each output is Σ_blocks d_w·d_x·(Σ int·int)
-// (+ the Q4_K/Q5_K sub-block minimum times d_x·Σx; Q6_K's two 16-value halves scaled apart), in C with AVX-512 VNNI or AVX2
+// (+ the Q4_K/Q5_K sub-block minimum times d_x·Σx; Q6_K's and Q3_K's two 16-value halves scaled apart), in C with AVX-512 VNNI or AVX2
 // (CKernels/dot.c, ckdot.h; the paths agree bit for bit), threads over groups of 16 output
 // rows. Measured (BENCHMARKS.md, "Integer products, second round"): on one core ~125 G
-// multiply-adds per second for Q8_0, ~120 for Q4_0, ~100 for Q4_K, ~85–90 for Q5_K and Q6_K, against ~40 for widening
+// multiply-adds per second for Q8_0, ~120 for Q4_0, ~100 for Q4_K, ~85–93 for Q3_K, Q5_K and Q6_K, against ~40 for widening
 // to f32 + sgemm, so every one of these types is multiplied in integers. The activations'
 // rounding moves the outputs by ~0.3 % of their scale (the same as llama.cpp's), so
 // CKPT_F32_PRODUCTS=1 (or `integerProducts = false`) widens instead, for exact comparisons.
@@ -169,6 +169,7 @@ enum IntegerProducts {
         switch dtype {
         case .q8_0: return Int32(CK_DOT_Q8_0)
         case .q4_0: return Int32(CK_DOT_Q4_0)
+        case .q3_k: return Int32(CK_DOT_Q3_K)
         case .q4_k: return Int32(CK_DOT_Q4_K)
         case .q5_k: return Int32(CK_DOT_Q5_K)
         case .q6_k: return Int32(CK_DOT_Q6_K)

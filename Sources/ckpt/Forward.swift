@@ -13,7 +13,7 @@ struct Forward: ParsableCommand {
             \(Architectures.modelTypes.joined(separator: ", ")). Decoders give logits (a bare \
             XxxModel the last hidden state), encoders the last hidden state; seed_transformer \
             is the seed article's encoder. Weights in any float or block-quantized dtype \
-            (GGUF's types, ckpt's int8/int4) are used as f32, except Q8_0, Q4_0, Q4_K, Q5_K and Q6_K linear \
+            (GGUF's types, ckpt's int8/int4) are used as f32, except \(Transformers.integerProductTypes.map { $0.description.uppercased() }.joined(separator: ", ")) linear \
             weights, multiplied in integers with the activations quantized to 8 bits per block \
             of 32 as llama.cpp does (CKPT_F32_PRODUCTS=1 widens them instead). Writes \
             logits [T, V] or the last hidden state [T, C] as a float32 .npy. A stored tensor \

@@ -1,4 +1,4 @@
-// Integer products of Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights (PackedLinear.swift, CKernels/dot.c):
+// Integer products of Q8_0, Q4_0, Q3_K, Q4_K, Q5_K and Q6_K weights (PackedLinear.swift, CKernels/dot.c):
 // every kernel path gives the same bits as a plain Swift reference of the order ckdot.h
 // defines, the result is the f32 product up to the rounding of the activations to 8 bits
 // (within a bound computed per output from that rounding), and a weight whose bytes can no
@@ -13,7 +13,7 @@ import TestSupport
 @testable import Transformer
 
 @Suite(.serialized) struct IntegerProductTests {
-    static let types: [DType] = [.q8_0, .q4_0, .q4_k, .q5_k, .q6_k]
+    static let types: [DType] = [.q8_0, .q4_0, .q3_k, .q4_k, .q5_k, .q6_k]
 
     /// A weight [OC, C] of `dtype` and its widened values.
     func weights(_ dtype: DType, _ OC: Int, _ C: Int, seed: UInt64) throws -> (PackedWeights, Tensor, [Float]) {
@@ -47,6 +47,19 @@ import TestSupport
                 return Int32(Int8(bitPattern: row[s + 192 + 8 * n + 2 * g + l / 16])) * (v - 32)
             }
             return (q, half(s + 208), 0)
+        case .q3_k:  // {hmask[32], qs[64], scales[12], d}; block b % 8 of super-block b / 8:
+            // half n = (b % 8) / 4, j = b % 4: bits 2j of qs[32n + l], −4 unless bit 4n + j of
+            // hmask[l]; 6-bit scales 8n + 2j + l / 16 minus 32 (ggml's dequantize_row_q3_K).
+            let s = 110 * (b / 8), n = b % 8 / 4, j = b % 4
+            func scale(_ k: Int) -> Int32 {
+                let low = Int32(row[s + 96 + k % 8] >> (4 * (k / 8))) & 15, high = Int32(row[s + 104 + k % 4] >> (2 * (k / 4))) & 3
+                return (low | high << 4) - 32
+            }
+            let q = (0..<32).map { l -> Int32 in
+                let v = Int32((row[s + 32 + 32 * n + l] >> (2 * j)) & 3) - ((row[s + l] >> (4 * n + j)) & 1 == 1 ? 0 : 4)
+                return scale(8 * n + 2 * j + l / 16) * v
+            }
+            return (q, half(s + 108), 0)
         default:  // q4_k: {d, dmin, scales[12], qs[128]}; q5_k: {d, dmin, scales[12], qh[32], qs[128]}
             // with bit j of qh[i] on top; sub-block j of super-block b / 8
             let five = dtype == .q5_k
@@ -89,7 +102,7 @@ import TestSupport
     /// 16 or 8), 11 tokens (not a multiple of 8 or 4), an odd number of blocks.
     @Test(arguments: types)
     func everyPathEqualsTheReference(_ dtype: DType) throws {
-        let OC = 37, C = [.q4_k, .q5_k, .q6_k].contains(dtype) ? 768 : 96, T = 11
+        let OC = 37, C = [.q3_k, .q4_k, .q5_k, .q6_k].contains(dtype) ? 768 : 96, T = 11
         let (packed, t, _) = try weights(dtype, OC, C, seed: 11)
         let x = randomFloats(T * C, seed: 12)
         let want = try Self.reference(t, IntegerProducts.Activations(x, T: T, C: C))
@@ -182,7 +195,7 @@ import TestSupport
     /// A streamed weight is read from the mapped file for each product. A file truncated after
     /// it was opened ends in an error naming the tensor and the file, not SIGBUS or a trap.
     @Test func truncatedFileIsAnErrorNotATrap() throws {
-        let dir = try TempDir()
+        let dir = TempDir()
         let path = dir.file("w.gguf")
         let (_, t, _) = try weights(.q8_0, 64, 256, seed: 51)
         var graph = WeightGraph()

@@ -1,5 +1,5 @@
-// Integer dot products for the forward pass: GGUF block-quantized weights (Q8_0, Q4_0, Q4_K,
-// Q5_K, Q6_K, used as stored) times activations quantized to 8 bits per block of 32, as llama.cpp
+// Integer dot products for the forward pass: GGUF block-quantized weights (Q8_0, Q4_0, Q3_K,
+// Q4_K, Q5_K, Q6_K, used as stored) times activations quantized to 8 bits per block of 32, as llama.cpp
 // multiplies quantized weights. Kept apart from ckernels.h (the quantizers' header).
 //
 // Each weight block of 32 values is an integer vector w[32] and an f32 scale dw (and, for
@@ -10,7 +10,9 @@
 //   Q5_K: as Q4_K with a fifth bit from qh: w = q (0…31);
 //   Q6_K: two halves of 16 values with their own int8 scales s_0, s_1: w_i = s_h·(q_i − 32)
 //         (q the 6-bit value, h = i / 16; the kernels sum each half and scale the sums, the
-//         same integers), dw = d.
+//         same integers), dw = d;
+//   Q3_K: as Q6_K, with w = q − 4·(1 − h) (q the 2-bit value, h its bit in hmask) and the
+//         halves' 6-bit scales minus 32.
 // The value it stands for is dw·w_i (+ mw). Every path (AVX-512 VNNI, AVX2 + FMA, portable
 // scalar) computes each output with the same integer sums and the same f32 operations in the
 // same order, so the paths agree bit for bit:
@@ -26,7 +28,7 @@
 #include <stdint.h>
 
 /// Weight block types the kernels multiply (values of the `type` arguments).
-enum { CK_DOT_Q8_0 = 0, CK_DOT_Q4_0 = 1, CK_DOT_Q4_K = 2, CK_DOT_Q6_K = 3, CK_DOT_Q5_K = 4 };
+enum { CK_DOT_Q8_0 = 0, CK_DOT_Q4_0 = 1, CK_DOT_Q4_K = 2, CK_DOT_Q6_K = 3, CK_DOT_Q5_K = 4, CK_DOT_Q3_K = 5 };
 
 /// Bytes of one stored row of `k` values of `type` (k a multiple of its block size: 32, or
 /// 256 for the k-quants); 0 for an unknown type.
