@@ -1,11 +1,11 @@
 // Kernel microbenchmark (not built by SwiftPM): the integer product of CKernels/dot.c (Q8_0,
-// or Q4_0 / Q3_K / Q4_K / Q5_K / Q6_K with a fourth argument) against widening the same matrix to f32 and
+// or another type with a fourth argument) against widening the same matrix to f32 and
 // multiplying with OpenBLAS's sgemm, one thread, thread CPU time (so a loaded machine slows
 // both alike). Random bytes as weights (scales set to 2^-7 so the values stay finite).
 //
 //   cc -O2 -ISources/CKernels/include bench/q8dot_bench.c Sources/CKernels/dot.c \
 //      Sources/CKernels/ckz.c -lopenblas -lm -o /tmp/q8dot_bench
-//   OPENBLAS_NUM_THREADS=1 /tmp/q8dot_bench 2048 2048 128 [q8_0|q4_0|q3_k|q4_k|q5_k|q6_k]  # rows, width, tokens
+//   OPENBLAS_NUM_THREADS=1 /tmp/q8dot_bench 2048 2048 128 [q8_0|q4_0|q4_1|q5_0|q5_1|q3_k|q4_k|q5_k|q6_k]  # rows, width, tokens
 //   CKPT_Q8_PATH=avx2 ... (or scalar) forces a path
 #include "ckdot.h"
 #include <cblas.h>
@@ -25,15 +25,16 @@ int main(int argc, char **argv) {
     size_t R = strtoul(argv[1], 0, 10), K = strtoul(argv[2], 0, 10), T = strtoul(argv[3], 0, 10), nb = K / 32;
     const char *name = argc > 4 ? argv[4] : "q8_0";
     int type = strcmp(name, "q4_0") == 0 ? CK_DOT_Q4_0 : strcmp(name, "q4_k") == 0 ? CK_DOT_Q4_K
-             : strcmp(name, "q3_k") == 0 ? CK_DOT_Q3_K : strcmp(name, "q5_k") == 0 ? CK_DOT_Q5_K : strcmp(name, "q6_k") == 0 ? CK_DOT_Q6_K : CK_DOT_Q8_0;
+             : strcmp(name, "q4_1") == 0 ? CK_DOT_Q4_1 : strcmp(name, "q5_0") == 0 ? CK_DOT_Q5_0
+             : strcmp(name, "q5_1") == 0 ? CK_DOT_Q5_1 : strcmp(name, "q3_k") == 0 ? CK_DOT_Q3_K : strcmp(name, "q5_k") == 0 ? CK_DOT_Q5_K : strcmp(name, "q6_k") == 0 ? CK_DOT_Q6_K : CK_DOT_Q8_0;
     size_t rb = ck_dot_row_bytes(type, K);
-    size_t bs = type == CK_DOT_Q3_K ? 110 : type == CK_DOT_Q6_K ? 210 : type == CK_DOT_Q5_K ? 176 : type == CK_DOT_Q4_K ? 144 : type == CK_DOT_Q4_0 ? 18 : 34, dAt = type == CK_DOT_Q6_K ? 208 : type == CK_DOT_Q3_K ? 108 : 0;
+    size_t bs = type == CK_DOT_Q4_1 ? 20 : type == CK_DOT_Q5_0 ? 22 : type == CK_DOT_Q5_1 ? 24 : type == CK_DOT_Q3_K ? 110 : type == CK_DOT_Q6_K ? 210 : type == CK_DOT_Q5_K ? 176 : type == CK_DOT_Q4_K ? 144 : type == CK_DOT_Q4_0 ? 18 : 34, dAt = type == CK_DOT_Q6_K ? 208 : type == CK_DOT_Q3_K ? 108 : 0;
     uint8_t *w = malloc(R * rb);
     srand(1);
     for (size_t i = 0; i < R * rb; i++) w[i] = (uint8_t)rand();
     for (size_t i = 0; i < R * rb / bs; i++) {  // d (and Q4_K's dmin) = 2^-7
         w[i * bs + dAt] = 0; w[i * bs + dAt + 1] = 0x20;
-        if (type == CK_DOT_Q4_K || type == CK_DOT_Q5_K) { w[i * bs + 2] = 0; w[i * bs + 3] = 0x20; }
+        if (type == CK_DOT_Q4_K || type == CK_DOT_Q5_K || type == CK_DOT_Q4_1 || type == CK_DOT_Q5_1) { w[i * bs + 2] = 0; w[i * bs + 3] = 0x20; }
     }
     float *x = malloc(T * K * 4), *wf = malloc(R * K * 4), *o = calloc(T * R, 4), *o2 = calloc(T * R, 4);
     for (size_t i = 0; i < T * K; i++) x[i] = (float)(rand() % 2001 - 1000) * 1e-3f;

@@ -57,6 +57,9 @@ size_t ck_dot_row_bytes(int type, size_t k) {
     switch (type) {
     case CK_DOT_Q8_0: return k / 32 * 34;
     case CK_DOT_Q4_0: return k / 32 * 18;
+    case CK_DOT_Q4_1: return k / 32 * 20;
+    case CK_DOT_Q5_0: return k / 32 * 22;
+    case CK_DOT_Q5_1: return k / 32 * 24;
     case CK_DOT_Q4_K: return k / 256 * 144;
     case CK_DOT_Q3_K: return k / 256 * 110;
     case CK_DOT_Q5_K: return k / 256 * 176;
@@ -166,6 +169,20 @@ static void unpack_block(int type, const uint8_t *row, size_t b, int8_t w[32], f
             w[j] = (int8_t)((blk[2 + j] & 15) - 8);
             w[j + 16] = (int8_t)((blk[2 + j] >> 4) - 8);
         }
+    } else if (type == CK_DOT_Q4_1 || type == CK_DOT_Q5_0 || type == CK_DOT_Q5_1) {
+        // {half d; [half m]; [uint8 qh[4]]; uint8 qs[16]}: value j < 16 is the low nibble of
+        // qs[j], value j + 16 the high one; Q5: bit j of qh (little-endian) on top; Q5_0 − 16.
+        int hasMin = type != CK_DOT_Q5_0, five = type != CK_DOT_Q4_1;
+        size_t bs = type == CK_DOT_Q4_1 ? 20 : type == CK_DOT_Q5_0 ? 22 : 24;
+        const uint8_t *blk = row + b * bs, *qh = blk + (hasMin ? 4 : 2), *qs = qh + (five ? 4 : 0);
+        uint32_t h = five ? (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24 : 0;
+        int off = type == CK_DOT_Q5_0 ? 16 : 0;
+        for (int j = 0; j < 16; j++) {
+            w[j] = (int8_t)(((qs[j] & 15) | ((h >> j) & 1) << 4) - off);
+            w[j + 16] = (int8_t)(((qs[j] >> 4) | ((h >> (j + 16)) & 1) << 4) - off);
+        }
+        *dw = half_to_float(blk);
+        *mw = hasMin ? half_to_float(blk + 2) : 0;
     } else if (type == CK_DOT_Q5_K) {  // {half d, dmin; uint8 scales[12]; uint8 qh[32]; uint8 qs[128]}
         // Sub-block j: Q4_K's nibbles plus bit j of qh[l] as the fifth bit.
         const uint8_t *sb = row + b / 8 * 176, *qh = sb + 16, *qs = sb + 48 + 32 * (b % 8 / 2);
@@ -220,7 +237,8 @@ static void matmul_scalar(int type, const uint8_t *w, size_t k, size_t r0, size_
                 int32_t sum = hs[0] * half[0] + hs[1] * half[1];  // hs = 1, 1 but for Q6_K, Q3_K
                 float s = dw * da[t * nb + b];
                 acc = fmaf((float)sum, s, acc);
-                if (type == CK_DOT_Q4_K || type == CK_DOT_Q5_K) acc = fmaf(mw, sa[t * nb + b], acc);
+                if (type == CK_DOT_Q4_K || type == CK_DOT_Q5_K || type == CK_DOT_Q4_1 || type == CK_DOT_Q5_1)
+                    acc = fmaf(mw, sa[t * nb + b], acc);
             }
             out[t * ldo + (r - r0)] = acc;
         }
@@ -382,7 +400,8 @@ CK_VNNI static void repack16_vnni(int type, const uint8_t *w, size_t rb, size_t 
     }
 }
 
-// The kinds of block a tile multiplies: one scale (Q8_0, Q4_0), with offsets (Q4_K, Q5_K), with a
+// The kinds of block a tile multiplies: one scale (Q8_0, Q4_0, Q5_0), with offsets (Q4_1, Q5_1,
+// Q4_K, Q5_K), with a
 // scale per half (Q6_K, Q3_K).
 enum { CK_PLAIN = 0, CK_OFFSETS = 1, CK_HALVES = 2 };
 
@@ -563,7 +582,7 @@ void ck_dot_matmul(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
     }
 #ifdef CK_X86
     size_t nb = k / 32, rb = ck_dot_row_bytes(type, k);
-    int kind = type == CK_DOT_Q4_K || type == CK_DOT_Q5_K ? CK_OFFSETS : type == CK_DOT_Q6_K || type == CK_DOT_Q3_K ? CK_HALVES : CK_PLAIN;
+    int kind = type == CK_DOT_Q4_K || type == CK_DOT_Q5_K || type == CK_DOT_Q4_1 || type == CK_DOT_Q5_1 ? CK_OFFSETS : type == CK_DOT_Q6_K || type == CK_DOT_Q3_K ? CK_HALVES : CK_PLAIN;
     ck_blk *rp = aligned_alloc(64, nb * sizeof(ck_blk));
     if (!rp) {
         matmul_scalar(type, w, k, r0, r1, qa, da, sa, T, out, ldo);
@@ -571,7 +590,8 @@ void ck_dot_matmul(int type, const uint8_t *w, size_t k, size_t r0, size_t r1,
     }
     for (size_t r = r0; r < r1; r += 16) {
         size_t n = r1 - r < 16 ? r1 - r : 16;
-        if (path == 2) repack16_vnni(type, w, rb, nb, r, n, rp);
+        // Q4_1, Q5_0, Q5_1 (rare now) are repacked one row at a time.
+        if (path == 2 && type != CK_DOT_Q4_1 && type != CK_DOT_Q5_0 && type != CK_DOT_Q5_1) repack16_vnni(type, w, rb, nb, r, n, rp);
         else repack16(type, w, rb, nb, r, n, rp);
         if (path == 2) {
             corrections_vnni(rp, nb, kind == CK_HALVES);

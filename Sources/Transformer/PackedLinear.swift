@@ -169,6 +169,9 @@ enum IntegerProducts {
         switch dtype {
         case .q8_0: return Int32(CK_DOT_Q8_0)
         case .q4_0: return Int32(CK_DOT_Q4_0)
+        case .q4_1: return Int32(CK_DOT_Q4_1)
+        case .q5_0: return Int32(CK_DOT_Q5_0)
+        case .q5_1: return Int32(CK_DOT_Q5_1)
         case .q3_k: return Int32(CK_DOT_Q3_K)
         case .q4_k: return Int32(CK_DOT_Q4_K)
         case .q5_k: return Int32(CK_DOT_Q5_K)

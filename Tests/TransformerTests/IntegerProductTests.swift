@@ -1,4 +1,4 @@
-// Integer products of Q8_0, Q4_0, Q3_K, Q4_K, Q5_K and Q6_K weights (PackedLinear.swift, CKernels/dot.c):
+// Integer products of the GGUF block types but Q2_K (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q3_K…Q6_K) (PackedLinear.swift, CKernels/dot.c):
 // every kernel path gives the same bits as a plain Swift reference of the order ckdot.h
 // defines, the result is the f32 product up to the rounding of the activations to 8 bits
 // (within a bound computed per output from that rounding), and a weight whose bytes can no
@@ -13,7 +13,7 @@ import TestSupport
 @testable import Transformer
 
 @Suite(.serialized) struct IntegerProductTests {
-    static let types: [DType] = [.q8_0, .q4_0, .q3_k, .q4_k, .q5_k, .q6_k]
+    static let types: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q3_k, .q4_k, .q5_k, .q6_k]
 
     /// A weight [OC, C] of `dtype` and its widened values.
     func weights(_ dtype: DType, _ OC: Int, _ C: Int, seed: UInt64) throws -> (PackedWeights, Tensor, [Float]) {
@@ -37,6 +37,16 @@ import TestSupport
                 return Int32(i < 16 ? byte & 15 : byte >> 4) - 8
             }
             return (q, half(18 * b), 0)
+        case .q4_1, .q5_0, .q5_1:  // {d, [m], [qh: UInt32 LE], qs[16]}: nibble i % 16, bit i of qh on top
+            let bs = dtype == .q4_1 ? 20 : dtype == .q5_0 ? 22 : 24, at = bs * b
+            let qsAt = at + (dtype == .q5_1 ? 8 : dtype == .q5_0 ? 6 : 4)
+            let qh: UInt32 = dtype == .q4_1 ? 0 : (0..<4).reduce(0) { $0 | UInt32(row[qsAt - 4 + $1]) << (8 * $1) }
+            let q = (0..<32).map { i -> Int32 in
+                let byte = row[qsAt + i % 16]
+                let v = Int32(i < 16 ? byte & 15 : byte >> 4) | Int32((qh >> i) & 1) << 4
+                return dtype == .q5_0 ? v - 16 : v
+            }
+            return (q, half(at), dtype == .q5_0 ? 0 : half(at + 2))
         case .q6_k:  // {ql[128], qh[64], int8 scales[16], d}; block b % 8 of super-block b / 8:
             // half n = (b % 8) / 4 of 128 values, quarter g = b % 4 of it (ggml's dequantize_row_q6_K).
             // Each value times its 16-value scale: Σ s·w·a = s·Σ w·a, the same integer.
@@ -89,7 +99,7 @@ import TestSupport
                     var sum: Int32 = 0
                     for i in 0..<32 { sum += q[i] * (Int32(a.q[tok * C + 32 * b + i]) - 128) }
                     acc = acc.addingProduct(Float(sum), dw * a.d[tok * nb + b])
-                    if t.dtype == .q4_k || t.dtype == .q5_k { acc = acc.addingProduct(mw, a.sums[tok * nb + b]) }
+                    if [.q4_1, .q5_1, .q4_k, .q5_k].contains(t.dtype) { acc = acc.addingProduct(mw, a.sums[tok * nb + b]) }
                 }
                 out[tok * OC + r] = acc
             }
