@@ -19,7 +19,7 @@
 //   q5_0  d = max/−16, q = min(31, trunc(x·id + 16.5))
 //   q5_1  d = (max−min)/31, q = min(31, trunc((x−min)·id + 0.5))
 // Every product and sum is a separate f32 operation: the references are not fused
-// (FACTS.md: with `x*id + 8.5f` fused ~1 in 44,000 q4_0 blocks differ). Swift does not
+// (with `x*id + 8.5f` fused, about 1 in 44,000 q4_0 blocks differ). Swift does not
 // contract `a * b + c` into an FMA, and nothing here uses `fma`/`addingProduct`.
 // The hot path is a C kernel with AVX2 (Sources/CKernels/quant.c) doing the same operations;
 // it leaves blocks with non-finite or extreme values, and every block on CPUs without AVX2,

@@ -188,7 +188,7 @@ public struct QuantizationError: Sendable, Equatable {
     public var maxAbs: Double
     /// Signal-to-quantization-noise ratio, 10·log10(Σx² / Σ(x−x̂)²); +inf when exact.
     public var sqnrDB: Double
-    /// RMSE divided by the RMS of the original (the "relative RMSE" of FACTS.md's anchors).
+    /// RMSE divided by the RMS of the original (the usual "relative RMSE" of quantization reports).
     public var relativeRMSE: Double
 
     public static func measure(original: [Float], reconstructed: [Float]) -> QuantizationError {
